@@ -1,0 +1,117 @@
+/* err.c — error code names, descriptions and the message buffer helpers.
+ * Owns the mapping from CHC_E* to text; it knows nothing about ZooKeeper or
+ * curl (their codes are translated in zk.c and ch.c).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chcopier/err.h"
+
+#include "banned.h"
+
+const char *chc_err_name(int code)
+{
+    switch (code) {
+#define XX(name, s) \
+    case CHC_##name: return #name;
+        CHC_ERRNO_MAP(XX)
+#undef XX
+    case 0: return "OK";
+    case -ENOMEM: return "ENOMEM";
+    case -ENOENT: return "ENOENT";
+    case -EINVAL: return "EINVAL";
+    case -EIO: return "EIO";
+    case -ETIMEDOUT: return "ETIMEDOUT";
+    case -EACCES: return "EACCES";
+    default: return "EUNKNOWN";
+    }
+}
+
+const char *chc_strerror(int code)
+{
+    switch (code) {
+#define XX(name, s) \
+    case CHC_##name: return s;
+        CHC_ERRNO_MAP(XX)
+#undef XX
+    case 0: return "success";
+    default:
+        if (code < 0 && code > -4096)
+            return strerror(-code);
+        return "unknown error";
+    }
+}
+
+int chc_err_setv(struct chc_err *err, int code, const char *fmt, va_list ap)
+{
+    if (!err)
+        return code;
+    err->code = code;
+    vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+    return code;
+}
+
+int chc_err_set(struct chc_err *err, int code, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    chc_err_setv(err, code, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+int chc_err_prefix(struct chc_err *err, const char *fmt, ...)
+{
+    char prefix[CHC_ERR_MSG_MAX];
+    char old[CHC_ERR_MSG_MAX];
+    va_list ap;
+
+    if (!err)
+        return -EINVAL;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof(prefix), fmt, ap);
+    va_end(ap);
+    memcpy(old, err->msg, sizeof(old));
+    if (snprintf(err->msg, sizeof(err->msg), "%s: %s", prefix, old) >= (int)sizeof(err->msg))
+        err->msg[sizeof(err->msg) - 1] = '\0'; /* truncated, still terminated */
+    return err->code;
+}
+
+void chc_err_clear(struct chc_err *err)
+{
+    if (!err)
+        return;
+    err->code = 0;
+    err->msg[0] = '\0';
+}
+
+int chc_err_is_transient(int code)
+{
+    switch (code) {
+    case CHC_EZK_CONNLOSS:
+    case CHC_ECH_CONN:
+    case CHC_EBUSY:
+    case -ETIMEDOUT:
+    case -ECONNREFUSED:
+    case -ECONNRESET:
+    case -EAGAIN:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+_Noreturn void chc__bug(const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "BUG: %s:%d: ", file, line);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    abort();
+}
