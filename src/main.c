@@ -1,16 +1,271 @@
 /* main.c — parses the command line and dispatches; the only place that turns
- * an error into an exit code (0 ok, 1 runtime failure, 2 usage/config).
+ * an error into an exit code: 0 done, 1 runtime failure, 2 usage or
+ * configuration error (nothing was changed anywhere).
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "chcopier/buf.h"
+#include "chcopier/cli.h"
+#include "chcopier/log.h"
+#include "chcopier/task.h"
+#include "chcopier/taskstore.h"
+#include "chcopier/worker.h"
+#include "chcopier/zk.h"
 #include "config.h"
+
+#include "banned.h"
+
+static int exit_code(int r)
+{
+    if (r == 0)
+        return 0;
+    if (r == CHC_EUSAGE || r == CHC_ECONFIG)
+        return 2;
+    return 1;
+}
+
+/* Make a path absolute against the current directory, so --daemon (which
+ * changes to /) keeps working with relative paths (clickhouse-copier #11526). */
+static int absolutize(const char **path, char **owned, struct chc_err *err)
+{
+    struct chc_buf b = CHC_BUF_INIT;
+    char cwd[PATH_MAX];
+    int r;
+
+    if (!*path || (*path)[0] == '/')
+        return 0;
+    if (!getcwd(cwd, sizeof(cwd)))
+        return chc_err_set(err, -errno, "cannot get the current directory: %s", strerror(errno));
+    r = chc_buf_addf(&b, "%s/%s", cwd, *path);
+    if (r < 0)
+        return chc_err_set(err, r, "out of memory");
+    *owned = chc_buf_take(&b, NULL);
+    *path = *owned;
+    return 0;
+}
+
+static int daemonize(struct chc_err *err)
+{
+    pid_t pid;
+    int fd;
+
+    pid = fork();
+    if (pid < 0)
+        return chc_err_set(err, -errno, "--daemon: fork failed: %s", strerror(errno));
+    if (pid > 0)
+        _exit(0);
+    if (setsid() < 0)
+        return chc_err_set(err, -errno, "--daemon: setsid failed: %s", strerror(errno));
+    pid = fork();
+    if (pid < 0)
+        return chc_err_set(err, -errno, "--daemon: fork failed: %s", strerror(errno));
+    if (pid > 0)
+        _exit(0);
+    if (chdir("/") < 0)
+        return chc_err_set(err, -errno, "--daemon: chdir failed: %s", strerror(errno));
+    fd = open("/dev/null", O_RDWR);
+    if (fd >= 0) {
+        dup2(fd, STDIN_FILENO);
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+        if (fd > STDERR_FILENO)
+            close(fd);
+    }
+    return 0;
+}
+
+static int write_pid_file(const char *path, struct chc_err *err)
+{
+    char line[32];
+    int fd, n;
+
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return chc_err_set(err, -errno, "--pid-file: cannot write '%s': %s", path,
+                           strerror(errno));
+    n = snprintf(line, sizeof(line), "%ld\n", (long)getpid());
+    if (write(fd, line, (size_t)n) != n) {
+        close(fd);
+        return chc_err_set(err, -EIO, "--pid-file: cannot write '%s'", path);
+    }
+    close(fd);
+    return 0;
+}
+
+static void report_upload(enum taskstore_upload_result res, const char *task_path)
+{
+    switch (res) {
+    case TASKSTORE_CREATED:
+        chc_log_info("uploaded the task description to %s/description", task_path);
+        break;
+    case TASKSTORE_SAME:
+        chc_log_info("task description at %s/description is already up to date", task_path);
+        break;
+    case TASKSTORE_REPLACED:
+        chc_log_warn("replaced the different task description at %s/description "
+                     "(--task-upload-force)",
+                     task_path);
+        break;
+    case TASKSTORE_KEPT:
+        chc_log_warn("a different task description exists at %s/description; keeping it "
+                     "(use --task-upload-force to overwrite)",
+                     task_path);
+        break;
+    }
+}
 
 int main(int argc, char **argv)
 {
-    if (argc > 1 && !strcmp(argv[1], "--version")) {
+    struct chc_err err = CHC_ERR_INIT;
+    struct chc_options o;
+    struct cfg_zk *zkcfg = NULL;
+    struct cfg_task *file_task = NULL;
+    struct zk_session *zs = NULL;
+    char *task_text = NULL, *log_dir = NULL;
+    char *abs_base = NULL, *abs_pid = NULL;
+    size_t task_len = 0;
+    int r, level;
+
+    cli_options_init(&o);
+    r = cli_parse(argc, argv, &o, &err);
+    if (r < 0) {
+        fprintf(stderr, "chcopier: %s\n", err.msg);
+        return 2;
+    }
+    if (o.cmd == CHC_CMD_HELP) {
+        fputs(cli_usage(), stdout);
+        return 0;
+    }
+    if (o.cmd == CHC_CMD_VERSION) {
         printf("chcopier %s\n", CHC_VERSION);
         return 0;
     }
+
+    /* 1. Everything that can be validated locally, before any side effect. */
+    r = cfg_zk_load_file(o.config, &zkcfg, &err);
+    if (r < 0)
+        goto fail;
+    if (o.log_level) {
+        level = chc_log_level_from_string(o.log_level);
+        if (level < 0) {
+            r = chc_err_set(&err, CHC_EUSAGE,
+                            "--log-level: unknown level '%s' (error, warning, info, debug, "
+                            "trace)",
+                            o.log_level);
+            goto fail;
+        }
+    } else if (zkcfg->log_level && chc_log_level_from_string(zkcfg->log_level) >= 0) {
+        level = chc_log_level_from_string(zkcfg->log_level);
+    } else {
+        level = CHC_LOG_INFO;
+    }
+    chc_log_set_level(level);
+    if (o.task_file) {
+        r = cfg_task_load_file(o.task_file, &file_task, &task_text, &err);
+        if (r < 0)
+            goto fail;
+        task_len = strlen(task_text);
+    }
+    r = absolutize(&o.base_dir, &abs_base, &err);
+    if (r == 0)
+        r = absolutize(&o.pid_file, &abs_pid, &err);
+    if (r < 0)
+        goto fail;
+    if (o.umask >= 0)
+        umask((mode_t)o.umask);
+
+    /* 2. Process setup: daemon, pid file, logs. */
+    if (o.daemon && (o.cmd == CHC_CMD_RUN)) {
+        r = daemonize(&err);
+        if (r < 0)
+            goto fail;
+    }
+    if (o.pid_file) {
+        r = write_pid_file(o.pid_file, &err);
+        if (r < 0)
+            goto fail;
+    }
+    if (o.cmd == CHC_CMD_RUN) {
+        struct chc_log_options lo = {o.base_dir ? o.base_dir : ".", 0, o.log_json, NULL};
+        if (o.log_stdout < 0)
+            o.log_stdout = !o.daemon && isatty(STDERR_FILENO);
+        lo.to_stderr = o.log_stdout;
+        r = chc_log_open(&lo, &log_dir, &err);
+        if (r < 0)
+            goto fail;
+    } else {
+        chc_log_set_stderr(1);
+        if (!o.log_level && level > CHC_LOG_WARN && o.cmd != CHC_CMD_UPLOAD)
+            chc_log_set_level(CHC_LOG_WARN);
+    }
+
+    /* 3. ZooKeeper. */
+    r = zk_session_new(zkcfg, zkcfg->session_timeout_ms < 10000 ? zkcfg->session_timeout_ms
+                                                                : 10000,
+                       NULL, &zs, &err);
+    if (r < 0)
+        goto fail;
+    if (task_text) {
+        enum taskstore_upload_result res;
+        r = taskstore_upload(zs, o.task_path, task_text, task_len, o.task_upload_force, &res,
+                             &err);
+        if (r < 0)
+            goto fail;
+        report_upload(res, o.task_path);
+    }
+
+    /* 4. Dispatch. */
+    switch (o.cmd) {
+    case CHC_CMD_UPLOAD:
+        r = 0;
+        break;
+    case CHC_CMD_RUN:
+        r = worker_run(&o, zkcfg, zs, log_dir, &err);
+        zs = NULL; /* the worker owns (and may replace) the session */
+        break;
+    case CHC_CMD_STATUS:
+        r = worker_status(&o, zs, &err);
+        break;
+    case CHC_CMD_PLAN:
+        r = worker_plan(&o, zs, &err);
+        break;
+    case CHC_CMD_CLEAN:
+        r = worker_clean(&o, zs, &err);
+        break;
+    case CHC_CMD_HELP:
+    case CHC_CMD_VERSION:
+        break;
+    }
+    if (r < 0)
+        goto fail;
+    zk_session_free(zs);
+    cfg_zk_free(zkcfg);
+    cfg_task_free(file_task);
+    free(task_text);
+    free(log_dir);
+    free(abs_base);
+    free(abs_pid);
+    chc_log_close();
     return 0;
+fail:
+    /* One line on stderr, always; the log files get it too. */
+    chc_log_set_stderr(0);
+    chc_log_error("%s", err.msg);
+    fprintf(stderr, "chcopier: %s\n", err.msg);
+    zk_session_free(zs);
+    cfg_zk_free(zkcfg);
+    cfg_task_free(file_task);
+    free(task_text);
+    free(log_dir);
+    free(abs_base);
+    free(abs_pid);
+    chc_log_close();
+    return exit_code(r);
 }

@@ -1,0 +1,70 @@
+/* plan.h — pure planning: partitions, pieces, routing and the SQL text of
+ * every step. No I/O; everything here is unit-tested against golden strings.
+ *
+ * Words (docs/design.md): a partition is a value of the DESTINATION's
+ * PARTITION BY expression, written as a SQL literal exactly as ClickHouse
+ * prints it in FORMAT Values ("201801", "'2018-01-01'", "(1,'a')"); the
+ * literal "tuple()" stands for the single partition of a table without
+ * PARTITION BY. A piece is (partition, source shard, k) with
+ * cityHash64(<destination key columns>) % number_of_splits = k.
+ */
+#ifndef CHC_PLAN_H
+#define CHC_PLAN_H
+
+#include <stddef.h>
+
+#include "chcopier/buf.h"
+#include "chcopier/err.h"
+
+struct cfg_table;
+struct cfg_cluster;
+
+#define PLAN_UNPARTITIONED "tuple()"
+
+/* Split a FORMAT Values body "(a),(b),..." into the literals "a", "b". */
+int plan_parse_values(const char *body, char ***ret, size_t *ret_n, struct chc_err *err);
+void plan_strings_free(char **v, size_t n);
+
+/* Encode a partition literal as one ZooKeeper node name (no '/'), and back. */
+int plan_zk_name(const char *literal, struct chc_buf *out);
+int plan_zk_unname(const char *name, struct chc_buf *out);
+
+/* "PARTITION <literal>" or "PARTITION ID 'all'" for the unpartitioned case. */
+int plan_partition_clause(const char *literal, struct chc_buf *out);
+
+/* The expression selecting the partition's rows on the source:
+ * "(<partition_by>) = <literal>" or "1" when unpartitioned. */
+int plan_partition_filter(const struct cfg_table *tb, const char *literal, struct chc_buf *out);
+
+/* Number of pieces a partition is split into (1 when the key is empty). */
+unsigned plan_splits(const struct cfg_table *tb);
+
+/* "cityHash64(<key columns>) % N = k" or "1" when there is one piece. */
+int plan_piece_filter(const struct cfg_table *tb, unsigned k, struct chc_buf *out);
+
+/* Routing like Distributed(cluster_push, db, table, sharding_key): rows whose
+ * (unsigned key) % total_weight falls into destination shard `shard_idx`'s
+ * slot range. `key_type` is the ClickHouse type of the sharding key (from
+ * toTypeName); signed IntN keys are reinterpreted as UIntN like Distributed
+ * does. A non-deterministic key (rand(), ...) is replaced by a hash of the
+ * destination key columns so that every row is routed exactly once. "1" when
+ * the destination has one shard. */
+int plan_route_filter(const struct cfg_table *tb, const char *key_type, size_t shard_idx,
+                      struct chc_buf *out, struct chc_err *err);
+/* 1 if the expression calls a non-deterministic function. */
+int plan_is_nondeterministic(const char *expr);
+
+/* Staging table names. */
+int plan_piece_table(const struct cfg_table *tb, unsigned k, struct chc_buf *out);
+int plan_assembly_table(const struct cfg_table *tb, struct chc_buf *out);
+
+/* Proximity: order of source shards for this host. `local[i]` says whether
+ * shard i has a replica on this host; ties broken by hostname likeness
+ * (number of differing leading characters, as clickhouse-copier) and then
+ * shard number. Writes a permutation of 0..n-1 into order. */
+void plan_shard_order(const struct cfg_cluster *c, const char *hostname, const int *local,
+                      size_t *order);
+/* Count of positions where a and b differ over their common prefix length. */
+size_t plan_hostname_difference(const char *a, const char *b);
+
+#endif

@@ -1,0 +1,322 @@
+/* plan.c — pure planning helpers: partition literals, piece and routing
+ * filters, staging names, proximity order. Knows the task structs and SQL
+ * text; does no I/O and never logs.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chcopier/engine.h"
+#include "chcopier/plan.h"
+#include "chcopier/task.h"
+
+#include "banned.h"
+
+void plan_strings_free(char **v, size_t n)
+{
+    size_t i;
+
+    if (!v)
+        return;
+    for (i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+int plan_parse_values(const char *body, char ***ret, size_t *ret_n, struct chc_err *err)
+{
+    char **v = NULL;
+    size_t n = 0, cap = 0;
+    const char *p = body, *start;
+    int depth;
+    char q;
+
+    for (;;) {
+        while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t' || *p == ',')
+            p++;
+        if (!*p)
+            break;
+        if (*p != '(')
+            goto bad;
+        start = ++p;
+        depth = 1;
+        while (*p && depth > 0) {
+            if (*p == '\'' || *p == '"' || *p == '`') {
+                q = *p++;
+                while (*p && *p != q) {
+                    if (*p == '\\' && p[1])
+                        p++;
+                    p++;
+                }
+                if (!*p)
+                    goto bad;
+            } else if (*p == '(' || *p == '[') {
+                depth++;
+            } else if (*p == ')' || *p == ']') {
+                depth--;
+            }
+            p++;
+        }
+        if (depth != 0)
+            goto bad;
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            char **nv = realloc(v, ncap * sizeof(*nv));
+            if (!nv)
+                goto oom;
+            v = nv;
+            cap = ncap;
+        }
+        v[n] = chc_strndup(start, (size_t)(p - 1 - start));
+        if (!v[n])
+            goto oom;
+        n++;
+    }
+    *ret = v;
+    *ret_n = n;
+    return 0;
+bad:
+    plan_strings_free(v, n);
+    return chc_err_set(err, CHC_EPARSE, "cannot parse partition values near byte %zu",
+                       (size_t)(p - body));
+oom:
+    plan_strings_free(v, n);
+    return chc_err_set(err, -ENOMEM, "out of memory");
+}
+
+int plan_zk_name(const char *literal, struct chc_buf *out)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    int r = 0;
+
+    for (; r == 0 && *literal; literal++) {
+        unsigned char c = (unsigned char)*literal;
+        if (isalnum(c) || c == '-' || c == '_' || c == '.') {
+            r = chc_buf_addch(out, (char)c);
+        } else {
+            char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+            r = chc_buf_add(out, e, 3);
+        }
+    }
+    return r;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+int plan_zk_unname(const char *name, struct chc_buf *out)
+{
+    int r = 0;
+
+    for (; r == 0 && *name; name++) {
+        if (*name == '%') {
+            int hi = hexval(name[1]), lo = hi >= 0 ? hexval(name[2]) : -1;
+            if (hi < 0 || lo < 0)
+                return -EINVAL;
+            r = chc_buf_addch(out, (char)(hi * 16 + lo));
+            name += 2;
+        } else {
+            r = chc_buf_addch(out, *name);
+        }
+    }
+    return r;
+}
+
+int plan_partition_clause(const char *literal, struct chc_buf *out)
+{
+    if (!strcmp(literal, PLAN_UNPARTITIONED))
+        return chc_buf_addstr(out, "PARTITION ID 'all'");
+    return chc_buf_addf(out, "PARTITION %s", literal);
+}
+
+int plan_partition_filter(const struct cfg_table *tb, const char *literal, struct chc_buf *out)
+{
+    if (!tb->engine->partition_by || !strcmp(literal, PLAN_UNPARTITIONED))
+        return chc_buf_addstr(out, "1");
+    return chc_buf_addf(out, "(%s) = %s", tb->engine->partition_by, literal);
+}
+
+unsigned plan_splits(const struct cfg_table *tb)
+{
+    return tb->engine->n_key_columns ? tb->number_of_splits : 1;
+}
+
+static int add_key_columns(const struct cfg_table *tb, struct chc_buf *out)
+{
+    size_t i;
+    int r = 0;
+
+    for (i = 0; r == 0 && i < tb->engine->n_key_columns; i++) {
+        const char *c = tb->engine->key_columns[i];
+        size_t n = strlen(c);
+        /* "x DESC" in a sorting key: hash the expression only. */
+        if (n > 5 && !strcasecmp(c + n - 5, " DESC"))
+            n -= 5;
+        else if (n > 4 && !strcasecmp(c + n - 4, " ASC"))
+            n -= 4;
+        r = chc_buf_addf(out, "%s%.*s", i ? ", " : "", (int)n, c);
+    }
+    return r;
+}
+
+int plan_piece_filter(const struct cfg_table *tb, unsigned k, struct chc_buf *out)
+{
+    unsigned n = plan_splits(tb);
+    int r;
+
+    if (n <= 1)
+        return chc_buf_addstr(out, "1");
+    r = chc_buf_addstr(out, "cityHash64(");
+    if (r == 0)
+        r = add_key_columns(tb, out);
+    if (r == 0)
+        r = chc_buf_addf(out, ") %% %u = %u", n, k);
+    return r;
+}
+
+int plan_is_nondeterministic(const char *expr)
+{
+    static const char *const fns[] = {"rand", "rand64", "randConstant", "now", "today",
+                                      "yesterday", "generateUUIDv4", "rowNumberInBlock",
+                                      "rowNumberInAllBlocks", "blockNumber", "runningDifference"};
+    const char *p = expr;
+
+    while (*p) {
+        if (*p == '\'' || *p == '"' || *p == '`') {
+            char q = *p++;
+            while (*p && *p != q) {
+                if (*p == '\\' && p[1])
+                    p++;
+                p++;
+            }
+            if (*p)
+                p++;
+            continue;
+        }
+        if (isalpha((unsigned char)*p) || *p == '_') {
+            const char *s = p;
+            size_t i, n;
+            while (isalnum((unsigned char)*p) || *p == '_')
+                p++;
+            n = (size_t)(p - s);
+            while (*p == ' ')
+                p++;
+            if (*p != '(')
+                continue;
+            for (i = 0; i < sizeof(fns) / sizeof(fns[0]); i++)
+                if (strlen(fns[i]) == n && !strncasecmp(s, fns[i], n))
+                    return 1;
+            continue;
+        }
+        p++;
+    }
+    return 0;
+}
+
+int plan_route_filter(const struct cfg_table *tb, const char *key_type, size_t shard_idx,
+                      struct chc_buf *out, struct chc_err *err)
+{
+    const struct cfg_cluster *c = tb->push;
+    unsigned total = cfg_cluster_total_weight(c), lo = 0, hi;
+    struct chc_buf key = CHC_BUF_INIT;
+    size_t i;
+    int r;
+
+    if (shard_idx >= c->n_shards)
+        return chc_err_set(err, -EINVAL, "no destination shard %zu", shard_idx + 1);
+    for (i = 0; i < shard_idx; i++)
+        lo += (unsigned)c->shards[i].weight;
+    hi = lo + (unsigned)c->shards[shard_idx].weight;
+    if (c->n_shards == 1 || (lo == 0 && hi == total))
+        return chc_buf_addstr(out, "1");
+    if (hi == lo)
+        return chc_buf_addstr(out, "0");
+    if (plan_is_nondeterministic(tb->sharding_key)) {
+        if (tb->engine->n_key_columns == 0)
+            return chc_err_set(err, CHC_ECONFIG,
+                               "table '%s': sharding_key '%s' is not deterministic and the "
+                               "destination has no ORDER BY key to hash instead; use a "
+                               "deterministic sharding_key",
+                               tb->name, tb->sharding_key);
+        r = chc_buf_addstr(&key, "sipHash64(");
+        if (r == 0)
+            r = add_key_columns(tb, &key);
+        if (r == 0)
+            r = chc_buf_addch(&key, ')');
+    } else if (key_type && !strncmp(key_type, "Int", 3) && isdigit((unsigned char)key_type[3])) {
+        r = chc_buf_addf(&key, "toU%s(%s)", key_type, tb->sharding_key);
+    } else {
+        r = chc_buf_addf(&key, "(%s)", tb->sharding_key);
+    }
+    if (r == 0 && hi - lo == 1)
+        r = chc_buf_addf(out, "%s %% %u = %u", key.buf, total, lo);
+    else if (r == 0)
+        r = chc_buf_addf(out, "%s %% %u BETWEEN %u AND %u", key.buf, total, lo, hi - 1);
+    chc_buf_release(&key);
+    if (r < 0)
+        return chc_err_set(err, r, "out of memory");
+    return 0;
+}
+
+int plan_piece_table(const struct cfg_table *tb, unsigned k, struct chc_buf *out)
+{
+    return chc_buf_addf(out, "%s_piece_%u", tb->table_push, k);
+}
+
+int plan_assembly_table(const struct cfg_table *tb, struct chc_buf *out)
+{
+    return chc_buf_addf(out, "%s_assembly", tb->table_push);
+}
+
+size_t plan_hostname_difference(const char *a, const char *b)
+{
+    size_t n = 0, i, la = strlen(a), lb = strlen(b), m = la < lb ? la : lb;
+
+    for (i = 0; i < m; i++)
+        n += a[i] != b[i];
+    return n;
+}
+
+void plan_shard_order(const struct cfg_cluster *c, const char *hostname, const int *local,
+                      size_t *order)
+{
+    size_t i, j, n = c->n_shards;
+    size_t *diff = calloc(n ? n : 1, sizeof(*diff));
+
+    for (i = 0; i < n; i++) {
+        size_t best = (size_t)-1;
+        for (j = 0; diff && j < c->shards[i].n_replicas; j++) {
+            size_t d = plan_hostname_difference(hostname, c->shards[i].replicas[j].host);
+            if (d < best)
+                best = d;
+        }
+        if (diff)
+            diff[i] = best;
+        order[i] = i;
+    }
+    /* Insertion sort: (remote, difference, shard number). */
+    for (i = 1; i < n; i++) {
+        size_t x = order[i];
+        for (j = i; j > 0; j--) {
+            size_t y = order[j - 1];
+            int before = (!local[x] && local[y]) ? 0
+                         : (local[x] && !local[y]) ? 1
+                         : diff ? diff[x] < diff[y] : 0;
+            if (!before)
+                break;
+            order[j] = y;
+        }
+        order[j] = x;
+    }
+    free(diff);
+}

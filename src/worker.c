@@ -1,0 +1,2150 @@
+/* worker.c — one chcopier process: registers in ZooKeeper, prepares each table
+ * task (destination and staging tables, partition discovery), claims pieces,
+ * copies them through the pull data path, and moves finished partitions.
+ *
+ * Concurrency model: one thread, one libuv loop. Piece copies are async
+ * ClickHouse queries whose callbacks only record completion; every decision
+ * (ZooKeeper writes, cleaning, moves) is taken by the coordinator loop in
+ * worker_run(), which waits by running the loop once at a time. Synchronous
+ * helper queries run the same loop, so transfers keep flowing meanwhile.
+ *
+ * Exactly-once rules (docs/design.md):
+ *   1. a piece (partition p, source shard s, split k) is copied only under the
+ *      ephemeral claim locks/<p>#<k>, which also serialises cleaning of the
+ *      shared staging partition p of <table>_piece_<k>;
+ *   2. the piece node records "started s" before any row is sent and "done s"
+ *      only after every destination query succeeded; a claim that finds a
+ *      started-but-not-done shard, or no shard done yet, first kills stray
+ *      queries and drops p from <table>_piece_<k> on every staging node, and
+ *      forgets every shard done for (p, k);
+ *   3. a partition moves under locks/<p>#move: verify staging against the
+ *      source, assemble, record "assembled", REPLACE PARTITION (idempotent),
+ *      record "moved", verify the destination, drop staging, record "done".
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "chcopier/buf.h"
+#include "chcopier/ch.h"
+#include "chcopier/cli.h"
+#include "chcopier/engine.h"
+#include "chcopier/log.h"
+#include "chcopier/plan.h"
+#include "chcopier/task.h"
+#include "chcopier/taskstore.h"
+#include "chcopier/worker.h"
+#include "chcopier/zk.h"
+
+#include "banned.h"
+
+#define RESPONSE_MAX (64u << 20)
+
+struct worker;
+struct tstate;
+
+/* One node that holds staging data for a destination shard. */
+struct target {
+    size_t shard;
+    const struct cfg_replica *rep;
+};
+
+struct part {
+    char *lit;        /* SQL literal */
+    char *zname;      /* ZooKeeper node name */
+    char hash[17];    /* for query ids */
+    unsigned char *on_shard; /* source shards that have it */
+    int done;         /* moved and verified (cache) */
+    unsigned *done_mask_count; /* unused */
+};
+
+struct piece_state {
+    unsigned char *done; /* per source shard */
+    int started;         /* source shard index or -1 */
+    long long rows;
+    int version;
+    int exists;
+};
+
+struct column {
+    char *name;
+    char *type;
+    char *kind; /* "", DEFAULT, MATERIALIZED, ALIAS */
+    char *expr;
+};
+
+struct tstate {
+    struct worker *w;
+    const struct cfg_table *tb;
+    char *zroot;
+    char *key_type;
+    struct column *cols;
+    size_t n_cols;
+    char *copy_cols;  /* "`a`, `b`" */
+    char *hash_src;   /* cityHash64(CAST(`a` AS T), ...) for the source */
+    char *hash_dst;   /* cityHash64(`a`, ...) for staging/destination */
+    const struct cfg_replica **src_rep;
+    size_t *order;
+    struct target *targets;
+    size_t n_targets;
+    struct part *parts;
+    size_t n_parts;
+    unsigned splits;
+    int finished;
+};
+
+struct job {
+    struct worker *w;
+    struct tstate *ts;
+    size_t part;
+    unsigned k;
+    size_t shard;
+    char *lock_path;
+    char *slot_path;
+    struct ch_query **q;
+    size_t n_q, pending;
+    int failed;
+    struct chc_err err;
+    uint64_t t0;
+    struct job *next;
+};
+
+struct worker {
+    const struct chc_options *o;
+    const struct cfg_zk *zkcfg;
+    struct zk_session *zs;
+    uv_loop_t loop;
+    uv_timer_t sleeper;
+    struct ch_client *ch;
+    struct cfg_task *task;
+    char host[256];
+    char id[512];
+    struct job *jobs;
+    size_t n_jobs;
+    unsigned cap;
+    unsigned long slot_seq;
+    int fault_copy_left;
+};
+
+/* ------------------------------------------------------------------------ */
+/* small utilities                                                          */
+/* ------------------------------------------------------------------------ */
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void sleeper_cb(uv_timer_t *t)
+{
+    (void)t;
+}
+
+/* Sleep while keeping transfers flowing. */
+static void worker_sleep(struct worker *w, unsigned ms)
+{
+    uint64_t end = now_ms() + ms;
+
+    uv_timer_start(&w->sleeper, sleeper_cb, ms, 0);
+    while (now_ms() < end)
+        uv_run(&w->loop, UV_RUN_ONCE);
+    uv_timer_stop(&w->sleeper);
+}
+
+static void fault_point(const struct worker *w, const char *name)
+{
+    if (w->o->fault_point && !strcmp(w->o->fault_point, name)) {
+        chc_log_warn("fault point '%s' reached: exiting abruptly", name);
+        _exit(99);
+    }
+}
+
+static int oom(struct chc_err *err)
+{
+    return chc_err_set(err, -ENOMEM, "out of memory");
+}
+
+static void params_init(struct ch_query_params *p, const struct cfg_replica *rep,
+                        const char *sql, const struct cfg_task *t, int push)
+{
+    memset(p, 0, sizeof(*p));
+    p->replica = rep;
+    p->sql = sql;
+    p->max_response = RESPONSE_MAX;
+    p->settings[0] = &t->settings;
+    p->settings[1] = push ? &t->settings_push : &t->settings_pull;
+    p->settings[2] = NULL;
+}
+
+static int query(struct worker *w, const struct cfg_replica *rep, int push, const char *sql,
+                 struct chc_buf *out, struct chc_err *err)
+{
+    struct ch_query_params p;
+    int r;
+
+    params_init(&p, rep, sql, w->task, push);
+    chc_log_trace("%s:%d: %s", rep->host, rep->http_port, sql);
+    r = ch_query_sync(w->ch, &p, out, err);
+    return r;
+}
+
+/* ------------------------------------------------------------------------ */
+/* fan-out: one statement on many nodes at once, every one must succeed     */
+/* ------------------------------------------------------------------------ */
+
+struct batch {
+    size_t pending;
+};
+
+static void batch_cb(struct ch_query *q, void *data)
+{
+    struct batch *b = data;
+
+    (void)q;
+    b->pending--;
+}
+
+static int fanout(struct worker *w, const struct cfg_replica *const *reps, size_t n,
+                  const char *sql, struct chc_err *err)
+{
+    struct ch_query **q = calloc(n ? n : 1, sizeof(*q));
+    struct batch b = {0};
+    struct ch_query_params p;
+    size_t i;
+    int r = 0;
+
+    if (!q)
+        return oom(err);
+    for (i = 0; i < n; i++) {
+        params_init(&p, reps[i], sql, w->task, 1);
+        r = ch_query_start(w->ch, &p, batch_cb, &b, &q[i], err);
+        if (r < 0)
+            break;
+        b.pending++;
+    }
+    while (b.pending > 0)
+        uv_run(&w->loop, UV_RUN_ONCE);
+    for (i = 0; i < n && q[i]; i++) {
+        if (r == 0 && ch_query_status(q[i]) < 0)
+            r = chc_err_set(err, ch_query_status(q[i]), "%s (ran on %zu of %zu nodes)",
+                            ch_query_error(q[i])->msg, i, n);
+        ch_query_free(q[i]);
+    }
+    free(q);
+    return r;
+}
+
+/* ------------------------------------------------------------------------ */
+/* ZooKeeper helpers                                                        */
+/* ------------------------------------------------------------------------ */
+
+static int zpath(struct chc_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int zpath(struct chc_buf *b, const char *fmt, ...)
+{
+    char tmp[2048];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(tmp))
+        return CHC_ETOOBIG;
+    chc_buf_reset(b);
+    return chc_buf_addstr(b, tmp);
+}
+
+static int piece_state_parse(const char *data, size_t n_shards, struct piece_state *ps)
+{
+    const char *p = data;
+
+    memset(ps->done, 0, n_shards);
+    ps->started = -1;
+    ps->rows = 0;
+    /* "done 1,2\nstarted 3\nrows N\n" (shard numbers 1-based) */
+    while (*p) {
+        if (!strncmp(p, "done ", 5)) {
+            p += 5;
+            while (*p && *p != '\n') {
+                long v = strtol(p, (char **)&p, 10);
+                if (v >= 1 && (size_t)v <= n_shards)
+                    ps->done[v - 1] = 1;
+                if (*p == ',')
+                    p++;
+                else if (*p && *p != '\n')
+                    return -EINVAL;
+            }
+        } else if (!strncmp(p, "started ", 8)) {
+            long v = strtol(p + 8, (char **)&p, 10);
+            if (v >= 1 && (size_t)v <= n_shards)
+                ps->started = (int)v - 1;
+        } else if (!strncmp(p, "rows ", 5)) {
+            ps->rows = strtoll(p + 5, (char **)&p, 10);
+        } else {
+            while (*p && *p != '\n')
+                p++;
+        }
+        if (*p == '\n')
+            p++;
+    }
+    return 0;
+}
+
+static int piece_state_format(const struct piece_state *ps, size_t n_shards, struct chc_buf *b)
+{
+    size_t i, m = 0;
+    int r;
+
+    chc_buf_reset(b);
+    r = chc_buf_addstr(b, "done ");
+    for (i = 0; r == 0 && i < n_shards; i++)
+        if (ps->done[i])
+            r = chc_buf_addf(b, "%s%zu", m++ ? "," : "", i + 1);
+    if (r == 0)
+        r = chc_buf_addch(b, '\n');
+    if (r == 0 && ps->started >= 0)
+        r = chc_buf_addf(b, "started %d\n", ps->started + 1);
+    if (r == 0)
+        r = chc_buf_addf(b, "rows %lld\n", ps->rows);
+    return r;
+}
+
+static int piece_path(const struct tstate *ts, size_t part, unsigned k, struct chc_buf *b)
+{
+    return zpath(b, "%s/parts/%s/%u", ts->zroot, ts->parts[part].zname, k);
+}
+
+static int piece_read(struct worker *w, struct tstate *ts, size_t part, unsigned k,
+                      struct piece_state *ps, struct chc_err *err)
+{
+    struct chc_buf path = CHC_BUF_INIT, data = CHC_BUF_INIT;
+    struct zk_stat st;
+    int r;
+
+    r = piece_path(ts, part, k, &path);
+    if (r < 0)
+        goto out;
+    r = zk_get(w->zs, path.buf, &data, &st, err);
+    if (r == CHC_EZK_NONODE) {
+        memset(ps->done, 0, ts->tb->pull->n_shards);
+        ps->started = -1;
+        ps->rows = 0;
+        ps->exists = 0;
+        ps->version = -1;
+        r = 0;
+        goto out;
+    }
+    if (r < 0)
+        goto out;
+    ps->exists = 1;
+    ps->version = st.version;
+    r = piece_state_parse(data.buf, ts->tb->pull->n_shards, ps);
+    if (r < 0)
+        r = chc_err_set(err, CHC_ESTATE, "bad piece state at %s", path.buf);
+out:
+    chc_buf_release(&path);
+    chc_buf_release(&data);
+    return r;
+}
+
+static int piece_write(struct worker *w, struct tstate *ts, size_t part, unsigned k,
+                       struct piece_state *ps, struct chc_err *err)
+{
+    struct chc_buf path = CHC_BUF_INIT, data = CHC_BUF_INIT;
+    struct zk_stat st;
+    int r;
+
+    r = piece_path(ts, part, k, &path);
+    if (r == 0)
+        r = piece_state_format(ps, ts->tb->pull->n_shards, &data);
+    if (r < 0) {
+        r = oom(err);
+        goto out;
+    }
+    if (!ps->exists) {
+        r = zk_create(w->zs, path.buf, data.buf, data.len, ZK_PERSISTENT, NULL, err);
+        if (r == CHC_EZK_NONODE) {
+            /* First piece of the partition: create parts/<partition>. */
+            chc_buf_setlen(&path, (size_t)(strrchr(path.buf, '/') - path.buf));
+            r = zk_create(w->zs, path.buf, "", 0, ZK_PERSISTENT, NULL, err);
+            if (r == 0 || r == CHC_EZK_NODEEXISTS)
+                r = piece_path(ts, part, k, &path);
+            if (r == 0)
+                r = zk_create(w->zs, path.buf, data.buf, data.len, ZK_PERSISTENT, NULL, err);
+        }
+        if (r == 0) {
+            ps->exists = 1;
+            ps->version = 0;
+        }
+    } else {
+        r = zk_set(w->zs, path.buf, data.buf, data.len, ps->version, &st, err);
+        if (r == 0)
+            ps->version = st.version;
+    }
+out:
+    chc_buf_release(&path);
+    chc_buf_release(&data);
+    return r;
+}
+
+/* Partition move state. */
+static int part_state_read(struct worker *w, struct tstate *ts, size_t part, struct chc_buf *out,
+                           struct chc_err *err)
+{
+    struct chc_buf path = CHC_BUF_INIT;
+    int r;
+
+    r = zpath(&path, "%s/parts/%s", ts->zroot, ts->parts[part].zname);
+    if (r == 0)
+        r = zk_get(w->zs, path.buf, out, NULL, err);
+    if (r == CHC_EZK_NONODE) {
+        chc_buf_reset(out);
+        r = 0;
+    }
+    chc_buf_release(&path);
+    return r;
+}
+
+static int part_state_write(struct worker *w, struct tstate *ts, size_t part, const char *state,
+                            struct chc_err *err)
+{
+    struct chc_buf path = CHC_BUF_INIT;
+    int r;
+
+    r = zpath(&path, "%s/parts/%s", ts->zroot, ts->parts[part].zname);
+    if (r == 0) {
+        r = zk_set(w->zs, path.buf, state, strlen(state), ZK_ANY_VERSION, NULL, err);
+        if (r == CHC_EZK_NONODE)
+            r = zk_create(w->zs, path.buf, state, strlen(state), ZK_PERSISTENT, NULL, err);
+    }
+    chc_buf_release(&path);
+    return r;
+}
+
+static int lock_take(struct worker *w, struct tstate *ts, size_t part, const char *what,
+                     char **ret_path, struct chc_err *err)
+{
+    struct chc_buf path = CHC_BUF_INIT;
+    int r;
+
+    r = zpath(&path, "%s/locks/%s#%s", ts->zroot, ts->parts[part].zname, what);
+    if (r < 0) {
+        chc_buf_release(&path);
+        return oom(err);
+    }
+    r = zk_create(w->zs, path.buf, w->id, strlen(w->id), ZK_EPHEMERAL, NULL, err);
+    if (r == 0)
+        *ret_path = chc_buf_take(&path, NULL);
+    chc_buf_release(&path);
+    return r;
+}
+
+static void lock_release(struct worker *w, char **path)
+{
+    struct chc_err err = CHC_ERR_INIT;
+
+    if (!*path)
+        return;
+    if (zk_delete(w->zs, *path, ZK_ANY_VERSION, &err) < 0 && err.code != CHC_EZK_NONODE)
+        chc_log_debug("cannot release '%s': %s", *path, err.msg);
+    free(*path);
+    *path = NULL;
+}
+
+/* max_workers: a slot is an ephemeral child of <task>/active, taken with a
+ * version check on <task>/active so concurrent takers cannot overshoot. */
+static int slot_take(struct worker *w, char **ret_path, struct chc_err *err)
+{
+    struct chc_buf active = CHC_BUF_INIT, child = CHC_BUF_INIT;
+    struct zk_stat st;
+    struct zk_txn *t = NULL;
+    int r;
+
+    r = zpath(&active, "%s/active", w->o->task_path);
+    if (r < 0)
+        goto oom;
+    r = zk_exists(w->zs, active.buf, &st, err);
+    if (r < 0)
+        goto out;
+    if ((unsigned)st.num_children >= w->task->max_workers) {
+        r = CHC_EBUSY;
+        goto out;
+    }
+    r = zpath(&child, "%s/%s#%lu", active.buf, w->id, ++w->slot_seq);
+    if (r < 0)
+        goto oom;
+    t = zk_txn_new();
+    if (!t)
+        goto oom;
+    if (zk_txn_set(t, active.buf, "", 0, st.version) < 0 ||
+        zk_txn_create(t, child.buf, "", 0, ZK_EPHEMERAL) < 0)
+        goto oom;
+    r = zk_txn_commit(w->zs, t, NULL, err);
+    if (r == CHC_EZK_BADVERSION)
+        r = CHC_EBUSY;
+    if (r == 0)
+        *ret_path = chc_buf_take(&child, NULL);
+    goto out;
+oom:
+    r = oom(err);
+out:
+    zk_txn_free(t);
+    chc_buf_release(&active);
+    chc_buf_release(&child);
+    return r;
+}
+
+/* ------------------------------------------------------------------------ */
+/* table preparation                                                        */
+/* ------------------------------------------------------------------------ */
+
+static void tstate_free(struct tstate *ts)
+{
+    size_t i;
+
+    if (!ts)
+        return;
+    free(ts->zroot);
+    free(ts->key_type);
+    for (i = 0; i < ts->n_cols; i++) {
+        free(ts->cols[i].name);
+        free(ts->cols[i].type);
+        free(ts->cols[i].kind);
+        free(ts->cols[i].expr);
+    }
+    free(ts->cols);
+    free(ts->copy_cols);
+    free(ts->hash_src);
+    free(ts->hash_dst);
+    free(ts->src_rep);
+    free(ts->order);
+    free(ts->targets);
+    for (i = 0; i < ts->n_parts; i++) {
+        free(ts->parts[i].lit);
+        free(ts->parts[i].zname);
+        free(ts->parts[i].on_shard);
+    }
+    free(ts->parts);
+    free(ts);
+}
+
+static int table_id(const struct cfg_table *tb, struct chc_buf *out)
+{
+    int r;
+
+    r = plan_zk_name(tb->cluster_push, out);
+    if (r == 0)
+        r = chc_buf_addch(out, '.');
+    if (r == 0)
+        r = plan_zk_name(tb->database_push, out);
+    if (r == 0)
+        r = chc_buf_addch(out, '.');
+    if (r == 0)
+        r = plan_zk_name(tb->table_push, out);
+    return r;
+}
+
+/* Describe a table: name, type, default kind, default expression. */
+static int describe(struct worker *w, const struct cfg_replica *rep, int push, const char *db,
+                    const char *table, struct ch_rows **ret, struct chc_err *err)
+{
+    struct chc_buf sql = CHC_BUF_INIT, out = CHC_BUF_INIT;
+    int r;
+
+    r = chc_buf_addstr(&sql, "DESCRIBE TABLE ");
+    if (r == 0)
+        r = chc_buf_add_ident(&sql, db);
+    if (r == 0)
+        r = chc_buf_addch(&sql, '.');
+    if (r == 0)
+        r = chc_buf_add_ident(&sql, table);
+    if (r == 0)
+        r = chc_buf_addstr(&sql, " FORMAT TabSeparated");
+    if (r < 0) {
+        r = oom(err);
+        goto out;
+    }
+    r = query(w, rep, push, sql.buf, &out, err);
+    if (r == 0)
+        r = ch_tsv_parse(out.buf, out.len, ret, err);
+out:
+    chc_buf_release(&sql);
+    chc_buf_release(&out);
+    return r;
+}
+
+static int add_col_def(struct chc_buf *b, const struct cfg_table *tb, const struct ch_rows *rows,
+                       size_t i)
+{
+    const char *kind = ch_rows_ncols(rows) > 2 ? ch_rows_get(rows, i, 2) : "";
+    const char *expr = ch_rows_ncols(rows) > 3 ? ch_rows_get(rows, i, 3) : "";
+    int r;
+
+    r = chc_buf_add_ident(b, ch_rows_get(rows, i, 0));
+    if (r == 0)
+        r = chc_buf_addf(b, " %s", ch_rows_get(rows, i, 1));
+    if (r == 0 && *kind && *expr &&
+        !(tb->allow_alias_materialized && (!strcmp(kind, "MATERIALIZED") || !strcmp(kind, "ALIAS"))))
+        r = chc_buf_addf(b, " %s %s", kind, expr);
+    return r;
+}
+
+static int create_sql(const struct cfg_table *tb, const struct ch_rows *cols, const char *table,
+                      int plain, struct chc_buf *out, struct chc_err *err)
+{
+    size_t i;
+    int r;
+
+    r = chc_buf_addstr(out, "CREATE TABLE IF NOT EXISTS ");
+    if (r == 0)
+        r = chc_buf_add_ident(out, tb->database_push);
+    if (r == 0)
+        r = chc_buf_addch(out, '.');
+    if (r == 0)
+        r = chc_buf_add_ident(out, table);
+    if (r == 0)
+        r = chc_buf_addstr(out, " (");
+    for (i = 0; r == 0 && i < ch_rows_count(cols); i++) {
+        if (i)
+            r = chc_buf_addstr(out, ", ");
+        if (r == 0)
+            r = add_col_def(out, tb, cols, i);
+    }
+    if (r == 0)
+        r = chc_buf_addstr(out, ") ");
+    if (r < 0)
+        return oom(err);
+    return engine_build_clause(tb->engine, plain, out, err);
+}
+
+static int push_nodes(const struct cfg_cluster *c, const struct cfg_replica ***ret, size_t *ret_n)
+{
+    const struct cfg_replica **v;
+    size_t i, j, n = 0;
+
+    for (i = 0; i < c->n_shards; i++)
+        n += c->shards[i].n_replicas;
+    v = calloc(n ? n : 1, sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    n = 0;
+    for (i = 0; i < c->n_shards; i++)
+        for (j = 0; j < c->shards[i].n_replicas; j++)
+            v[n++] = &c->shards[i].replicas[j];
+    *ret = v;
+    *ret_n = n;
+    return 0;
+}
+
+static int target_reps(const struct tstate *ts, const struct cfg_replica ***ret)
+{
+    const struct cfg_replica **v = calloc(ts->n_targets ? ts->n_targets : 1, sizeof(*v));
+    size_t i;
+
+    if (!v)
+        return -ENOMEM;
+    for (i = 0; i < ts->n_targets; i++)
+        v[i] = ts->targets[i].rep;
+    *ret = v;
+    return 0;
+}
+
+/* Create the destination table on every node of the push cluster and the
+ * staging tables on the staging nodes; every node must succeed. */
+static int prepare_tables(struct worker *w, struct tstate *ts, struct chc_err *err)
+{
+    const struct cfg_table *tb = ts->tb;
+    const struct cfg_replica **nodes = NULL, **treps = NULL;
+    struct ch_rows *src_cols = NULL, *dst_cols = NULL;
+    struct chc_buf sql = CHC_BUF_INIT, name = CHC_BUF_INIT;
+    size_t n_nodes = 0, i;
+    unsigned k;
+    int r;
+
+    r = describe(w, ts->src_rep[0], 0, tb->database_pull, tb->table_pull, &src_cols, err);
+    if (r < 0) {
+        chc_err_prefix(err, "table '%s': cannot read the source table %s.%s", tb->name,
+                       tb->database_pull, tb->table_pull);
+        goto out;
+    }
+    if (push_nodes(tb->push, &nodes, &n_nodes) < 0 || target_reps(ts, &treps) < 0) {
+        r = oom(err);
+        goto out;
+    }
+    r = chc_buf_addstr(&sql, "CREATE DATABASE IF NOT EXISTS ");
+    if (r == 0)
+        r = chc_buf_add_ident(&sql, tb->database_push);
+    if (r < 0) {
+        r = oom(err);
+        goto out;
+    }
+    r = fanout(w, nodes, n_nodes, sql.buf, err);
+    if (r < 0)
+        goto out;
+    chc_buf_reset(&sql);
+    r = create_sql(tb, src_cols, tb->table_push, 0, &sql, err);
+    if (r < 0)
+        goto out;
+    r = fanout(w, nodes, n_nodes, sql.buf, err);
+    if (r < 0) {
+        chc_err_prefix(err, "table '%s': cannot create the destination table", tb->name);
+        goto out;
+    }
+    /* Staging twins follow the destination as it really is. */
+    r = describe(w, ts->targets[0].rep, 1, tb->database_push, tb->table_push, &dst_cols, err);
+    if (r < 0)
+        goto out;
+    for (k = 0; k <= ts->splits; k++) {
+        chc_buf_reset(&name);
+        r = k < ts->splits ? plan_piece_table(tb, k, &name) : plan_assembly_table(tb, &name);
+        if (r < 0) {
+            r = oom(err);
+            goto out;
+        }
+        chc_buf_reset(&sql);
+        r = create_sql(tb, dst_cols, name.buf, 1, &sql, err);
+        if (r < 0)
+            goto out;
+        r = fanout(w, treps, ts->n_targets, sql.buf, err);
+        if (r < 0) {
+            chc_err_prefix(err, "table '%s': cannot create staging table %s", tb->name, name.buf);
+            goto out;
+        }
+    }
+    /* Columns to copy: the destination's stored columns. */
+    ts->cols = calloc(ch_rows_count(dst_cols) + 1, sizeof(*ts->cols));
+    if (!ts->cols) {
+        r = oom(err);
+        goto out;
+    }
+    {
+        struct chc_buf cc = CHC_BUF_INIT, hs = CHC_BUF_INIT, hd = CHC_BUF_INIT;
+        size_t m = 0;
+        r = chc_buf_addstr(&hs, "cityHash64(");
+        if (r == 0)
+            r = chc_buf_addstr(&hd, "cityHash64(");
+        for (i = 0; r == 0 && i < ch_rows_count(dst_cols); i++) {
+            const char *kind = ch_rows_ncols(dst_cols) > 2 ? ch_rows_get(dst_cols, i, 2) : "";
+            struct column *c = &ts->cols[ts->n_cols++];
+            c->name = chc_strdup(ch_rows_get(dst_cols, i, 0));
+            c->type = chc_strdup(ch_rows_get(dst_cols, i, 1));
+            c->kind = chc_strdup(kind);
+            c->expr = chc_strdup(ch_rows_ncols(dst_cols) > 3 ? ch_rows_get(dst_cols, i, 3) : "");
+            if (!c->name || !c->type || !c->kind || !c->expr) {
+                r = -ENOMEM;
+                break;
+            }
+            if (!strcmp(kind, "MATERIALIZED") || !strcmp(kind, "ALIAS"))
+                continue;
+            if (m++) {
+                r = chc_buf_addstr(&cc, ", ");
+                if (r == 0)
+                    r = chc_buf_addstr(&hs, ", ");
+                if (r == 0)
+                    r = chc_buf_addstr(&hd, ", ");
+            }
+            if (r == 0)
+                r = chc_buf_add_ident(&cc, c->name);
+            if (r == 0)
+                r = chc_buf_addstr(&hs, "CAST(");
+            if (r == 0)
+                r = chc_buf_add_ident(&hs, c->name);
+            if (r == 0)
+                r = chc_buf_addf(&hs, " AS %s)", c->type);
+            if (r == 0)
+                r = chc_buf_add_ident(&hd, c->name);
+        }
+        if (r == 0)
+            r = chc_buf_addch(&hs, ')');
+        if (r == 0)
+            r = chc_buf_addch(&hd, ')');
+        if (r < 0 || m == 0) {
+            chc_buf_release(&cc);
+            chc_buf_release(&hs);
+            chc_buf_release(&hd);
+            r = m == 0 && r == 0
+                    ? chc_err_set(err, CHC_ECONFIG, "table '%s': no columns to copy", tb->name)
+                    : oom(err);
+            goto out;
+        }
+        ts->copy_cols = chc_buf_take(&cc, NULL);
+        ts->hash_src = chc_buf_take(&hs, NULL);
+        ts->hash_dst = chc_buf_take(&hd, NULL);
+    }
+out:
+    ch_rows_free(src_cols);
+    ch_rows_free(dst_cols);
+    free(nodes);
+    free(treps);
+    chc_buf_release(&sql);
+    chc_buf_release(&name);
+    return r;
+}
+
+static int add_part(struct tstate *ts, const char *lit, size_t *cap, struct chc_err *err)
+{
+    struct chc_buf zn = CHC_BUF_INIT;
+    struct part *p;
+    uint64_t h;
+    size_t i;
+
+    for (i = 0; i < ts->n_parts; i++)
+        if (!strcmp(ts->parts[i].lit, lit))
+            return (int)i;
+    if (ts->n_parts == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 16;
+        struct part *np = realloc(ts->parts, ncap * sizeof(*np));
+        if (!np)
+            return oom(err);
+        ts->parts = np;
+        *cap = ncap;
+    }
+    p = &ts->parts[ts->n_parts];
+    memset(p, 0, sizeof(*p));
+    p->lit = chc_strdup(lit);
+    p->on_shard = calloc(ts->tb->pull->n_shards, 1);
+    if (plan_zk_name(lit, &zn) < 0 || !p->lit || !p->on_shard) {
+        free(p->lit);
+        free(p->on_shard);
+        chc_buf_release(&zn);
+        return oom(err);
+    }
+    p->zname = chc_buf_take(&zn, NULL);
+    h = chc_hash64(CHC_HASH64_INIT, lit, strlen(lit));
+    snprintf(p->hash, sizeof(p->hash), "%016" PRIx64, h);
+    return (int)ts->n_parts++;
+}
+
+/* Partition list: "<shard>,<shard>\t<literal>\n" per partition. */
+static int parts_load(struct tstate *ts, const char *data, struct chc_err *err)
+{
+    const char *p = data;
+    size_t cap = 0;
+
+    while (*p) {
+        const char *tab = strchr(p, '\t'), *nl;
+        struct chc_buf lit = CHC_BUF_INIT;
+        int idx;
+        if (!tab)
+            return chc_err_set(err, CHC_ESTATE, "bad partition list in ZooKeeper");
+        nl = strchr(tab, '\n');
+        if (!nl)
+            nl = tab + strlen(tab);
+        if (chc_buf_add(&lit, tab + 1, (size_t)(nl - tab - 1)) < 0)
+            return oom(err);
+        idx = add_part(ts, lit.buf, &cap, err);
+        chc_buf_release(&lit);
+        if (idx < 0)
+            return idx;
+        while (p < tab) {
+            long v = strtol(p, (char **)&p, 10);
+            if (v >= 1 && (size_t)v <= ts->tb->pull->n_shards)
+                ts->parts[idx].on_shard[v - 1] = 1;
+            if (*p == ',')
+                p++;
+            else
+                break;
+        }
+        p = *nl ? nl + 1 : nl;
+    }
+    return 0;
+}
+
+static int parts_format(const struct tstate *ts, struct chc_buf *b)
+{
+    size_t i, s;
+    int r = 0;
+
+    for (i = 0; r == 0 && i < ts->n_parts; i++) {
+        size_t m = 0;
+        for (s = 0; r == 0 && s < ts->tb->pull->n_shards; s++)
+            if (ts->parts[i].on_shard[s])
+                r = chc_buf_addf(b, "%s%zu", m++ ? "," : "", s + 1);
+        if (r == 0)
+            r = chc_buf_addf(b, "\t%s\n", ts->parts[i].lit);
+    }
+    return r;
+}
+
+static int discover(struct worker *w, struct tstate *ts, struct chc_err *err)
+{
+    const struct cfg_table *tb = ts->tb;
+    struct chc_buf sql = CHC_BUF_INIT, out = CHC_BUF_INIT, path = CHC_BUF_INIT;
+    size_t cap = 0, s, i, n = 0;
+    char **vals = NULL;
+    int r;
+
+    r = zpath(&path, "%s/partitions", ts->zroot);
+    if (r < 0)
+        goto oom;
+    r = zk_get(w->zs, path.buf, &out, NULL, err);
+    if (r == 0) {
+        r = parts_load(ts, out.buf, err);
+        goto out;
+    }
+    if (r != CHC_EZK_NONODE)
+        goto out;
+    if (tb->has_enabled_partitions) {
+        for (i = 0; i < tb->n_enabled_partitions; i++) {
+            int idx = add_part(ts, tb->enabled_partitions[i], &cap, err);
+            if (idx < 0) {
+                r = idx;
+                goto out;
+            }
+            memset(ts->parts[idx].on_shard, 1, tb->pull->n_shards);
+        }
+    } else {
+        for (s = 0; s < tb->pull->n_shards; s++) {
+            chc_buf_reset(&sql);
+            if (tb->engine->partition_by)
+                r = chc_buf_addf(&sql, "SELECT DISTINCT (%s) AS _p FROM ", tb->engine->partition_by);
+            else
+                r = chc_buf_addstr(&sql, "SELECT DISTINCT tuple() AS _p FROM ");
+            if (r == 0)
+                r = chc_buf_add_ident(&sql, tb->database_pull);
+            if (r == 0)
+                r = chc_buf_addch(&sql, '.');
+            if (r == 0)
+                r = chc_buf_add_ident(&sql, tb->table_pull);
+            if (r == 0 && tb->where_condition)
+                r = chc_buf_addf(&sql, " WHERE (%s)", tb->where_condition);
+            if (r == 0)
+                r = chc_buf_addstr(&sql, " ORDER BY _p FORMAT Values");
+            if (r < 0)
+                goto oom;
+            r = query(w, ts->src_rep[s], 0, sql.buf, &out, err);
+            if (r < 0) {
+                chc_err_prefix(err, "table '%s': partition discovery on source shard %zu", tb->name,
+                               s + 1);
+                goto out;
+            }
+            r = plan_parse_values(out.buf, &vals, &n, err);
+            if (r < 0)
+                goto out;
+            for (i = 0; i < n; i++) {
+                const char *lit = tb->engine->partition_by ? vals[i] : PLAN_UNPARTITIONED;
+                int idx = add_part(ts, lit, &cap, err);
+                if (idx < 0) {
+                    r = idx;
+                    goto out;
+                }
+                ts->parts[idx].on_shard[s] = 1;
+            }
+            plan_strings_free(vals, n);
+            vals = NULL;
+            n = 0;
+        }
+    }
+    chc_buf_reset(&out);
+    r = parts_format(ts, &out);
+    if (r < 0)
+        goto oom;
+    r = zk_create(w->zs, path.buf, out.buf, out.len, ZK_PERSISTENT, NULL, err);
+    if (r == CHC_EZK_NODEEXISTS) {
+        /* Someone else discovered first: use theirs, so all agree. */
+        for (i = 0; i < ts->n_parts; i++) {
+            free(ts->parts[i].lit);
+            free(ts->parts[i].zname);
+            free(ts->parts[i].on_shard);
+        }
+        ts->n_parts = 0;
+        r = zk_get(w->zs, path.buf, &out, NULL, err);
+        if (r == 0)
+            r = parts_load(ts, out.buf, err);
+    }
+    goto out;
+oom:
+    r = oom(err);
+out:
+    plan_strings_free(vals, n);
+    chc_buf_release(&sql);
+    chc_buf_release(&out);
+    chc_buf_release(&path);
+    return r;
+}
+
+static int is_local_host(const char *host, const char *me)
+{
+    return !strcmp(host, "localhost") || !strncmp(host, "127.", 4) || !strcmp(host, "::1") ||
+           !strcmp(host, me);
+}
+
+static int sharding_key_type(struct worker *w, struct tstate *ts, struct chc_err *err)
+{
+    const struct cfg_table *tb = ts->tb;
+    struct chc_buf sql = CHC_BUF_INIT, out = CHC_BUF_INIT;
+    size_t s;
+    int r = 0;
+
+    if (plan_is_nondeterministic(tb->sharding_key) || tb->push->n_shards == 1)
+        return 0;
+    for (s = 0; s < tb->pull->n_shards && !ts->key_type; s++) {
+        chc_buf_reset(&sql);
+        r = chc_buf_addf(&sql, "SELECT toTypeName(%s) FROM ", tb->sharding_key);
+        if (r == 0)
+            r = chc_buf_add_ident(&sql, tb->database_pull);
+        if (r == 0)
+            r = chc_buf_addch(&sql, '.');
+        if (r == 0)
+            r = chc_buf_add_ident(&sql, tb->table_pull);
+        if (r == 0)
+            r = chc_buf_addstr(&sql, " LIMIT 1 FORMAT TabSeparated");
+        if (r < 0) {
+            r = oom(err);
+            break;
+        }
+        r = query(w, ts->src_rep[s], 0, sql.buf, &out, err);
+        if (r < 0) {
+            chc_err_prefix(err, "table '%s': sharding_key '%s'", tb->name, tb->sharding_key);
+            break;
+        }
+        chc_buf_trim(&out);
+        if (out.len)
+            ts->key_type = chc_strdup(out.buf);
+    }
+    chc_buf_release(&sql);
+    chc_buf_release(&out);
+    return r;
+}
+
+static int table_prepare(struct worker *w, const struct cfg_table *tb, struct tstate **ret,
+                         struct chc_err *err)
+{
+    struct tstate *ts = calloc(1, sizeof(*ts));
+    struct chc_buf b = CHC_BUF_INIT;
+    int *local = NULL;
+    size_t s, i, j;
+    int r;
+
+    if (!ts)
+        return oom(err);
+    ts->w = w;
+    ts->tb = tb;
+    ts->splits = plan_splits(tb);
+    r = zpath(&b, "%s/tables/", w->o->task_path);
+    if (r == 0)
+        r = table_id(tb, &b);
+    if (r == 0)
+        r = chc_buf_addf(&b, "/%s", tb->def_hash_hex);
+    if (r < 0)
+        goto oom;
+    ts->zroot = chc_buf_take(&b, NULL);
+    r = zk_create_parents(w->zs, ts->zroot, err);
+    if (r < 0)
+        goto fail;
+    r = zpath(&b, "%s/parts", ts->zroot);
+    if (r == 0)
+        r = zk_create_parents(w->zs, b.buf, err);
+    if (r == 0)
+        r = zpath(&b, "%s/locks", ts->zroot);
+    if (r == 0)
+        r = zk_create_parents(w->zs, b.buf, err);
+    if (r < 0)
+        goto fail;
+    r = zpath(&b, "%s/done", ts->zroot);
+    if (r == 0 && zk_exists(w->zs, b.buf, NULL, err) == 0) {
+        ts->finished = 1;
+        goto done;
+    }
+    /* Source replicas: the first of each shard; order by proximity. */
+    ts->src_rep = calloc(tb->pull->n_shards, sizeof(*ts->src_rep));
+    ts->order = calloc(tb->pull->n_shards, sizeof(*ts->order));
+    local = calloc(tb->pull->n_shards, sizeof(*local));
+    if (!ts->src_rep || !ts->order || !local)
+        goto oom;
+    for (s = 0; s < tb->pull->n_shards; s++) {
+        ts->src_rep[s] = &tb->pull->shards[s].replicas[0];
+        for (j = 0; j < tb->pull->shards[s].n_replicas; j++)
+            if (is_local_host(tb->pull->shards[s].replicas[j].host, w->host)) {
+                local[s] = 1;
+                ts->src_rep[s] = &tb->pull->shards[s].replicas[j];
+            }
+    }
+    plan_shard_order(tb->pull, w->host, local, ts->order);
+    /* Staging nodes: replicated destination -> first replica of each shard;
+     * otherwise every replica holds its own copy. */
+    for (i = 0; i < tb->push->n_shards; i++)
+        ts->n_targets += tb->engine->replicated ? 1 : tb->push->shards[i].n_replicas;
+    ts->targets = calloc(ts->n_targets, sizeof(*ts->targets));
+    if (!ts->targets)
+        goto oom;
+    ts->n_targets = 0;
+    for (i = 0; i < tb->push->n_shards; i++)
+        for (j = 0; j < (tb->engine->replicated ? 1 : tb->push->shards[i].n_replicas); j++) {
+            ts->targets[ts->n_targets].shard = i;
+            ts->targets[ts->n_targets].rep = &tb->push->shards[i].replicas[j];
+            ts->n_targets++;
+        }
+    r = sharding_key_type(w, ts, err);
+    if (r < 0)
+        goto fail;
+    r = prepare_tables(w, ts, err);
+    if (r < 0)
+        goto fail;
+    r = discover(w, ts, err);
+    if (r < 0)
+        goto fail;
+done:
+    free(local);
+    chc_buf_release(&b);
+    *ret = ts;
+    return 0;
+oom:
+    r = oom(err);
+fail:
+    free(local);
+    chc_buf_release(&b);
+    tstate_free(ts);
+    return r;
+}
+
+/* ------------------------------------------------------------------------ */
+/* SQL for one piece                                                        */
+/* ------------------------------------------------------------------------ */
+
+static int add_table_ref(struct chc_buf *b, const char *db, const char *table)
+{
+    int r = chc_buf_add_ident(b, db);
+
+    if (r == 0)
+        r = chc_buf_addch(b, '.');
+    if (r == 0)
+        r = chc_buf_add_ident(b, table);
+    return r;
+}
+
+static int add_remote(struct chc_buf *b, const struct cfg_table *tb, const struct cfg_replica *src)
+{
+    int r;
+
+    r = chc_buf_addf(b, "%s('%s:%d', ", src->secure ? "remoteSecure" : "remote", src->host,
+                     src->port);
+    if (r == 0)
+        r = chc_buf_add_sqlstr(b, tb->database_pull);
+    if (r == 0)
+        r = chc_buf_addstr(b, ", ");
+    if (r == 0)
+        r = chc_buf_add_sqlstr(b, tb->table_pull);
+    if (r == 0 && src->user) {
+        r = chc_buf_addstr(b, ", ");
+        if (r == 0)
+            r = chc_buf_add_sqlstr(b, src->user);
+        if (r == 0)
+            r = chc_buf_addstr(b, ", ");
+        if (r == 0)
+            r = chc_buf_add_sqlstr(b, src->password ? src->password : "");
+    }
+    if (r == 0)
+        r = chc_buf_addch(b, ')');
+    return r;
+}
+
+/* WHERE clause body for (partition, piece k) [and destination shard]. */
+static int piece_where(const struct tstate *ts, size_t part, unsigned k, int dshard,
+                       struct chc_buf *b, struct chc_err *err)
+{
+    const struct cfg_table *tb = ts->tb;
+    int r;
+
+    r = chc_buf_addch(b, '(');
+    if (r == 0)
+        r = plan_partition_filter(tb, ts->parts[part].lit, b);
+    if (r == 0)
+        r = chc_buf_addstr(b, ") AND (");
+    if (r == 0)
+        r = plan_piece_filter(tb, k, b);
+    if (r == 0)
+        r = chc_buf_addch(b, ')');
+    if (r == 0 && dshard >= 0) {
+        r = chc_buf_addstr(b, " AND (");
+        if (r == 0) {
+            r = plan_route_filter(tb, ts->key_type, (size_t)dshard, b, err);
+            if (r < 0)
+                return r;
+        }
+        if (r == 0)
+            r = chc_buf_addch(b, ')');
+    }
+    if (r == 0 && tb->where_condition)
+        r = chc_buf_addf(b, " AND (%s)", tb->where_condition);
+    return r < 0 ? oom(err) : 0;
+}
+
+static int copy_sql(const struct tstate *ts, size_t part, unsigned k, size_t shard,
+                    const struct target *t, struct chc_buf *b, struct chc_err *err)
+{
+    const struct cfg_table *tb = ts->tb;
+    struct chc_buf name = CHC_BUF_INIT;
+    int r;
+
+    r = plan_piece_table(tb, k, &name);
+    if (r == 0)
+        r = chc_buf_addstr(b, "INSERT INTO ");
+    if (r == 0)
+        r = add_table_ref(b, tb->database_push, name.buf);
+    if (r == 0)
+        r = chc_buf_addf(b, " (%s) SELECT %s FROM ", ts->copy_cols, ts->copy_cols);
+    if (r == 0)
+        r = add_remote(b, tb, ts->src_rep[shard]);
+    if (r == 0)
+        r = chc_buf_addstr(b, " WHERE ");
+    chc_buf_release(&name);
+    if (r < 0)
+        return oom(err);
+    return piece_where(ts, part, k, (int)t->shard, b, err);
+}
+
+static int query_id(const struct tstate *ts, size_t part, unsigned k, struct chc_buf *b)
+{
+    return chc_buf_addf(b, "chc-%.8s-%.12s-%u-", ts->tb->def_hash_hex, ts->parts[part].hash, k);
+}
+
+/* Kill stray copies of (part, k) and drop the staging partition everywhere. */
+static int clean_piece(struct worker *w, struct tstate *ts, size_t part, unsigned k,
+                       struct chc_err *err)
+{
+    const struct cfg_replica **treps = NULL;
+    struct chc_buf sql = CHC_BUF_INIT, name = CHC_BUF_INIT;
+    int r;
+
+    if (w->o->safe_mode)
+        return chc_err_set(err, CHC_ESTATE,
+                           "piece %u of partition %s needs cleaning but --safe-mode forbids "
+                           "DROP PARTITION",
+                           k, ts->parts[part].lit);
+    if (target_reps(ts, &treps) < 0)
+        return oom(err);
+    r = chc_buf_addstr(&sql, "KILL QUERY WHERE query_id LIKE '");
+    if (r == 0)
+        r = query_id(ts, part, k, &sql);
+    if (r == 0)
+        r = chc_buf_addstr(&sql, "%' SYNC");
+    if (r < 0)
+        goto oom;
+    r = fanout(w, treps, ts->n_targets, sql.buf, err);
+    if (r < 0)
+        goto out;
+    fault_point(w, "during_cleanup");
+    chc_buf_reset(&sql);
+    r = plan_piece_table(ts->tb, k, &name);
+    if (r == 0)
+        r = chc_buf_addstr(&sql, "ALTER TABLE ");
+    if (r == 0)
+        r = add_table_ref(&sql, ts->tb->database_push, name.buf);
+    if (r == 0)
+        r = chc_buf_addch(&sql, ' ');
+    if (r == 0)
+        r = plan_partition_clause(ts->parts[part].lit, &sql);
+    if (r < 0)
+        goto oom;
+    /* DROP PARTITION: ClickHouse has no IF EXISTS here; a missing partition is fine. */
+    {
+        struct chc_buf drop = CHC_BUF_INIT;
+        r = chc_buf_addstr(&drop, sql.buf);
+        if (r == 0) {
+            char *p = strstr(drop.buf, " PARTITION");
+            if (p) {
+                struct chc_buf d2 = CHC_BUF_INIT;
+                r = chc_buf_add(&d2, drop.buf, (size_t)(p - drop.buf));
+                if (r == 0)
+                    r = chc_buf_addstr(&d2, " DROP");
+                if (r == 0)
+                    r = chc_buf_addstr(&d2, p);
+                chc_buf_release(&drop);
+                drop = d2;
+            }
+        }
+        if (r < 0) {
+            chc_buf_release(&drop);
+            goto oom;
+        }
+        r = fanout(w, treps, ts->n_targets, drop.buf, err);
+        chc_buf_release(&drop);
+    }
+    goto out;
+oom:
+    r = oom(err);
+out:
+    free(treps);
+    chc_buf_release(&sql);
+    chc_buf_release(&name);
+    return r;
+}
+
+/* ------------------------------------------------------------------------ */
+/* jobs                                                                     */
+/* ------------------------------------------------------------------------ */
+
+static void job_cb(struct ch_query *q, void *data)
+{
+    struct job *j = data;
+
+    if (ch_query_status(q) < 0 && !j->failed) {
+        j->failed = 1;
+        chc_err_set(&j->err, ch_query_status(q), "%s", ch_query_error(q)->msg);
+    }
+    j->pending--;
+}
+
+static void job_free(struct job *j)
+{
+    size_t i;
+
+    if (!j)
+        return;
+    for (i = 0; i < j->n_q; i++)
+        ch_query_free(j->q[i]);
+    free(j->q);
+    lock_release(j->w, &j->lock_path);
+    lock_release(j->w, &j->slot_path);
+    free(j);
+}
+
+static int job_start(struct worker *w, struct job *j, struct chc_err *err)
+{
+    struct tstate *ts = j->ts;
+    struct chc_buf sql = CHC_BUF_INIT, qid = CHC_BUF_INIT;
+    struct ch_query_params p;
+    size_t t;
+    int r = 0;
+
+    j->q = calloc(ts->n_targets, sizeof(*j->q));
+    if (!j->q)
+        return oom(err);
+    j->t0 = now_ms();
+    for (t = 0; t < ts->n_targets; t++) {
+        chc_buf_reset(&sql);
+        chc_buf_reset(&qid);
+        r = copy_sql(ts, j->part, j->k, j->shard, &ts->targets[t], &sql, err);
+        if (r < 0)
+            break;
+        r = query_id(ts, j->part, j->k, &qid);
+        if (r == 0)
+            r = chc_buf_addf(&qid, "%zu-%zu-%08x", j->shard + 1, t, (unsigned)rand());
+        if (r < 0) {
+            r = oom(err);
+            break;
+        }
+        if (w->o->copy_fault_probability > 0 &&
+            (double)rand() / RAND_MAX < w->o->copy_fault_probability) {
+            /* The original's test hook: a copy that fails after sending a few rows. */
+            r = chc_buf_addstr(&sql, " LIMIT 1");
+            if (r < 0)
+                break;
+            j->failed = 1;
+            chc_err_set(&j->err, CHC_EFAULT_INJECTED, "copy fault injected");
+        }
+        params_init(&p, ts->targets[t].rep, sql.buf, w->task, 1);
+        p.query_id = qid.buf;
+        p.timeout_ms = 0;
+        chc_log_trace("%s: %s", ts->targets[t].rep->host, sql.buf);
+        r = ch_query_start(w->ch, &p, job_cb, j, &j->q[t], err);
+        if (r < 0)
+            break;
+        j->n_q++;
+        j->pending++;
+    }
+    chc_buf_release(&sql);
+    chc_buf_release(&qid);
+    return r;
+}
+
+/* Claim (part, shard, k) and start its copy. 1 started, 0 not claimable. */
+static int try_piece(struct worker *w, struct tstate *ts, size_t part, size_t shard, unsigned k,
+                     struct chc_err *err)
+{
+    const struct chc_log_fields lf = {ts->tb->name, ts->parts[part].lit, (int)k, (int)shard + 1,
+                                      "claim", -1, -1, -1.0, NULL};
+    unsigned char *done = calloc(ts->tb->pull->n_shards, 1);
+    struct piece_state ps = {done, -1, 0, -1, 0};
+    struct job *j = NULL;
+    char kbuf[16];
+    size_t s;
+    int r, any_done = 0;
+
+    if (!done)
+        return oom(err);
+    j = calloc(1, sizeof(*j));
+    if (!j) {
+        r = oom(err);
+        goto out;
+    }
+    j->w = w;
+    j->ts = ts;
+    j->part = part;
+    j->k = k;
+    j->shard = shard;
+    r = slot_take(w, &j->slot_path, err);
+    if (r == CHC_EBUSY) {
+        r = 0;
+        goto out;
+    }
+    if (r < 0)
+        goto out;
+    snprintf(kbuf, sizeof(kbuf), "%u", k);
+    r = lock_take(w, ts, part, kbuf, &j->lock_path, err);
+    if (r == CHC_EZK_NODEEXISTS) {
+        r = 0;
+        goto out;
+    }
+    if (r < 0)
+        goto out;
+    fault_point(w, "after_claim");
+    r = piece_read(w, ts, part, k, &ps, err);
+    if (r < 0)
+        goto out;
+    if (ps.done[shard]) {
+        r = 0; /* someone finished it meanwhile */
+        goto out;
+    }
+    for (s = 0; s < ts->tb->pull->n_shards; s++)
+        any_done |= ps.done[s];
+    if (ps.started >= 0 || !any_done) {
+        if (ps.started >= 0)
+            chc_log_at(CHC_LOG_WARN, &lf, "piece is dirty (source shard %d started and did not "
+                       "finish): cleaning it", ps.started + 1);
+        r = clean_piece(w, ts, part, k, err);
+        if (r < 0)
+            goto out;
+        memset(ps.done, 0, ts->tb->pull->n_shards);
+        ps.started = -1;
+        ps.rows = 0;
+    }
+    ps.started = (int)shard;
+    r = piece_write(w, ts, part, k, &ps, err);
+    if (r < 0)
+        goto out;
+    chc_log_at(CHC_LOG_DEBUG, &lf, "copying");
+    r = job_start(w, j, err);
+    if (r < 0) {
+        /* Queries that did start are cancelled; the piece stays dirty. */
+        size_t i;
+        for (i = 0; i < j->n_q; i++)
+            ch_query_cancel(j->q[i]);
+        while (j->pending > 0)
+            uv_run(&w->loop, UV_RUN_ONCE);
+        goto out;
+    }
+    j->next = w->jobs;
+    w->jobs = j;
+    w->n_jobs++;
+    j = NULL;
+    r = 1;
+out:
+    job_free(j);
+    free(done);
+    return r;
+}
+
+/* A finished job: record it (or leave the piece dirty). */
+static int job_finish(struct worker *w, struct job *j, struct chc_err *err)
+{
+    struct tstate *ts = j->ts;
+    struct chc_log_fields lf = {ts->tb->name, ts->parts[j->part].lit, (int)j->k,
+                                (int)j->shard + 1, "piece_done", -1, -1, -1.0, NULL};
+    unsigned char *done = calloc(ts->tb->pull->n_shards, 1);
+    struct piece_state ps = {done, -1, 0, -1, 0};
+    int r;
+
+    if (!done)
+        return oom(err);
+    lf.duration = (double)(now_ms() - j->t0) / 1000.0;
+    if (j->failed) {
+        lf.event = "piece_failed";
+        lf.error = j->err.msg;
+        chc_log_at(CHC_LOG_WARN, &lf, "copy failed, the piece is dirty and will be redone: %s",
+                   j->err.msg);
+        r = j->err.code ? j->err.code : CHC_ECH_EXCEPTION;
+        chc_err_set(err, r, "%s", j->err.msg);
+        goto out;
+    }
+    fault_point(w, "after_insert");
+    r = piece_read(w, ts, j->part, j->k, &ps, err);
+    if (r < 0)
+        goto out;
+    if (ps.started != (int)j->shard) {
+        r = chc_err_set(err, CHC_ESTATE, "piece %u of %s changed under our claim", j->k,
+                        ts->parts[j->part].lit);
+        goto out;
+    }
+    ps.done[j->shard] = 1;
+    ps.started = -1;
+    r = piece_write(w, ts, j->part, j->k, &ps, err);
+    if (r == 0)
+        chc_log_at(CHC_LOG_DEBUG, &lf, "piece copied");
+out:
+    free(done);
+    return r;
+}
+
+/* ------------------------------------------------------------------------ */
+/* partition move                                                           */
+/* ------------------------------------------------------------------------ */
+
+struct sums {
+    unsigned long long rows;
+    unsigned long long hash;
+};
+
+static int sums_query(struct worker *w, const struct cfg_replica *rep, int push, const char *sql,
+                      struct sums *acc, struct chc_err *err)
+{
+    struct chc_buf out = CHC_BUF_INIT;
+    unsigned long long a = 0, b = 0;
+    int r;
+
+    r = query(w, rep, push, sql, &out, err);
+    if (r == 0 && sscanf(out.buf, "%llu\t%llu", &a, &b) != 2)
+        r = chc_err_set(err, CHC_EPARSE, "unexpected answer to a checksum query: '%.60s'",
+                        out.buf);
+    if (r == 0) {
+        acc->rows += a;
+        acc->hash += b;
+    }
+    chc_buf_release(&out);
+    return r;
+}
+
+static int source_sums(struct worker *w, struct tstate *ts, size_t part, struct sums *acc,
+                       struct chc_err *err)
+{
+    const struct cfg_table *tb = ts->tb;
+    struct chc_buf sql = CHC_BUF_INIT;
+    size_t s;
+    int r = 0;
+
+    for (s = 0; r == 0 && s < tb->pull->n_shards; s++) {
+        if (!ts->parts[part].on_shard[s])
+            continue;
+        chc_buf_reset(&sql);
+        r = chc_buf_addf(&sql, "SELECT count(), sum(%s) FROM ", ts->hash_src);
+        if (r == 0)
+            r = add_table_ref(&sql, tb->database_pull, tb->table_pull);
+        if (r == 0)
+            r = chc_buf_addstr(&sql, " WHERE (");
+        if (r == 0)
+            r = plan_partition_filter(tb, ts->parts[part].lit, &sql);
+        if (r == 0)
+            r = chc_buf_addch(&sql, ')');
+        if (r == 0 && tb->where_condition)
+            r = chc_buf_addf(&sql, " AND (%s)", tb->where_condition);
+        if (r == 0)
+            r = chc_buf_addstr(&sql, " FORMAT TabSeparated");
+        if (r < 0) {
+            r = oom(err);
+            break;
+        }
+        r = sums_query(w, ts->src_rep[s], 0, sql.buf, acc, err);
+    }
+    chc_buf_release(&sql);
+    return r;
+}
+
+/* Sum over one table on the first staging node of each destination shard. */
+static int dest_sums(struct worker *w, struct tstate *ts, size_t part, const char *table,
+                     struct sums *acc, struct chc_err *err)
+{
+    const struct cfg_table *tb = ts->tb;
+    struct chc_buf sql = CHC_BUF_INIT;
+    size_t t, last = (size_t)-1;
+    int r = 0;
+
+    for (t = 0; r == 0 && t < ts->n_targets; t++) {
+        if (ts->targets[t].shard == last)
+            continue;
+        last = ts->targets[t].shard;
+        chc_buf_reset(&sql);
+        r = chc_buf_addf(&sql, "SELECT count(), sum(%s) FROM ", ts->hash_dst);
+        if (r == 0)
+            r = add_table_ref(&sql, tb->database_push, table);
+        if (r == 0)
+            r = chc_buf_addstr(&sql, " WHERE ");
+        if (r == 0)
+            r = plan_partition_filter(tb, ts->parts[part].lit, &sql);
+        if (r == 0)
+            r = chc_buf_addstr(&sql, " FORMAT TabSeparated");
+        if (r < 0) {
+            r = oom(err);
+            break;
+        }
+        r = sums_query(w, ts->targets[t].rep, 1, sql.buf, acc, err);
+    }
+    chc_buf_release(&sql);
+    return r;
+}
+
+static int alter_partition(struct worker *w, struct tstate *ts, size_t part, const char *table,
+                           const char *verb, const char *from, struct chc_err *err)
+{
+    const struct cfg_replica **treps = NULL;
+    struct chc_buf sql = CHC_BUF_INIT;
+    int r;
+
+    r = chc_buf_addstr(&sql, "ALTER TABLE ");
+    if (r == 0)
+        r = add_table_ref(&sql, ts->tb->database_push, table);
+    if (r == 0)
+        r = chc_buf_addf(&sql, " %s ", verb);
+    if (r == 0)
+        r = plan_partition_clause(ts->parts[part].lit, &sql);
+    if (r == 0 && from) {
+        r = chc_buf_addstr(&sql, " FROM ");
+        if (r == 0)
+            r = add_table_ref(&sql, ts->tb->database_push, from);
+    }
+    if (r < 0 || target_reps(ts, &treps) < 0) {
+        chc_buf_release(&sql);
+        return oom(err);
+    }
+    r = fanout(w, treps, ts->n_targets, sql.buf, err);
+    free(treps);
+    chc_buf_release(&sql);
+    return r;
+}
+
+/* All pieces of the partition copied from every shard that has it? */
+static int part_ready(struct worker *w, struct tstate *ts, size_t part, struct chc_err *err)
+{
+    unsigned char *done = calloc(ts->tb->pull->n_shards, 1);
+    struct piece_state ps = {done, -1, 0, -1, 0};
+    unsigned k;
+    size_t s;
+    int r = 1;
+
+    if (!done)
+        return oom(err);
+    for (k = 0; r == 1 && k < ts->splits; k++) {
+        int rr = piece_read(w, ts, part, k, &ps, err);
+        if (rr < 0) {
+            r = rr;
+            break;
+        }
+        if (ps.started >= 0)
+            r = 0;
+        for (s = 0; r == 1 && s < ts->tb->pull->n_shards; s++)
+            if (ts->parts[part].on_shard[s] && !ps.done[s])
+                r = 0;
+    }
+    free(done);
+    return r;
+}
+
+static int reset_pieces(struct worker *w, struct tstate *ts, size_t part, struct chc_err *err)
+{
+    unsigned char *done = calloc(ts->tb->pull->n_shards, 1);
+    struct piece_state ps = {done, -1, 0, -1, 0};
+    unsigned k;
+    int r = 0;
+
+    if (!done)
+        return oom(err);
+    for (k = 0; r == 0 && k < ts->splits; k++) {
+        r = piece_read(w, ts, part, k, &ps, err);
+        if (r == 0) {
+            memset(ps.done, 0, ts->tb->pull->n_shards);
+            ps.started = -1;
+            r = piece_write(w, ts, part, k, &ps, err);
+        }
+    }
+    free(done);
+    return r;
+}
+
+static int move_partition(struct worker *w, struct tstate *ts, size_t part, struct chc_err *err)
+{
+    const struct cfg_table *tb = ts->tb;
+    struct chc_log_fields lf = {tb->name, ts->parts[part].lit, -1, -1, "move", -1, -1, -1.0, NULL};
+    struct chc_buf state = CHC_BUF_INIT, name = CHC_BUF_INIT, asm_name = CHC_BUF_INIT;
+    struct sums src = {0, 0}, stg = {0, 0}, before = {0, 0}, after = {0, 0};
+    unsigned long long exp_rows = 0, exp_hash = 0;
+    char *lock = NULL;
+    char line[128];
+    uint64_t t0 = now_ms();
+    unsigned k;
+    int r;
+
+    r = lock_take(w, ts, part, "move", &lock, err);
+    if (r == CHC_EZK_NODEEXISTS)
+        return 0;
+    if (r < 0)
+        return r;
+    r = part_state_read(w, ts, part, &state, err);
+    if (r < 0)
+        goto out;
+    if (!strncmp(state.buf, "done", 4)) {
+        ts->parts[part].done = 1;
+        goto out;
+    }
+    r = part_ready(w, ts, part, err);
+    if (r <= 0)
+        goto out;
+    if (plan_assembly_table(tb, &asm_name) < 0)
+        goto oom;
+    if (strncmp(state.buf, "assembled", 9) && strncmp(state.buf, "moved", 5)) {
+        /* 1. Staging must hold exactly the source rows. */
+        r = source_sums(w, ts, part, &src, err);
+        for (k = 0; r == 0 && k < ts->splits; k++) {
+            chc_buf_reset(&name);
+            if (plan_piece_table(tb, k, &name) < 0)
+                goto oom;
+            r = dest_sums(w, ts, part, name.buf, &stg, err);
+        }
+        if (r < 0)
+            goto out;
+        if (src.rows != stg.rows || src.hash != stg.hash) {
+            lf.error = "staging mismatch";
+            chc_log_at(CHC_LOG_ERROR, &lf,
+                       "staging holds %llu rows (checksum %llu) but the source has %llu "
+                       "(checksum %llu): recopying the partition",
+                       stg.rows, stg.hash, src.rows, src.hash);
+            r = reset_pieces(w, ts, part, err);
+            if (r == 0)
+                r = chc_err_set(err, CHC_EMISMATCH, "partition %s: staging does not match source",
+                                ts->parts[part].lit);
+            goto out;
+        }
+        /* 2. Assemble: destination's current rows (append mode) + every piece. */
+        if (!tb->allow_drop_target_partitions) {
+            r = dest_sums(w, ts, part, tb->table_push, &before, err);
+            if (r < 0)
+                goto out;
+        }
+        r = alter_partition(w, ts, part, asm_name.buf, "DROP", NULL, err);
+        if (r == 0 && !tb->allow_drop_target_partitions)
+            r = alter_partition(w, ts, part, asm_name.buf, "ATTACH", tb->table_push, err);
+        for (k = 0; r == 0 && k < ts->splits; k++) {
+            chc_buf_reset(&name);
+            if (plan_piece_table(tb, k, &name) < 0)
+                goto oom;
+            r = alter_partition(w, ts, part, asm_name.buf, "ATTACH", name.buf, err);
+        }
+        if (r < 0)
+            goto out;
+        if (w->o->move_fault_probability > 0 &&
+            (double)rand() / RAND_MAX < w->o->move_fault_probability) {
+            r = chc_err_set(err, CHC_EFAULT_INJECTED, "move fault injected");
+            goto out;
+        }
+        fault_point(w, "after_assemble");
+        exp_rows = before.rows + src.rows;
+        exp_hash = before.hash + src.hash;
+        snprintf(line, sizeof(line), "assembled %llu %llu", exp_rows, exp_hash);
+        r = part_state_write(w, ts, part, line, err);
+        if (r < 0)
+            goto out;
+        chc_buf_reset(&state);
+        if (chc_buf_addstr(&state, line) < 0)
+            goto oom;
+        fault_point(w, "after_assembled_record");
+    }
+    if (sscanf(state.buf + (state.buf[0] == 'a' ? 9 : 5), "%llu %llu", &exp_rows, &exp_hash) != 2) {
+        r = chc_err_set(err, CHC_ESTATE, "bad partition state '%s'", state.buf);
+        goto out;
+    }
+    if (!strncmp(state.buf, "assembled", 9)) {
+        /* 3. Atomic for readers, idempotent when repeated. */
+        r = alter_partition(w, ts, part, tb->table_push, "REPLACE", asm_name.buf, err);
+        if (r < 0)
+            goto out;
+        fault_point(w, "after_replace");
+        snprintf(line, sizeof(line), "moved %llu %llu", exp_rows, exp_hash);
+        r = part_state_write(w, ts, part, line, err);
+        if (r < 0)
+            goto out;
+    }
+    /* 4. Verify the destination, then free the staging space. */
+    r = dest_sums(w, ts, part, tb->table_push, &after, err);
+    if (r < 0)
+        goto out;
+    if (after.rows != exp_rows || after.hash != exp_hash) {
+        lf.error = "destination mismatch";
+        chc_log_at(CHC_LOG_ERROR, &lf,
+                   "verification failed: destination has %llu rows (checksum %llu), expected "
+                   "%llu (checksum %llu)",
+                   after.rows, after.hash, exp_rows, exp_hash);
+        r = chc_err_set(err, CHC_EMISMATCH, "partition %s of '%s' failed verification",
+                        ts->parts[part].lit, tb->name);
+        goto out;
+    }
+    r = alter_partition(w, ts, part, asm_name.buf, "DROP", NULL, err);
+    for (k = 0; r == 0 && k < ts->splits; k++) {
+        chc_buf_reset(&name);
+        if (plan_piece_table(tb, k, &name) < 0)
+            goto oom;
+        r = alter_partition(w, ts, part, name.buf, "DROP", NULL, err);
+    }
+    if (r < 0)
+        goto out;
+    snprintf(line, sizeof(line), "done %llu %llu", exp_rows, exp_hash);
+    r = part_state_write(w, ts, part, line, err);
+    if (r < 0)
+        goto out;
+    ts->parts[part].done = 1;
+    lf.rows = (long long)(exp_rows - before.rows);
+    lf.duration = (double)(now_ms() - t0) / 1000.0;
+    lf.event = "partition_moved";
+    chc_log_at(CHC_LOG_INFO, &lf, "partition moved and verified: %llu rows in the destination",
+               exp_rows);
+    r = 1;
+    goto out;
+oom:
+    r = oom(err);
+out:
+    lock_release(w, &lock);
+    chc_buf_release(&state);
+    chc_buf_release(&name);
+    chc_buf_release(&asm_name);
+    return r;
+}
+
+static int drop_helpers(struct worker *w, struct tstate *ts, struct chc_err *err)
+{
+    const struct cfg_replica **treps = NULL;
+    struct chc_buf sql = CHC_BUF_INIT, name = CHC_BUF_INIT;
+    unsigned k;
+    int r = 0;
+
+    if (target_reps(ts, &treps) < 0)
+        return oom(err);
+    for (k = 0; r == 0 && k <= ts->splits; k++) {
+        chc_buf_reset(&sql);
+        chc_buf_reset(&name);
+        r = k < ts->splits ? plan_piece_table(ts->tb, k, &name) : plan_assembly_table(ts->tb, &name);
+        if (r == 0)
+            r = chc_buf_addstr(&sql, "DROP TABLE IF EXISTS ");
+        if (r == 0)
+            r = add_table_ref(&sql, ts->tb->database_push, name.buf);
+        if (r < 0) {
+            r = oom(err);
+            break;
+        }
+        r = fanout(w, treps, ts->n_targets, sql.buf, err);
+    }
+    free(treps);
+    chc_buf_release(&sql);
+    chc_buf_release(&name);
+    return r;
+}
+
+/* ------------------------------------------------------------------------ */
+/* the coordinator                                                          */
+/* ------------------------------------------------------------------------ */
+
+static void reap_jobs(struct worker *w, unsigned *failures)
+{
+    struct job **pp = &w->jobs;
+
+    while (*pp) {
+        struct job *j = *pp;
+        struct chc_err err = CHC_ERR_INIT;
+        if (j->pending > 0) {
+            pp = &j->next;
+            continue;
+        }
+        *pp = j->next;
+        w->n_jobs--;
+        if (job_finish(w, j, &err) < 0) {
+            (*failures)++;
+            if (!j->failed)
+                chc_log_warn("table '%s': %s", j->ts->tb->name, err.msg);
+        }
+        job_free(j);
+    }
+}
+
+/* Try to start work; returns number of jobs started, or <0. */
+static int fill(struct worker *w, struct tstate *ts, int allow_remote, int *ret_remote_waiting,
+                struct chc_err *err)
+{
+    unsigned char *done = calloc(ts->tb->pull->n_shards, 1);
+    struct piece_state ps = {done, -1, 0, -1, 0};
+    size_t part, oi;
+    unsigned k;
+    int started = 0, r = 0;
+
+    if (!done)
+        return oom(err);
+    *ret_remote_waiting = 0;
+    for (part = 0; part < ts->n_parts && w->n_jobs < w->cap; part++) {
+        if (ts->parts[part].done)
+            continue;
+        for (k = 0; k < ts->splits && w->n_jobs < w->cap; k++) {
+            r = piece_read(w, ts, part, k, &ps, err);
+            if (r < 0)
+                goto out;
+            for (oi = 0; oi < ts->tb->pull->n_shards && w->n_jobs < w->cap; oi++) {
+                size_t s = ts->order[oi];
+                const struct cfg_shard *sh = &ts->tb->pull->shards[s];
+                int local = 0;
+                size_t j;
+                if (!ts->parts[part].on_shard[s] || ps.done[s])
+                    continue;
+                for (j = 0; j < sh->n_replicas; j++)
+                    local |= is_local_host(sh->replicas[j].host, w->host);
+                if (!local && !allow_remote) {
+                    *ret_remote_waiting = 1;
+                    continue;
+                }
+                r = try_piece(w, ts, part, s, k, err);
+                if (r < 0)
+                    goto out;
+                if (r == 1) {
+                    started++;
+                    break; /* one shard per (p, k) at a time: the claim is per (p, k) */
+                }
+            }
+        }
+    }
+    r = started;
+out:
+    free(done);
+    return r;
+}
+
+static int all_parts_done(struct worker *w, struct tstate *ts, struct chc_err *err)
+{
+    struct chc_buf state = CHC_BUF_INIT;
+    size_t i;
+    int r = 1;
+
+    for (i = 0; i < ts->n_parts; i++) {
+        if (ts->parts[i].done)
+            continue;
+        r = part_state_read(w, ts, i, &state, err);
+        if (r < 0)
+            break;
+        if (!strncmp(state.buf, "done", 4)) {
+            ts->parts[i].done = 1;
+            r = 1;
+            continue;
+        }
+        r = 0;
+        break;
+    }
+    chc_buf_release(&state);
+    return r;
+}
+
+static int process_table(struct worker *w, const struct cfg_table *tb, struct chc_err *err)
+{
+    struct tstate *ts = NULL;
+    struct chc_buf path = CHC_BUF_INIT;
+    unsigned failures = 0, move_failures = 0, tries = 0;
+    uint64_t t0 = now_ms();
+    int r, remote_waiting = 0, allow_remote = 0;
+    size_t i;
+
+    for (;;) {
+        r = table_prepare(w, tb, &ts, err);
+        if (r == 0)
+            break;
+        if (++tries >= w->o->max_table_tries || !chc_err_is_transient(r))
+            return r;
+        chc_log_warn("table '%s': %s, retrying", tb->name, err->msg);
+        worker_sleep(w, w->o->retry_delay_ms);
+    }
+    if (ts->finished) {
+        chc_log_info("table '%s' is already done", tb->name);
+        tstate_free(ts);
+        return 0;
+    }
+    chc_log_info("table '%s': %zu partitions x %u pieces from %zu source shards to %zu staging "
+                 "nodes",
+                 tb->name, ts->n_parts, ts->splits, tb->pull->n_shards, ts->n_targets);
+    for (;;) {
+        int started, progressed = 0;
+
+        if (zk_session_expired(w->zs)) {
+            r = chc_err_set(err, CHC_EZK_EXPIRED, "ZooKeeper session expired");
+            goto out;
+        }
+        started = fill(w, ts, allow_remote, &remote_waiting, err);
+        if (started < 0) {
+            if (!chc_err_is_transient(started) && started != CHC_EZK_BADVERSION) {
+                r = started;
+                goto out;
+            }
+            chc_log_warn("table '%s': %s, retrying", tb->name, err->msg);
+            failures++;
+        }
+        if (w->n_jobs > 0) {
+            uv_run(&w->loop, UV_RUN_ONCE);
+            reap_jobs(w, &failures);
+            progressed = 1;
+        }
+        /* Moves: any partition whose pieces are all done. */
+        for (i = 0; i < ts->n_parts; i++) {
+            if (ts->parts[i].done)
+                continue;
+            r = move_partition(w, ts, i, err);
+            if (r < 0) {
+                move_failures++;
+                chc_log_warn("table '%s': move of partition %s failed: %s", tb->name,
+                             ts->parts[i].lit, err->msg);
+                if (move_failures >= w->o->max_piece_tries_alter * (ts->n_parts ? ts->n_parts : 1)) {
+                    goto out;
+                }
+            } else if (r == 1) {
+                progressed = 1;
+            }
+        }
+        if (w->n_jobs > 0)
+            continue;
+        r = all_parts_done(w, ts, err);
+        if (r < 0)
+            goto out;
+        if (r == 1)
+            break;
+        if (failures >= w->o->max_shard_partition_tries * (ts->n_parts ? ts->n_parts : 1) *
+                            ts->splits * tb->pull->n_shards) {
+            r = chc_err_set(err, CHC_ESTATE, "table '%s': too many failed pieces; last error: %s",
+                            tb->name, err->msg);
+            goto out;
+        }
+        if (!progressed && started <= 0) {
+            if (remote_waiting && !allow_remote) {
+                /* Let workers local to other shards take theirs first. */
+                worker_sleep(w, 500);
+                allow_remote = 1;
+                continue;
+            }
+            worker_sleep(w, failures ? w->o->retry_delay_ms : 200);
+        }
+    }
+    /* Every partition done: drop the helpers once. */
+    r = drop_helpers(w, ts, err);
+    if (r < 0)
+        goto out;
+    r = zpath(&path, "%s/done", ts->zroot);
+    if (r == 0) {
+        r = zk_create(w->zs, path.buf, "", 0, ZK_PERSISTENT, NULL, err);
+        if (r == CHC_EZK_NODEEXISTS)
+            r = 0;
+    }
+    if (r == 0)
+        chc_log_info("table '%s' done in %.1f s: %zu partitions", tb->name,
+                     (double)(now_ms() - t0) / 1000.0, ts->n_parts);
+out:
+    /* Stop our transfers if we bail out. */
+    while (w->jobs) {
+        struct job *j = w->jobs;
+        size_t q;
+        for (q = 0; q < j->n_q; q++)
+            ch_query_cancel(j->q[q]);
+        while (j->pending > 0)
+            uv_run(&w->loop, UV_RUN_ONCE);
+        w->jobs = j->next;
+        w->n_jobs--;
+        job_free(j);
+    }
+    chc_buf_release(&path);
+    tstate_free(ts);
+    return r;
+}
+
+static int worker_register(struct worker *w, struct chc_err *err)
+{
+    struct chc_buf path = CHC_BUF_INIT;
+    char data[512];
+    int r;
+
+    r = zpath(&path, "%s/workers", w->o->task_path);
+    if (r == 0)
+        r = zk_create_parents(w->zs, path.buf, err);
+    if (r == 0)
+        r = zpath(&path, "%s/active", w->o->task_path);
+    if (r == 0)
+        r = zk_create_parents(w->zs, path.buf, err);
+    if (r == 0)
+        r = zpath(&path, "%s/workers/%s", w->o->task_path, w->id);
+    if (r < 0)
+        goto out;
+    snprintf(data, sizeof(data), "host %s\npid %ld\n", w->host, (long)getpid());
+    r = zk_create(w->zs, path.buf, data, strlen(data), ZK_EPHEMERAL, NULL, err);
+out:
+    chc_buf_release(&path);
+    return r;
+}
+
+int worker_run(const struct chc_options *o, const struct cfg_zk *zkcfg, struct zk_session *zs,
+               const char *log_dir, struct chc_err *err)
+{
+    struct worker w;
+    struct tm tm;
+    time_t now = time(NULL);
+    size_t i;
+    int r;
+
+    memset(&w, 0, sizeof(w));
+    w.o = o;
+    w.zkcfg = zkcfg;
+    w.zs = zs;
+    w.cap = o->max_pieces_in_flight ? o->max_pieces_in_flight : 4;
+    srand((unsigned)(now ^ getpid()));
+    gethostname(w.host, sizeof(w.host) - 1);
+    localtime_r(&now, &tm);
+    snprintf(w.id, sizeof(w.id), "%s#%04d%02d%02d%02d%02d%02d_%ld", w.host, tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long)getpid());
+    chc_log_set_worker(w.id);
+    r = uv_loop_init(&w.loop);
+    if (r < 0) {
+        zk_session_free(zs);
+        return chc_err_set(err, r, "cannot start the event loop: %s", uv_strerror(r));
+    }
+    uv_timer_init(&w.loop, &w.sleeper);
+    r = ch_client_new(&w.loop, &w.ch, err);
+    if (r < 0)
+        goto out;
+    chc_log_info("worker %s starting on task %s (logs in %s)", w.id, o->task_path,
+                 log_dir ? log_dir : "-");
+    r = taskstore_fetch(zs, o->task_path, &w.task, NULL, err);
+    if (r < 0)
+        goto out;
+    r = worker_register(&w, err);
+    if (r < 0)
+        goto out;
+    for (i = 0; i < w.task->n_tables; i++) {
+        r = process_table(&w, &w.task->tables[i], err);
+        if (r < 0)
+            goto out;
+    }
+    chc_log_info("every table task is done");
+out:
+    w.ch = ch_client_free(w.ch);
+    uv_close((uv_handle_t *)&w.sleeper, NULL);
+    uv_run(&w.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&w.loop);
+    cfg_task_free(w.task);
+    zk_session_free(w.zs);
+    return r;
+}
+
+int worker_status(const struct chc_options *o, struct zk_session *zs, struct chc_err *err)
+{
+    (void)o;
+    (void)zs;
+    return chc_err_set(err, CHC_EUSAGE, "status: not implemented yet");
+}
+
+int worker_plan(const struct chc_options *o, struct zk_session *zs, struct chc_err *err)
+{
+    (void)o;
+    (void)zs;
+    return chc_err_set(err, CHC_EUSAGE, "plan: not implemented yet");
+}
+
+int worker_clean(const struct chc_options *o, struct zk_session *zs, struct chc_err *err)
+{
+    (void)o;
+    (void)zs;
+    return chc_err_set(err, CHC_EUSAGE, "clean: not implemented yet");
+}
