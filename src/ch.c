@@ -356,10 +356,25 @@ static void finish_exception(struct ch_query *q, long http, const char *text, si
     fail_query(q, code, NULL, text, len);
 }
 
+/* An HTTP error whose body carries a ClickHouse exception: fail q with it and
+ * return 1; else 0. */
+static int finish_error_body(struct ch_query *q, long http)
+{
+    const char *body = q->body.buf, *start;
+
+    if (!q->hdr_exc_code && !ch_parse_exception_code(body))
+        return 0;
+    start = strstr(body, "Code: ");
+    if (!start)
+        start = body;
+    finish_exception(q, http, start, q->body.len - (size_t)(start - body));
+    return 1;
+}
+
 /* Translate the outcome of a finished transfer into q->status/err. */
 static void finish_query(struct ch_query *q, CURLcode rc)
 {
-    const char *body = q->body.buf, *exc, *start;
+    const char *body = q->body.buf, *exc, *text;
     size_t len = q->body.len;
     char what[64];
     long http = 0;
@@ -374,31 +389,27 @@ static void finish_query(struct ch_query *q, CURLcode rc)
         fail_query(q, -ENOMEM, "out of memory receiving the response", NULL, 0);
         return;
     }
-    exc = ch_find_trailing_exception(body, len);
+    /* HTTP 200, then an exception at the end (streamed, or wait_end_of_query
+     * overridden): the body is incomplete. */
+    exc = http >= 200 && http < 300 ? ch_find_trailing_exception(body, len) : NULL;
+    if (exc) {
+        finish_exception(q, http, exc, len - (size_t)(exc - body));
+        return;
+    }
     if (rc != CURLE_OK) {
-        if (exc && http >= 200 && http < 300) {
-            /* The server broke off a streamed response with an exception. */
-            finish_exception(q, http, exc, len - (size_t)(exc - body));
+        /* The exception may have arrived before the connection broke. */
+        if (http >= 400 && finish_error_body(q, http))
             return;
-        }
-        fail_query(q, classify_curl(rc), NULL, q->errbuf[0] ? q->errbuf : curl_easy_strerror(rc),
-                   strlen(q->errbuf[0] ? q->errbuf : curl_easy_strerror(rc)));
+        text = q->errbuf[0] ? q->errbuf : curl_easy_strerror(rc);
+        fail_query(q, classify_curl(rc), NULL, text, strlen(text));
         return;
     }
     if (http >= 200 && http < 300) {
-        if (exc)
-            finish_exception(q, http, exc, len - (size_t)(exc - body));
-        else
-            q->status = 0;
+        q->status = 0;
         return;
     }
-    if (q->hdr_exc_code || ch_parse_exception_code(body)) {
-        start = strstr(body, "Code: ");
-        if (!start)
-            start = body;
-        finish_exception(q, http, start, len - (size_t)(start - body));
+    if (finish_error_body(q, http))
         return;
-    }
     snprintf(what, sizeof(what), "HTTP %ld%s", http, len ? ": " : "");
     fail_query(q, (http == 401 || http == 403) ? CHC_ECH_AUTH : CHC_ECH_HTTP, what, body,
                len > 512 ? 512 : len);

@@ -658,6 +658,30 @@ static int target_reps(const struct tstate *ts, const struct cfg_replica ***ret)
     return 0;
 }
 
+/* One column as checksum input: cast to the destination type on the source
+ * side; NULLs hashed as (isNull, default) so they still count. */
+static int add_hash_arg(struct chc_buf *b, const struct column *c, int cast)
+{
+    struct chc_buf x = CHC_BUF_INIT;
+    int r;
+
+    if (cast) {
+        r = chc_buf_addstr(&x, "CAST(");
+        if (r == 0)
+            r = chc_buf_add_ident(&x, c->name);
+        if (r == 0)
+            r = chc_buf_addf(&x, " AS %s)", c->type);
+    } else {
+        r = chc_buf_add_ident(&x, c->name);
+    }
+    if (r == 0 && !strncmp(c->type, "Nullable(", 9))
+        r = chc_buf_addf(b, "isNull(%s), assumeNotNull(%s)", x.buf, x.buf);
+    else if (r == 0)
+        r = chc_buf_addstr(b, x.buf);
+    chc_buf_release(&x);
+    return r;
+}
+
 /* Create the destination table on every node of the push cluster and the
  * staging tables on the staging nodes; every node must succeed. */
 static int prepare_tables(struct worker *w, struct tstate *ts, struct chc_err *err)
@@ -755,13 +779,9 @@ static int prepare_tables(struct worker *w, struct tstate *ts, struct chc_err *e
             if (r == 0)
                 r = chc_buf_add_ident(&cc, c->name);
             if (r == 0)
-                r = chc_buf_addstr(&hs, "CAST(");
+                r = add_hash_arg(&hs, c, 1);
             if (r == 0)
-                r = chc_buf_add_ident(&hs, c->name);
-            if (r == 0)
-                r = chc_buf_addf(&hs, " AS %s)", c->type);
-            if (r == 0)
-                r = chc_buf_add_ident(&hd, c->name);
+                r = add_hash_arg(&hd, c, 0);
         }
         if (r == 0)
             r = chc_buf_addch(&hs, ')');
@@ -908,7 +928,7 @@ static int discover(struct worker *w, struct tstate *ts, struct chc_err *err)
             if (tb->engine->partition_by)
                 r = chc_buf_addf(&sql, "SELECT DISTINCT (%s) AS _p FROM ", tb->engine->partition_by);
             else
-                r = chc_buf_addstr(&sql, "SELECT DISTINCT tuple() AS _p FROM ");
+                r = chc_buf_addstr(&sql, "SELECT DISTINCT 1 AS _p FROM ");
             if (r == 0)
                 r = chc_buf_add_ident(&sql, tb->database_pull);
             if (r == 0)
@@ -1480,7 +1500,7 @@ static int job_finish(struct worker *w, struct job *j, struct chc_err *err)
     ps.started = -1;
     r = piece_write(w, ts, j->part, j->k, &ps, err);
     if (r == 0)
-        chc_log_at(CHC_LOG_DEBUG, &lf, "piece copied");
+        chc_log_at(CHC_LOG_INFO, &lf, "piece copied in %.2f s", lf.duration);
 out:
     free(done);
     return r;
@@ -1526,7 +1546,7 @@ static int source_sums(struct worker *w, struct tstate *ts, size_t part, struct 
         if (!ts->parts[part].on_shard[s])
             continue;
         chc_buf_reset(&sql);
-        r = chc_buf_addf(&sql, "SELECT count(), sum(%s) FROM ", ts->hash_src);
+        r = chc_buf_addf(&sql, "SELECT count(), ifNull(sum(%s), 0) FROM ", ts->hash_src);
         if (r == 0)
             r = add_table_ref(&sql, tb->database_pull, tb->table_pull);
         if (r == 0)
@@ -1563,7 +1583,7 @@ static int dest_sums(struct worker *w, struct tstate *ts, size_t part, const cha
             continue;
         last = ts->targets[t].shard;
         chc_buf_reset(&sql);
-        r = chc_buf_addf(&sql, "SELECT count(), sum(%s) FROM ", ts->hash_dst);
+        r = chc_buf_addf(&sql, "SELECT count(), ifNull(sum(%s), 0) FROM ", ts->hash_dst);
         if (r == 0)
             r = add_table_ref(&sql, tb->database_push, table);
         if (r == 0)

@@ -1,0 +1,197 @@
+/* test-plan.c — the SQL text of every planning step against golden strings:
+ * partition literals, piece and routing filters (weights, signed keys,
+ * non-deterministic keys), ZooKeeper names, proximity order. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "chcopier/buf.h"
+#include "chcopier/plan.h"
+#include "chcopier/task.h"
+#include "tap.h"
+
+#define TASK_FMT \
+ \
+    "<clickhouse><remote_servers>" \
+    "<src><shard><replica><host>db-eu-1.example</host><port>9000</port></replica></shard>" \
+    "<shard><replica><host>db-us-7.example</host><port>9000</port></replica></shard>" \
+    "<shard><replica><host>localhost</host><port>9000</port></replica></shard></src>" \
+    "<dst><shard><weight>1</weight><replica><host>a</host><port>9000</port></replica></shard>" \
+    "<shard><weight>2</weight><replica><host>b</host><port>9000</port></replica></shard>" \
+    "<shard><weight>0</weight><replica><host>c</host><port>9000</port></replica></shard>" \
+    "</dst></remote_servers><max_workers>2</max_workers><tables><t>" \
+    "<cluster_pull>src</cluster_pull><database_pull>db</database_pull>" \
+    "<table_pull>a</table_pull><cluster_push>dst</cluster_push>" \
+    "<database_push>db</database_push><table_push>hits</table_push>" \
+    "<engine>%s</engine><sharding_key>%s</sharding_key>" \
+    "<number_of_splits>5</number_of_splits></t></tables></clickhouse>"
+
+static struct cfg_task *load(const char *engine, const char *key)
+{
+    struct chc_buf b = CHC_BUF_INIT;
+    struct chc_err e = CHC_ERR_INIT;
+    struct cfg_task *t = NULL;
+
+    if (chc_buf_addf(&b, TASK_FMT, engine, key) < 0)
+        abort();
+    if (cfg_task_parse(b.buf, b.len, "t.xml", &t, &e) < 0) {
+        printf("# %s\n", e.msg);
+        abort();
+    }
+    chc_buf_release(&b);
+    return t;
+}
+
+#define ENG "MergeTree PARTITION BY toYYYYMM(d) ORDER BY (CounterID, intHash32(UserID) DESC)"
+
+TEST(parse_values)
+{
+    struct chc_err e = CHC_ERR_INIT;
+    char **v = NULL;
+    size_t n = 0;
+
+    ASSERT_OK(plan_parse_values("(201801),('2018-01-01'),((1,'a)b')),('x\\'y')\n", &v, &n, &e));
+    ASSERT_EQ(n, 4);
+    ASSERT_STREQ(v[0], "201801");
+    ASSERT_STREQ(v[1], "'2018-01-01'");
+    ASSERT_STREQ(v[2], "(1,'a)b')");
+    ASSERT_STREQ(v[3], "'x\\'y'");
+    plan_strings_free(v, n);
+    ASSERT_OK(plan_parse_values("", &v, &n, &e));
+    ASSERT_EQ(n, 0);
+    ASSERT_EQ(plan_parse_values("(1),(2", &v, &n, &e), CHC_EPARSE);
+    ASSERT_EQ(plan_parse_values("garbage", &v, &n, &e), CHC_EPARSE);
+}
+
+TEST(zk_names_round_trip)
+{
+    struct chc_buf a = CHC_BUF_INIT, b = CHC_BUF_INIT;
+
+    ASSERT_OK(plan_zk_name("(1,'a/b')", &a));
+    ASSERT_STREQ(a.buf, "%281%2C%27a%2Fb%27%29");
+    ASSERT(strchr(a.buf, '/') == NULL);
+    ASSERT_OK(plan_zk_unname(a.buf, &b));
+    ASSERT_STREQ(b.buf, "(1,'a/b')");
+    chc_buf_release(&a);
+    chc_buf_release(&b);
+}
+
+TEST(partition_clause_and_filter)
+{
+    struct cfg_task *t = load(ENG, "UserID");
+    struct chc_buf b = CHC_BUF_INIT;
+
+    ASSERT_OK(plan_partition_clause("201801", &b));
+    ASSERT_STREQ(b.buf, "PARTITION 201801");
+    chc_buf_reset(&b);
+    ASSERT_OK(plan_partition_clause(PLAN_UNPARTITIONED, &b));
+    ASSERT_STREQ(b.buf, "PARTITION ID 'all'");
+    chc_buf_reset(&b);
+    ASSERT_OK(plan_partition_filter(&t->tables[0], "201801", &b));
+    ASSERT_STREQ(b.buf, "(toYYYYMM(d)) = 201801");
+    chc_buf_release(&b);
+    cfg_task_free(t);
+}
+
+TEST(piece_filter_hashes_key_columns)
+{
+    struct cfg_task *t = load(ENG, "UserID");
+    struct chc_buf b = CHC_BUF_INIT;
+
+    ASSERT_EQ(plan_splits(&t->tables[0]), 5);
+    ASSERT_OK(plan_piece_filter(&t->tables[0], 3, &b));
+    ASSERT_STREQ(b.buf, "cityHash64(CounterID, intHash32(UserID)) % 5 = 3");
+    chc_buf_release(&b);
+    cfg_task_free(t);
+}
+
+TEST(empty_key_means_one_piece)
+{
+    struct cfg_task *t = load("MergeTree ORDER BY tuple()", "UserID");
+    struct chc_buf b = CHC_BUF_INIT;
+
+    ASSERT_EQ(plan_splits(&t->tables[0]), 1);
+    ASSERT_OK(plan_piece_filter(&t->tables[0], 0, &b));
+    ASSERT_STREQ(b.buf, "1");
+    chc_buf_reset(&b);
+    ASSERT_OK(plan_partition_filter(&t->tables[0], PLAN_UNPARTITIONED, &b));
+    ASSERT_STREQ(b.buf, "1");
+    chc_buf_release(&b);
+    cfg_task_free(t);
+}
+
+TEST(route_filter_respects_weights)
+{
+    struct cfg_task *t = load(ENG, "UserID");
+    struct chc_err e = CHC_ERR_INIT;
+    struct chc_buf b = CHC_BUF_INIT;
+
+    /* weights 1, 2, 0: slots [0] -> shard 1, [1, 2] -> shard 2, none -> 3 */
+    ASSERT_OK(plan_route_filter(&t->tables[0], "UInt64", 0, &b, &e));
+    ASSERT_STREQ(b.buf, "(UserID) % 3 = 0");
+    chc_buf_reset(&b);
+    ASSERT_OK(plan_route_filter(&t->tables[0], "UInt64", 1, &b, &e));
+    ASSERT_STREQ(b.buf, "(UserID) % 3 BETWEEN 1 AND 2");
+    chc_buf_reset(&b);
+    ASSERT_OK(plan_route_filter(&t->tables[0], "UInt64", 2, &b, &e));
+    ASSERT_STREQ(b.buf, "0");
+    chc_buf_reset(&b);
+    /* Signed keys are reinterpreted as unsigned of the same width. */
+    ASSERT_OK(plan_route_filter(&t->tables[0], "Int16", 0, &b, &e));
+    ASSERT_STREQ(b.buf, "toUInt16(UserID) % 3 = 0");
+    chc_buf_release(&b);
+    cfg_task_free(t);
+}
+
+TEST(nondeterministic_key_is_replaced)
+{
+    struct cfg_task *t = load(ENG, "rand()");
+    struct cfg_task *u = load("MergeTree ORDER BY tuple()", "rand64() % 7");
+    struct chc_err e = CHC_ERR_INIT;
+    struct chc_buf b = CHC_BUF_INIT;
+
+    ASSERT(plan_is_nondeterministic("rand()"));
+    ASSERT(plan_is_nondeterministic("x + RAND64 ()"));
+    ASSERT(!plan_is_nondeterministic("cityHash64(operand, 'rand()')"));
+    ASSERT(!plan_is_nondeterministic("brand(x)"));
+    ASSERT_OK(plan_route_filter(&t->tables[0], NULL, 0, &b, &e));
+    ASSERT_STREQ(b.buf, "sipHash64(CounterID, intHash32(UserID)) % 3 = 0");
+    ASSERT_EQ(plan_route_filter(&u->tables[0], NULL, 0, &b, &e), CHC_ECONFIG);
+    ASSERT_CONTAINS(e.msg, "is not deterministic");
+    chc_buf_release(&b);
+    cfg_task_free(t);
+    cfg_task_free(u);
+}
+
+TEST(staging_names)
+{
+    struct cfg_task *t = load(ENG, "UserID");
+    struct chc_buf b = CHC_BUF_INIT;
+
+    ASSERT_OK(plan_piece_table(&t->tables[0], 4, &b));
+    ASSERT_STREQ(b.buf, "hits_piece_4");
+    chc_buf_reset(&b);
+    ASSERT_OK(plan_assembly_table(&t->tables[0], &b));
+    ASSERT_STREQ(b.buf, "hits_assembly");
+    chc_buf_release(&b);
+    cfg_task_free(t);
+}
+
+TEST(proximity_order)
+{
+    struct cfg_task *t = load(ENG, "UserID");
+    const struct cfg_cluster *c = t->tables[0].pull;
+    int local[3] = {0, 0, 1};
+    int none[3] = {0, 0, 0};
+    size_t order[3];
+
+    ASSERT_EQ(plan_hostname_difference("db-us-1.example", "db-us-7.example"), 1);
+    plan_shard_order(c, "db-us-1.example", local, order);
+    ASSERT_EQ(order[0], 2); /* local first */
+    ASSERT_EQ(order[1], 1); /* then the most alike name */
+    ASSERT_EQ(order[2], 0);
+    plan_shard_order(c, "db-eu-2.example", none, order);
+    ASSERT_EQ(order[0], 0);
+    cfg_task_free(t);
+}
+
+TAP_MAIN()
