@@ -46,10 +46,16 @@ const char *chc_strerror(int code)
 
 int chc_err_setv(struct chc_err *err, int code, const char *fmt, va_list ap)
 {
+    char *p;
+
     if (!err)
         return code;
     err->code = code;
     vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+    /* Messages are one line by contract, even when they quote user input. */
+    for (p = err->msg; *p; p++)
+        if (*p == '\n' || *p == '\r' || *p == '\t')
+            *p = ' ';
     return code;
 }
 

@@ -122,6 +122,9 @@ TEST(error_names)
     chc_err_prefix(&e, "file %s", "a.xml");
     ASSERT_STREQ(e.msg, "file a.xml: bad 'x'");
     ASSERT(CHC_ESTATE < -4000);
+    /* One line by contract, whatever the arguments hold. */
+    chc_err_set(&e, CHC_ECONFIG, "got '%s'", "a\nb\r\tc");
+    ASSERT_STREQ(e.msg, "got 'a b  c'");
 }
 
 TAP_MAIN()

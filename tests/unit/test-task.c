@@ -175,6 +175,17 @@ TEST(bad_malformed_xml_has_line)
     ASSERT_CONTAINS(e.msg, "empty document");
 }
 
+TEST(bad_encoding_message_is_one_line)
+{
+    struct chc_err e = CHC_ERR_INIT;
+    struct cfg_task *t = NULL;
+    const char *x = "<clickhouse>\x9b\x63</clickhouse>";
+
+    ASSERT_EQ(cfg_task_parse(x, strlen(x), "task.xml", &t, &e), CHC_ECONFIG);
+    ASSERT_CONTAINS(e.msg, "task.xml:1: malformed XML");
+    ASSERT(strchr(e.msg, '\n') == NULL);
+}
+
 TEST(bad_root)
 {
     ASSERT_BAD("clickhouse>", "config>", "root element must be <clickhouse> or <yandex>");
