@@ -1132,7 +1132,7 @@ static int tsv_scan(const char *s, size_t len, struct ch_rows *r, size_t *ret_nr
 
 int ch_tsv_parse(const char *body, size_t len, struct ch_rows **ret, struct chc_err *err)
 {
-    size_t nrows, ncols, nf, bytes, n2, c2, f2, b2;
+    size_t nrows = 0, ncols = 0, nf = 0, bytes = 0, n2, c2, f2, b2;
     struct ch_rows *r = NULL;
     int rc;
 
