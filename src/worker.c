@@ -61,7 +61,6 @@ struct part {
     char hash[17];    /* for query ids */
     unsigned char *on_shard; /* source shards that have it */
     int done;         /* moved and verified (cache) */
-    unsigned *done_mask_count; /* unused */
 };
 
 struct piece_state {
@@ -97,6 +96,11 @@ struct tstate {
     size_t n_parts;
     unsigned splits;
     int finished;
+    /* Local cache of ZooKeeper piece state, refreshed when idle:
+     * pdone[(part * splits + k) * S + s] and pbusy[part * splits + k]
+     * (our own job holds the claim). */
+    unsigned char *pdone;
+    unsigned char *pbusy;
 };
 
 struct job {
@@ -129,12 +133,37 @@ struct worker {
     size_t n_jobs;
     unsigned cap;
     unsigned long slot_seq;
-    int fault_copy_left;
+    int desc_version;
+    uint64_t slot_wait_logged;
 };
+
+static unsigned char *pdone_at(const struct tstate *ts, size_t part, unsigned k)
+{
+    return ts->pdone + ((size_t)part * ts->splits + k) * ts->tb->pull->n_shards;
+}
+
+/* Every piece of the partition copied from every shard that has it (cache). */
+static int part_cached_ready(const struct tstate *ts, size_t part)
+{
+    unsigned k;
+    size_t s;
+
+    for (k = 0; k < ts->splits; k++) {
+        const unsigned char *d = pdone_at(ts, part, k);
+        if (ts->pbusy[part * ts->splits + k])
+            return 0;
+        for (s = 0; s < ts->tb->pull->n_shards; s++)
+            if (ts->parts[part].on_shard[s] && !d[s])
+                return 0;
+    }
+    return 1;
+}
 
 /* ------------------------------------------------------------------------ */
 /* small utilities                                                          */
 /* ------------------------------------------------------------------------ */
+
+static int worker_register(struct worker *w, struct chc_err *err);
 
 static uint64_t now_ms(void)
 {
@@ -534,6 +563,8 @@ static void tstate_free(struct tstate *ts)
         free(ts->parts[i].on_shard);
     }
     free(ts->parts);
+    free(ts->pdone);
+    free(ts->pbusy);
     free(ts);
 }
 
@@ -1113,6 +1144,10 @@ static int table_prepare(struct worker *w, const struct cfg_table *tb, struct ts
     r = discover(w, ts, err);
     if (r < 0)
         goto fail;
+    ts->pdone = calloc(ts->n_parts * ts->splits * tb->pull->n_shards + 1, 1);
+    ts->pbusy = calloc(ts->n_parts * ts->splits + 1, 1);
+    if (!ts->pdone || !ts->pbusy)
+        goto oom;
 done:
     free(local);
     chc_buf_release(&b);
@@ -1406,13 +1441,6 @@ static int try_piece(struct worker *w, struct tstate *ts, size_t part, size_t sh
     j->part = part;
     j->k = k;
     j->shard = shard;
-    r = slot_take(w, &j->slot_path, err);
-    if (r == CHC_EBUSY) {
-        r = 0;
-        goto out;
-    }
-    if (r < 0)
-        goto out;
     snprintf(kbuf, sizeof(kbuf), "%u", k);
     r = lock_take(w, ts, part, kbuf, &j->lock_path, err);
     if (r == CHC_EZK_NODEEXISTS) {
@@ -1421,14 +1449,18 @@ static int try_piece(struct worker *w, struct tstate *ts, size_t part, size_t sh
     }
     if (r < 0)
         goto out;
-    fault_point(w, "after_claim");
     r = piece_read(w, ts, part, k, &ps, err);
     if (r < 0)
         goto out;
+    memcpy(pdone_at(ts, part, k), ps.done, ts->tb->pull->n_shards);
     if (ps.done[shard]) {
         r = 0; /* someone finished it meanwhile */
         goto out;
     }
+    r = slot_take(w, &j->slot_path, err);
+    if (r < 0)
+        goto out; /* CHC_EBUSY: every max_workers slot is taken */
+    fault_point(w, "after_claim");
     for (s = 0; s < ts->tb->pull->n_shards; s++)
         any_done |= ps.done[s];
     if (ps.started >= 0 || !any_done) {
@@ -1460,6 +1492,8 @@ static int try_piece(struct worker *w, struct tstate *ts, size_t part, size_t sh
     j->next = w->jobs;
     w->jobs = j;
     w->n_jobs++;
+    ts->pbusy[part * ts->splits + k] = 1;
+    memcpy(pdone_at(ts, part, k), ps.done, ts->tb->pull->n_shards);
     j = NULL;
     r = 1;
 out:
@@ -1502,6 +1536,8 @@ static int job_finish(struct worker *w, struct job *j, struct chc_err *err)
     ps.done[j->shard] = 1;
     ps.started = -1;
     r = piece_write(w, ts, j->part, j->k, &ps, err);
+    if (r == 0)
+        memcpy(pdone_at(ts, j->part, j->k), ps.done, ts->tb->pull->n_shards);
     if (r == 0)
         chc_log_at(CHC_LOG_INFO, &lf, "piece copied in %.2f s", lf.duration);
 out:
@@ -1862,9 +1898,11 @@ static int drop_helpers(struct worker *w, struct tstate *ts, struct chc_err *err
 /* the coordinator                                                          */
 /* ------------------------------------------------------------------------ */
 
-static void reap_jobs(struct worker *w, unsigned *failures)
+/* Finished jobs: record them; returns how many completed successfully. */
+static int reap_jobs(struct worker *w, unsigned *failures)
 {
     struct job **pp = &w->jobs;
+    int ok = 0;
 
     while (*pp) {
         struct job *j = *pp;
@@ -1875,41 +1913,98 @@ static void reap_jobs(struct worker *w, unsigned *failures)
         }
         *pp = j->next;
         w->n_jobs--;
+        j->ts->pbusy[j->part * j->ts->splits + j->k] = 0;
         if (job_finish(w, j, &err) < 0) {
             (*failures)++;
             if (!j->failed)
                 chc_log_warn("table '%s': %s", j->ts->tb->name, err.msg);
+        } else {
+            ok++;
         }
         job_free(j);
     }
+    return ok;
 }
 
-/* Try to start work; returns number of jobs started, or <0. */
+/* Stop every transfer we hold: cancel the HTTP side and, because the server
+ * keeps running a query whose client went away, KILL QUERY it too. */
+static void jobs_abort(struct worker *w)
+{
+    struct chc_buf sql = CHC_BUF_INIT;
+    struct chc_err err = CHC_ERR_INIT;
+    size_t q;
+
+    while (w->jobs) {
+        struct job *j = w->jobs;
+        for (q = 0; q < j->n_q; q++)
+            ch_query_cancel(j->q[q]);
+        while (j->pending > 0)
+            uv_run(&w->loop, UV_RUN_ONCE);
+        for (q = 0; q < j->n_q; q++) {
+            chc_buf_reset(&sql);
+            if (chc_buf_addstr(&sql, "KILL QUERY WHERE query_id LIKE '") < 0 ||
+                query_id(j->ts, j->part, j->k, &sql) < 0 ||
+                chc_buf_addf(&sql, "%zu-%zu-%%' SYNC", j->shard + 1, q) < 0)
+                break;
+            if (query(w, j->ts->targets[q].rep, 1, sql.buf, NULL, &err) < 0)
+                chc_log_warn("cannot stop our copy on %s: %s, ignoring",
+                             j->ts->targets[q].rep->host, err.msg);
+        }
+        j->ts->pbusy[j->part * j->ts->splits + j->k] = 0;
+        w->jobs = j->next;
+        w->n_jobs--;
+        job_free(j);
+    }
+    chc_buf_release(&sql);
+}
+
+/* max_workers is re-read live from the description. */
+static void reload_max_workers(struct worker *w)
+{
+    struct chc_buf path = CHC_BUF_INIT;
+    struct chc_err err = CHC_ERR_INIT;
+    struct cfg_task *t = NULL;
+    struct zk_stat st;
+    int version;
+
+    if (zpath(&path, "%s/description", w->o->task_path) < 0 ||
+        zk_exists(w->zs, path.buf, &st, &err) < 0 || st.version == w->desc_version)
+        goto out;
+    if (taskstore_fetch(w->zs, w->o->task_path, &t, &version, &err) < 0) {
+        chc_log_warn("the task description changed but cannot be read: %s, ignoring", err.msg);
+        w->desc_version = st.version;
+        goto out;
+    }
+    if (t->max_workers != w->task->max_workers)
+        chc_log_info("max_workers changed from %u to %u", w->task->max_workers, t->max_workers);
+    w->task->max_workers = t->max_workers;
+    w->desc_version = version;
+out:
+    cfg_task_free(t);
+    chc_buf_release(&path);
+}
+
+/* Start what we can from the cache. Returns jobs started (>= 0), or < 0. */
 static int fill(struct worker *w, struct tstate *ts, int allow_remote, int *ret_remote_waiting,
                 struct chc_err *err)
 {
-    unsigned char *done = calloc(ts->tb->pull->n_shards, 1);
-    struct piece_state ps = {done, -1, 0, -1, 0};
     size_t part, oi;
     unsigned k;
     int started = 0, r = 0;
 
-    if (!done)
-        return oom(err);
     *ret_remote_waiting = 0;
     for (part = 0; part < ts->n_parts && w->n_jobs < w->cap; part++) {
         if (ts->parts[part].done)
             continue;
         for (k = 0; k < ts->splits && w->n_jobs < w->cap; k++) {
-            r = piece_read(w, ts, part, k, &ps, err);
-            if (r < 0)
-                goto out;
-            for (oi = 0; oi < ts->tb->pull->n_shards && w->n_jobs < w->cap; oi++) {
-                size_t s = ts->order[oi];
+            const unsigned char *d = pdone_at(ts, part, k);
+            if (ts->pbusy[part * ts->splits + k])
+                continue;
+            for (oi = 0; oi < ts->tb->pull->n_shards; oi++) {
+                size_t s = ts->order[oi], j;
                 const struct cfg_shard *sh = &ts->tb->pull->shards[s];
                 int local = 0;
-                size_t j;
-                if (!ts->parts[part].on_shard[s] || ps.done[s])
+                if (!ts->parts[part].on_shard[s] || d[s])
                     continue;
                 for (j = 0; j < sh->n_replicas; j++)
                     local |= is_local_host(sh->replicas[j].host, w->host);
@@ -1918,28 +2013,39 @@ static int fill(struct worker *w, struct tstate *ts, int allow_remote, int *ret_
                     continue;
                 }
                 r = try_piece(w, ts, part, s, k, err);
-                if (r < 0)
-                    goto out;
-                if (r == 1) {
-                    started++;
-                    break; /* one shard per (p, k) at a time: the claim is per (p, k) */
+                if (r == CHC_EBUSY) {
+                    if (now_ms() - w->slot_wait_logged > 30000) {
+                        chc_log_info("waiting for a worker slot: all max_workers=%u are in use",
+                                     w->task->max_workers);
+                        w->slot_wait_logged = now_ms();
+                    }
+                    reload_max_workers(w);
+                    return started;
                 }
+                if (r < 0)
+                    return r;
+                if (r == 1)
+                    started++;
+                break; /* the claim covers (p, k): one source shard at a time */
             }
         }
     }
-    r = started;
-out:
-    free(done);
-    return r;
+    return started;
 }
 
-static int all_parts_done(struct worker *w, struct tstate *ts, struct chc_err *err)
+/* Re-read every unfinished partition's state into the cache; 1 when all done. */
+static int refresh(struct worker *w, struct tstate *ts, struct chc_err *err)
 {
+    unsigned char *done = calloc(ts->tb->pull->n_shards, 1);
+    struct piece_state ps = {done, -1, 0, -1, 0};
     struct chc_buf state = CHC_BUF_INIT;
     size_t i;
-    int r = 1;
+    unsigned k;
+    int r = 0, all = 1;
 
-    for (i = 0; i < ts->n_parts; i++) {
+    if (!done)
+        return oom(err);
+    for (i = 0; r == 0 && i < ts->n_parts; i++) {
         if (ts->parts[i].done)
             continue;
         r = part_state_read(w, ts, i, &state, err);
@@ -1947,14 +2053,71 @@ static int all_parts_done(struct worker *w, struct tstate *ts, struct chc_err *e
             break;
         if (!strncmp(state.buf, "done", 4)) {
             ts->parts[i].done = 1;
-            r = 1;
             continue;
         }
-        r = 0;
-        break;
+        all = 0;
+        for (k = 0; r == 0 && k < ts->splits; k++) {
+            if (ts->pbusy[i * ts->splits + k])
+                continue;
+            r = piece_read(w, ts, i, k, &ps, err);
+            if (r == 0)
+                memcpy(pdone_at(ts, i, k), ps.done, ts->tb->pull->n_shards);
+        }
     }
+    free(done);
     chc_buf_release(&state);
-    return r;
+    return r < 0 ? r : all;
+}
+
+/* Move every partition the cache says is complete. */
+static int move_ready(struct worker *w, struct tstate *ts, unsigned *move_failures,
+                      struct chc_err *err)
+{
+    size_t i;
+    int r, moved = 0;
+
+    for (i = 0; i < ts->n_parts; i++) {
+        if (ts->parts[i].done || !part_cached_ready(ts, i))
+            continue;
+        r = move_partition(w, ts, i, err);
+        if (r < 0) {
+            if (r == CHC_EZK_EXPIRED)
+                return r;
+            (*move_failures)++;
+            chc_log_warn("table '%s': move of partition %s failed: %s, retrying",
+                         ts->tb->name, ts->parts[i].lit, err->msg);
+            if (*move_failures >= w->o->max_piece_tries_alter * (ts->n_parts ? ts->n_parts : 1))
+                return r;
+        } else if (r == 1) {
+            moved++;
+        }
+    }
+    return moved;
+}
+
+/* A new ZooKeeper session after expiry: our claims are gone, so are our
+ * transfers; register again and carry on. */
+static int recover_session(struct worker *w, struct chc_err *err)
+{
+    unsigned tries = 0;
+    int r;
+
+    chc_log_warn("ZooKeeper session expired: stopping our transfers and reconnecting");
+    jobs_abort(w);
+    for (;;) {
+        w->zs = zk_session_free(w->zs);
+        r = zk_session_new(w->zkcfg, w->zkcfg->session_timeout_ms, NULL, &w->zs, err);
+        if (r == 0)
+            r = worker_register(w, err);
+        if (r == 0) {
+            chc_log_info("ZooKeeper session re-established");
+            return 0;
+        }
+        if (++tries >= w->o->max_table_tries * 10)
+            return r;
+        chc_log_warn("%s, retrying", err->msg);
+        worker_sleep(w, w->o->retry_delay_ms);
+    }
 }
 
 static int process_table(struct worker *w, const struct cfg_table *tb, struct chc_err *err)
@@ -1964,17 +2127,21 @@ static int process_table(struct worker *w, const struct cfg_table *tb, struct ch
     unsigned failures = 0, move_failures = 0, tries = 0;
     uint64_t t0 = now_ms();
     int r, remote_waiting = 0, allow_remote = 0;
-    size_t i;
 
+restart:
     for (;;) {
         r = table_prepare(w, tb, &ts, err);
         if (r == 0)
             break;
+        if (r == CHC_EZK_EXPIRED && recover_session(w, err) == 0)
+            continue;
         if (++tries >= w->o->max_table_tries || !chc_err_is_transient(r))
             return r;
         chc_log_warn("table '%s': %s, retrying", tb->name, err->msg);
         worker_sleep(w, w->o->retry_delay_ms);
     }
+    if (!ts)
+        CHC_BUG("table_prepare succeeded without a table state");
     if (ts->finished) {
         chc_log_info("table '%s' is already done", tb->name);
         tstate_free(ts);
@@ -1983,65 +2150,64 @@ static int process_table(struct worker *w, const struct cfg_table *tb, struct ch
     chc_log_info("table '%s': %zu partitions x %u pieces from %zu source shards to %zu staging "
                  "nodes",
                  tb->name, ts->n_parts, ts->splits, tb->pull->n_shards, ts->n_targets);
+    r = refresh(w, ts, err);
     for (;;) {
-        int started, progressed = 0;
+        int started;
 
-        if (zk_session_expired(w->zs)) {
-            r = chc_err_set(err, CHC_EZK_EXPIRED, "ZooKeeper session expired");
+        if (r == CHC_EZK_EXPIRED || zk_session_expired(w->zs)) {
+            r = recover_session(w, err);
+            if (r < 0)
+                goto out;
+            tstate_free(ts);
+            ts = NULL;
+            goto restart;
+        }
+        if (r < 0 && !chc_err_is_transient(r) && r != CHC_EZK_BADVERSION &&
+            r != CHC_EMISMATCH)
+            goto out;
+        if (r < 0) {
+            failures++;
+            chc_log_warn("table '%s': %s, retrying", tb->name, err->msg);
+        }
+        if (failures >= w->o->max_shard_partition_tries * (ts->n_parts ? ts->n_parts : 1) *
+                            ts->splits * tb->pull->n_shards) {
+            r = chc_err_set(err, CHC_ESTATE, "table '%s': too many failed tries; last error: %s",
+                            tb->name, err->msg);
             goto out;
         }
         started = fill(w, ts, allow_remote, &remote_waiting, err);
         if (started < 0) {
-            if (!chc_err_is_transient(started) && started != CHC_EZK_BADVERSION) {
-                r = started;
-                goto out;
-            }
-            chc_log_warn("table '%s': %s, retrying", tb->name, err->msg);
-            failures++;
+            r = started;
+            continue;
         }
         if (w->n_jobs > 0) {
             uv_run(&w->loop, UV_RUN_ONCE);
-            reap_jobs(w, &failures);
-            progressed = 1;
-        }
-        /* Moves: any partition whose pieces are all done. */
-        for (i = 0; i < ts->n_parts; i++) {
-            if (ts->parts[i].done)
-                continue;
-            r = move_partition(w, ts, i, err);
-            if (r < 0) {
-                move_failures++;
-                chc_log_warn("table '%s': move of partition %s failed: %s", tb->name,
-                             ts->parts[i].lit, err->msg);
-                if (move_failures >= w->o->max_piece_tries_alter * (ts->n_parts ? ts->n_parts : 1)) {
-                    goto out;
-                }
-            } else if (r == 1) {
-                progressed = 1;
+            r = 0;
+            if (reap_jobs(w, &failures) > 0) {
+                r = move_ready(w, ts, &move_failures, err);
+                if (r > 0)
+                    r = 0;
             }
-        }
-        if (w->n_jobs > 0)
             continue;
-        r = all_parts_done(w, ts, err);
+        }
+        /* Idle: see what others did, move what is complete, or wait. */
+        r = refresh(w, ts, err);
         if (r < 0)
-            goto out;
+            continue;
         if (r == 1)
             break;
-        if (failures >= w->o->max_shard_partition_tries * (ts->n_parts ? ts->n_parts : 1) *
-                            ts->splits * tb->pull->n_shards) {
-            r = chc_err_set(err, CHC_ESTATE, "table '%s': too many failed pieces; last error: %s",
-                            tb->name, err->msg);
-            goto out;
+        r = move_ready(w, ts, &move_failures, err);
+        if (r < 0)
+            continue;
+        if (r > 0 || started > 0)
+            continue;
+        if (remote_waiting && !allow_remote) {
+            /* Let workers local to other shards take theirs first. */
+            worker_sleep(w, 500);
+            allow_remote = 1;
+            continue;
         }
-        if (!progressed && started <= 0) {
-            if (remote_waiting && !allow_remote) {
-                /* Let workers local to other shards take theirs first. */
-                worker_sleep(w, 500);
-                allow_remote = 1;
-                continue;
-            }
-            worker_sleep(w, failures ? w->o->retry_delay_ms : 200);
-        }
+        worker_sleep(w, failures ? w->o->retry_delay_ms : 200);
     }
     /* Every partition done: drop the helpers once. */
     r = drop_helpers(w, ts, err);
@@ -2057,18 +2223,7 @@ static int process_table(struct worker *w, const struct cfg_table *tb, struct ch
         chc_log_info("table '%s' done in %.1f s: %zu partitions", tb->name,
                      (double)(now_ms() - t0) / 1000.0, ts->n_parts);
 out:
-    /* Stop our transfers if we bail out. */
-    while (w->jobs) {
-        struct job *j = w->jobs;
-        size_t q;
-        for (q = 0; q < j->n_q; q++)
-            ch_query_cancel(j->q[q]);
-        while (j->pending > 0)
-            uv_run(&w->loop, UV_RUN_ONCE);
-        w->jobs = j->next;
-        w->n_jobs--;
-        job_free(j);
-    }
+    jobs_abort(w);
     chc_buf_release(&path);
     tstate_free(ts);
     return r;
@@ -2129,7 +2284,7 @@ int worker_run(const struct chc_options *o, const struct cfg_zk *zkcfg, struct z
         goto out;
     chc_log_info("worker %s starting on task %s (logs in %s)", w.id, o->task_path,
                  log_dir ? log_dir : "-");
-    r = taskstore_fetch(zs, o->task_path, &w.task, NULL, err);
+    r = taskstore_fetch(zs, o->task_path, &w.task, &w.desc_version, err);
     if (r < 0)
         goto out;
     r = worker_register(&w, err);
