@@ -66,17 +66,10 @@ static const struct flag flags[] = {
     {"log-stdout", ARG_FLAG, OFF(log_stdout), 0, 0, "  also log to stderr"},
     {"log-format", ARG_STR, -3, 0, 0, "text|json  log line format (default text)"},
     {"json", ARG_FLAG, OFF(json), 0, 0, "  status: print JSON"},
-    {"yes", ARG_FLAG, OFF(yes), 0, 0, "  clean: really delete"},
     {"max-pieces-in-flight", ARG_UINT, OFF(max_pieces_in_flight), 1, 1024,
      "N  pieces this worker copies at once (default 4)"},
-    {"data-path", ARG_STR, -4, 0, 0, "pull|pipe  how rows travel (default pull)"},
-    {"max-bytes-per-second", ARG_LL, OFF(max_bytes_per_second), 0, (1LL << 50),
-     "N  throttle this worker's transfers (pipe path)"},
-    {"metrics-port", ARG_UINT, OFF(metrics_port), 1, 65535,
-     "PORT  serve Prometheus metrics on 127.0.0.1:PORT"},
     {"fault-point", ARG_STR, OFF(fault_point), 0, 0,
      "NAME  testing: _exit at a named point (see docs/faults.md)"},
-    {"no-progress", ARG_FLAG, -5, 0, 0, "  no live progress line on a terminal"},
     {"help", ARG_FLAG, -6, 0, 0, "  this text"},
     {"version", ARG_FLAG, -7, 0, 0, "  print the version"},
 };
@@ -93,8 +86,6 @@ void cli_options_init(struct chc_options *o)
     o->max_piece_tries_alter = 10;
     o->retry_delay_ms = 1000;
     o->log_stdout = -1;
-    o->progress = -1;
-    o->data_path = CHC_PATH_DEFAULT;
 }
 
 const char *cli_usage(void)
@@ -112,9 +103,6 @@ const char *cli_usage(void)
                        "commands:\n"
                        "  run     (default) work on the task until every table is copied\n"
                        "  status  print progress from ZooKeeper (--json for scripts)\n"
-                       "  plan    print partitions, pieces and the SQL, writing nothing\n"
-                       "  clean   remove the task's ZooKeeper state and staging tables "
-                       "(--yes)\n"
                        "  upload  only upload --task-file to <task-path>/description\n\n"
                        "options:\n");
     for (i = 0; r == 0 && i < N_FLAGS; i++) {
@@ -168,18 +156,6 @@ static int set_special(const struct flag *f, const char *val, struct chc_options
             return chc_err_set(err, CHC_EUSAGE, "--log-format: expected text or json, got '%s'",
                                val);
         return 0;
-    case -4:
-        if (!strcmp(val, "pull"))
-            o->data_path = CHC_PATH_PULL;
-        else if (!strcmp(val, "pipe"))
-            o->data_path = CHC_PATH_PIPE;
-        else
-            return chc_err_set(err, CHC_EUSAGE, "--data-path: expected pull or pipe, got '%s'",
-                               val);
-        return 0;
-    case -5:
-        o->progress = 0;
-        return 0;
     case -6:
         o->cmd = CHC_CMD_HELP;
         return 0;
@@ -229,8 +205,6 @@ static int set_value(const struct flag *f, const char *val, struct chc_options *
                                f->name, f->min, f->max, val);
         if (f->kind == ARG_LL)
             *(long long *)(base + f->offset) = v;
-        else if (f->offset == OFF(metrics_port))
-            *(int *)(base + f->offset) = (int)v;
         else
             *(unsigned *)(base + f->offset) = (unsigned)v;
         return 0;
@@ -252,9 +226,8 @@ static int parse_command(const char *s, enum chc_command *ret)
         const char *name;
         enum chc_command cmd;
     } cmds[] = {
-        {"run", CHC_CMD_RUN},     {"status", CHC_CMD_STATUS}, {"plan", CHC_CMD_PLAN},
-        {"clean", CHC_CMD_CLEAN}, {"upload", CHC_CMD_UPLOAD}, {"help", CHC_CMD_HELP},
-        {"version", CHC_CMD_VERSION},
+        {"run", CHC_CMD_RUN},       {"status", CHC_CMD_STATUS}, {"upload", CHC_CMD_UPLOAD},
+        {"help", CHC_CMD_HELP},     {"version", CHC_CMD_VERSION},
     };
     size_t i;
 

@@ -233,12 +233,6 @@ int main(int argc, char **argv)
     case CHC_CMD_STATUS:
         r = worker_status(&o, zs, &err);
         break;
-    case CHC_CMD_PLAN:
-        r = worker_plan(&o, zs, &err);
-        break;
-    case CHC_CMD_CLEAN:
-        r = worker_clean(&o, zs, &err);
-        break;
     case CHC_CMD_HELP:
     case CHC_CMD_VERSION:
         break;

@@ -2306,23 +2306,231 @@ out:
     return r;
 }
 
+/* ------------------------------------------------------------------------ */
+/* status: ZooKeeper only                                                   */
+/* ------------------------------------------------------------------------ */
+
+struct table_status {
+    const char *state; /* not_started, copying, done */
+    size_t parts_total, parts_done, parts_moving;
+    size_t pieces_total, pieces_done;
+    unsigned long long rows_verified;
+    struct chc_buf flight_text, flight_json;
+    size_t n_flight;
+};
+
+static int status_table(struct worker *w, const struct cfg_table *tb, struct table_status *st,
+                        struct chc_err *err)
+{
+    struct tstate *ts = calloc(1, sizeof(*ts));
+    struct chc_buf b = CHC_BUF_INIT, data = CHC_BUF_INIT;
+    unsigned char *done = calloc(tb->pull->n_shards, 1);
+    struct piece_state ps = {done, -1, 0, -1, 0};
+    char **locks = NULL;
+    size_t n_locks = 0, i, sh, n_on;
+    unsigned k;
+    int r;
+
+    st->state = "not_started";
+    if (!ts || !done) {
+        r = oom(err);
+        goto out;
+    }
+    ts->tb = tb;
+    ts->splits = plan_splits(tb);
+    r = zpath(&b, "%s/tables/", w->o->task_path);
+    if (r == 0)
+        r = table_id(tb, &b);
+    if (r == 0)
+        r = chc_buf_addf(&b, "/%s", tb->def_hash_hex);
+    if (r < 0) {
+        r = oom(err);
+        goto out;
+    }
+    ts->zroot = chc_buf_take(&b, NULL);
+    r = zpath(&b, "%s/partitions", ts->zroot);
+    if (r == 0)
+        r = zk_get(w->zs, b.buf, &data, NULL, err);
+    if (r == CHC_EZK_NONODE) {
+        r = 0;
+        goto out;
+    }
+    if (r < 0)
+        goto out;
+    r = parts_load(ts, data.buf, err);
+    if (r < 0)
+        goto out;
+    st->state = "copying";
+    st->parts_total = ts->n_parts;
+    for (i = 0; i < ts->n_parts; i++) {
+        unsigned long long rows = 0, hash = 0;
+        for (n_on = 0, sh = 0; sh < tb->pull->n_shards; sh++)
+            n_on += ts->parts[i].on_shard[sh];
+        st->pieces_total += n_on * ts->splits;
+        r = part_state_read(w, ts, i, &data, err);
+        if (r < 0)
+            goto out;
+        if (sscanf(data.buf, "done %llu %llu", &rows, &hash) == 2) {
+            st->parts_done++;
+            st->pieces_done += n_on * ts->splits;
+            st->rows_verified += rows;
+            continue;
+        }
+        if (data.len)
+            st->parts_moving++;
+        for (k = 0; k < ts->splits; k++) {
+            r = piece_read(w, ts, i, k, &ps, err);
+            if (r < 0)
+                goto out;
+            for (sh = 0; sh < tb->pull->n_shards; sh++)
+                st->pieces_done += ts->parts[i].on_shard[sh] && ps.done[sh];
+        }
+    }
+    r = zpath(&b, "%s/done", ts->zroot);
+    if (r == 0 && zk_exists(w->zs, b.buf, NULL, err) == 0)
+        st->state = "done";
+    /* Claims in flight: locks/<partition>#<k> hold the worker id. */
+    r = zpath(&b, "%s/locks", ts->zroot);
+    if (r == 0)
+        r = zk_children(w->zs, b.buf, &locks, &n_locks, err);
+    if (r == CHC_EZK_NONODE)
+        r = 0;
+    for (i = 0; r == 0 && i < n_locks; i++) {
+        struct chc_buf part = CHC_BUF_INIT, lp = CHC_BUF_INIT, holder = CHC_BUF_INIT;
+        char *hash = strrchr(locks[i], '#');
+        if (!hash)
+            continue;
+        if (plan_zk_unname(locks[i], &part) < 0 || zpath(&lp, "%s/locks/%s", ts->zroot, locks[i]) < 0) {
+            r = oom(err);
+        } else if (zk_get(w->zs, lp.buf, &holder, NULL, err) == 0) {
+            chc_buf_setlen(&part, (size_t)(strrchr(part.buf, '#') - part.buf));
+            r = chc_buf_addf(&st->flight_text, "    partition %s %s%s held by %s\n", part.buf,
+                             strcmp(hash + 1, "move") ? "piece " : "", hash + 1, holder.buf);
+            if (r == 0)
+                r = chc_buf_addf(&st->flight_json, "%s{\"partition\":\"", st->n_flight ? "," : "");
+            if (r == 0)
+                r = chc_buf_add_json(&st->flight_json, part.buf);
+            if (r == 0)
+                r = chc_buf_addf(&st->flight_json, "\",\"what\":\"%s%s\",\"worker\":\"",
+                                 strcmp(hash + 1, "move") ? "piece " : "", hash + 1);
+            if (r == 0)
+                r = chc_buf_add_json(&st->flight_json, holder.buf);
+            if (r == 0)
+                r = chc_buf_addstr(&st->flight_json, "\"}");
+            st->n_flight++;
+        }
+        chc_buf_release(&part);
+        chc_buf_release(&lp);
+        chc_buf_release(&holder);
+    }
+out:
+    zk_strings_free(locks, n_locks);
+    free(done);
+    chc_buf_release(&b);
+    chc_buf_release(&data);
+    tstate_free(ts);
+    return r;
+}
+
 int worker_status(const struct chc_options *o, struct zk_session *zs, struct chc_err *err)
 {
-    (void)o;
-    (void)zs;
-    return chc_err_set(err, CHC_EUSAGE, "status: not implemented yet");
-}
+    struct worker w;
+    struct chc_buf out = CHC_BUF_INIT, path = CHC_BUF_INIT;
+    char **workers = NULL;
+    size_t n_workers = 0, i;
+    struct zk_stat active;
+    int r;
 
-int worker_plan(const struct chc_options *o, struct zk_session *zs, struct chc_err *err)
-{
-    (void)o;
-    (void)zs;
-    return chc_err_set(err, CHC_EUSAGE, "plan: not implemented yet");
-}
-
-int worker_clean(const struct chc_options *o, struct zk_session *zs, struct chc_err *err)
-{
-    (void)o;
-    (void)zs;
-    return chc_err_set(err, CHC_EUSAGE, "clean: not implemented yet");
+    memset(&w, 0, sizeof(w));
+    w.o = o;
+    w.zs = zs;
+    r = taskstore_fetch(zs, o->task_path, &w.task, NULL, err);
+    if (r < 0)
+        return r;
+    memset(&active, 0, sizeof(active));
+    r = zpath(&path, "%s/workers", o->task_path);
+    if (r == 0)
+        r = zk_children(zs, path.buf, &workers, &n_workers, err);
+    if (r == CHC_EZK_NONODE)
+        r = 0;
+    if (r == 0 && zpath(&path, "%s/active", o->task_path) == 0 &&
+        zk_exists(zs, path.buf, &active, err) == CHC_EZK_NONODE)
+        r = 0;
+    if (r < 0)
+        goto out;
+    if (o->json) {
+        r = chc_buf_addstr(&out, "{\"task_path\":\"");
+        if (r == 0)
+            r = chc_buf_add_json(&out, o->task_path);
+        if (r == 0)
+            r = chc_buf_addf(&out, "\",\"max_workers\":%u,\"pieces_in_flight\":%d,\"workers\":[",
+                             w.task->max_workers, active.num_children);
+        for (i = 0; r == 0 && i < n_workers; i++) {
+            r = chc_buf_addf(&out, "%s\"", i ? "," : "");
+            if (r == 0)
+                r = chc_buf_add_json(&out, workers[i]);
+            if (r == 0)
+                r = chc_buf_addch(&out, '"');
+        }
+        if (r == 0)
+            r = chc_buf_addstr(&out, "],\"tables\":[");
+    } else {
+        r = chc_buf_addf(&out, "task %s: %zu worker(s) running, %d piece(s) being copied "
+                               "(max_workers %u)\n",
+                         o->task_path, n_workers, active.num_children, w.task->max_workers);
+        for (i = 0; r == 0 && i < n_workers; i++)
+            r = chc_buf_addf(&out, "  worker %s\n", workers[i]);
+    }
+    for (i = 0; r == 0 && i < w.task->n_tables; i++) {
+        const struct cfg_table *tb = &w.task->tables[i];
+        struct table_status st;
+        memset(&st, 0, sizeof(st));
+        chc_buf_init(&st.flight_text, 0);
+        chc_buf_init(&st.flight_json, 0);
+        r = status_table(&w, tb, &st, err);
+        if (r == 0 && o->json) {
+            r = chc_buf_addf(&out, "%s{\"name\":\"", i ? "," : "");
+            if (r == 0)
+                r = chc_buf_add_json(&out, tb->name);
+            if (r == 0)
+                r = chc_buf_addf(&out,
+                                 "\",\"definition\":\"%s\",\"state\":\"%s\","
+                                 "\"partitions_total\":%zu,\"partitions_done\":%zu,"
+                                 "\"partitions_moving\":%zu,\"pieces_total\":%zu,"
+                                 "\"pieces_done\":%zu,\"rows_verified\":%llu,\"in_flight\":[%s]}",
+                                 tb->def_hash_hex, st.state, st.parts_total, st.parts_done,
+                                 st.parts_moving, st.pieces_total, st.pieces_done,
+                                 st.rows_verified, st.flight_json.buf);
+        } else if (r == 0) {
+            r = chc_buf_addf(&out,
+                             "table %s: %s.%s -> %s.%s.%s [%s] (definition %s)\n"
+                             "  partitions: %zu total, %zu done and verified, %zu moving\n"
+                             "  pieces:     %zu of %zu copied (%.0f%%)\n"
+                             "  rows in verified partitions: %llu\n%s%s",
+                             tb->name, tb->database_pull, tb->table_pull, tb->cluster_push,
+                             tb->database_push, tb->table_push, st.state, tb->def_hash_hex,
+                             st.parts_total, st.parts_done, st.parts_moving, st.pieces_done,
+                             st.pieces_total,
+                             st.pieces_total ? 100.0 * (double)st.pieces_done /
+                                                   (double)st.pieces_total
+                                             : 0.0,
+                             st.rows_verified, st.n_flight ? "  in flight:\n" : "",
+                             st.flight_text.buf);
+        }
+        chc_buf_release(&st.flight_text);
+        chc_buf_release(&st.flight_json);
+    }
+    if (r == 0 && o->json)
+        r = chc_buf_addstr(&out, "]}\n");
+    if (r < 0)
+        goto out;
+    fputs(out.buf, stdout);
+out:
+    if (r == -ENOMEM || r == CHC_ETOOBIG)
+        chc_err_set(err, r, "out of memory");
+    zk_strings_free(workers, n_workers);
+    chc_buf_release(&out);
+    chc_buf_release(&path);
+    cfg_task_free(w.task);
+    return r;
 }

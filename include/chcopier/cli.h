@@ -13,17 +13,9 @@
 enum chc_command {
     CHC_CMD_RUN,
     CHC_CMD_STATUS,
-    CHC_CMD_PLAN,
-    CHC_CMD_CLEAN,
     CHC_CMD_UPLOAD,
     CHC_CMD_HELP,
     CHC_CMD_VERSION,
-};
-
-enum chc_data_path {
-    CHC_PATH_DEFAULT, /* per task, else pull */
-    CHC_PATH_PULL,
-    CHC_PATH_PIPE,
 };
 
 struct chc_options {
@@ -50,13 +42,8 @@ struct chc_options {
     int log_stdout;  /* -1 = auto (not daemon and stderr is a tty) */
     int log_json;
     int json;        /* status --json */
-    int yes;         /* clean --yes */
     unsigned max_pieces_in_flight; /* 0 = auto */
-    enum chc_data_path data_path;
-    long long max_bytes_per_second; /* 0 = unlimited */
-    int metrics_port;               /* 0 = off */
     const char *fault_point;        /* --fault-point or CHC_FAULT_POINT */
-    int progress;                   /* -1 = auto (tty) */
 };
 
 void cli_options_init(struct chc_options *o);

@@ -27,7 +27,5 @@ struct zk_session;
 int worker_run(const struct chc_options *o, const struct cfg_zk *zkcfg, struct zk_session *zs,
                const char *log_dir, struct chc_err *err);
 int worker_status(const struct chc_options *o, struct zk_session *zs, struct chc_err *err);
-int worker_plan(const struct chc_options *o, struct zk_session *zs, struct chc_err *err);
-int worker_clean(const struct chc_options *o, struct zk_session *zs, struct chc_err *err);
 
 #endif

@@ -91,10 +91,33 @@ start=$(date +%s.%N)
 w1=$!
 "$CHCOPIER" --config "$Z" --task-path /chc/t1 --base-dir "$DIR/logs" "${PATH_ARGS[@]}" &
 w2=$!
+sleep 1
+during_rc=0
+"$CHCOPIER" status --config "$Z" --task-path /chc/t1 >"$DIR/status-during.txt" || during_rc=$?
 rc1=0; rc2=0
 wait $w1 || rc1=$?
 wait $w2 || rc2=$?
 echo "# two workers took $(echo "$(date +%s.%N) - $start" | bc) s"
+sed 's/^/#   /' "$DIR/status-during.txt" | head -12
+check "status while workers run: exit 0, lists the tables" \
+    eval '[[ $during_rc == 0 ]] && grep -q "^table weekly" "$DIR/status-during.txt"'
+"$CHCOPIER" status --json --config "$Z" --task-path /chc/t1 >"$DIR/status.json"
+status_done() {
+    python3 - "$DIR/status.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s["task_path"] == "/chc/t1" and s["workers"] == [], s
+names = [t["name"] for t in s["tables"]]
+assert names == ["monthly", "weekly", "filtered", "flat"], names
+for t in s["tables"]:
+    assert t["state"] == "done", t
+    assert t["partitions_done"] == t["partitions_total"] > 0, t
+    assert t["pieces_done"] == t["pieces_total"] > 0, t
+    assert t["in_flight"] == [], t
+assert s["tables"][0]["rows_verified"] == 120000, s["tables"][0]
+PY
+}
+check "status --json after the run: every table done, rows verified" status_done
 check "two workers started together both exit 0" test "$rc1$rc2" = 00
 check "mixed types, monthly: every partition's count and checksum equal" compare mixed m_month 'toYYYYMM(d)'
 check "monthly: no duplicated id" no_dups m_month

@@ -87,11 +87,8 @@ TEST(status_flag_and_commands)
     ASSERT_OK(PARSE(&o, &e, "status", "--json", "--config", "z", "--task-path", "/t"));
     ASSERT_EQ(o.cmd, CHC_CMD_STATUS);
     ASSERT_EQ(o.json, 1);
-    ASSERT_OK(PARSE(&o, &e, "plan", "--config", "z", "--task-path", "/t"));
-    ASSERT_EQ(o.cmd, CHC_CMD_PLAN);
-    ASSERT_OK(PARSE(&o, &e, "clean", "--yes", "--config", "z", "--task-path", "/t"));
-    ASSERT_EQ(o.cmd, CHC_CMD_CLEAN);
-    ASSERT_EQ(o.yes, 1);
+    ASSERT_OK(PARSE(&o, &e, "upload", "--config", "z", "--task-path", "/t", "--task-file", "f"));
+    ASSERT_EQ(o.cmd, CHC_CMD_UPLOAD);
     ASSERT_OK(PARSE(&o, &e, "--help"));
     ASSERT_EQ(o.cmd, CHC_CMD_HELP);
     ASSERT_OK(PARSE(&o, &e, "--version"));
@@ -103,16 +100,11 @@ TEST(own_flags)
     struct chc_options o;
     struct chc_err e = CHC_ERR_INIT;
 
-    ASSERT_OK(PARSE(&o, &e, "--config", "z", "--task-path", "/t", "--data-path", "pipe",
-                    "--max-pieces-in-flight", "6", "--log-format", "json", "--log-stdout",
-                    "--max-bytes-per-second", "1000000", "--metrics-port", "9100",
-                    "--fault-point", "after_claim"));
-    ASSERT_EQ(o.data_path, CHC_PATH_PIPE);
+    ASSERT_OK(PARSE(&o, &e, "--config", "z", "--task-path", "/t", "--max-pieces-in-flight", "6",
+                    "--log-format", "json", "--log-stdout", "--fault-point", "after_claim"));
     ASSERT_EQ(o.max_pieces_in_flight, 6);
     ASSERT_EQ(o.log_json, 1);
     ASSERT_EQ(o.log_stdout, 1);
-    ASSERT_EQ(o.max_bytes_per_second, 1000000);
-    ASSERT_EQ(o.metrics_port, 9100);
     ASSERT_STREQ(o.fault_point, "after_claim");
 }
 
@@ -137,8 +129,9 @@ TEST(bad_flags_name_the_flag)
     ASSERT_EQ(PARSE(&o, &e, "--config", "z", "--task-path", "/t", "--copy-fault-probability",
                     "2"), CHC_EUSAGE);
     ASSERT_CONTAINS(e.msg, "--copy-fault-probability: expected a probability");
-    ASSERT_EQ(PARSE(&o, &e, "--config", "z", "--task-path", "/t", "--data-path", "push"),
+    ASSERT_EQ(PARSE(&o, &e, "--config", "z", "--task-path", "/t", "--log-format", "xml"),
               CHC_EUSAGE);
+    ASSERT_CONTAINS(e.msg, "--log-format: expected text or json");
     ASSERT_EQ(PARSE(&o, &e, "--config", "z", "--task-path"), CHC_EUSAGE);
     ASSERT_CONTAINS(e.msg, "--task-path needs a value");
     ASSERT_EQ(PARSE(&o, &e, "frobnicate", "--config", "z", "--task-path", "/t"), CHC_EUSAGE);
