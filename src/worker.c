@@ -23,6 +23,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -459,6 +460,49 @@ static int part_state_write(struct worker *w, struct tstate *ts, size_t part, co
     return r;
 }
 
+/* A worker id is "<host>#<YYYYMMDDhhmmss>_<pid>". A holder on this host
+ * whose process is gone cannot act any more, but its ephemeral nodes live
+ * until its session expires; taking them over at once saves a restarted
+ * worker that wait (clickhouse-copier waits). A reused pid only makes us
+ * wait, never take over a live worker's claim. */
+static int holder_dead(const struct worker *w, const char *holder)
+{
+    const char *hash = strrchr(holder, '#'), *us;
+    long pid;
+
+    if (!hash || (size_t)(hash - holder) != strlen(w->host) ||
+        strncmp(holder, w->host, (size_t)(hash - holder)))
+        return 0;
+    us = strrchr(hash, '_');
+    if (!us)
+        return 0;
+    pid = strtol(us + 1, NULL, 10);
+    if (pid <= 0 || pid == (long)getpid())
+        return 0;
+    return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+}
+
+/* Create an ephemeral node holding our id; if a dead local worker holds it,
+ * delete its node (version-checked) and try once more. */
+static int ephemeral_take(struct worker *w, const char *path, struct chc_err *err)
+{
+    struct chc_buf holder = CHC_BUF_INIT;
+    struct zk_stat st;
+    int r;
+
+    r = zk_create(w->zs, path, w->id, strlen(w->id), ZK_EPHEMERAL, NULL, err);
+    if (r != CHC_EZK_NODEEXISTS)
+        return r;
+    if (zk_get(w->zs, path, &holder, &st, err) == 0 && holder_dead(w, holder.buf) &&
+        zk_delete(w->zs, path, st.version, err) == 0) {
+        chc_log_warn("'%s' was held by %s, a worker on this host that is gone: taking it over",
+                     path, holder.buf);
+        r = zk_create(w->zs, path, w->id, strlen(w->id), ZK_EPHEMERAL, NULL, err);
+    }
+    chc_buf_release(&holder);
+    return r;
+}
+
 static int lock_take(struct worker *w, struct tstate *ts, size_t part, const char *what,
                      char **ret_path, struct chc_err *err)
 {
@@ -470,11 +514,44 @@ static int lock_take(struct worker *w, struct tstate *ts, size_t part, const cha
         chc_buf_release(&path);
         return oom(err);
     }
-    r = zk_create(w->zs, path.buf, w->id, strlen(w->id), ZK_EPHEMERAL, NULL, err);
+    r = ephemeral_take(w, path.buf, err);
     if (r == 0)
         *ret_path = chc_buf_take(&path, NULL);
     chc_buf_release(&path);
     return r;
+}
+
+/* Remove the slots and registrations of dead workers on this host. */
+static void reap_dead_local(struct worker *w)
+{
+    static const char *const dirs[] = {"active", "workers"};
+    struct chc_buf path = CHC_BUF_INIT, p = CHC_BUF_INIT;
+    struct chc_err err = CHC_ERR_INIT;
+    size_t d, i, n = 0;
+    char **kids = NULL;
+
+    for (d = 0; d < 2; d++) {
+        if (zpath(&path, "%s/%s", w->o->task_path, dirs[d]) < 0 ||
+            zk_children(w->zs, path.buf, &kids, &n, &err) < 0)
+            continue;
+        for (i = 0; i < n; i++) {
+            char *cut = d == 0 ? strrchr(kids[i], '#') : NULL;
+            if (cut)
+                *cut = '\0';
+            if (!holder_dead(w, kids[i]))
+                continue;
+            if (cut)
+                *cut = '#';
+            if (zpath(&p, "%s/%s", path.buf, kids[i]) == 0 &&
+                zk_delete(w->zs, p.buf, ZK_ANY_VERSION, &err) == 0)
+                chc_log_info("removed '%s' of a worker on this host that is gone", p.buf);
+        }
+        zk_strings_free(kids, n);
+        kids = NULL;
+        n = 0;
+    }
+    chc_buf_release(&path);
+    chc_buf_release(&p);
 }
 
 static void lock_release(struct worker *w, char **path)
@@ -504,6 +581,12 @@ static int slot_take(struct worker *w, char **ret_path, struct chc_err *err)
     r = zk_exists(w->zs, active.buf, &st, err);
     if (r < 0)
         goto out;
+    if ((unsigned)st.num_children >= w->task->max_workers) {
+        reap_dead_local(w);
+        r = zk_exists(w->zs, active.buf, &st, err);
+        if (r < 0)
+            goto out;
+    }
     if ((unsigned)st.num_children >= w->task->max_workers) {
         r = CHC_EBUSY;
         goto out;
@@ -1749,35 +1832,13 @@ static int move_partition(struct worker *w, struct tstate *ts, size_t part, stru
     if (plan_assembly_table(tb, &asm_name) < 0)
         goto oom;
     if (strncmp(state.buf, "assembled", 9) && strncmp(state.buf, "moved", 5)) {
-        /* 1. Staging must hold exactly the source rows. */
+        /* 1. Assemble: the destination's current rows (append mode) and
+         *    every piece, in the assembly table of every staging node. */
         r = source_sums(w, ts, part, &src, err);
-        for (k = 0; r == 0 && k < ts->splits; k++) {
-            chc_buf_reset(&name);
-            if (plan_piece_table(tb, k, &name) < 0)
-                goto oom;
-            r = dest_sums(w, ts, part, name.buf, &stg, err);
-        }
-        if (r < 0)
-            goto out;
-        if (src.rows != stg.rows || src.hash != stg.hash) {
-            lf.error = "staging mismatch";
-            chc_log_at(CHC_LOG_ERROR, &lf,
-                       "staging holds %llu rows (checksum %llu) but the source has %llu "
-                       "(checksum %llu): recopying the partition",
-                       stg.rows, stg.hash, src.rows, src.hash);
-            r = reset_pieces(w, ts, part, err);
-            if (r == 0)
-                r = chc_err_set(err, CHC_EMISMATCH, "partition %s: staging does not match source",
-                                ts->parts[part].lit);
-            goto out;
-        }
-        /* 2. Assemble: destination's current rows (append mode) + every piece. */
-        if (!tb->allow_drop_target_partitions) {
+        if (r == 0 && !tb->allow_drop_target_partitions)
             r = dest_sums(w, ts, part, tb->table_push, &before, err);
-            if (r < 0)
-                goto out;
-        }
-        r = alter_partition(w, ts, part, asm_name.buf, "DROP", NULL, err);
+        if (r == 0)
+            r = alter_partition(w, ts, part, asm_name.buf, "DROP", NULL, err);
         if (r == 0 && !tb->allow_drop_target_partitions)
             r = alter_partition(w, ts, part, asm_name.buf, "ATTACH", tb->table_push, err);
         for (k = 0; r == 0 && k < ts->splits; k++) {
@@ -1788,6 +1849,37 @@ static int move_partition(struct worker *w, struct tstate *ts, size_t part, stru
         }
         if (r < 0)
             goto out;
+        /* 2. The assembly must be exactly destination + source. If it is
+         *    not, find out whether staging is wrong (recopy the partition)
+         *    or only the assembly (a stray ALTER: assemble again). */
+        r = dest_sums(w, ts, part, asm_name.buf, &stg, err);
+        if (r < 0)
+            goto out;
+        if (stg.rows != before.rows + src.rows || stg.hash != before.hash + src.hash) {
+            struct sums pieces = {0, 0};
+            for (k = 0; r == 0 && k < ts->splits; k++) {
+                chc_buf_reset(&name);
+                if (plan_piece_table(tb, k, &name) < 0)
+                    goto oom;
+                r = dest_sums(w, ts, part, name.buf, &pieces, err);
+            }
+            if (r < 0)
+                goto out;
+            lf.error = "staging mismatch";
+            chc_log_at(CHC_LOG_ERROR, &lf,
+                       "assembly holds %llu rows, expected %llu (destination) + %llu (source); "
+                       "staging holds %llu: %s",
+                       stg.rows, before.rows, src.rows, pieces.rows,
+                       pieces.rows == src.rows && pieces.hash == src.hash
+                           ? "assembling again"
+                           : "recopying the partition");
+            if (pieces.rows != src.rows || pieces.hash != src.hash)
+                r = reset_pieces(w, ts, part, err);
+            if (r == 0)
+                r = chc_err_set(err, CHC_EMISMATCH, "partition %s: staging does not match source",
+                                ts->parts[part].lit);
+            goto out;
+        }
         if (w->o->move_fault_probability > 0 &&
             (double)rand() / RAND_MAX < w->o->move_fault_probability) {
             r = chc_err_set(err, CHC_EFAULT_INJECTED, "move fault injected");
@@ -2246,6 +2338,7 @@ static int worker_register(struct worker *w, struct chc_err *err)
         r = zpath(&path, "%s/workers/%s", w->o->task_path, w->id);
     if (r < 0)
         goto out;
+    reap_dead_local(w);
     snprintf(data, sizeof(data), "host %s\npid %ld\n", w->host, (long)getpid());
     r = zk_create(w->zs, path.buf, data, strlen(data), ZK_EPHEMERAL, NULL, err);
 out:
