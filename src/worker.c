@@ -102,6 +102,8 @@ struct tstate {
      * (our own job holds the claim). */
     unsigned char *pdone;
     unsigned char *pbusy;
+    uint64_t *pnext;     /* per (part, k): not before this time (ms), after failures */
+    unsigned char *pfails;
 };
 
 struct job {
@@ -223,6 +225,8 @@ static int query(struct worker *w, const struct cfg_replica *rep, int push, cons
 
     params_init(&p, rep, sql, w->task, push);
     chc_log_trace("%s:%d: %s", rep->host, rep->http_port, sql);
+    if (out)
+        chc_buf_reset(out); /* out receives this query's body only */
     r = ch_query_sync(w->ch, &p, out, err);
     return r;
 }
@@ -648,6 +652,8 @@ static void tstate_free(struct tstate *ts)
     free(ts->parts);
     free(ts->pdone);
     free(ts->pbusy);
+    free(ts->pnext);
+    free(ts->pfails);
     free(ts);
 }
 
@@ -1229,7 +1235,9 @@ static int table_prepare(struct worker *w, const struct cfg_table *tb, struct ts
         goto fail;
     ts->pdone = calloc(ts->n_parts * ts->splits * tb->pull->n_shards + 1, 1);
     ts->pbusy = calloc(ts->n_parts * ts->splits + 1, 1);
-    if (!ts->pdone || !ts->pbusy)
+    ts->pnext = calloc(ts->n_parts * ts->splits + 1, sizeof(*ts->pnext));
+    ts->pfails = calloc(ts->n_parts * ts->splits + 1, 1);
+    if (!ts->pdone || !ts->pbusy || !ts->pnext || !ts->pfails)
         goto oom;
 done:
     free(local);
@@ -1585,6 +1593,45 @@ out:
     return r;
 }
 
+/* Rows of partition `part` in <table>_piece_<k>, one staging node per shard. */
+static int staging_rows(struct worker *w, struct tstate *ts, size_t part, unsigned k,
+                        long long *ret, struct chc_err *err)
+{
+    struct chc_buf sql = CHC_BUF_INIT, name = CHC_BUF_INIT, out = CHC_BUF_INIT;
+    size_t t, last = (size_t)-1;
+    long long total = 0, n;
+    int r = plan_piece_table(ts->tb, k, &name);
+
+    for (t = 0; r == 0 && t < ts->n_targets; t++) {
+        if (ts->targets[t].shard == last)
+            continue;
+        last = ts->targets[t].shard;
+        chc_buf_reset(&sql);
+        r = chc_buf_addstr(&sql, "SELECT count() FROM ");
+        if (r == 0)
+            r = add_table_ref(&sql, ts->tb->database_push, name.buf);
+        if (r == 0)
+            r = chc_buf_addstr(&sql, " WHERE ");
+        if (r == 0)
+            r = plan_partition_filter(ts->tb, ts->parts[part].lit, &sql);
+        if (r < 0) {
+            r = oom(err);
+            break;
+        }
+        r = query(w, ts->targets[t].rep, 1, sql.buf, &out, err);
+        if (r == 0 && chc_parse_ll(out.buf, 0, (1LL << 62), &n) < 0)
+            r = chc_err_set(err, CHC_EPARSE, "unexpected count '%.40s'", out.buf);
+        if (r == 0)
+            total += n;
+    }
+    if (r == 0)
+        *ret = total;
+    chc_buf_release(&sql);
+    chc_buf_release(&name);
+    chc_buf_release(&out);
+    return r;
+}
+
 /* A finished job: record it (or leave the piece dirty). */
 static int job_finish(struct worker *w, struct job *j, struct chc_err *err)
 {
@@ -1616,13 +1663,21 @@ static int job_finish(struct worker *w, struct job *j, struct chc_err *err)
                         ts->parts[j->part].lit);
         goto out;
     }
+    {
+        long long rows = 0;
+        r = staging_rows(w, ts, j->part, j->k, &rows, err);
+        if (r < 0)
+            goto out;
+        lf.rows = rows - ps.rows;
+        ps.rows = rows;
+    }
     ps.done[j->shard] = 1;
     ps.started = -1;
     r = piece_write(w, ts, j->part, j->k, &ps, err);
     if (r == 0)
         memcpy(pdone_at(ts, j->part, j->k), ps.done, ts->tb->pull->n_shards);
     if (r == 0)
-        chc_log_at(CHC_LOG_INFO, &lf, "piece copied in %.2f s", lf.duration);
+        chc_log_at(CHC_LOG_INFO, &lf, "piece copied: %lld rows in %.2f s", lf.rows, lf.duration);
 out:
     free(done);
     return r;
@@ -1794,6 +1849,7 @@ static int reset_pieces(struct worker *w, struct tstate *ts, size_t part, struct
         if (r == 0) {
             memset(ps.done, 0, ts->tb->pull->n_shards);
             ps.started = -1;
+            ps.rows = 0;
             r = piece_write(w, ts, part, k, &ps, err);
         }
     }
@@ -2007,9 +2063,13 @@ static int reap_jobs(struct worker *w, unsigned *failures)
         w->n_jobs--;
         j->ts->pbusy[j->part * j->ts->splits + j->k] = 0;
         if (job_finish(w, j, &err) < 0) {
+            size_t idx = j->part * j->ts->splits + j->k;
+            unsigned f = j->ts->pfails[idx] < 5 ? ++j->ts->pfails[idx] : 5;
+            /* Back off: retry_delay, doubling per failure of this piece, up to 16x. */
+            j->ts->pnext[idx] = now_ms() + (uint64_t)w->o->retry_delay_ms * (1u << (f - 1));
             (*failures)++;
             if (!j->failed)
-                chc_log_warn("table '%s': %s", j->ts->tb->name, err.msg);
+                chc_log_warn("table '%s': %s, retrying", j->ts->tb->name, err.msg);
         } else {
             ok++;
         }
@@ -2090,7 +2150,7 @@ static int fill(struct worker *w, struct tstate *ts, int allow_remote, int *ret_
             continue;
         for (k = 0; k < ts->splits && w->n_jobs < w->cap; k++) {
             const unsigned char *d = pdone_at(ts, part, k);
-            if (ts->pbusy[part * ts->splits + k])
+            if (ts->pbusy[part * ts->splits + k] || ts->pnext[part * ts->splits + k] > now_ms())
                 continue;
             for (oi = 0; oi < ts->tb->pull->n_shards; oi++) {
                 size_t s = ts->order[oi], j;
@@ -2407,7 +2467,7 @@ struct table_status {
     const char *state; /* not_started, copying, done */
     size_t parts_total, parts_done, parts_moving;
     size_t pieces_total, pieces_done;
-    unsigned long long rows_verified;
+    unsigned long long rows_verified, rows_staged;
     struct chc_buf flight_text, flight_json;
     size_t n_flight;
 };
@@ -2477,6 +2537,7 @@ static int status_table(struct worker *w, const struct cfg_table *tb, struct tab
                 goto out;
             for (sh = 0; sh < tb->pull->n_shards; sh++)
                 st->pieces_done += ts->parts[i].on_shard[sh] && ps.done[sh];
+            st->rows_staged += (unsigned long long)ps.rows;
         }
     }
     r = zpath(&b, "%s/done", ts->zroot);
@@ -2590,16 +2651,17 @@ int worker_status(const struct chc_options *o, struct zk_session *zs, struct chc
                                  "\",\"definition\":\"%s\",\"state\":\"%s\","
                                  "\"partitions_total\":%zu,\"partitions_done\":%zu,"
                                  "\"partitions_moving\":%zu,\"pieces_total\":%zu,"
-                                 "\"pieces_done\":%zu,\"rows_verified\":%llu,\"in_flight\":[%s]}",
+                                 "\"pieces_done\":%zu,\"rows_verified\":%llu,"
+                                 "\"rows_staged\":%llu,\"in_flight\":[%s]}",
                                  tb->def_hash_hex, st.state, st.parts_total, st.parts_done,
                                  st.parts_moving, st.pieces_total, st.pieces_done,
-                                 st.rows_verified, st.flight_json.buf);
+                                 st.rows_verified, st.rows_staged, st.flight_json.buf);
         } else if (r == 0) {
             r = chc_buf_addf(&out,
                              "table %s: %s.%s -> %s.%s.%s [%s] (definition %s)\n"
                              "  partitions: %zu total, %zu done and verified, %zu moving\n"
                              "  pieces:     %zu of %zu copied (%.0f%%)\n"
-                             "  rows in verified partitions: %llu\n%s%s",
+                             "  rows:       %llu in verified partitions, %llu staged\n%s%s",
                              tb->name, tb->database_pull, tb->table_pull, tb->cluster_push,
                              tb->database_push, tb->table_push, st.state, tb->def_hash_hex,
                              st.parts_total, st.parts_done, st.parts_moving, st.pieces_done,
@@ -2607,7 +2669,8 @@ int worker_status(const struct chc_options *o, struct zk_session *zs, struct chc
                              st.pieces_total ? 100.0 * (double)st.pieces_done /
                                                    (double)st.pieces_total
                                              : 0.0,
-                             st.rows_verified, st.n_flight ? "  in flight:\n" : "",
+                             st.rows_verified, st.rows_staged,
+                             st.n_flight ? "  in flight:\n" : "",
                              st.flight_text.buf);
         }
         chc_buf_release(&st.flight_text);

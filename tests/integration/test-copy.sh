@@ -82,12 +82,13 @@ $(table weekly mixed m_week "$(rmt m_week 'PARTITION BY toMonday(d) ORDER BY (id
 $(table filtered mixed m_where "$(rmt m_where 'PARTITION BY toYYYYMM(d) ORDER BY id')" 'rand()' \
     "<number_of_splits>1</number_of_splits><where_condition>u32 % 3 = 1</where_condition>
      <enabled_partitions><partition>201803</partition><partition>201801</partition></enabled_partitions>")
-$(table flat flat flat "$(rmt flat 'ORDER BY id')" id)"
+$(table flat flat flat "$(rmt flat 'ORDER BY id')" id)
+$(table plain mixed m_plain 'ENGINE = MergeTree PARTITION BY toYYYYMM(d) ORDER BY id' id)"
 
 "$CHCOPIER" upload --config "$Z" --task-path /chc/t1 --task-file "$T1"
 start=$(date +%s.%N)
 "$CHCOPIER" --config "$Z" --task-path /chc/t1 --base-dir "$DIR/logs" \
-    "${PATH_ARGS[@]}" --max-pieces-in-flight 3 &
+    "${PATH_ARGS[@]}" --max-pieces-in-flight 3 --log-format json &
 w1=$!
 "$CHCOPIER" --config "$Z" --task-path /chc/t1 --base-dir "$DIR/logs" "${PATH_ARGS[@]}" &
 w2=$!
@@ -108,7 +109,7 @@ import json, sys
 s = json.load(open(sys.argv[1]))
 assert s["task_path"] == "/chc/t1" and s["workers"] == [], s
 names = [t["name"] for t in s["tables"]]
-assert names == ["monthly", "weekly", "filtered", "flat"], names
+assert names == ["monthly", "weekly", "filtered", "flat", "plain"], names
 for t in s["tables"]:
     assert t["state"] == "done", t
     assert t["partitions_done"] == t["partitions_total"] > 0, t
@@ -126,11 +127,54 @@ check "month -> week repartitioning, 7 splits" compare mixed m_week 'toMonday(d)
 check "where_condition + enabled_partitions (1 split, rand() key)" \
     compare mixed m_where 'toYYYYMM(d)' "u32 % 3 = 1 AND toYYYYMM(d) IN (201801, 201803)"
 check "non-partitioned table" compare flat flat 1
+check "non-replicated destination: every row once per shard" compare mixed m_plain 'toYYYYMM(d)'
+copies_agree() {
+    local s a b
+    for s in 1 2; do
+        a=$(q "d${s}r1" "SELECT count(), sum(cityHash64(*)) FROM db.m_plain")
+        b=$(q "d${s}r2" "SELECT count(), sum(cityHash64(*)) FROM db.m_plain")
+        [[ "$a" == "$b" && ${a%%$'\t'*} -gt 0 ]] || { echo "# shard $s: $a vs $b"; return 1; }
+    done
+}
+check "non-replicated destination: each replica holds its own full copy" copies_agree
+json_logs() {
+    python3 - "$DIR"/logs/*/log.log <<'PY'
+import json, sys
+seen = 0
+for path in sys.argv[1:]:
+    for line in open(path):
+        if not line.startswith("{"):
+            continue
+        e = json.loads(line)
+        assert {"time", "level", "pid", "worker", "message"} <= e.keys(), e
+        if e.get("event") == "piece_done":
+            assert e["table"] and e["partition"] and e["piece"] >= 0 and e["rows"] >= 0, e
+            assert e["duration"] >= 0, e
+            seen += 1
+assert seen > 0, "no piece_done events"
+print("# json piece_done events:", seen)
+PY
+}
+check "--log-format json: one JSON object per line with table/partition/piece/rows" json_logs
+
+# Credentials: source replicas reached as user chc with a password (remote()
+# carries it); it must work and never reach our logs, even at trace level.
+T3=$DIR/task3.xml
+write_task "$T3" "$(table auth flat f_auth "$(rmt f_auth 'ORDER BY id')" id)"
+awk -v u="$CH_AUTH_USER" -v p="$CH_AUTH_PASSWORD" '
+    /<source>/ { src = 1 } /<\/source>/ { src = 0 }
+    { if (src) sub(/<\/replica>/, "<user>" u "</user><password>" p "</password></replica>"); print }' \
+    "$T3" >"$T3.auth"
+"$CHCOPIER" --config "$Z" --task-path /chc/t3 --task-file "$T3.auth" --base-dir "$DIR/logs-auth" \
+    "${PATH_ARGS[@]}" --log-level trace 2>"$DIR/auth.stderr" || true
+check "source reached with user and password" compare flat f_auth 1
+no_secrets() { ! grep -rq "$CH_AUTH_PASSWORD" "$DIR"/logs-auth/ "$DIR/auth.stderr"; }
+check "the source password never appears in logs (trace level)" no_secrets
 check "no staging tables left once finished" no_staging
 done_pieces=$(cat "$DIR"/logs/*/log.log | grep -c 'piece copied' || true)
 # monthly 4 partitions x 3 splits x 2 shards + weekly 14 x 7 x 2 + filtered
-# 2 x 1 x 2 + flat 1 x 3 x 2 (no sorting-key hash for ORDER BY id? it has one).
-check "two workers: every piece copied exactly once ($done_pieces)" test "$done_pieces" = 230
+# 2 x 1 x 2 + flat 1 x 3 x 2 + plain 4 x 3 x 2.
+check "two workers: every piece copied exactly once ($done_pieces)" test "$done_pieces" = 254
 
 # Routing: the same rows through a real Distributed table with the same key.
 for n in $CH_DST_NODES; do
