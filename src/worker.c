@@ -167,6 +167,8 @@ static int part_cached_ready(const struct tstate *ts, size_t part)
 /* ------------------------------------------------------------------------ */
 
 static int worker_register(struct worker *w, struct chc_err *err);
+static void columns_release(struct tstate *ts);
+static int reset_pieces(struct worker *w, struct tstate *ts, size_t part, struct chc_err *err);
 
 static uint64_t now_ms(void)
 {
@@ -203,6 +205,18 @@ static void fault_point(const struct worker *w, const char *name)
 static int oom(struct chc_err *err)
 {
     return chc_err_set(err, -ENOMEM, "out of memory");
+}
+
+/* `db`.`table` */
+static int add_table_ref(struct chc_buf *b, const char *db, const char *table)
+{
+    int r = chc_buf_add_ident(b, db);
+
+    if (r == 0)
+        r = chc_buf_addch(b, '.');
+    if (r == 0)
+        r = chc_buf_add_ident(b, table);
+    return r;
 }
 
 static void params_init(struct ch_query_params *p, const struct cfg_replica *rep,
@@ -631,16 +645,7 @@ static void tstate_free(struct tstate *ts)
         return;
     free(ts->zroot);
     free(ts->key_type);
-    for (i = 0; i < ts->n_cols; i++) {
-        free(ts->cols[i].name);
-        free(ts->cols[i].type);
-        free(ts->cols[i].kind);
-        free(ts->cols[i].expr);
-    }
-    free(ts->cols);
-    free(ts->copy_cols);
-    free(ts->hash_src);
-    free(ts->hash_dst);
+    columns_release(ts);
     free(ts->src_rep);
     free(ts->order);
     free(ts->targets);
@@ -802,16 +807,178 @@ static int add_hash_arg(struct chc_buf *b, const struct column *c, int cast)
     return r;
 }
 
-/* Create the destination table on every node of the push cluster and the
- * staging tables on the staging nodes; every node must succeed. */
+static void columns_release(struct tstate *ts)
+{
+    size_t i;
+
+    for (i = 0; i < ts->n_cols; i++) {
+        free(ts->cols[i].name);
+        free(ts->cols[i].type);
+        free(ts->cols[i].kind);
+        free(ts->cols[i].expr);
+    }
+    free(ts->cols);
+    free(ts->copy_cols);
+    free(ts->hash_src);
+    free(ts->hash_dst);
+    ts->cols = NULL;
+    ts->n_cols = 0;
+    ts->copy_cols = ts->hash_src = ts->hash_dst = NULL;
+}
+
+/* Columns to copy and to checksum: the destination's stored columns. */
+static int columns_load(struct tstate *ts, const struct ch_rows *dst_cols, struct chc_err *err)
+{
+    struct chc_buf cc = CHC_BUF_INIT, hs = CHC_BUF_INIT, hd = CHC_BUF_INIT;
+    size_t i, m = 0;
+    int r;
+
+    columns_release(ts);
+    ts->cols = calloc(ch_rows_count(dst_cols) + 1, sizeof(*ts->cols));
+    if (!ts->cols)
+        return oom(err);
+    r = chc_buf_addstr(&hs, "cityHash64(");
+    if (r == 0)
+        r = chc_buf_addstr(&hd, "cityHash64(");
+    for (i = 0; r == 0 && i < ch_rows_count(dst_cols); i++) {
+        const char *kind = ch_rows_ncols(dst_cols) > 2 ? ch_rows_get(dst_cols, i, 2) : "";
+        struct column *c = &ts->cols[ts->n_cols++];
+        c->name = chc_strdup(ch_rows_get(dst_cols, i, 0));
+        c->type = chc_strdup(ch_rows_get(dst_cols, i, 1));
+        c->kind = chc_strdup(kind);
+        c->expr = chc_strdup(ch_rows_ncols(dst_cols) > 3 ? ch_rows_get(dst_cols, i, 3) : "");
+        if (!c->name || !c->type || !c->kind || !c->expr) {
+            r = -ENOMEM;
+            break;
+        }
+        if (!strcmp(kind, "MATERIALIZED") || !strcmp(kind, "ALIAS"))
+            continue;
+        if (m++) {
+            r = chc_buf_addstr(&cc, ", ");
+            if (r == 0)
+                r = chc_buf_addstr(&hs, ", ");
+            if (r == 0)
+                r = chc_buf_addstr(&hd, ", ");
+        }
+        if (r == 0)
+            r = chc_buf_add_ident(&cc, c->name);
+        if (r == 0)
+            r = add_hash_arg(&hs, c, 1);
+        if (r == 0)
+            r = add_hash_arg(&hd, c, 0);
+    }
+    if (r == 0)
+        r = chc_buf_addch(&hs, ')');
+    if (r == 0)
+        r = chc_buf_addch(&hd, ')');
+    if (r < 0 || m == 0) {
+        chc_buf_release(&cc);
+        chc_buf_release(&hs);
+        chc_buf_release(&hd);
+        return m == 0 && r == 0 ? chc_err_set(err, CHC_ECONFIG, "table '%s': no columns to copy",
+                                              ts->tb->name)
+                                : oom(err);
+    }
+    ts->copy_cols = chc_buf_take(&cc, NULL);
+    ts->hash_src = chc_buf_take(&hs, NULL);
+    ts->hash_dst = chc_buf_take(&hd, NULL);
+    return 0;
+}
+
+/* "name type\n" per column: what must agree between a staging table and
+ * the destination for ATTACH PARTITION FROM to work. */
+static int columns_signature(const struct ch_rows *cols, struct chc_buf *out)
+{
+    size_t i;
+    int r = 0;
+
+    chc_buf_reset(out);
+    for (i = 0; r == 0 && i < ch_rows_count(cols); i++)
+        r = chc_buf_addf(out, "%s %s\n", ch_rows_get(cols, i, 0), ch_rows_get(cols, i, 1));
+    return r;
+}
+
+/* Staging twins follow the destination as it really is: an operator may fix
+ * the destination (say, a column type that rejected rows) while we run. A
+ * staging table whose columns differ is dropped and created again; its rows
+ * are then gone, so *ret_dropped tells the caller to recopy. */
+static int staging_sync(struct worker *w, struct tstate *ts, int *ret_dropped,
+                        struct chc_err *err)
+{
+    const struct cfg_table *tb = ts->tb;
+    const struct cfg_replica **treps = NULL;
+    struct ch_rows *dst_cols = NULL, *st_cols = NULL;
+    struct chc_buf sql = CHC_BUF_INIT, name = CHC_BUF_INIT, want = CHC_BUF_INIT, got = CHC_BUF_INIT;
+    size_t t;
+    unsigned k;
+    int r;
+
+    *ret_dropped = 0;
+    r = describe(w, ts->targets[0].rep, 1, tb->database_push, tb->table_push, &dst_cols, err);
+    if (r == 0)
+        r = columns_load(ts, dst_cols, err);
+    if (r < 0)
+        goto out;
+    if (columns_signature(dst_cols, &want) < 0 || target_reps(ts, &treps) < 0)
+        goto oom;
+    for (k = 0; k <= ts->splits; k++) {
+        chc_buf_reset(&name);
+        r = k < ts->splits ? plan_piece_table(tb, k, &name) : plan_assembly_table(tb, &name);
+        if (r < 0)
+            goto oom;
+        for (t = 0; t < ts->n_targets; t++) {
+            st_cols = ch_rows_free(st_cols);
+            if (describe(w, treps[t], 1, tb->database_push, name.buf, &st_cols, err) < 0)
+                continue; /* absent (or unreachable: CREATE below will say) */
+            if (columns_signature(st_cols, &got) < 0)
+                goto oom;
+            if (!strcmp(got.buf, want.buf))
+                continue;
+            chc_log_warn("table '%s': staging table %s on %s:%d does not match the destination's "
+                         "columns any more: recreating it",
+                         tb->name, name.buf, treps[t]->host, treps[t]->http_port);
+            chc_buf_reset(&sql);
+            if (chc_buf_addstr(&sql, "DROP TABLE IF EXISTS ") < 0 ||
+                add_table_ref(&sql, tb->database_push, name.buf) < 0)
+                goto oom;
+            r = fanout(w, &treps[t], 1, sql.buf, err);
+            if (r < 0)
+                goto out;
+            *ret_dropped = 1;
+        }
+        chc_buf_reset(&sql);
+        r = create_sql(tb, dst_cols, name.buf, 1, &sql, err);
+        if (r < 0)
+            goto out;
+        r = fanout(w, treps, ts->n_targets, sql.buf, err);
+        if (r < 0) {
+            chc_err_prefix(err, "table '%s': cannot create staging table %s", tb->name, name.buf);
+            goto out;
+        }
+    }
+    goto out;
+oom:
+    r = oom(err);
+out:
+    ch_rows_free(dst_cols);
+    ch_rows_free(st_cols);
+    free(treps);
+    chc_buf_release(&sql);
+    chc_buf_release(&name);
+    chc_buf_release(&want);
+    chc_buf_release(&got);
+    return r;
+}
+
+/* Create the database and the destination table on every node of the push
+ * cluster; every node must succeed. */
 static int prepare_tables(struct worker *w, struct tstate *ts, struct chc_err *err)
 {
     const struct cfg_table *tb = ts->tb;
-    const struct cfg_replica **nodes = NULL, **treps = NULL;
-    struct ch_rows *src_cols = NULL, *dst_cols = NULL;
-    struct chc_buf sql = CHC_BUF_INIT, name = CHC_BUF_INIT;
-    size_t n_nodes = 0, i;
-    unsigned k;
+    const struct cfg_replica **nodes = NULL;
+    struct ch_rows *src_cols = NULL;
+    struct chc_buf sql = CHC_BUF_INIT;
+    size_t n_nodes = 0;
     int r;
 
     r = describe(w, ts->src_rep[0], 0, tb->database_pull, tb->table_pull, &src_cols, err);
@@ -820,7 +987,7 @@ static int prepare_tables(struct worker *w, struct tstate *ts, struct chc_err *e
                        tb->database_pull, tb->table_pull);
         goto out;
     }
-    if (push_nodes(tb->push, &nodes, &n_nodes) < 0 || target_reps(ts, &treps) < 0) {
+    if (push_nodes(tb->push, &nodes, &n_nodes) < 0) {
         r = oom(err);
         goto out;
     }
@@ -839,94 +1006,12 @@ static int prepare_tables(struct worker *w, struct tstate *ts, struct chc_err *e
     if (r < 0)
         goto out;
     r = fanout(w, nodes, n_nodes, sql.buf, err);
-    if (r < 0) {
-        chc_err_prefix(err, "table '%s': cannot create the destination table", tb->name);
-        goto out;
-    }
-    /* Staging twins follow the destination as it really is. */
-    r = describe(w, ts->targets[0].rep, 1, tb->database_push, tb->table_push, &dst_cols, err);
     if (r < 0)
-        goto out;
-    for (k = 0; k <= ts->splits; k++) {
-        chc_buf_reset(&name);
-        r = k < ts->splits ? plan_piece_table(tb, k, &name) : plan_assembly_table(tb, &name);
-        if (r < 0) {
-            r = oom(err);
-            goto out;
-        }
-        chc_buf_reset(&sql);
-        r = create_sql(tb, dst_cols, name.buf, 1, &sql, err);
-        if (r < 0)
-            goto out;
-        r = fanout(w, treps, ts->n_targets, sql.buf, err);
-        if (r < 0) {
-            chc_err_prefix(err, "table '%s': cannot create staging table %s", tb->name, name.buf);
-            goto out;
-        }
-    }
-    /* Columns to copy: the destination's stored columns. */
-    ts->cols = calloc(ch_rows_count(dst_cols) + 1, sizeof(*ts->cols));
-    if (!ts->cols) {
-        r = oom(err);
-        goto out;
-    }
-    {
-        struct chc_buf cc = CHC_BUF_INIT, hs = CHC_BUF_INIT, hd = CHC_BUF_INIT;
-        size_t m = 0;
-        r = chc_buf_addstr(&hs, "cityHash64(");
-        if (r == 0)
-            r = chc_buf_addstr(&hd, "cityHash64(");
-        for (i = 0; r == 0 && i < ch_rows_count(dst_cols); i++) {
-            const char *kind = ch_rows_ncols(dst_cols) > 2 ? ch_rows_get(dst_cols, i, 2) : "";
-            struct column *c = &ts->cols[ts->n_cols++];
-            c->name = chc_strdup(ch_rows_get(dst_cols, i, 0));
-            c->type = chc_strdup(ch_rows_get(dst_cols, i, 1));
-            c->kind = chc_strdup(kind);
-            c->expr = chc_strdup(ch_rows_ncols(dst_cols) > 3 ? ch_rows_get(dst_cols, i, 3) : "");
-            if (!c->name || !c->type || !c->kind || !c->expr) {
-                r = -ENOMEM;
-                break;
-            }
-            if (!strcmp(kind, "MATERIALIZED") || !strcmp(kind, "ALIAS"))
-                continue;
-            if (m++) {
-                r = chc_buf_addstr(&cc, ", ");
-                if (r == 0)
-                    r = chc_buf_addstr(&hs, ", ");
-                if (r == 0)
-                    r = chc_buf_addstr(&hd, ", ");
-            }
-            if (r == 0)
-                r = chc_buf_add_ident(&cc, c->name);
-            if (r == 0)
-                r = add_hash_arg(&hs, c, 1);
-            if (r == 0)
-                r = add_hash_arg(&hd, c, 0);
-        }
-        if (r == 0)
-            r = chc_buf_addch(&hs, ')');
-        if (r == 0)
-            r = chc_buf_addch(&hd, ')');
-        if (r < 0 || m == 0) {
-            chc_buf_release(&cc);
-            chc_buf_release(&hs);
-            chc_buf_release(&hd);
-            r = m == 0 && r == 0
-                    ? chc_err_set(err, CHC_ECONFIG, "table '%s': no columns to copy", tb->name)
-                    : oom(err);
-            goto out;
-        }
-        ts->copy_cols = chc_buf_take(&cc, NULL);
-        ts->hash_src = chc_buf_take(&hs, NULL);
-        ts->hash_dst = chc_buf_take(&hd, NULL);
-    }
+        chc_err_prefix(err, "table '%s': cannot create the destination table", tb->name);
 out:
     ch_rows_free(src_cols);
-    ch_rows_free(dst_cols);
     free(nodes);
-    free(treps);
     chc_buf_release(&sql);
-    chc_buf_release(&name);
     return r;
 }
 
@@ -1156,6 +1241,29 @@ static int sharding_key_type(struct worker *w, struct tstate *ts, struct chc_err
     return r;
 }
 
+/* Sync the staging tables with the destination; if some had to be
+ * recreated, every partition not yet assembled is copied again. */
+static int staging_check(struct worker *w, struct tstate *ts, struct chc_err *err)
+{
+    struct chc_buf state = CHC_BUF_INIT;
+    size_t i;
+    int dropped = 0, r;
+
+    r = staging_sync(w, ts, &dropped, err);
+    for (i = 0; r == 0 && dropped && i < ts->n_parts; i++) {
+        r = part_state_read(w, ts, i, &state, err);
+        if (r == 0 && state.len == 0) {
+            r = reset_pieces(w, ts, i, err);
+            memset(pdone_at(ts, i, 0), 0, (size_t)ts->splits * ts->tb->pull->n_shards);
+        }
+    }
+    if (r == 0 && dropped)
+        chc_log_info("table '%s': staging recreated, partitions not yet assembled will be "
+                     "copied again", ts->tb->name);
+    chc_buf_release(&state);
+    return r;
+}
+
 static int table_prepare(struct worker *w, const struct cfg_table *tb, struct tstate **ret,
                          struct chc_err *err)
 {
@@ -1239,6 +1347,9 @@ static int table_prepare(struct worker *w, const struct cfg_table *tb, struct ts
     ts->pfails = calloc(ts->n_parts * ts->splits + 1, 1);
     if (!ts->pdone || !ts->pbusy || !ts->pnext || !ts->pfails)
         goto oom;
+    r = staging_check(w, ts, err);
+    if (r < 0)
+        goto fail;
 done:
     free(local);
     chc_buf_release(&b);
@@ -1256,17 +1367,6 @@ fail:
 /* ------------------------------------------------------------------------ */
 /* SQL for one piece                                                        */
 /* ------------------------------------------------------------------------ */
-
-static int add_table_ref(struct chc_buf *b, const char *db, const char *table)
-{
-    int r = chc_buf_add_ident(b, db);
-
-    if (r == 0)
-        r = chc_buf_addch(b, '.');
-    if (r == 0)
-        r = chc_buf_add_ident(b, table);
-    return r;
-}
 
 static int add_remote(struct chc_buf *b, const struct cfg_table *tb, const struct cfg_replica *src)
 {
@@ -2276,7 +2376,7 @@ static int process_table(struct worker *w, const struct cfg_table *tb, struct ch
 {
     struct tstate *ts = NULL;
     struct chc_buf path = CHC_BUF_INIT;
-    unsigned failures = 0, move_failures = 0, tries = 0;
+    unsigned failures = 0, move_failures = 0, tries = 0, checked_failures = 0;
     uint64_t t0 = now_ms();
     int r, remote_waiting = 0, allow_remote = 0;
 
@@ -2341,6 +2441,13 @@ restart:
                     r = 0;
             }
             continue;
+        }
+        /* Idle after failures: the operator may have fixed the destination. */
+        if (failures > checked_failures) {
+            checked_failures = failures;
+            r = staging_check(w, ts, err);
+            if (r < 0)
+                continue;
         }
         /* Idle: see what others did, move what is complete, or wait. */
         r = refresh(w, ts, err);

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# test-reject.sh — issue #6's rejected rows (seed 002's case): the
+# destination's column type cannot take the source's values. The piece fails,
+# the worker logs a clear line naming the table and the server's error
+# (which names the column), retries with backoff and marks nothing done.
+# After the operator fixes the destination table, the same worker finishes
+# with exact results.
+# shellcheck source=tests/integration/lib.sh
+source "$(dirname "$0")/lib.sh"
+cluster_up
+Z=$(zk_xml)
+
+for i in 1 2; do
+    q "s$i" "CREATE DATABASE db"
+    q "s$i" "CREATE TABLE db.events (id UInt64, d Date, code String) ENGINE = MergeTree
+        PARTITION BY toYYYYMM(d) ORDER BY id"
+    q "s$i" "INSERT INTO db.events SELECT number * 2 + $i - 1, toDate('2018-03-01') + number % 40,
+        if(number % 10 = 0, concat('E', toString(number)), toString(number)) FROM numbers(5000)"
+done
+# The operator pre-created the destination with a numeric column.
+for n in $CH_DST_NODES; do
+    q "$n" "CREATE DATABASE db"
+    q "$n" "CREATE TABLE db.events (id UInt64, d Date, code UInt32)
+        ENGINE = ReplicatedMergeTree('/clickhouse/tables/{cluster}/{shard}/events', '{replica}')
+        PARTITION BY toYYYYMM(d) ORDER BY id"
+done
+write_task "$DIR/task.xml" "<events><cluster_pull>source</cluster_pull><database_pull>db</database_pull>
+  <table_pull>events</table_pull><cluster_push>destination</cluster_push>
+  <database_push>db</database_push><table_push>events</table_push>
+  <engine>ENGINE = ReplicatedMergeTree('/clickhouse/tables/{cluster}/{shard}/events', '{replica}')
+    PARTITION BY toYYYYMM(d) ORDER BY id</engine>
+  <sharding_key>id</sharding_key><number_of_splits>2</number_of_splits></events>"
+"$CHCOPIER" upload --config "$Z" --task-path /chc/rej --task-file "$DIR/task.xml" 2>/dev/null
+
+"$CHCOPIER" --config "$Z" --task-path /chc/rej --base-dir "$DIR/logs" --retry-delay-ms 300 \
+    --max-shard-partition-tries 1000 &
+worker=$!
+log() { cat "$DIR"/logs/*/log.log 2>/dev/null; }
+for _ in $(seq 100); do
+    [[ $(log | grep -c 'copy failed') -ge 4 ]] && break
+    sleep 0.2
+done
+line=$(log | grep -m1 'copy failed' || true)
+echo "# $line"
+check "a rejected piece logs one line naming the table and the server's error" \
+    eval '[[ $line == *"[events "* && $line == *"Cannot parse"* && $line == *"will be redone"* ]]'
+# Only March has rows with letters; April's pieces copy and move fine.
+check "nothing of the rejected partition is marked done or moved" \
+    eval '[[ $(q d1r1 "SELECT count() FROM db.events WHERE toYYYYMM(d) = 201803") == 0 ]] && ! log | grep -q "events 201803 piece .*piece copied"'
+gaps() {
+    log | grep 'copy failed' | awk '{ split($2, t, ":"); s = t[1]*3600 + t[2]*60 + t[3];
+        if (n++) print s - prev; prev = s }' | sort -n | tail -1
+}
+check "retries back off (largest gap between failures $(gaps) s > retry delay)" \
+    eval '[[ $(echo "$(gaps) > 0.3" | bc) == 1 ]]'
+check "the worker keeps retrying (still running)" kill -0 "$worker"
+
+# The operator fixes the destination.
+for n in d1r1 d2r1; do
+    q "$n" "ALTER TABLE db.events MODIFY COLUMN code String"
+done
+for n in d1r2 d2r2; do
+    for _ in $(seq 50); do
+        [[ $(q "$n" "SELECT type FROM system.columns WHERE database = 'db' AND table = 'events' AND name = 'code'") == String ]] && break
+        sleep 0.2
+    done
+done
+rc=0
+for _ in $(seq 300); do
+    kill -0 "$worker" 2>/dev/null || break
+    sleep 0.2
+done
+wait "$worker" || rc=$?
+exact() {
+    local a b
+    a=$(q s1 "SELECT toYYYYMM(d) p, count(), sum(cityHash64(id, d, code)) FROM remote('127.0.0.1:$CH_S1_TCP,127.0.0.1:$CH_S2_TCP', db, events) GROUP BY p ORDER BY p FORMAT TSV")
+    b=$(q s1 "SELECT toYYYYMM(d) p, count(), sum(cityHash64(id, d, code)) FROM remote('127.0.0.1:$CH_D1R1_TCP,127.0.0.1:$CH_D2R1_TCP', db, events) GROUP BY p ORDER BY p FORMAT TSV")
+    [[ "$a" == "$b" ]] || { echo "# source $a"; echo "# destination $b"; return 1; }
+}
+check "after the fix the same worker finishes (exit $rc) with exact results" \
+    eval '[[ $rc == 0 ]] && exact'
+finish
