@@ -66,6 +66,7 @@ static const struct flag flags[] = {
     {"log-stdout", ARG_FLAG, OFF(log_stdout), 0, 0, "  also log to stderr"},
     {"log-format", ARG_STR, -3, 0, 0, "text|json  log line format (default text)"},
     {"json", ARG_FLAG, OFF(json), 0, 0, "  status: print JSON"},
+    {"yes", ARG_FLAG, OFF(yes), 0, 0, "  clean: really delete"},
     {"max-pieces-in-flight", ARG_UINT, OFF(max_pieces_in_flight), 1, 1024,
      "N  pieces this worker copies at once (default 4)"},
     {"fault-point", ARG_STR, OFF(fault_point), 0, 0,
@@ -103,6 +104,8 @@ const char *cli_usage(void)
                        "commands:\n"
                        "  run     (default) work on the task until every table is copied\n"
                        "  status  print progress from ZooKeeper (--json for scripts)\n"
+                       "  plan    print partitions, pieces, DDL and SQL; writes nothing\n"
+                       "  clean   drop staging tables and the task's state (--yes)\n"
                        "  upload  only upload --task-file to <task-path>/description\n\n"
                        "options:\n");
     for (i = 0; r == 0 && i < N_FLAGS; i++) {
@@ -227,6 +230,7 @@ static int parse_command(const char *s, enum chc_command *ret)
         enum chc_command cmd;
     } cmds[] = {
         {"run", CHC_CMD_RUN},       {"status", CHC_CMD_STATUS}, {"upload", CHC_CMD_UPLOAD},
+        {"plan", CHC_CMD_PLAN},     {"clean", CHC_CMD_CLEAN},
         {"help", CHC_CMD_HELP},     {"version", CHC_CMD_VERSION},
     };
     size_t i;

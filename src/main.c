@@ -212,7 +212,7 @@ int main(int argc, char **argv)
                        NULL, &zs, &err);
     if (r < 0)
         goto fail;
-    if (task_text) {
+    if (task_text && (o.cmd == CHC_CMD_RUN || o.cmd == CHC_CMD_UPLOAD)) {
         enum taskstore_upload_result res;
         r = taskstore_upload(zs, o.task_path, task_text, task_len, o.task_upload_force, &res,
                              &err);
@@ -232,6 +232,12 @@ int main(int argc, char **argv)
         break;
     case CHC_CMD_STATUS:
         r = worker_status(&o, zs, &err);
+        break;
+    case CHC_CMD_PLAN:
+        r = worker_plan(&o, zs, file_task, &err);
+        break;
+    case CHC_CMD_CLEAN:
+        r = worker_clean(&o, zs, &err);
         break;
     case CHC_CMD_HELP:
     case CHC_CMD_VERSION:

@@ -224,7 +224,7 @@ int chc_metrics_label(struct chc_buf *b, const char *key, const char *value)
     const char *p;
     int r;
 
-    if (!key || label_name_len(key) != strlen(key) || !value)
+    if (!key || !*key || label_name_len(key) != strlen(key) || !value)
         return -EINVAL;
     r = 0;
     if (b->len)
@@ -921,7 +921,6 @@ int chc_metrics_listen(struct chc_metrics *m, uv_loop_t *loop, const char *host,
     return 0;
 
 fail:
-    srv->tcp.data = srv;
     uv_close((uv_handle_t *)&srv->tcp, on_handle_freed);
     return r;
 }

@@ -136,6 +136,8 @@ struct worker {
     size_t n_jobs;
     unsigned cap;
     unsigned long slot_seq;
+    const struct cfg_task *task_borrowed; /* not ours to free */
+    int loop_ok;
     int desc_version;
     uint64_t slot_wait_logged;
 };
@@ -1100,24 +1102,16 @@ static int parts_format(const struct tstate *ts, struct chc_buf *b)
     return r;
 }
 
-static int discover(struct worker *w, struct tstate *ts, struct chc_err *err)
+/* Partitions of the source, by querying every source shard (or from
+ * enabled_partitions). Reads only. */
+static int discover_query(struct worker *w, struct tstate *ts, struct chc_err *err)
 {
     const struct cfg_table *tb = ts->tb;
-    struct chc_buf sql = CHC_BUF_INIT, out = CHC_BUF_INIT, path = CHC_BUF_INIT;
+    struct chc_buf sql = CHC_BUF_INIT, out = CHC_BUF_INIT;
     size_t cap = 0, s, i, n = 0;
     char **vals = NULL;
-    int r;
+    int r = 0;
 
-    r = zpath(&path, "%s/partitions", ts->zroot);
-    if (r < 0)
-        goto oom;
-    r = zk_get(w->zs, path.buf, &out, NULL, err);
-    if (r == 0) {
-        r = parts_load(ts, out.buf, err);
-        goto out;
-    }
-    if (r != CHC_EZK_NONODE)
-        goto out;
     if (tb->has_enabled_partitions) {
         for (i = 0; i < tb->n_enabled_partitions; i++) {
             int idx = add_part(ts, tb->enabled_partitions[i], &cap, err);
@@ -1169,6 +1163,35 @@ static int discover(struct worker *w, struct tstate *ts, struct chc_err *err)
             n = 0;
         }
     }
+    goto out;
+oom:
+    r = oom(err);
+out:
+    plan_strings_free(vals, n);
+    chc_buf_release(&sql);
+    chc_buf_release(&out);
+    return r;
+}
+
+static int discover(struct worker *w, struct tstate *ts, struct chc_err *err)
+{
+    struct chc_buf out = CHC_BUF_INIT, path = CHC_BUF_INIT;
+    size_t i;
+    int r;
+
+    r = zpath(&path, "%s/partitions", ts->zroot);
+    if (r < 0)
+        goto oom;
+    r = zk_get(w->zs, path.buf, &out, NULL, err);
+    if (r == 0) {
+        r = parts_load(ts, out.buf, err);
+        goto out;
+    }
+    if (r != CHC_EZK_NONODE)
+        goto out;
+    r = discover_query(w, ts, err);
+    if (r < 0)
+        goto out;
     chc_buf_reset(&out);
     r = parts_format(ts, &out);
     if (r < 0)
@@ -1190,8 +1213,6 @@ static int discover(struct worker *w, struct tstate *ts, struct chc_err *err)
 oom:
     r = oom(err);
 out:
-    plan_strings_free(vals, n);
-    chc_buf_release(&sql);
     chc_buf_release(&out);
     chc_buf_release(&path);
     return r;
@@ -1264,8 +1285,10 @@ static int staging_check(struct worker *w, struct tstate *ts, struct chc_err *er
     return r;
 }
 
-static int table_prepare(struct worker *w, const struct cfg_table *tb, struct tstate **ret,
-                         struct chc_err *err)
+/* Everything about a table task that needs no writes: its ZooKeeper root,
+ * source replicas in proximity order, staging nodes, sharding key type. */
+static int table_layout(struct worker *w, const struct cfg_table *tb, struct tstate **ret,
+                        struct chc_err *err)
 {
     struct tstate *ts = calloc(1, sizeof(*ts));
     struct chc_buf b = CHC_BUF_INIT;
@@ -1286,24 +1309,8 @@ static int table_prepare(struct worker *w, const struct cfg_table *tb, struct ts
     if (r < 0)
         goto oom;
     ts->zroot = chc_buf_take(&b, NULL);
-    r = zk_create_parents(w->zs, ts->zroot, err);
-    if (r < 0)
-        goto fail;
-    r = zpath(&b, "%s/parts", ts->zroot);
-    if (r == 0)
-        r = zk_create_parents(w->zs, b.buf, err);
-    if (r == 0)
-        r = zpath(&b, "%s/locks", ts->zroot);
-    if (r == 0)
-        r = zk_create_parents(w->zs, b.buf, err);
-    if (r < 0)
-        goto fail;
-    r = zpath(&b, "%s/done", ts->zroot);
-    if (r == 0 && zk_exists(w->zs, b.buf, NULL, err) == 0) {
-        ts->finished = 1;
-        goto done;
-    }
-    /* Source replicas: the first of each shard; order by proximity. */
+    /* Source replicas: a local one if any, else the first; shards ordered by
+     * proximity. */
     ts->src_rep = calloc(tb->pull->n_shards, sizeof(*ts->src_rep));
     ts->order = calloc(tb->pull->n_shards, sizeof(*ts->order));
     local = calloc(tb->pull->n_shards, sizeof(*local));
@@ -1335,6 +1342,45 @@ static int table_prepare(struct worker *w, const struct cfg_table *tb, struct ts
     r = sharding_key_type(w, ts, err);
     if (r < 0)
         goto fail;
+    free(local);
+    *ret = ts;
+    return 0;
+oom:
+    r = oom(err);
+fail:
+    free(local);
+    chc_buf_release(&b);
+    tstate_free(ts);
+    return r;
+}
+
+static int table_prepare(struct worker *w, const struct cfg_table *tb, struct tstate **ret,
+                         struct chc_err *err)
+{
+    struct tstate *ts = NULL;
+    struct chc_buf b = CHC_BUF_INIT;
+    int r;
+
+    r = table_layout(w, tb, &ts, err);
+    if (r < 0)
+        return r;
+    r = zk_create_parents(w->zs, ts->zroot, err);
+    if (r < 0)
+        goto fail;
+    r = zpath(&b, "%s/parts", ts->zroot);
+    if (r == 0)
+        r = zk_create_parents(w->zs, b.buf, err);
+    if (r == 0)
+        r = zpath(&b, "%s/locks", ts->zroot);
+    if (r == 0)
+        r = zk_create_parents(w->zs, b.buf, err);
+    if (r < 0)
+        goto fail;
+    r = zpath(&b, "%s/done", ts->zroot);
+    if (r == 0 && zk_exists(w->zs, b.buf, NULL, err) == 0) {
+        ts->finished = 1;
+        goto done;
+    }
     r = prepare_tables(w, ts, err);
     if (r < 0)
         goto fail;
@@ -1345,20 +1391,18 @@ static int table_prepare(struct worker *w, const struct cfg_table *tb, struct ts
     ts->pbusy = calloc(ts->n_parts * ts->splits + 1, 1);
     ts->pnext = calloc(ts->n_parts * ts->splits + 1, sizeof(*ts->pnext));
     ts->pfails = calloc(ts->n_parts * ts->splits + 1, 1);
-    if (!ts->pdone || !ts->pbusy || !ts->pnext || !ts->pfails)
-        goto oom;
+    if (!ts->pdone || !ts->pbusy || !ts->pnext || !ts->pfails) {
+        r = oom(err);
+        goto fail;
+    }
     r = staging_check(w, ts, err);
     if (r < 0)
         goto fail;
 done:
-    free(local);
     chc_buf_release(&b);
     *ret = ts;
     return 0;
-oom:
-    r = oom(err);
 fail:
-    free(local);
     chc_buf_release(&b);
     tstate_free(ts);
     return r;
@@ -2513,40 +2557,68 @@ out:
     return r;
 }
 
+/* Loop, ClickHouse client, identity: shared by run, plan and clean. The
+ * task is taken from `task` if given, else fetched from ZooKeeper. */
+static int worker_open(struct worker *w, const struct chc_options *o, struct zk_session *zs,
+                       const struct cfg_task *task, struct chc_err *err)
+{
+    struct tm tm;
+    time_t now = time(NULL);
+    int r;
+
+    memset(w, 0, sizeof(*w));
+    w->o = o;
+    w->zs = zs;
+    w->cap = o->max_pieces_in_flight ? o->max_pieces_in_flight : 4;
+    srand((unsigned)(now ^ getpid()));
+    gethostname(w->host, sizeof(w->host) - 1);
+    localtime_r(&now, &tm);
+    snprintf(w->id, sizeof(w->id), "%s#%04d%02d%02d%02d%02d%02d_%ld", w->host,
+             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (long)getpid());
+    r = uv_loop_init(&w->loop);
+    if (r < 0)
+        return chc_err_set(err, r, "cannot start the event loop: %s", uv_strerror(r));
+    w->loop_ok = 1;
+    uv_timer_init(&w->loop, &w->sleeper);
+    r = ch_client_new(&w->loop, &w->ch, err);
+    if (r < 0)
+        return r;
+    if (task) {
+        w->task_borrowed = task;
+        w->task = (struct cfg_task *)task;
+        return 0;
+    }
+    return taskstore_fetch(zs, o->task_path, &w->task, &w->desc_version, err);
+}
+
+static void worker_close(struct worker *w)
+{
+    if (!w->loop_ok)
+        return;
+    w->ch = ch_client_free(w->ch);
+    uv_close((uv_handle_t *)&w->sleeper, NULL);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&w->loop);
+    if (!w->task_borrowed)
+        cfg_task_free(w->task);
+    w->task = NULL;
+}
+
 int worker_run(const struct chc_options *o, const struct cfg_zk *zkcfg, struct zk_session *zs,
                const char *log_dir, struct chc_err *err)
 {
     struct worker w;
-    struct tm tm;
-    time_t now = time(NULL);
     size_t i;
     int r;
 
-    memset(&w, 0, sizeof(w));
-    w.o = o;
+    r = worker_open(&w, o, zs, NULL, err);
     w.zkcfg = zkcfg;
-    w.zs = zs;
-    w.cap = o->max_pieces_in_flight ? o->max_pieces_in_flight : 4;
-    srand((unsigned)(now ^ getpid()));
-    gethostname(w.host, sizeof(w.host) - 1);
-    localtime_r(&now, &tm);
-    snprintf(w.id, sizeof(w.id), "%s#%04d%02d%02d%02d%02d%02d_%ld", w.host, tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long)getpid());
     chc_log_set_worker(w.id);
-    r = uv_loop_init(&w.loop);
-    if (r < 0) {
-        zk_session_free(zs);
-        return chc_err_set(err, r, "cannot start the event loop: %s", uv_strerror(r));
-    }
-    uv_timer_init(&w.loop, &w.sleeper);
-    r = ch_client_new(&w.loop, &w.ch, err);
     if (r < 0)
         goto out;
     chc_log_info("worker %s starting on task %s (logs in %s)", w.id, o->task_path,
                  log_dir ? log_dir : "-");
-    r = taskstore_fetch(zs, o->task_path, &w.task, &w.desc_version, err);
-    if (r < 0)
-        goto out;
     r = worker_register(&w, err);
     if (r < 0)
         goto out;
@@ -2557,12 +2629,270 @@ int worker_run(const struct chc_options *o, const struct cfg_zk *zkcfg, struct z
     }
     chc_log_info("every table task is done");
 out:
-    w.ch = ch_client_free(w.ch);
-    uv_close((uv_handle_t *)&w.sleeper, NULL);
-    uv_run(&w.loop, UV_RUN_DEFAULT);
-    uv_loop_close(&w.loop);
-    cfg_task_free(w.task);
+    worker_close(&w);
     zk_session_free(w.zs);
+    return r;
+}
+
+/* ------------------------------------------------------------------------ */
+/* plan: read-only                                                          */
+/* ------------------------------------------------------------------------ */
+
+/* Print SQL with the source password (if any) masked. */
+static void print_sql(const struct tstate *ts, const char *indent, const char *sql)
+{
+    const char *pw = ts->src_rep[0]->password;
+    const char *p = sql, *hit;
+
+    fputs(indent, stdout);
+    while (pw && *pw && (hit = strstr(p, pw))) {
+        fwrite(p, 1, (size_t)(hit - p), stdout);
+        fputs("***", stdout);
+        p = hit + strlen(pw);
+    }
+    printf("%s;\n", p);
+}
+
+static void print_nodes(const char *what, const struct cfg_replica *const *reps, size_t n)
+{
+    size_t i;
+
+    printf("  %s:", what);
+    for (i = 0; i < n; i++)
+        printf(" %s:%d", reps[i]->host, reps[i]->http_port);
+    printf("\n");
+}
+
+static int plan_table(struct worker *w, const struct cfg_table *tb, struct chc_err *err)
+{
+    struct tstate *ts = NULL;
+    struct ch_rows *src_cols = NULL, *dst_cols = NULL;
+    const struct cfg_replica **nodes = NULL, **treps = NULL;
+    struct chc_buf sql = CHC_BUF_INIT, name = CHC_BUF_INIT;
+    size_t n_nodes = 0, i, s, t, pieces = 0;
+    unsigned k;
+    int r;
+
+    r = table_layout(w, tb, &ts, err);
+    if (r < 0)
+        return r;
+    r = describe(w, ts->src_rep[0], 0, tb->database_pull, tb->table_pull, &src_cols, err);
+    if (r < 0) {
+        chc_err_prefix(err, "table '%s': cannot read the source table %s.%s", tb->name,
+                       tb->database_pull, tb->table_pull);
+        goto out;
+    }
+    /* Copy the destination's columns if it exists, else the source's. */
+    if (describe(w, ts->targets[0].rep, 1, tb->database_push, tb->table_push, &dst_cols, err) < 0)
+        dst_cols = NULL;
+    r = columns_load(ts, dst_cols ? dst_cols : src_cols, err);
+    if (r == 0)
+        r = discover_query(w, ts, err);
+    if (r < 0)
+        goto out;
+    if (push_nodes(tb->push, &nodes, &n_nodes) < 0 || target_reps(ts, &treps) < 0)
+        goto oom;
+    for (i = 0; i < ts->n_parts; i++)
+        for (s = 0; s < tb->pull->n_shards; s++)
+            pieces += ts->parts[i].on_shard[s] ? ts->splits : 0;
+    printf("table %s: %s.%s.%s -> %s.%s.%s (definition %s)\n", tb->name, tb->cluster_pull,
+           tb->database_pull, tb->table_pull, tb->cluster_push, tb->database_push,
+           tb->table_push, tb->def_hash_hex);
+    printf("  source shards in this worker's order:");
+    for (s = 0; s < tb->pull->n_shards; s++)
+        printf(" %zu (%s:%d)", ts->order[s] + 1, ts->src_rep[ts->order[s]]->host,
+               ts->src_rep[ts->order[s]]->port);
+    printf("\n");
+    print_nodes("destination nodes", nodes, n_nodes);
+    print_nodes("staging nodes", treps, ts->n_targets);
+    printf("  partitions: %zu, pieces: %zu (%u per partition and source shard)\n", ts->n_parts,
+           pieces, ts->splits);
+    for (i = 0; i < ts->n_parts; i++) {
+        printf("    %s on source shards", ts->parts[i].lit);
+        for (s = 0; s < tb->pull->n_shards; s++)
+            if (ts->parts[i].on_shard[s])
+                printf(" %zu", s + 1);
+        printf("\n");
+    }
+    printf("  destination table (%s):\n", dst_cols ? "exists" : "created on every destination node");
+    r = create_sql(tb, src_cols, tb->table_push, 0, &sql, err);
+    if (r < 0)
+        goto out;
+    print_sql(ts, "    ", sql.buf);
+    printf("  staging tables (on the staging nodes):\n");
+    for (k = 0; k <= ts->splits; k++) {
+        chc_buf_reset(&name);
+        chc_buf_reset(&sql);
+        if ((k < ts->splits ? plan_piece_table(tb, k, &name) : plan_assembly_table(tb, &name)) < 0)
+            goto oom;
+        r = create_sql(tb, dst_cols ? dst_cols : src_cols, name.buf, 1, &sql, err);
+        if (r < 0)
+            goto out;
+        print_sql(ts, "    ", sql.buf);
+    }
+    if (ts->n_parts == 0)
+        goto out;
+    printf("  copy, for partition %s (the others alike):\n", ts->parts[0].lit);
+    for (s = 0; s < tb->pull->n_shards; s++) {
+        if (!ts->parts[0].on_shard[s])
+            continue;
+        for (k = 0; k < ts->splits; k++)
+            for (t = 0; t < ts->n_targets; t++) {
+                chc_buf_reset(&sql);
+                r = copy_sql(ts, 0, k, s, &ts->targets[t], &sql, err);
+                if (r < 0)
+                    goto out;
+                printf("    -- piece %u, source shard %zu, on %s:%d\n", k, s + 1,
+                       ts->targets[t].rep->host, ts->targets[t].rep->http_port);
+                print_sql(ts, "    ", sql.buf);
+            }
+    }
+    printf("  move, on every staging node:\n");
+    chc_buf_reset(&name);
+    if (plan_assembly_table(tb, &name) < 0)
+        goto oom;
+    chc_buf_reset(&sql);
+    if (chc_buf_addf(&sql, "ALTER TABLE %s.%s DROP ", tb->database_push, name.buf) < 0 ||
+        plan_partition_clause(ts->parts[0].lit, &sql) < 0)
+        goto oom;
+    print_sql(ts, "    ", sql.buf);
+    if (!tb->allow_drop_target_partitions) {
+        chc_buf_reset(&sql);
+        if (chc_buf_addf(&sql, "ALTER TABLE %s.%s ATTACH ", tb->database_push, name.buf) < 0 ||
+            plan_partition_clause(ts->parts[0].lit, &sql) < 0 ||
+            chc_buf_addf(&sql, " FROM %s.%s", tb->database_push, tb->table_push) < 0)
+            goto oom;
+        print_sql(ts, "    ", sql.buf);
+    }
+    for (k = 0; k < ts->splits; k++) {
+        chc_buf_reset(&sql);
+        if (chc_buf_addf(&sql, "ALTER TABLE %s.%s ATTACH ", tb->database_push, name.buf) < 0 ||
+            plan_partition_clause(ts->parts[0].lit, &sql) < 0 ||
+            chc_buf_addf(&sql, " FROM %s.%s_piece_%u", tb->database_push, tb->table_push, k) < 0)
+            goto oom;
+        print_sql(ts, "    ", sql.buf);
+    }
+    chc_buf_reset(&sql);
+    if (chc_buf_addf(&sql, "ALTER TABLE %s.%s REPLACE ", tb->database_push, tb->table_push) < 0 ||
+        plan_partition_clause(ts->parts[0].lit, &sql) < 0 ||
+        chc_buf_addf(&sql, " FROM %s.%s", tb->database_push, name.buf) < 0)
+        goto oom;
+    print_sql(ts, "    ", sql.buf);
+    printf("  verify: SELECT count(), sum(%s) per partition on the source shards and the "
+           "destination\n",
+           ts->hash_dst);
+    goto out;
+oom:
+    r = oom(err);
+out:
+    ch_rows_free(src_cols);
+    ch_rows_free(dst_cols);
+    free(nodes);
+    free(treps);
+    chc_buf_release(&sql);
+    chc_buf_release(&name);
+    tstate_free(ts);
+    return r;
+}
+
+int worker_plan(const struct chc_options *o, struct zk_session *zs, const struct cfg_task *task,
+                struct chc_err *err)
+{
+    struct worker w;
+    size_t i;
+    int r;
+
+    r = worker_open(&w, o, zs, task, err);
+    for (i = 0; r == 0 && i < w.task->n_tables; i++)
+        r = plan_table(&w, &w.task->tables[i], err);
+    if (r == 0)
+        printf("plan only: nothing was written to ZooKeeper or ClickHouse\n");
+    worker_close(&w);
+    return r;
+}
+
+/* ------------------------------------------------------------------------ */
+/* clean                                                                    */
+/* ------------------------------------------------------------------------ */
+
+int worker_clean(const struct chc_options *o, struct zk_session *zs, struct chc_err *err)
+{
+    struct worker w;
+    struct chc_buf path = CHC_BUF_INIT, sql = CHC_BUF_INIT, name = CHC_BUF_INIT;
+    const struct cfg_replica **nodes = NULL;
+    char **workers = NULL;
+    size_t n_workers = 0, n_nodes = 0, i;
+    unsigned k;
+    int r;
+
+    r = worker_open(&w, o, zs, NULL, err);
+    if (r < 0)
+        goto out;
+    reap_dead_local(&w);
+    r = zpath(&path, "%s/workers", o->task_path);
+    if (r == 0)
+        r = zk_children(zs, path.buf, &workers, &n_workers, err);
+    if (r == CHC_EZK_NONODE)
+        r = 0;
+    if (r < 0)
+        goto out;
+    if (n_workers > 0) {
+        r = chc_err_set(err, CHC_EBUSY,
+                        "clean: %zu worker(s) are running on %s (%s%s); stop them first",
+                        n_workers, o->task_path, workers[0], n_workers > 1 ? ", ..." : "");
+        goto out;
+    }
+    for (i = 0; i < w.task->n_tables; i++) {
+        const struct cfg_table *tb = &w.task->tables[i];
+        free(nodes);
+        nodes = NULL;
+        if (push_nodes(tb->push, &nodes, &n_nodes) < 0) {
+            r = oom(err);
+            goto out;
+        }
+        for (k = 0; k <= plan_splits(tb); k++) {
+            chc_buf_reset(&name);
+            chc_buf_reset(&sql);
+            if ((k < plan_splits(tb) ? plan_piece_table(tb, k, &name)
+                                     : plan_assembly_table(tb, &name)) < 0 ||
+                chc_buf_addstr(&sql, "DROP TABLE IF EXISTS ") < 0 ||
+                add_table_ref(&sql, tb->database_push, name.buf) < 0) {
+                r = oom(err);
+                goto out;
+            }
+            printf("%s %s on %zu destination nodes\n", o->yes ? "dropping" : "would drop",
+                   sql.buf + strlen("DROP TABLE IF EXISTS "), n_nodes);
+            if (o->yes) {
+                r = fanout(&w, nodes, n_nodes, sql.buf, err);
+                if (r < 0)
+                    goto out;
+            }
+        }
+    }
+    printf("%s %s/tables, /active and /workers (the description stays)\n",
+           o->yes ? "removing" : "would remove", o->task_path);
+    if (!o->yes) {
+        r = chc_err_set(err, CHC_EUSAGE, "clean: nothing removed; add --yes to really delete");
+        goto out;
+    }
+    r = zpath(&path, "%s/tables", o->task_path);
+    if (r == 0)
+        r = zk_delete_recursive(zs, path.buf, err);
+    if (r == 0)
+        r = zpath(&path, "%s/active", o->task_path);
+    if (r == 0)
+        r = zk_delete_recursive(zs, path.buf, err);
+    if (r == 0)
+        r = zpath(&path, "%s/workers", o->task_path);
+    if (r == 0)
+        r = zk_delete_recursive(zs, path.buf, err);
+out:
+    zk_strings_free(workers, n_workers);
+    free(nodes);
+    chc_buf_release(&path);
+    chc_buf_release(&sql);
+    chc_buf_release(&name);
+    worker_close(&w);
     return r;
 }
 

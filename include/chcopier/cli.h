@@ -13,6 +13,8 @@
 enum chc_command {
     CHC_CMD_RUN,
     CHC_CMD_STATUS,
+    CHC_CMD_PLAN,
+    CHC_CMD_CLEAN,
     CHC_CMD_UPLOAD,
     CHC_CMD_HELP,
     CHC_CMD_VERSION,
@@ -42,6 +44,7 @@ struct chc_options {
     int log_stdout;  /* -1 = auto (not daemon and stderr is a tty) */
     int log_json;
     int json;        /* status --json */
+    int yes;         /* clean --yes */
     unsigned max_pieces_in_flight; /* 0 = auto */
     const char *fault_point;        /* --fault-point or CHC_FAULT_POINT */
 };

@@ -16,7 +16,9 @@
  *      http://127.0.0.1:port/metrics from the loop; port 0 picks a free port,
  *      read it back with chc_metrics_port(m). A busy port fails with
  *      -EADDRINUSE and a message naming host:port. Deciding that "no port"
- *      means "no server" is the caller's business.
+ *      means "no server" is the caller's business. The server's handles are
+ *      unreferenced: it never keeps uv_run() going by itself and answers
+ *      while the loop runs for the caller's own work.
  *   3. chc_metrics_add()/chc_metrics_set() at any time, e.g.
  *          chc_metrics_add(m, CHC_METRIC_ROWS_COPIED, "table=\"hits\"", 1e6);
  *      Build label strings with chc_metrics_label(), which escapes values.
@@ -82,8 +84,10 @@ int chc_metrics_new(struct chc_metrics **ret, struct chc_err *err);
  * NULL. Run the loop afterwards so the close callbacks can finish. */
 struct chc_metrics *chc_metrics_free(struct chc_metrics *m);
 
-/* Serve the registry on host:port (IPv4 or IPv6 literal; port 0 = any free
- * port) from loop. Once per registry: a second call fails with -EALREADY. */
+/* Serve the registry on host:port (IPv4 or IPv6 literal, NULL = 127.0.0.1;
+ * port 0 = any free port) from loop. Once per registry: a second call fails
+ * with -EALREADY. On failure (e.g. -EADDRINUSE) the half-made listener is
+ * already closing: running the loop, as at shutdown, releases it. */
 int chc_metrics_listen(struct chc_metrics *m, uv_loop_t *loop, const char *host, int port,
                        struct chc_err *err);
 /* The bound port, or -ENOTCONN without a server. */

@@ -20,6 +20,7 @@
 #include "chcopier/err.h"
 
 struct chc_options;
+struct cfg_task;
 struct cfg_zk;
 struct zk_session;
 
@@ -27,5 +28,12 @@ struct zk_session;
 int worker_run(const struct chc_options *o, const struct cfg_zk *zkcfg, struct zk_session *zs,
                const char *log_dir, struct chc_err *err);
 int worker_status(const struct chc_options *o, struct zk_session *zs, struct chc_err *err);
+/* Print partitions, pieces, proximity order, DDL and SQL; writes nothing.
+ * Uses `task` (from --task-file) if given, else the uploaded description. */
+int worker_plan(const struct chc_options *o, struct zk_session *zs, const struct cfg_task *task,
+                struct chc_err *err);
+/* Drop staging tables and remove the task's ZooKeeper state (keeps the
+ * description); refuses while workers run; needs o->yes. */
+int worker_clean(const struct chc_options *o, struct zk_session *zs, struct chc_err *err);
 
 #endif
