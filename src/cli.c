@@ -69,6 +69,8 @@ static const struct flag flags[] = {
     {"yes", ARG_FLAG, OFF(yes), 0, 0, "  clean: really delete"},
     {"max-pieces-in-flight", ARG_UINT, OFF(max_pieces_in_flight), 1, 1024,
      "N  pieces this worker copies at once (default 4)"},
+    {"metrics-port", ARG_UINT, OFF(metrics_port), 1, 65535,
+     "PORT  serve Prometheus metrics on 127.0.0.1:PORT"},
     {"fault-point", ARG_STR, OFF(fault_point), 0, 0,
      "NAME  testing: _exit at a named point (see docs/faults.md)"},
     {"help", ARG_FLAG, -6, 0, 0, "  this text"},
@@ -208,6 +210,8 @@ static int set_value(const struct flag *f, const char *val, struct chc_options *
                                f->name, f->min, f->max, val);
         if (f->kind == ARG_LL)
             *(long long *)(base + f->offset) = v;
+        else if (f->offset == OFF(metrics_port))
+            *(int *)(base + f->offset) = (int)v;
         else
             *(unsigned *)(base + f->offset) = (unsigned)v;
         return 0;

@@ -37,6 +37,7 @@
 #include "chcopier/cli.h"
 #include "chcopier/engine.h"
 #include "chcopier/log.h"
+#include "chcopier/metrics.h"
 #include "chcopier/plan.h"
 #include "chcopier/task.h"
 #include "chcopier/taskstore.h"
@@ -137,6 +138,7 @@ struct worker {
     unsigned cap;
     unsigned long slot_seq;
     const struct cfg_task *task_borrowed; /* not ours to free */
+    struct chc_metrics *metrics;
     int loop_ok;
     int desc_version;
     uint64_t slot_wait_logged;
@@ -145,6 +147,26 @@ struct worker {
 static unsigned char *pdone_at(const struct tstate *ts, size_t part, unsigned k)
 {
     return ts->pdone + ((size_t)part * ts->splits + k) * ts->tb->pull->n_shards;
+}
+
+/* Metrics: `table` label, plus one more (key, value) if key is not NULL. */
+static void metric(struct worker *w, const struct tstate *ts, const char *name, const char *key,
+                   const char *value, double v, int set)
+{
+    struct chc_buf l = CHC_BUF_INIT;
+
+    if (!w->metrics)
+        return;
+    if ((ts && chc_metrics_label(&l, "table", ts->tb->name) < 0) ||
+        (key && chc_metrics_label(&l, key, value) < 0)) {
+        chc_buf_release(&l);
+        return;
+    }
+    if (set)
+        chc_metrics_set(w->metrics, name, l.len ? l.buf : NULL, v);
+    else
+        chc_metrics_add(w->metrics, name, l.len ? l.buf : NULL, v);
+    chc_buf_release(&l);
 }
 
 /* Every piece of the partition copied from every shard that has it (cache). */
@@ -1820,8 +1842,10 @@ static int job_finish(struct worker *w, struct job *j, struct chc_err *err)
     r = piece_write(w, ts, j->part, j->k, &ps, err);
     if (r == 0)
         memcpy(pdone_at(ts, j->part, j->k), ps.done, ts->tb->pull->n_shards);
-    if (r == 0)
+    if (r == 0) {
+        metric(w, ts, CHC_METRIC_ROWS_COPIED, NULL, NULL, (double)lf.rows, 0);
         chc_log_at(CHC_LOG_INFO, &lf, "piece copied: %lld rows in %.2f s", lf.rows, lf.duration);
+    }
 out:
     free(done);
     return r;
@@ -2190,6 +2214,38 @@ static int drop_helpers(struct worker *w, struct tstate *ts, struct chc_err *err
 /* the coordinator                                                          */
 /* ------------------------------------------------------------------------ */
 
+/* Gauges from the local cache (the task as this worker last read it). */
+static void metrics_update(struct worker *w, const struct tstate *ts)
+{
+    size_t i, s, done = 0, dirty = 0, in_flight = 0, parts_done = 0;
+    unsigned k;
+
+    if (!w->metrics)
+        return;
+    for (i = 0; i < ts->n_parts; i++) {
+        parts_done += ts->parts[i].done;
+        for (k = 0; k < ts->splits; k++) {
+            const unsigned char *d = pdone_at(ts, i, k);
+            size_t idx = i * ts->splits + k;
+            in_flight += ts->pbusy[idx];
+            dirty += ts->pfails[idx] && !ts->pbusy[idx];
+            for (s = 0; s < ts->tb->pull->n_shards; s++)
+                done += ts->parts[i].on_shard[s] && (ts->parts[i].done || d[s]);
+        }
+    }
+    metric(w, ts, CHC_METRIC_PIECES, "state", "done", (double)done, 1);
+    metric(w, ts, CHC_METRIC_PIECES, "state", "in_flight", (double)in_flight, 1);
+    metric(w, ts, CHC_METRIC_PIECES, "state", "dirty", (double)dirty, 1);
+    metric(w, ts, CHC_METRIC_PARTITIONS, "state", "done", (double)parts_done, 1);
+    metric(w, ts, CHC_METRIC_PARTITIONS, "state", "total", (double)ts->n_parts, 1);
+    metric(w, NULL, CHC_METRIC_SLOTS_IN_USE, NULL, NULL, (double)w->n_jobs, 1);
+    metric(w, NULL, CHC_METRIC_MAX_WORKERS, NULL, NULL, (double)w->task->max_workers, 1);
+    metric(w, NULL, CHC_METRIC_ZK_SESSION, "state", "connected",
+           zk_session_connected(w->zs) ? 1.0 : 0.0, 1);
+    metric(w, NULL, CHC_METRIC_ZK_SESSION, "state", "expired",
+           zk_session_expired(w->zs) ? 1.0 : 0.0, 1);
+}
+
 /* Finished jobs: record them; returns how many completed successfully. */
 static int reap_jobs(struct worker *w, unsigned *failures)
 {
@@ -2212,11 +2268,14 @@ static int reap_jobs(struct worker *w, unsigned *failures)
             /* Back off: retry_delay, doubling per failure of this piece, up to 16x. */
             j->ts->pnext[idx] = now_ms() + (uint64_t)w->o->retry_delay_ms * (1u << (f - 1));
             (*failures)++;
+            metric(w, j->ts, CHC_METRIC_RETRIES, NULL, NULL, 1, 0);
+            metric(w, j->ts, CHC_METRIC_ERRORS, "kind", chc_err_name(err.code), 1, 0);
             if (!j->failed)
                 chc_log_warn("table '%s': %s, retrying", j->ts->tb->name, err.msg);
         } else {
             ok++;
         }
+        metrics_update(w, j->ts);
         job_free(j);
     }
     return ok;
@@ -2495,6 +2554,7 @@ restart:
         }
         /* Idle: see what others did, move what is complete, or wait. */
         r = refresh(w, ts, err);
+        metrics_update(w, ts);
         if (r < 0)
             continue;
         if (r == 1)
@@ -2584,6 +2644,13 @@ static int worker_open(struct worker *w, const struct chc_options *o, struct zk_
     r = ch_client_new(&w->loop, &w->ch, err);
     if (r < 0)
         return r;
+    if (o->cmd == CHC_CMD_RUN) {
+        r = chc_metrics_new(&w->metrics, err);
+        if (r == 0 && o->metrics_port > 0)
+            r = chc_metrics_listen(w->metrics, &w->loop, "127.0.0.1", o->metrics_port, err);
+        if (r < 0)
+            return r;
+    }
     if (task) {
         w->task_borrowed = task;
         w->task = (struct cfg_task *)task;
@@ -2596,6 +2663,7 @@ static void worker_close(struct worker *w)
 {
     if (!w->loop_ok)
         return;
+    w->metrics = chc_metrics_free(w->metrics);
     w->ch = ch_client_free(w->ch);
     uv_close((uv_handle_t *)&w->sleeper, NULL);
     uv_run(&w->loop, UV_RUN_DEFAULT);

@@ -46,6 +46,7 @@ struct chc_options {
     int json;        /* status --json */
     int yes;         /* clean --yes */
     unsigned max_pieces_in_flight; /* 0 = auto */
+    int metrics_port;               /* 0 = off */
     const char *fault_point;        /* --fault-point or CHC_FAULT_POINT */
 };
 

@@ -90,9 +90,12 @@ start=$(date +%s.%N)
 "$CHCOPIER" --config "$Z" --task-path /chc/t1 --base-dir "$DIR/logs" \
     "${PATH_ARGS[@]}" --max-pieces-in-flight 3 --log-format json &
 w1=$!
-"$CHCOPIER" --config "$Z" --task-path /chc/t1 --base-dir "$DIR/logs" "${PATH_ARGS[@]}" &
+MPORT=$((CHC_BASE_PORT + 99))
+"$CHCOPIER" --config "$Z" --task-path /chc/t1 --base-dir "$DIR/logs" "${PATH_ARGS[@]}" \
+    --metrics-port "$MPORT" &
 w2=$!
 sleep 1
+curl -sf "http://127.0.0.1:$MPORT/metrics" >"$DIR/metrics.txt" || true
 during_rc=0
 "$CHCOPIER" status --config "$Z" --task-path /chc/t1 >"$DIR/status-during.txt" || during_rc=$?
 rc1=0; rc2=0
@@ -100,6 +103,9 @@ wait $w1 || rc1=$?
 wait $w2 || rc2=$?
 echo "# two workers took $(echo "$(date +%s.%N) - $start" | bc) s"
 sed 's/^/#   /' "$DIR/status-during.txt" | head -12
+sed 's/^/#   /' "$DIR/metrics.txt" | grep -v '^#   #' | head -8
+check "metrics scraped with curl during the copy (Prometheus text)" \
+    eval 'grep -q "^chcopier_up 1" "$DIR/metrics.txt" && grep -q "^chcopier_pieces{table=\"monthly\",state=\"done\"}" "$DIR/metrics.txt" && grep -q "^# TYPE chcopier_rows_copied_total counter" "$DIR/metrics.txt"'
 check "status while workers run: exit 0, lists the tables" \
     eval '[[ $during_rc == 0 ]] && grep -q "^table weekly" "$DIR/status-during.txt"'
 "$CHCOPIER" status --json --config "$Z" --task-path /chc/t1 >"$DIR/status.json"
