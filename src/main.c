@@ -243,22 +243,13 @@ int main(int argc, char **argv)
     case CHC_CMD_VERSION:
         break;
     }
-    if (r < 0)
-        goto fail;
-    zk_session_free(zs);
-    cfg_zk_free(zkcfg);
-    cfg_task_free(file_task);
-    free(task_text);
-    free(log_dir);
-    free(abs_base);
-    free(abs_pid);
-    chc_log_close();
-    return 0;
 fail:
-    /* One line on stderr, always; the log files get it too. */
-    chc_log_set_stderr(0);
-    chc_log_error("%s", err.msg);
-    fprintf(stderr, "chcopier: %s\n", err.msg);
+    if (r < 0) {
+        /* One line on stderr, always; the log files get it too. */
+        chc_log_set_stderr(0);
+        chc_log_error("%s", err.msg);
+        fprintf(stderr, "chcopier: %s\n", err.msg);
+    }
     zk_session_free(zs);
     cfg_zk_free(zkcfg);
     cfg_task_free(file_task);

@@ -659,6 +659,34 @@ static void table_hash(struct cfg_table *tb)
     snprintf(tb->def_hash_hex, sizeof(tb->def_hash_hex), "%016llx", (unsigned long long)h);
 }
 
+static int resolve_cluster(struct ctx *c, const struct cfg_task *t, const char *path,
+                           const char *elem, const char *name, const struct cfg_cluster **ret)
+{
+    *ret = cfg_task_cluster(t, name);
+    if (!*ret)
+        return chc_err_set(c->err, CHC_ECONFIG,
+                           "%s: <%s/%s>: unknown cluster '%s'; define it in <remote_servers>",
+                           c->source, path, elem, name);
+    return 0;
+}
+
+/* A required element whose error says what to put there. */
+static int get_required_hint(struct ctx *c, const xmlNode *parent, const char *path,
+                             const char *name, const char *hint, char **ret)
+{
+    int r = get_str(c, parent, name, ret);
+
+    if (r < 0)
+        return r;
+    if (!*ret || !**ret) {
+        free(*ret);
+        *ret = NULL;
+        return chc_err_set(c->err, CHC_ECONFIG, "%s: <%s/%s> is required: %s", c->source, path,
+                           name, hint);
+    }
+    return 0;
+}
+
 static int parse_table(struct ctx *c, const struct cfg_task *t, const xmlNode *tn,
                        struct cfg_table *tb)
 {
@@ -686,48 +714,28 @@ static int parse_table(struct ctx *c, const struct cfg_task *t, const xmlNode *t
     REQ(database_push);
     REQ(table_push);
 #undef REQ
-    tb->pull = cfg_task_cluster(t, tb->cluster_pull);
-    if (!tb->pull) {
-        r = chc_err_set(c->err, CHC_ECONFIG,
-                        "%s: <%s/cluster_pull>: unknown cluster '%s'; define it in "
-                        "<remote_servers>",
-                        c->source, path.buf, tb->cluster_pull);
-        goto out;
-    }
-    tb->push = cfg_task_cluster(t, tb->cluster_push);
-    if (!tb->push) {
-        r = chc_err_set(c->err, CHC_ECONFIG,
-                        "%s: <%s/cluster_push>: unknown cluster '%s'; define it in "
-                        "<remote_servers>",
-                        c->source, path.buf, tb->cluster_push);
-        goto out;
-    }
-    r = get_str(c, tn, "engine", &tb->engine_text);
+    r = resolve_cluster(c, t, path.buf, "cluster_pull", tb->cluster_pull, &tb->pull);
+    if (r == 0)
+        r = resolve_cluster(c, t, path.buf, "cluster_push", tb->cluster_push, &tb->push);
+    if (r == 0)
+        r = get_required_hint(c, tn, path.buf, "engine",
+                              "give the destination engine, e.g. ENGINE = MergeTree() "
+                              "PARTITION BY ... ORDER BY ...",
+                              &tb->engine_text);
     if (r < 0)
         goto out;
-    if (!tb->engine_text || !*tb->engine_text) {
-        r = chc_err_set(c->err, CHC_ECONFIG,
-                        "%s: <%s/engine> is required: give the destination engine, e.g. "
-                        "ENGINE = MergeTree() PARTITION BY ... ORDER BY ...",
-                        c->source, path.buf);
-        goto out;
-    }
     r = engine_parse(tb->engine_text, &tb->engine, &eerr);
     if (r < 0) {
         r = chc_err_set(c->err, CHC_ECONFIG, "%s: <%s/engine>: %s", c->source, path.buf,
                         eerr.msg);
         goto out;
     }
-    r = get_str(c, tn, "sharding_key", &tb->sharding_key);
+    r = get_required_hint(c, tn, path.buf, "sharding_key",
+                          "an expression such as rand() or cityHash64(id) that picks the "
+                          "destination shard",
+                          &tb->sharding_key);
     if (r < 0)
         goto out;
-    if (!tb->sharding_key || !*tb->sharding_key) {
-        r = chc_err_set(c->err, CHC_ECONFIG,
-                        "%s: <%s/sharding_key> is required: an expression such as rand() or "
-                        "cityHash64(id) that picks the destination shard",
-                        c->source, path.buf);
-        goto out;
-    }
     r = get_str(c, tn, "where_condition", &tb->where_condition);
     if (r < 0)
         goto out;
