@@ -69,6 +69,9 @@ static const struct flag flags[] = {
     {"yes", ARG_FLAG, OFF(yes), 0, 0, "  clean: really delete"},
     {"max-pieces-in-flight", ARG_UINT, OFF(max_pieces_in_flight), 1, 1024,
      "N  pieces this worker copies at once (default 4)"},
+    {"min-piece-rows", ARG_LL, OFF(min_piece_rows), 0, (1LL << 50),
+     "N  a partition gets fewer pieces than number_of_splits when each would hold fewer "
+     "than N source rows (default 1000000; 0: always number_of_splits)"},
     {"metrics-port", ARG_UINT, OFF(metrics_port), 1, 65535,
      "PORT  serve Prometheus metrics on 127.0.0.1:PORT"},
     {"fault-point", ARG_STR, OFF(fault_point), 0, 0,
@@ -88,6 +91,7 @@ void cli_options_init(struct chc_options *o)
     o->max_shard_partition_tries = 3;
     o->max_piece_tries_alter = 10;
     o->retry_delay_ms = 1000;
+    o->min_piece_rows = 1000000;
     o->log_stdout = -1;
 }
 

@@ -169,9 +169,22 @@ static int add_key_columns(const struct cfg_table *tb, struct chc_buf *out)
     return r;
 }
 
-int plan_piece_filter(const struct cfg_table *tb, unsigned k, struct chc_buf *out)
+unsigned plan_part_splits(const struct cfg_table *tb, long long max_shard_rows,
+                          long long min_piece_rows)
 {
     unsigned n = plan_splits(tb);
+    long long want;
+
+    if (max_shard_rows < 0 || min_piece_rows <= 0)
+        return n; /* unknown size, or asked for: as configured */
+    want = max_shard_rows / min_piece_rows;
+    if (want < 1)
+        want = 1;
+    return want < (long long)n ? (unsigned)want : n;
+}
+
+int plan_piece_filter(const struct cfg_table *tb, unsigned n, unsigned k, struct chc_buf *out)
+{
     int r;
 
     if (n <= 1)

@@ -62,6 +62,9 @@ struct part {
     char *zname;      /* ZooKeeper node name */
     char hash[17];    /* for query ids */
     unsigned char *on_shard; /* source shards that have it */
+    unsigned splits;  /* pieces per source shard (small partitions: fewer) */
+    long long rows;   /* source rows from discovery, -1 unknown */
+    long long max_shard_rows; /* discovery only: the largest shard's rows */
     int done;         /* moved and verified (cache) */
 };
 
@@ -175,7 +178,7 @@ static int part_cached_ready(const struct tstate *ts, size_t part)
     unsigned k;
     size_t s;
 
-    for (k = 0; k < ts->splits; k++) {
+    for (k = 0; k < ts->parts[part].splits; k++) {
         const unsigned char *d = pdone_at(ts, part, k);
         if (ts->pbusy[part * ts->splits + k])
             return 0;
@@ -285,19 +288,24 @@ static void batch_cb(struct ch_query *q, void *data)
     b->pending--;
 }
 
-static int fanout(struct worker *w, const struct cfg_replica *const *reps, size_t n,
-                  const char *sql, struct chc_err *err)
+/* Run n statements at once (sqls[i] on reps[i]; one sql for all when
+ * sqls is NULL), wait for all; every one must succeed. outs (optional)
+ * receive the bodies. */
+static int multi_query(struct worker *w, const struct cfg_replica *const *reps, size_t n,
+                       const char *const *sqls, const char *sql, struct chc_buf *outs, int push,
+                       struct chc_err *err)
 {
     struct ch_query **q = calloc(n ? n : 1, sizeof(*q));
     struct batch b = {0};
     struct ch_query_params p;
-    size_t i;
+    size_t i, len;
     int r = 0;
 
     if (!q)
         return oom(err);
     for (i = 0; i < n; i++) {
-        params_init(&p, reps[i], sql, w->task, 1);
+        params_init(&p, reps[i], sqls ? sqls[i] : sql, w->task, push);
+        chc_log_trace("%s:%d: %s", reps[i]->host, reps[i]->http_port, p.sql);
         r = ch_query_start(w->ch, &p, batch_cb, &b, &q[i], err);
         if (r < 0)
             break;
@@ -307,12 +315,24 @@ static int fanout(struct worker *w, const struct cfg_replica *const *reps, size_
         uv_run(&w->loop, UV_RUN_ONCE);
     for (i = 0; i < n && q[i]; i++) {
         if (r == 0 && ch_query_status(q[i]) < 0)
-            r = chc_err_set(err, ch_query_status(q[i]), "%s (ran on %zu of %zu nodes)",
-                            ch_query_error(q[i])->msg, i, n);
+            r = chc_err_set(err, ch_query_status(q[i]), "%s (failed on 1 of %zu nodes)",
+                            ch_query_error(q[i])->msg, n);
+        if (r == 0 && outs) {
+            const char *body = ch_query_body(q[i], &len);
+            chc_buf_reset(&outs[i]);
+            if (chc_buf_add(&outs[i], body, len) < 0)
+                r = oom(err);
+        }
         ch_query_free(q[i]);
     }
     free(q);
     return r;
+}
+
+static int fanout(struct worker *w, const struct cfg_replica *const *reps, size_t n,
+                  const char *sql, struct chc_err *err)
+{
+    return multi_query(w, reps, n, NULL, sql, NULL, 1, err);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1061,6 +1081,8 @@ static int add_part(struct tstate *ts, const char *lit, size_t *cap, struct chc_
     memset(p, 0, sizeof(*p));
     p->lit = chc_strdup(lit);
     p->on_shard = calloc(ts->tb->pull->n_shards, 1);
+    p->splits = ts->splits;
+    p->rows = -1;
     if (plan_zk_name(lit, &zn) < 0 || !p->lit || !p->on_shard) {
         free(p->lit);
         free(p->on_shard);
@@ -1074,30 +1096,41 @@ static int add_part(struct tstate *ts, const char *lit, size_t *cap, struct chc_
 }
 
 /* Partition list: "<shard>,<shard>\t<literal>\n" per partition. */
+/* Partition list node: "<shard>,<shard>\t<splits>\t<rows>\t<literal>\n". */
 static int parts_load(struct tstate *ts, const char *data, struct chc_err *err)
 {
     const char *p = data;
     size_t cap = 0;
 
     while (*p) {
-        const char *tab = strchr(p, '\t'), *nl;
+        const char *f[4], *nl;
         struct chc_buf lit = CHC_BUF_INIT;
-        int idx;
-        if (!tab)
-            return chc_err_set(err, CHC_ESTATE, "bad partition list in ZooKeeper");
-        nl = strchr(tab, '\n');
+        long long v;
+        int idx, i;
+
+        f[0] = p;
+        for (i = 1; i < 4; i++) {
+            f[i] = strchr(f[i - 1], '\t');
+            if (!f[i])
+                return chc_err_set(err, CHC_ESTATE, "bad partition list in ZooKeeper");
+            f[i]++;
+        }
+        nl = strchr(f[3], '\n');
         if (!nl)
-            nl = tab + strlen(tab);
-        if (chc_buf_add(&lit, tab + 1, (size_t)(nl - tab - 1)) < 0)
+            nl = f[3] + strlen(f[3]);
+        if (chc_buf_add(&lit, f[3], (size_t)(nl - f[3])) < 0)
             return oom(err);
         idx = add_part(ts, lit.buf, &cap, err);
         chc_buf_release(&lit);
         if (idx < 0)
             return idx;
-        while (p < tab) {
-            long v = strtol(p, (char **)&p, 10);
-            if (v >= 1 && (size_t)v <= ts->tb->pull->n_shards)
-                ts->parts[idx].on_shard[v - 1] = 1;
+        v = strtoll(f[1], NULL, 10);
+        ts->parts[idx].splits = v >= 1 && v <= (long long)ts->splits ? (unsigned)v : ts->splits;
+        ts->parts[idx].rows = strtoll(f[2], NULL, 10);
+        while (p < f[1]) {
+            long sh = strtol(p, (char **)&p, 10);
+            if (sh >= 1 && (size_t)sh <= ts->tb->pull->n_shards)
+                ts->parts[idx].on_shard[sh - 1] = 1;
             if (*p == ',')
                 p++;
             else
@@ -1107,7 +1140,6 @@ static int parts_load(struct tstate *ts, const char *data, struct chc_err *err)
     }
     return 0;
 }
-
 static int parts_format(const struct tstate *ts, struct chc_buf *b)
 {
     size_t i, s;
@@ -1119,7 +1151,8 @@ static int parts_format(const struct tstate *ts, struct chc_buf *b)
             if (ts->parts[i].on_shard[s])
                 r = chc_buf_addf(b, "%s%zu", m++ ? "," : "", s + 1);
         if (r == 0)
-            r = chc_buf_addf(b, "\t%s\n", ts->parts[i].lit);
+            r = chc_buf_addf(b, "\t%u\t%lld\t%s\n", ts->parts[i].splits, ts->parts[i].rows,
+                             ts->parts[i].lit);
     }
     return r;
 }
@@ -1129,69 +1162,97 @@ static int parts_format(const struct tstate *ts, struct chc_buf *b)
 static int discover_query(struct worker *w, struct tstate *ts, struct chc_err *err)
 {
     const struct cfg_table *tb = ts->tb;
-    struct chc_buf sql = CHC_BUF_INIT, out = CHC_BUF_INIT;
-    size_t cap = 0, s, i, n = 0;
+    size_t S = tb->pull->n_shards, cap = 0, s, i, n = 0;
+    struct chc_buf *sql = calloc(S, sizeof(*sql)), *out = calloc(S, sizeof(*out));
+    const char **sqls = calloc(S, sizeof(*sqls));
     char **vals = NULL;
     int r = 0;
 
+    if (!sql || !out || !sqls)
+        goto oom;
+    for (s = 0; s < S; s++) {
+        chc_buf_init(&sql[s], 0);
+        chc_buf_init(&out[s], 0);
+    }
     if (tb->has_enabled_partitions) {
+        /* As given, in the given order, assumed on every shard. */
         for (i = 0; i < tb->n_enabled_partitions; i++) {
             int idx = add_part(ts, tb->enabled_partitions[i], &cap, err);
             if (idx < 0) {
                 r = idx;
                 goto out;
             }
-            memset(ts->parts[idx].on_shard, 1, tb->pull->n_shards);
+            memset(ts->parts[idx].on_shard, 1, S);
         }
-    } else {
-        for (s = 0; s < tb->pull->n_shards; s++) {
-            chc_buf_reset(&sql);
-            if (tb->engine->partition_by)
-                r = chc_buf_addf(&sql, "SELECT DISTINCT (%s) AS _p FROM ", tb->engine->partition_by);
-            else
-                r = chc_buf_addstr(&sql, "SELECT DISTINCT 1 AS _p FROM ");
-            if (r == 0)
-                r = chc_buf_add_ident(&sql, tb->database_pull);
-            if (r == 0)
-                r = chc_buf_addch(&sql, '.');
-            if (r == 0)
-                r = chc_buf_add_ident(&sql, tb->table_pull);
-            if (r == 0 && tb->where_condition)
-                r = chc_buf_addf(&sql, " WHERE (%s)", tb->where_condition);
-            if (r == 0)
-                r = chc_buf_addstr(&sql, " ORDER BY _p FORMAT Values");
-            if (r < 0)
-                goto oom;
-            r = query(w, ts->src_rep[s], 0, sql.buf, &out, err);
-            if (r < 0) {
-                chc_err_prefix(err, "table '%s': partition discovery on source shard %zu", tb->name,
-                               s + 1);
-                goto out;
-            }
-            r = plan_parse_values(out.buf, &vals, &n, err);
-            if (r < 0)
-                goto out;
-            for (i = 0; i < n; i++) {
-                const char *lit = tb->engine->partition_by ? vals[i] : PLAN_UNPARTITIONED;
-                int idx = add_part(ts, lit, &cap, err);
-                if (idx < 0) {
-                    r = idx;
-                    goto out;
-                }
-                ts->parts[idx].on_shard[s] = 1;
-            }
-            plan_strings_free(vals, n);
-            vals = NULL;
-            n = 0;
-        }
+        goto out;
     }
+    /* Partition values and their row counts, every source shard at once. */
+    for (s = 0; s < S; s++) {
+        if (tb->engine->partition_by)
+            r = chc_buf_addf(&sql[s], "SELECT (%s) AS _p, count() FROM ", tb->engine->partition_by);
+        else
+            r = chc_buf_addstr(&sql[s], "SELECT 1 AS _p, count() FROM ");
+        if (r == 0)
+            r = add_table_ref(&sql[s], tb->database_pull, tb->table_pull);
+        if (r == 0 && tb->where_condition)
+            r = chc_buf_addf(&sql[s], " WHERE (%s)", tb->where_condition);
+        if (r == 0)
+            r = chc_buf_addstr(&sql[s], " GROUP BY _p ORDER BY _p FORMAT Values");
+        if (r < 0)
+            goto oom;
+        sqls[s] = sql[s].buf;
+    }
+    r = multi_query(w, ts->src_rep, S, sqls, NULL, out, 0, err);
+    if (r < 0) {
+        chc_err_prefix(err, "table '%s': partition discovery", tb->name);
+        goto out;
+    }
+    for (s = 0; s < S; s++) {
+        r = plan_parse_values(out[s].buf, &vals, &n, err);
+        if (r < 0)
+            goto out;
+        for (i = 0; i < n; i++) {
+            char *comma = strrchr(vals[i], ',');
+            long long rows = 0;
+            int idx;
+            if (!comma || chc_parse_ll(comma + 1, 0, (1LL << 62), &rows) < 0) {
+                r = chc_err_set(err, CHC_EPARSE, "table '%s': unexpected discovery row '%s'",
+                                tb->name, vals[i]);
+                goto out;
+            }
+            *comma = '\0';
+            idx = add_part(ts, tb->engine->partition_by ? vals[i] : PLAN_UNPARTITIONED, &cap, err);
+            if (idx < 0) {
+                r = idx;
+                goto out;
+            }
+            if (ts->parts[idx].rows < 0)
+                ts->parts[idx].rows = 0;
+            ts->parts[idx].rows += rows;
+            ts->parts[idx].on_shard[s] = 1;
+            if (rows > ts->parts[idx].max_shard_rows)
+                ts->parts[idx].max_shard_rows = rows;
+        }
+        plan_strings_free(vals, n);
+        vals = NULL;
+        n = 0;
+    }
+    /* Small partitions need fewer pieces. */
+    for (i = 0; i < ts->n_parts; i++)
+        ts->parts[i].splits =
+            plan_part_splits(tb, ts->parts[i].max_shard_rows, w->o->min_piece_rows);
     goto out;
 oom:
     r = oom(err);
 out:
     plan_strings_free(vals, n);
-    chc_buf_release(&sql);
-    chc_buf_release(&out);
+    for (s = 0; sql && out && s < S; s++) {
+        chc_buf_release(&sql[s]);
+        chc_buf_release(&out[s]);
+    }
+    free(sql);
+    free(out);
+    free(sqls);
     return r;
 }
 
@@ -1473,7 +1534,7 @@ static int piece_where(const struct tstate *ts, size_t part, unsigned k, int dsh
     if (r == 0)
         r = chc_buf_addstr(b, ") AND (");
     if (r == 0)
-        r = plan_piece_filter(tb, k, b);
+        r = plan_piece_filter(tb, ts->parts[part].splits, k, b);
     if (r == 0)
         r = chc_buf_addch(b, ')');
     if (r == 0 && dshard >= 0) {
@@ -1987,7 +2048,7 @@ static int part_ready(struct worker *w, struct tstate *ts, size_t part, struct c
 
     if (!done)
         return oom(err);
-    for (k = 0; r == 1 && k < ts->splits; k++) {
+    for (k = 0; r == 1 && k < ts->parts[part].splits; k++) {
         int rr = piece_read(w, ts, part, k, &ps, err);
         if (rr < 0) {
             r = rr;
@@ -2012,7 +2073,7 @@ static int reset_pieces(struct worker *w, struct tstate *ts, size_t part, struct
 
     if (!done)
         return oom(err);
-    for (k = 0; r == 0 && k < ts->splits; k++) {
+    for (k = 0; r == 0 && k < ts->parts[part].splits; k++) {
         r = piece_read(w, ts, part, k, &ps, err);
         if (r == 0) {
             memset(ps.done, 0, ts->tb->pull->n_shards);
@@ -2065,7 +2126,7 @@ static int move_partition(struct worker *w, struct tstate *ts, size_t part, stru
             r = alter_partition(w, ts, part, asm_name.buf, "DROP", NULL, err);
         if (r == 0 && !tb->allow_drop_target_partitions)
             r = alter_partition(w, ts, part, asm_name.buf, "ATTACH", tb->table_push, err);
-        for (k = 0; r == 0 && k < ts->splits; k++) {
+        for (k = 0; r == 0 && k < ts->parts[part].splits; k++) {
             chc_buf_reset(&name);
             if (plan_piece_table(tb, k, &name) < 0)
                 goto oom;
@@ -2081,7 +2142,7 @@ static int move_partition(struct worker *w, struct tstate *ts, size_t part, stru
             goto out;
         if (stg.rows != before.rows + src.rows || stg.hash != before.hash + src.hash) {
             struct sums pieces = {0, 0};
-            for (k = 0; r == 0 && k < ts->splits; k++) {
+            for (k = 0; r == 0 && k < ts->parts[part].splits; k++) {
                 chc_buf_reset(&name);
                 if (plan_piece_table(tb, k, &name) < 0)
                     goto oom;
@@ -2151,7 +2212,7 @@ static int move_partition(struct worker *w, struct tstate *ts, size_t part, stru
         goto out;
     }
     r = alter_partition(w, ts, part, asm_name.buf, "DROP", NULL, err);
-    for (k = 0; r == 0 && k < ts->splits; k++) {
+    for (k = 0; r == 0 && k < ts->parts[part].splits; k++) {
         chc_buf_reset(&name);
         if (plan_piece_table(tb, k, &name) < 0)
             goto oom;
@@ -2224,7 +2285,7 @@ static void metrics_update(struct worker *w, const struct tstate *ts)
         return;
     for (i = 0; i < ts->n_parts; i++) {
         parts_done += ts->parts[i].done;
-        for (k = 0; k < ts->splits; k++) {
+        for (k = 0; k < ts->parts[i].splits; k++) {
             const unsigned char *d = pdone_at(ts, i, k);
             size_t idx = i * ts->splits + k;
             in_flight += ts->pbusy[idx];
@@ -2351,7 +2412,7 @@ static int fill(struct worker *w, struct tstate *ts, int allow_remote, int *ret_
     for (part = 0; part < ts->n_parts && w->n_jobs < w->cap; part++) {
         if (ts->parts[part].done)
             continue;
-        for (k = 0; k < ts->splits && w->n_jobs < w->cap; k++) {
+        for (k = 0; k < ts->parts[part].splits && w->n_jobs < w->cap; k++) {
             const unsigned char *d = pdone_at(ts, part, k);
             if (ts->pbusy[part * ts->splits + k] || ts->pnext[part * ts->splits + k] > now_ms())
                 continue;
@@ -2411,7 +2472,7 @@ static int refresh(struct worker *w, struct tstate *ts, struct chc_err *err)
             continue;
         }
         all = 0;
-        for (k = 0; r == 0 && k < ts->splits; k++) {
+        for (k = 0; r == 0 && k < ts->parts[i].splits; k++) {
             if (ts->pbusy[i * ts->splits + k])
                 continue;
             r = piece_read(w, ts, i, k, &ps, err);
@@ -2502,9 +2563,15 @@ restart:
         tstate_free(ts);
         return 0;
     }
-    chc_log_info("table '%s': %zu partitions x %u pieces from %zu source shards to %zu staging "
-                 "nodes",
-                 tb->name, ts->n_parts, ts->splits, tb->pull->n_shards, ts->n_targets);
+    {
+        size_t pieces = 0, i, s;
+        for (i = 0; i < ts->n_parts; i++)
+            for (s = 0; s < tb->pull->n_shards; s++)
+                pieces += ts->parts[i].on_shard[s] ? ts->parts[i].splits : 0;
+        chc_log_info("table '%s': %zu partitions, %zu pieces from %zu source shards to %zu "
+                     "staging nodes",
+                     tb->name, ts->n_parts, pieces, tb->pull->n_shards, ts->n_targets);
+    }
     r = refresh(w, ts, err);
     for (;;) {
         int started;
@@ -2762,7 +2829,7 @@ static int plan_table(struct worker *w, const struct cfg_table *tb, struct chc_e
         goto oom;
     for (i = 0; i < ts->n_parts; i++)
         for (s = 0; s < tb->pull->n_shards; s++)
-            pieces += ts->parts[i].on_shard[s] ? ts->splits : 0;
+            pieces += ts->parts[i].on_shard[s] ? ts->parts[i].splits : 0;
     printf("table %s: %s.%s.%s -> %s.%s.%s (definition %s)\n", tb->name, tb->cluster_pull,
            tb->database_pull, tb->table_pull, tb->cluster_push, tb->database_push,
            tb->table_push, tb->def_hash_hex);
@@ -2773,10 +2840,11 @@ static int plan_table(struct worker *w, const struct cfg_table *tb, struct chc_e
     printf("\n");
     print_nodes("destination nodes", nodes, n_nodes);
     print_nodes("staging nodes", treps, ts->n_targets);
-    printf("  partitions: %zu, pieces: %zu (%u per partition and source shard)\n", ts->n_parts,
-           pieces, ts->splits);
+    printf("  partitions: %zu, pieces: %zu (up to %u per partition and source shard)\n",
+           ts->n_parts, pieces, ts->splits);
     for (i = 0; i < ts->n_parts; i++) {
-        printf("    %s on source shards", ts->parts[i].lit);
+        printf("    %s: %lld rows, %u piece(s) per shard, on source shards", ts->parts[i].lit,
+               ts->parts[i].rows, ts->parts[i].splits);
         for (s = 0; s < tb->pull->n_shards; s++)
             if (ts->parts[i].on_shard[s])
                 printf(" %zu", s + 1);
@@ -2804,7 +2872,7 @@ static int plan_table(struct worker *w, const struct cfg_table *tb, struct chc_e
     for (s = 0; s < tb->pull->n_shards; s++) {
         if (!ts->parts[0].on_shard[s])
             continue;
-        for (k = 0; k < ts->splits; k++)
+        for (k = 0; k < ts->parts[0].splits; k++)
             for (t = 0; t < ts->n_targets; t++) {
                 chc_buf_reset(&sql);
                 r = copy_sql(ts, 0, k, s, &ts->targets[t], &sql, err);
@@ -2832,7 +2900,7 @@ static int plan_table(struct worker *w, const struct cfg_table *tb, struct chc_e
             goto oom;
         print_sql(ts, "    ", sql.buf);
     }
-    for (k = 0; k < ts->splits; k++) {
+    for (k = 0; k < ts->parts[0].splits; k++) {
         chc_buf_reset(&sql);
         if (chc_buf_addf(&sql, "ALTER TABLE %s.%s ATTACH ", tb->database_push, name.buf) < 0 ||
             plan_partition_clause(ts->parts[0].lit, &sql) < 0 ||
@@ -3024,19 +3092,19 @@ static int status_table(struct worker *w, const struct cfg_table *tb, struct tab
         unsigned long long rows = 0, hash = 0;
         for (n_on = 0, sh = 0; sh < tb->pull->n_shards; sh++)
             n_on += ts->parts[i].on_shard[sh];
-        st->pieces_total += n_on * ts->splits;
+        st->pieces_total += n_on * ts->parts[i].splits;
         r = part_state_read(w, ts, i, &data, err);
         if (r < 0)
             goto out;
         if (sscanf(data.buf, "done %llu %llu", &rows, &hash) == 2) {
             st->parts_done++;
-            st->pieces_done += n_on * ts->splits;
+            st->pieces_done += n_on * ts->parts[i].splits;
             st->rows_verified += rows;
             continue;
         }
         if (data.len)
             st->parts_moving++;
-        for (k = 0; k < ts->splits; k++) {
+        for (k = 0; k < ts->parts[i].splits; k++) {
             r = piece_read(w, ts, i, k, &ps, err);
             if (r < 0)
                 goto out;

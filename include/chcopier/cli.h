@@ -47,6 +47,7 @@ struct chc_options {
     int yes;         /* clean --yes */
     unsigned max_pieces_in_flight; /* 0 = auto */
     int metrics_port;               /* 0 = off */
+    long long min_piece_rows;       /* small partitions get fewer pieces */
     const char *fault_point;        /* --fault-point or CHC_FAULT_POINT */
 };
 

@@ -39,8 +39,16 @@ int plan_partition_filter(const struct cfg_table *tb, const char *literal, struc
 /* Number of pieces a partition is split into (1 when the key is empty). */
 unsigned plan_splits(const struct cfg_table *tb);
 
-/* "cityHash64(<key columns>) % N = k" or "1" when there is one piece. */
-int plan_piece_filter(const struct cfg_table *tb, unsigned k, struct chc_buf *out);
+/* Pieces of one partition: small partitions need fewer pieces. A piece
+ * should hold at least min_piece_rows rows of its source shard (default
+ * PLAN_PIECE_MIN_ROWS); never more than plan_splits(tb). max_shard_rows < 0
+ * (unknown) or min_piece_rows <= 0 gives plan_splits(tb). */
+#define PLAN_PIECE_MIN_ROWS 1000000LL
+unsigned plan_part_splits(const struct cfg_table *tb, long long max_shard_rows,
+                          long long min_piece_rows);
+
+/* "cityHash64(<key columns>) % n = k" or "1" when n is 1. */
+int plan_piece_filter(const struct cfg_table *tb, unsigned n, unsigned k, struct chc_buf *out);
 
 /* Routing like Distributed(cluster_push, db, table, sharding_key): rows whose
  * (unsigned key) % total_weight falls into destination shard `shard_idx`'s

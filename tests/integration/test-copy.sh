@@ -87,15 +87,20 @@ $(table plain mixed m_plain 'ENGINE = MergeTree PARTITION BY toYYYYMM(d) ORDER B
 
 "$CHCOPIER" upload --config "$Z" --task-path /chc/t1 --task-file "$T1"
 start=$(date +%s.%N)
+# --min-piece-rows 0: every partition gets number_of_splits pieces, however
+# small, so that 3 and 7 splits are exercised.
 "$CHCOPIER" --config "$Z" --task-path /chc/t1 --base-dir "$DIR/logs" \
-    "${PATH_ARGS[@]}" --max-pieces-in-flight 3 --log-format json &
+    "${PATH_ARGS[@]}" --max-pieces-in-flight 3 --log-format json --min-piece-rows 0 &
 w1=$!
 MPORT=$((CHC_BASE_PORT + 99))
 "$CHCOPIER" --config "$Z" --task-path /chc/t1 --base-dir "$DIR/logs" "${PATH_ARGS[@]}" \
-    --metrics-port "$MPORT" &
+    --metrics-port "$MPORT" --min-piece-rows 0 &
 w2=$!
-sleep 1
-curl -sf "http://127.0.0.1:$MPORT/metrics" >"$DIR/metrics.txt" || true
+for _ in $(seq 50); do
+    sleep 0.2
+    curl -sf "http://127.0.0.1:$MPORT/metrics" >"$DIR/metrics.txt" || true
+    grep -q '^chcopier_pieces{table="monthly",state="done"}' "$DIR/metrics.txt" && break
+done
 during_rc=0
 "$CHCOPIER" status --config "$Z" --task-path /chc/t1 >"$DIR/status-during.txt" || during_rc=$?
 rc1=0; rc2=0

@@ -34,8 +34,10 @@ before=$(snapshot)
 rc=0
 "$CHCOPIER" plan --config "$Z" --task-path /chc/ops --task-file "$DIR/task.xml" >"$DIR/plan.txt" || rc=$?
 sed 's/^/#   /' "$DIR/plan.txt" | head -30
+# 20000 rows a shard: small partitions, one piece each (number_of_splits 2).
 check "plan exits 0 and lists the 3 partitions, DDL and copy SQL" \
-    eval '[[ $rc == 0 ]] && grep -q "partitions: 3, pieces: 12" "$DIR/plan.txt" &&
+    eval '[[ $rc == 0 ]] && grep -q "partitions: 3, pieces: 6" "$DIR/plan.txt" &&
+          grep -q "201901: 17732 rows, 1 piece(s) per shard, on source shards 1 2" "$DIR/plan.txt" &&
           grep -q "CREATE TABLE IF NOT EXISTS" "$DIR/plan.txt" && grep -q "INSERT INTO" "$DIR/plan.txt" &&
           grep -q "REPLACE PARTITION" "$DIR/plan.txt"'
 check "plan wrote nothing to ZooKeeper or ClickHouse" eval '[[ "$(snapshot)" == "$before" ]]'

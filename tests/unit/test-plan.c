@@ -98,9 +98,27 @@ TEST(piece_filter_hashes_key_columns)
     struct chc_buf b = CHC_BUF_INIT;
 
     ASSERT_EQ(plan_splits(&t->tables[0]), 5);
-    ASSERT_OK(plan_piece_filter(&t->tables[0], 3, &b));
+    ASSERT_OK(plan_piece_filter(&t->tables[0], 5, 3, &b));
     ASSERT_STREQ(b.buf, "cityHash64(CounterID, intHash32(UserID)) % 5 = 3");
+    chc_buf_reset(&b);
+    ASSERT_OK(plan_piece_filter(&t->tables[0], 1, 0, &b));
+    ASSERT_STREQ(b.buf, "1");
     chc_buf_release(&b);
+    cfg_task_free(t);
+}
+
+TEST(small_partitions_get_fewer_pieces)
+{
+    struct cfg_task *t = load(ENG, "UserID");
+    const struct cfg_table *tb = &t->tables[0];
+
+    ASSERT_EQ(plan_part_splits(tb, -1, PLAN_PIECE_MIN_ROWS), 5);
+    ASSERT_EQ(plan_part_splits(tb, 0, PLAN_PIECE_MIN_ROWS), 1);
+    ASSERT_EQ(plan_part_splits(tb, 999999, PLAN_PIECE_MIN_ROWS), 1);
+    ASSERT_EQ(plan_part_splits(tb, 2500000, PLAN_PIECE_MIN_ROWS), 2);
+    ASSERT_EQ(plan_part_splits(tb, 100000000, PLAN_PIECE_MIN_ROWS), 5);
+    ASSERT_EQ(plan_part_splits(tb, 10, 0), 5); /* 0: always as configured */
+    ASSERT_EQ(plan_part_splits(tb, 30, 10), 3);
     cfg_task_free(t);
 }
 
@@ -110,7 +128,7 @@ TEST(empty_key_means_one_piece)
     struct chc_buf b = CHC_BUF_INIT;
 
     ASSERT_EQ(plan_splits(&t->tables[0]), 1);
-    ASSERT_OK(plan_piece_filter(&t->tables[0], 0, &b));
+    ASSERT_OK(plan_piece_filter(&t->tables[0], plan_splits(&t->tables[0]), 0, &b));
     ASSERT_STREQ(b.buf, "1");
     chc_buf_reset(&b);
     ASSERT_OK(plan_partition_filter(&t->tables[0], PLAN_UNPARTITIONED, &b));
