@@ -1256,48 +1256,84 @@ out:
     return r;
 }
 
-static int discover(struct worker *w, struct tstate *ts, struct chc_err *err)
+
+static int drop_helpers(struct worker *w, struct tstate *ts, struct chc_err *err);
+
+/* The first worker on a table definition owns its initialisation, under the
+ * ephemeral lock <zroot>/init: empty the staging tables (they may hold
+ * leftovers of an earlier definition or run), then discover the partitions
+ * and publish them. Copying starts only once the partition list exists, so
+ * nothing is ever copied into staging before it was emptied. The others
+ * wait for the list; if the owner dies, the next one takes over (the marker
+ * staging_reset says the tables were already emptied). */
+static int table_init(struct worker *w, struct tstate *ts, struct chc_err *err)
 {
-    struct chc_buf out = CHC_BUF_INIT, path = CHC_BUF_INIT;
-    size_t i;
-    int r;
+    struct chc_buf path = CHC_BUF_INIT, lock = CHC_BUF_INIT, out = CHC_BUF_INIT;
+    uint64_t waited = 0;
+    int r, dropped;
 
     r = zpath(&path, "%s/partitions", ts->zroot);
+    if (r == 0)
+        r = zpath(&lock, "%s/init", ts->zroot);
     if (r < 0)
         goto oom;
+    for (;;) {
+        r = zk_get(w->zs, path.buf, &out, NULL, err);
+        if (r == 0) {
+            r = parts_load(ts, out.buf, err);
+            goto out;
+        }
+        if (r != CHC_EZK_NONODE)
+            goto out;
+        r = ephemeral_take(w, lock.buf, err);
+        if (r == 0)
+            break;
+        if (r != CHC_EZK_NODEEXISTS)
+            goto out;
+        if (waited % 10000 == 0)
+            chc_log_info("table '%s': waiting for another worker to discover partitions",
+                         ts->tb->name);
+        worker_sleep(w, 200);
+        waited += 200;
+    }
+    /* We own the initialisation. */
     r = zk_get(w->zs, path.buf, &out, NULL, err);
     if (r == 0) {
         r = parts_load(ts, out.buf, err);
-        goto out;
+        goto release;
     }
-    if (r != CHC_EZK_NONODE)
-        goto out;
+    chc_buf_reset(&out);
+    if (zpath(&out, "%s/staging_reset", ts->zroot) < 0)
+        goto oom;
+    if (zk_exists(w->zs, out.buf, NULL, err) == CHC_EZK_NONODE) {
+        r = drop_helpers(w, ts, err);
+        if (r == 0)
+            r = staging_sync(w, ts, &dropped, err);
+        if (r == 0)
+            r = zk_create(w->zs, out.buf, "", 0, ZK_PERSISTENT, NULL, err);
+        if (r < 0 && r != CHC_EZK_NODEEXISTS)
+            goto release;
+    }
     r = discover_query(w, ts, err);
     if (r < 0)
-        goto out;
+        goto release;
     chc_buf_reset(&out);
     r = parts_format(ts, &out);
-    if (r < 0)
-        goto oom;
-    r = zk_create(w->zs, path.buf, out.buf, out.len, ZK_PERSISTENT, NULL, err);
-    if (r == CHC_EZK_NODEEXISTS) {
-        /* Someone else discovered first: use theirs, so all agree. */
-        for (i = 0; i < ts->n_parts; i++) {
-            free(ts->parts[i].lit);
-            free(ts->parts[i].zname);
-            free(ts->parts[i].on_shard);
-        }
-        ts->n_parts = 0;
-        r = zk_get(w->zs, path.buf, &out, NULL, err);
-        if (r == 0)
-            r = parts_load(ts, out.buf, err);
+    if (r < 0) {
+        r = oom(err);
+        goto release;
     }
+    r = zk_create(w->zs, path.buf, out.buf, out.len, ZK_PERSISTENT, NULL, err);
+release:
+    if (zk_delete(w->zs, lock.buf, ZK_ANY_VERSION, NULL) < 0)
+        chc_log_debug("cannot release '%s'", lock.buf);
     goto out;
 oom:
     r = oom(err);
 out:
-    chc_buf_release(&out);
     chc_buf_release(&path);
+    chc_buf_release(&lock);
+    chc_buf_release(&out);
     return r;
 }
 
@@ -1467,7 +1503,7 @@ static int table_prepare(struct worker *w, const struct cfg_table *tb, struct ts
     r = prepare_tables(w, ts, err);
     if (r < 0)
         goto fail;
-    r = discover(w, ts, err);
+    r = table_init(w, ts, err);
     if (r < 0)
         goto fail;
     ts->pdone = calloc(ts->n_parts * ts->splits * tb->pull->n_shards + 1, 1);
@@ -1781,7 +1817,10 @@ static int try_piece(struct worker *w, struct tstate *ts, size_t part, size_t sh
     fault_point(w, "after_claim");
     for (s = 0; s < ts->tb->pull->n_shards; s++)
         any_done |= ps.done[s];
-    if (ps.started >= 0 || !any_done) {
+    /* A piece nobody ever started holds nothing in staging: the staging
+     * tables were emptied when this definition's state was created
+     * (table_init). Anything else with no shard done may hold strays. */
+    if (ps.exists && (ps.started >= 0 || !any_done)) {
         if (ps.started >= 0)
             chc_log_at(CHC_LOG_WARN, &lf, "piece is dirty (source shard %d started and did not "
                        "finish): cleaning it", ps.started + 1);
@@ -1921,93 +1960,101 @@ struct sums {
     unsigned long long hash;
 };
 
-static int sums_query(struct worker *w, const struct cfg_replica *rep, int push, const char *sql,
-                      struct sums *acc, struct chc_err *err)
+/* Where a move takes a partition from: one piece table straight (a single
+ * piece and nothing to keep in the destination), or the assembly table. */
+enum move_from { FROM_PIECE, FROM_ASSEMBLY };
+
+static const char *const move_from_name[] = {"piece", "assembly"};
+
+/* "SELECT count()[, sum(hash)] FROM <db.table> WHERE <partition>[ AND where]" */
+static int sums_sql(const struct tstate *ts, size_t part, const char *db, const char *table,
+                    const char *hash, int with_where, struct chc_buf *b)
 {
-    struct chc_buf out = CHC_BUF_INIT;
-    unsigned long long a = 0, b = 0;
     int r;
 
-    r = query(w, rep, push, sql, &out, err);
-    if (r == 0 && sscanf(out.buf, "%llu\t%llu", &a, &b) != 2)
-        r = chc_err_set(err, CHC_EPARSE, "unexpected answer to a checksum query: '%.60s'",
-                        out.buf);
-    if (r == 0) {
+    chc_buf_reset(b);
+    r = chc_buf_addstr(b, "SELECT count()");
+    if (r == 0 && hash)
+        r = chc_buf_addf(b, ", ifNull(sum(%s), 0)", hash);
+    if (r == 0)
+        r = chc_buf_addstr(b, " FROM ");
+    if (r == 0)
+        r = add_table_ref(b, db, table);
+    if (r == 0)
+        r = chc_buf_addstr(b, " WHERE (");
+    if (r == 0)
+        r = plan_partition_filter(ts->tb, ts->parts[part].lit, b);
+    if (r == 0)
+        r = chc_buf_addch(b, ')');
+    if (r == 0 && with_where && ts->tb->where_condition)
+        r = chc_buf_addf(b, " AND (%s)", ts->tb->where_condition);
+    if (r == 0)
+        r = chc_buf_addstr(b, " FORMAT TabSeparated");
+    return r;
+}
+
+/* Sums of one partition over a set of nodes, queried at once and added up:
+ * the source (every shard that has it; cast to destination types) or a
+ * destination-side table (one staging node per destination shard). */
+static int part_sums(struct worker *w, struct tstate *ts, size_t part, const char *table,
+                     int with_hash, struct sums *acc, struct chc_err *err)
+{
+    size_t n = table ? ts->n_targets : ts->tb->pull->n_shards, i, m = 0, last = (size_t)-1;
+    const struct cfg_replica **reps = calloc(n + 1, sizeof(*reps));
+    struct chc_buf *sql = calloc(n + 1, sizeof(*sql)), *out = calloc(n + 1, sizeof(*out));
+    const char **sqls = calloc(n + 1, sizeof(*sqls));
+    int r = 0;
+
+    if (!reps || !sql || !out || !sqls) {
+        r = oom(err);
+        goto out;
+    }
+    for (i = 0; i < n; i++) {
+        chc_buf_init(&sql[m], 0);
+        chc_buf_init(&out[m], 0);
+        if (!table) {
+            if (!ts->parts[part].on_shard[i])
+                continue;
+            reps[m] = ts->src_rep[i];
+            r = sums_sql(ts, part, ts->tb->database_pull, ts->tb->table_pull,
+                         with_hash ? ts->hash_src : NULL, 1, &sql[m]);
+        } else {
+            if (ts->targets[i].shard == last)
+                continue; /* one node per shard: the others hold copies */
+            last = ts->targets[i].shard;
+            reps[m] = ts->targets[i].rep;
+            r = sums_sql(ts, part, ts->tb->database_push, table,
+                         with_hash ? ts->hash_dst : NULL, 0, &sql[m]);
+        }
+        if (r < 0) {
+            r = oom(err);
+            goto out;
+        }
+        sqls[m] = sql[m].buf;
+        m++;
+    }
+    r = multi_query(w, reps, m, sqls, NULL, out, table != NULL, err);
+    for (i = 0; r == 0 && i < m; i++) {
+        unsigned long long a = 0, h = 0;
+        if (sscanf(out[i].buf, with_hash ? "%llu\t%llu" : "%llu", &a, &h) != (with_hash ? 2 : 1))
+            r = chc_err_set(err, CHC_EPARSE, "unexpected answer to a checksum query: '%.60s'",
+                            out[i].buf);
         acc->rows += a;
-        acc->hash += b;
+        acc->hash += h;
     }
-    chc_buf_release(&out);
+out:
+    for (i = 0; sql && out && i < m; i++) {
+        chc_buf_release(&sql[i]);
+        chc_buf_release(&out[i]);
+    }
+    free(reps);
+    free(sql);
+    free(out);
+    free(sqls);
     return r;
 }
 
-static int source_sums(struct worker *w, struct tstate *ts, size_t part, struct sums *acc,
-                       struct chc_err *err)
-{
-    const struct cfg_table *tb = ts->tb;
-    struct chc_buf sql = CHC_BUF_INIT;
-    size_t s;
-    int r = 0;
-
-    for (s = 0; r == 0 && s < tb->pull->n_shards; s++) {
-        if (!ts->parts[part].on_shard[s])
-            continue;
-        chc_buf_reset(&sql);
-        r = chc_buf_addf(&sql, "SELECT count(), ifNull(sum(%s), 0) FROM ", ts->hash_src);
-        if (r == 0)
-            r = add_table_ref(&sql, tb->database_pull, tb->table_pull);
-        if (r == 0)
-            r = chc_buf_addstr(&sql, " WHERE (");
-        if (r == 0)
-            r = plan_partition_filter(tb, ts->parts[part].lit, &sql);
-        if (r == 0)
-            r = chc_buf_addch(&sql, ')');
-        if (r == 0 && tb->where_condition)
-            r = chc_buf_addf(&sql, " AND (%s)", tb->where_condition);
-        if (r == 0)
-            r = chc_buf_addstr(&sql, " FORMAT TabSeparated");
-        if (r < 0) {
-            r = oom(err);
-            break;
-        }
-        r = sums_query(w, ts->src_rep[s], 0, sql.buf, acc, err);
-    }
-    chc_buf_release(&sql);
-    return r;
-}
-
-/* Sum over one table on the first staging node of each destination shard. */
-static int dest_sums(struct worker *w, struct tstate *ts, size_t part, const char *table,
-                     struct sums *acc, struct chc_err *err)
-{
-    const struct cfg_table *tb = ts->tb;
-    struct chc_buf sql = CHC_BUF_INIT;
-    size_t t, last = (size_t)-1;
-    int r = 0;
-
-    for (t = 0; r == 0 && t < ts->n_targets; t++) {
-        if (ts->targets[t].shard == last)
-            continue;
-        last = ts->targets[t].shard;
-        chc_buf_reset(&sql);
-        r = chc_buf_addf(&sql, "SELECT count(), ifNull(sum(%s), 0) FROM ", ts->hash_dst);
-        if (r == 0)
-            r = add_table_ref(&sql, tb->database_push, table);
-        if (r == 0)
-            r = chc_buf_addstr(&sql, " WHERE ");
-        if (r == 0)
-            r = plan_partition_filter(tb, ts->parts[part].lit, &sql);
-        if (r == 0)
-            r = chc_buf_addstr(&sql, " FORMAT TabSeparated");
-        if (r < 0) {
-            r = oom(err);
-            break;
-        }
-        r = sums_query(w, ts->targets[t].rep, 1, sql.buf, acc, err);
-    }
-    chc_buf_release(&sql);
-    return r;
-}
-
+/* ALTER TABLE db.table <verb> PARTITION p [FROM db.from] on every staging node. */
 static int alter_partition(struct worker *w, struct tstate *ts, size_t part, const char *table,
                            const char *verb, const char *from, struct chc_err *err)
 {
@@ -2086,16 +2133,100 @@ static int reset_pieces(struct worker *w, struct tstate *ts, size_t part, struct
     return r;
 }
 
+/* Steps 1-3 of a move: put source + (append mode) destination rows of the
+ * partition into the table the REPLACE will take them from, check the count
+ * and record "assembled <rows> <checksum> <from>". */
+static int assemble(struct worker *w, struct tstate *ts, size_t part, int again,
+                    struct chc_buf *state, struct chc_err *err)
+{
+    const struct cfg_table *tb = ts->tb;
+    struct chc_log_fields lf = {tb->name, ts->parts[part].lit, -1, -1, "move", -1, -1, -1.0, NULL};
+    struct chc_buf name = CHC_BUF_INIT, asm_name = CHC_BUF_INIT;
+    struct sums src = {0, 0}, before = {0, 0}, staged = {0, 0};
+    enum move_from from;
+    unsigned k;
+    int r;
+
+    r = plan_assembly_table(tb, &asm_name);
+    if (r < 0)
+        goto oom;
+    r = part_sums(w, ts, part, NULL, 1, &src, err);
+    if (r == 0 && !tb->allow_drop_target_partitions)
+        r = part_sums(w, ts, part, tb->table_push, 1, &before, err);
+    if (r < 0)
+        goto out;
+    from = !again && ts->parts[part].splits == 1 && before.rows == 0 ? FROM_PIECE : FROM_ASSEMBLY;
+    if (from == FROM_ASSEMBLY) {
+        if (again) /* an earlier attempt may have left rows in the assembly */
+            r = alter_partition(w, ts, part, asm_name.buf, "DROP", NULL, err);
+        else
+            r = part_state_write(w, ts, part, "assembling", err);
+        if (r == 0 && before.rows > 0)
+            r = alter_partition(w, ts, part, asm_name.buf, "ATTACH", tb->table_push, err);
+        for (k = 0; r == 0 && k < ts->parts[part].splits; k++) {
+            chc_buf_reset(&name);
+            if (plan_piece_table(tb, k, &name) < 0)
+                goto oom;
+            r = alter_partition(w, ts, part, asm_name.buf, "ATTACH", name.buf, err);
+        }
+        if (r < 0)
+            goto out;
+    }
+    /* The count must be exactly destination + source: a stray insert of a
+     * dead worker would show here, before anything reaches the destination. */
+    chc_buf_reset(&name);
+    if ((from == FROM_PIECE ? plan_piece_table(tb, 0, &name) : chc_buf_addstr(&name, asm_name.buf)) < 0)
+        goto oom;
+    r = part_sums(w, ts, part, name.buf, 0, &staged, err);
+    if (r < 0)
+        goto out;
+    if (staged.rows != before.rows + src.rows) {
+        lf.error = "staging mismatch";
+        chc_log_at(CHC_LOG_ERROR, &lf,
+                   "%s holds %llu rows, expected %llu (destination) + %llu (source): recopying "
+                   "the partition",
+                   name.buf, staged.rows, before.rows, src.rows);
+        r = reset_pieces(w, ts, part, err);
+        if (r == 0)
+            r = chc_err_set(err, CHC_EMISMATCH, "partition %s: staging does not match source",
+                            ts->parts[part].lit);
+        goto out;
+    }
+    if (w->o->move_fault_probability > 0 &&
+        (double)rand() / RAND_MAX < w->o->move_fault_probability) {
+        r = chc_err_set(err, CHC_EFAULT_INJECTED, "move fault injected");
+        goto out;
+    }
+    fault_point(w, "after_assemble");
+    chc_buf_reset(state);
+    r = chc_buf_addf(state, "assembled %llu %llu %s", before.rows + src.rows,
+                     before.hash + src.hash, move_from_name[from]);
+    if (r < 0)
+        goto oom;
+    r = part_state_write(w, ts, part, state->buf, err);
+    if (r == 0)
+        fault_point(w, "after_assembled_record");
+    goto out;
+oom:
+    r = oom(err);
+out:
+    chc_buf_release(&name);
+    chc_buf_release(&asm_name);
+    return r;
+}
+
 static int move_partition(struct worker *w, struct tstate *ts, size_t part, struct chc_err *err)
 {
     const struct cfg_table *tb = ts->tb;
     struct chc_log_fields lf = {tb->name, ts->parts[part].lit, -1, -1, "move", -1, -1, -1.0, NULL};
-    struct chc_buf state = CHC_BUF_INIT, name = CHC_BUF_INIT, asm_name = CHC_BUF_INIT;
-    struct sums src = {0, 0}, stg = {0, 0}, before = {0, 0}, after = {0, 0};
+    struct chc_buf state = CHC_BUF_INIT, name = CHC_BUF_INIT, from_name = CHC_BUF_INIT;
+    struct sums after = {0, 0};
     unsigned long long exp_rows = 0, exp_hash = 0;
+    char from_word[16] = "";
     char *lock = NULL;
-    char line[128];
+    char line[160];
     uint64_t t0 = now_ms();
+    enum move_from from;
     unsigned k;
     int r;
 
@@ -2114,91 +2245,34 @@ static int move_partition(struct worker *w, struct tstate *ts, size_t part, stru
     r = part_ready(w, ts, part, err);
     if (r <= 0)
         goto out;
-    if (plan_assembly_table(tb, &asm_name) < 0)
-        goto oom;
+    /* 1-3. "" or "assembling" (an attempt died midway): assemble afresh. */
     if (strncmp(state.buf, "assembled", 9) && strncmp(state.buf, "moved", 5)) {
-        /* 1. Assemble: the destination's current rows (append mode) and
-         *    every piece, in the assembly table of every staging node. */
-        r = source_sums(w, ts, part, &src, err);
-        if (r == 0 && !tb->allow_drop_target_partitions)
-            r = dest_sums(w, ts, part, tb->table_push, &before, err);
-        if (r == 0)
-            r = alter_partition(w, ts, part, asm_name.buf, "DROP", NULL, err);
-        if (r == 0 && !tb->allow_drop_target_partitions)
-            r = alter_partition(w, ts, part, asm_name.buf, "ATTACH", tb->table_push, err);
-        for (k = 0; r == 0 && k < ts->parts[part].splits; k++) {
-            chc_buf_reset(&name);
-            if (plan_piece_table(tb, k, &name) < 0)
-                goto oom;
-            r = alter_partition(w, ts, part, asm_name.buf, "ATTACH", name.buf, err);
-        }
+        r = assemble(w, ts, part, !strcmp(state.buf, "assembling"), &state, err);
         if (r < 0)
             goto out;
-        /* 2. The assembly must be exactly destination + source. If it is
-         *    not, find out whether staging is wrong (recopy the partition)
-         *    or only the assembly (a stray ALTER: assemble again). */
-        r = dest_sums(w, ts, part, asm_name.buf, &stg, err);
-        if (r < 0)
-            goto out;
-        if (stg.rows != before.rows + src.rows || stg.hash != before.hash + src.hash) {
-            struct sums pieces = {0, 0};
-            for (k = 0; r == 0 && k < ts->parts[part].splits; k++) {
-                chc_buf_reset(&name);
-                if (plan_piece_table(tb, k, &name) < 0)
-                    goto oom;
-                r = dest_sums(w, ts, part, name.buf, &pieces, err);
-            }
-            if (r < 0)
-                goto out;
-            lf.error = "staging mismatch";
-            chc_log_at(CHC_LOG_ERROR, &lf,
-                       "assembly holds %llu rows, expected %llu (destination) + %llu (source); "
-                       "staging holds %llu: %s",
-                       stg.rows, before.rows, src.rows, pieces.rows,
-                       pieces.rows == src.rows && pieces.hash == src.hash
-                           ? "assembling again"
-                           : "recopying the partition");
-            if (pieces.rows != src.rows || pieces.hash != src.hash)
-                r = reset_pieces(w, ts, part, err);
-            if (r == 0)
-                r = chc_err_set(err, CHC_EMISMATCH, "partition %s: staging does not match source",
-                                ts->parts[part].lit);
-            goto out;
-        }
-        if (w->o->move_fault_probability > 0 &&
-            (double)rand() / RAND_MAX < w->o->move_fault_probability) {
-            r = chc_err_set(err, CHC_EFAULT_INJECTED, "move fault injected");
-            goto out;
-        }
-        fault_point(w, "after_assemble");
-        exp_rows = before.rows + src.rows;
-        exp_hash = before.hash + src.hash;
-        snprintf(line, sizeof(line), "assembled %llu %llu", exp_rows, exp_hash);
-        r = part_state_write(w, ts, part, line, err);
-        if (r < 0)
-            goto out;
-        chc_buf_reset(&state);
-        if (chc_buf_addstr(&state, line) < 0)
-            goto oom;
-        fault_point(w, "after_assembled_record");
     }
-    if (sscanf(state.buf + (state.buf[0] == 'a' ? 9 : 5), "%llu %llu", &exp_rows, &exp_hash) != 2) {
+    if (sscanf(state.buf, "%*s %llu %llu %15s", &exp_rows, &exp_hash, from_word) != 3) {
         r = chc_err_set(err, CHC_ESTATE, "bad partition state '%s'", state.buf);
         goto out;
     }
+    from = !strcmp(from_word, move_from_name[FROM_PIECE]) ? FROM_PIECE : FROM_ASSEMBLY;
+    if ((from == FROM_PIECE ? plan_piece_table(tb, 0, &from_name)
+                            : plan_assembly_table(tb, &from_name)) < 0)
+        goto oom;
     if (!strncmp(state.buf, "assembled", 9)) {
-        /* 3. Atomic for readers, idempotent when repeated. */
-        r = alter_partition(w, ts, part, tb->table_push, "REPLACE", asm_name.buf, err);
+        /* 4. Atomic for readers, idempotent when repeated. */
+        r = alter_partition(w, ts, part, tb->table_push, "REPLACE", from_name.buf, err);
         if (r < 0)
             goto out;
         fault_point(w, "after_replace");
-        snprintf(line, sizeof(line), "moved %llu %llu", exp_rows, exp_hash);
+        snprintf(line, sizeof(line), "moved %llu %llu %s", exp_rows, exp_hash,
+                 move_from_name[from]);
         r = part_state_write(w, ts, part, line, err);
         if (r < 0)
             goto out;
     }
-    /* 4. Verify the destination, then free the staging space. */
-    r = dest_sums(w, ts, part, tb->table_push, &after, err);
+    /* 5. Verify the destination: count and checksum against the source. */
+    r = part_sums(w, ts, part, tb->table_push, 1, &after, err);
     if (r < 0)
         goto out;
     if (after.rows != exp_rows || after.hash != exp_hash) {
@@ -2211,7 +2285,10 @@ static int move_partition(struct worker *w, struct tstate *ts, size_t part, stru
                         ts->parts[part].lit, tb->name);
         goto out;
     }
-    r = alter_partition(w, ts, part, asm_name.buf, "DROP", NULL, err);
+    /* 6. Free the staging space of this partition now, not at the end. */
+    r = 0;
+    if (from == FROM_ASSEMBLY)
+        r = alter_partition(w, ts, part, from_name.buf, "DROP", NULL, err);
     for (k = 0; r == 0 && k < ts->parts[part].splits; k++) {
         chc_buf_reset(&name);
         if (plan_piece_table(tb, k, &name) < 0)
@@ -2225,7 +2302,7 @@ static int move_partition(struct worker *w, struct tstate *ts, size_t part, stru
     if (r < 0)
         goto out;
     ts->parts[part].done = 1;
-    lf.rows = (long long)(exp_rows - before.rows);
+    lf.rows = (long long)exp_rows;
     lf.duration = (double)(now_ms() - t0) / 1000.0;
     lf.event = "partition_moved";
     chc_log_at(CHC_LOG_INFO, &lf, "partition moved and verified: %llu rows in the destination",
@@ -2238,7 +2315,7 @@ out:
     lock_release(w, &lock);
     chc_buf_release(&state);
     chc_buf_release(&name);
-    chc_buf_release(&asm_name);
+    chc_buf_release(&from_name);
     return r;
 }
 

@@ -59,6 +59,11 @@ for point in after_claim during_cleanup after_insert after_assemble after_assemb
     setup_dest "$t"
     task "$DIR/$t.xml" "$t"
     "$CHCOPIER" upload --config "$Z" --task-path "/chc/$t" --task-file "$DIR/$t.xml" 2>/dev/null
+    if [[ $point == during_cleanup ]]; then
+        # Cleaning happens only for a dirty piece: make one first.
+        "$CHCOPIER" --config "$Z" --task-path "/chc/$t" --base-dir "$DIR/logs-$t" \
+            --fault-point after_insert || true
+    fi
     rc=0
     "$CHCOPIER" --config "$Z" --task-path "/chc/$t" --base-dir "$DIR/logs-$t" --fault-point "$point" || rc=$?
     start=$(date +%s.%N)
