@@ -292,8 +292,8 @@ static void batch_cb(struct ch_query *q, void *data)
  * sqls is NULL), wait for all; every one must succeed. outs (optional)
  * receive the bodies. */
 static int multi_query(struct worker *w, const struct cfg_replica *const *reps, size_t n,
-                       const char *const *sqls, const char *sql, struct chc_buf *outs, int push,
-                       struct chc_err *err)
+                       const char *const *sqls, const char *sql, struct chc_buf *outs,
+                       const int *pushes, struct chc_err *err)
 {
     struct ch_query **q = calloc(n ? n : 1, sizeof(*q));
     struct batch b = {0};
@@ -304,7 +304,7 @@ static int multi_query(struct worker *w, const struct cfg_replica *const *reps, 
     if (!q)
         return oom(err);
     for (i = 0; i < n; i++) {
-        params_init(&p, reps[i], sqls ? sqls[i] : sql, w->task, push);
+        params_init(&p, reps[i], sqls ? sqls[i] : sql, w->task, pushes ? pushes[i] : 1);
         chc_log_trace("%s:%d: %s", reps[i]->host, reps[i]->http_port, p.sql);
         r = ch_query_start(w->ch, &p, batch_cb, &b, &q[i], err);
         if (r < 0)
@@ -332,7 +332,7 @@ static int multi_query(struct worker *w, const struct cfg_replica *const *reps, 
 static int fanout(struct worker *w, const struct cfg_replica *const *reps, size_t n,
                   const char *sql, struct chc_err *err)
 {
-    return multi_query(w, reps, n, NULL, sql, NULL, 1, err);
+    return multi_query(w, reps, n, NULL, sql, NULL, NULL, err);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1202,7 +1202,11 @@ static int discover_query(struct worker *w, struct tstate *ts, struct chc_err *e
             goto oom;
         sqls[s] = sql[s].buf;
     }
-    r = multi_query(w, ts->src_rep, S, sqls, NULL, out, 0, err);
+    {
+        int *pull = calloc(S, sizeof(*pull)); /* source: settings_pull */
+        r = pull ? multi_query(w, ts->src_rep, S, sqls, NULL, out, pull, err) : oom(err);
+        free(pull);
+    }
     if (r < 0) {
         chc_err_prefix(err, "table '%s': partition discovery", tb->name);
         goto out;
@@ -1993,64 +1997,108 @@ static int sums_sql(const struct tstate *ts, size_t part, const char *db, const 
     return r;
 }
 
-/* Sums of one partition over a set of nodes, queried at once and added up:
- * the source (every shard that has it; cast to destination types) or a
- * destination-side table (one staging node per destination shard). */
+/* Sums of one partition, queried on many nodes at once and added up into
+ * several accumulators: the source (every shard that has it, columns cast
+ * to the destination's types) and destination-side tables (one staging
+ * node per destination shard; the others hold copies). */
+#define SUMS_MAX 64
+
+struct sums_batch {
+    size_t n;
+    const struct cfg_replica *reps[SUMS_MAX];
+    struct chc_buf sql[SUMS_MAX];
+    const char *sqls[SUMS_MAX];
+    int push[SUMS_MAX];
+    int with_hash[SUMS_MAX];
+    struct sums *acc[SUMS_MAX];
+};
+
+static void sums_batch_init(struct sums_batch *b)
+{
+    size_t i;
+
+    b->n = 0;
+    for (i = 0; i < SUMS_MAX; i++)
+        chc_buf_init(&b->sql[i], 0);
+}
+
+static void sums_batch_release(struct sums_batch *b)
+{
+    size_t i;
+
+    for (i = 0; i < SUMS_MAX; i++)
+        chc_buf_release(&b->sql[i]);
+    b->n = 0;
+}
+
+/* table == NULL: the source. */
+static int sums_batch_add(struct sums_batch *b, const struct tstate *ts, size_t part,
+                          const char *table, int with_hash, struct sums *acc,
+                          struct chc_err *err)
+{
+    size_t n = table ? ts->n_targets : ts->tb->pull->n_shards, i, last = (size_t)-1;
+    int r = 0;
+
+    for (i = 0; r == 0 && i < n; i++) {
+        if (!table && !ts->parts[part].on_shard[i])
+            continue;
+        if (table && ts->targets[i].shard == last)
+            continue;
+        if (b->n == SUMS_MAX)
+            return chc_err_set(err, CHC_ETOOBIG, "too many nodes for one checksum round");
+        if (table) {
+            last = ts->targets[i].shard;
+            b->reps[b->n] = ts->targets[i].rep;
+            r = sums_sql(ts, part, ts->tb->database_push, table,
+                         with_hash ? ts->hash_dst : NULL, 0, &b->sql[b->n]);
+        } else {
+            b->reps[b->n] = ts->src_rep[i];
+            r = sums_sql(ts, part, ts->tb->database_pull, ts->tb->table_pull,
+                         with_hash ? ts->hash_src : NULL, 1, &b->sql[b->n]);
+        }
+        b->sqls[b->n] = b->sql[b->n].buf;
+        b->push[b->n] = table != NULL;
+        b->with_hash[b->n] = with_hash;
+        b->acc[b->n] = acc;
+        b->n++;
+    }
+    return r < 0 ? oom(err) : 0;
+}
+
+static int sums_batch_run(struct worker *w, struct sums_batch *b, struct chc_err *err)
+{
+    struct chc_buf out[SUMS_MAX];
+    size_t i;
+    int r;
+
+    for (i = 0; i < b->n; i++)
+        chc_buf_init(&out[i], 0);
+    r = multi_query(w, b->reps, b->n, b->sqls, NULL, out, b->push, err);
+    for (i = 0; r == 0 && i < b->n; i++) {
+        unsigned long long a = 0, h = 0;
+        int want = b->with_hash[i] ? 2 : 1;
+        if (sscanf(out[i].buf, b->with_hash[i] ? "%llu\t%llu" : "%llu", &a, &h) != want)
+            r = chc_err_set(err, CHC_EPARSE, "unexpected answer to a checksum query: '%.60s'",
+                            out[i].buf);
+        b->acc[i]->rows += a;
+        b->acc[i]->hash += h;
+    }
+    for (i = 0; i < b->n; i++)
+        chc_buf_release(&out[i]);
+    return r;
+}
+
 static int part_sums(struct worker *w, struct tstate *ts, size_t part, const char *table,
                      int with_hash, struct sums *acc, struct chc_err *err)
 {
-    size_t n = table ? ts->n_targets : ts->tb->pull->n_shards, i, m = 0, last = (size_t)-1;
-    const struct cfg_replica **reps = calloc(n + 1, sizeof(*reps));
-    struct chc_buf *sql = calloc(n + 1, sizeof(*sql)), *out = calloc(n + 1, sizeof(*out));
-    const char **sqls = calloc(n + 1, sizeof(*sqls));
-    int r = 0;
+    struct sums_batch b;
+    int r;
 
-    if (!reps || !sql || !out || !sqls) {
-        r = oom(err);
-        goto out;
-    }
-    for (i = 0; i < n; i++) {
-        chc_buf_init(&sql[m], 0);
-        chc_buf_init(&out[m], 0);
-        if (!table) {
-            if (!ts->parts[part].on_shard[i])
-                continue;
-            reps[m] = ts->src_rep[i];
-            r = sums_sql(ts, part, ts->tb->database_pull, ts->tb->table_pull,
-                         with_hash ? ts->hash_src : NULL, 1, &sql[m]);
-        } else {
-            if (ts->targets[i].shard == last)
-                continue; /* one node per shard: the others hold copies */
-            last = ts->targets[i].shard;
-            reps[m] = ts->targets[i].rep;
-            r = sums_sql(ts, part, ts->tb->database_push, table,
-                         with_hash ? ts->hash_dst : NULL, 0, &sql[m]);
-        }
-        if (r < 0) {
-            r = oom(err);
-            goto out;
-        }
-        sqls[m] = sql[m].buf;
-        m++;
-    }
-    r = multi_query(w, reps, m, sqls, NULL, out, table != NULL, err);
-    for (i = 0; r == 0 && i < m; i++) {
-        unsigned long long a = 0, h = 0;
-        if (sscanf(out[i].buf, with_hash ? "%llu\t%llu" : "%llu", &a, &h) != (with_hash ? 2 : 1))
-            r = chc_err_set(err, CHC_EPARSE, "unexpected answer to a checksum query: '%.60s'",
-                            out[i].buf);
-        acc->rows += a;
-        acc->hash += h;
-    }
-out:
-    for (i = 0; sql && out && i < m; i++) {
-        chc_buf_release(&sql[i]);
-        chc_buf_release(&out[i]);
-    }
-    free(reps);
-    free(sql);
-    free(out);
-    free(sqls);
+    sums_batch_init(&b);
+    r = sums_batch_add(&b, ts, part, table, with_hash, acc, err);
+    if (r == 0)
+        r = sums_batch_run(w, &b, err);
+    sums_batch_release(&b);
     return r;
 }
 
@@ -2143,16 +2191,27 @@ static int assemble(struct worker *w, struct tstate *ts, size_t part, int again,
     struct chc_log_fields lf = {tb->name, ts->parts[part].lit, -1, -1, "move", -1, -1, -1.0, NULL};
     struct chc_buf name = CHC_BUF_INIT, asm_name = CHC_BUF_INIT;
     struct sums src = {0, 0}, before = {0, 0}, staged = {0, 0};
+    struct sums_batch batch;
     enum move_from from;
     unsigned k;
     int r;
 
     r = plan_assembly_table(tb, &asm_name);
+    if (r == 0)
+        r = plan_piece_table(tb, 0, &name);
     if (r < 0)
         goto oom;
-    r = part_sums(w, ts, part, NULL, 1, &src, err);
+    /* One round: source sums, what the destination holds, and (for the
+     * single-piece case) the piece's count. */
+    sums_batch_init(&batch);
+    r = sums_batch_add(&batch, ts, part, NULL, 1, &src, err);
     if (r == 0 && !tb->allow_drop_target_partitions)
-        r = part_sums(w, ts, part, tb->table_push, 1, &before, err);
+        r = sums_batch_add(&batch, ts, part, tb->table_push, 1, &before, err);
+    if (r == 0 && ts->parts[part].splits == 1 && !again)
+        r = sums_batch_add(&batch, ts, part, name.buf, 0, &staged, err);
+    if (r == 0)
+        r = sums_batch_run(w, &batch, err);
+    sums_batch_release(&batch);
     if (r < 0)
         goto out;
     from = !again && ts->parts[part].splits == 1 && before.rows == 0 ? FROM_PIECE : FROM_ASSEMBLY;
@@ -2174,12 +2233,15 @@ static int assemble(struct worker *w, struct tstate *ts, size_t part, int again,
     }
     /* The count must be exactly destination + source: a stray insert of a
      * dead worker would show here, before anything reaches the destination. */
-    chc_buf_reset(&name);
-    if ((from == FROM_PIECE ? plan_piece_table(tb, 0, &name) : chc_buf_addstr(&name, asm_name.buf)) < 0)
-        goto oom;
-    r = part_sums(w, ts, part, name.buf, 0, &staged, err);
-    if (r < 0)
-        goto out;
+    if (from == FROM_ASSEMBLY) {
+        chc_buf_reset(&name);
+        if (chc_buf_addstr(&name, asm_name.buf) < 0)
+            goto oom;
+        staged.rows = staged.hash = 0;
+        r = part_sums(w, ts, part, name.buf, 0, &staged, err);
+        if (r < 0)
+            goto out;
+    }
     if (staged.rows != before.rows + src.rows) {
         lf.error = "staging mismatch";
         chc_log_at(CHC_LOG_ERROR, &lf,
@@ -2683,7 +2745,9 @@ restart:
             uv_run(&w->loop, UV_RUN_ONCE);
             r = 0;
             if (reap_jobs(w, &failures) > 0) {
-                r = move_ready(w, ts, &move_failures, err);
+                /* Keep the slots busy while we move what just completed. */
+                started = fill(w, ts, allow_remote, &remote_waiting, err);
+                r = started < 0 ? started : move_ready(w, ts, &move_failures, err);
                 if (r > 0)
                     r = 0;
             }
