@@ -68,7 +68,7 @@ check "unreachable ZooKeeper: exit 1 listing the hosts tried" \
 check "unreachable ZooKeeper: nothing created" eval '! zk_exists /chc' 
 check "unreachable ZooKeeper: gives up within 15 s" test $(($(date +%s) - start)) -le 15
 
-run "$CHCOPIER" --config "$Z" --task-path /chc/none
+run "$CHCOPIER" --config "$Z" --task-path /chc/none --base-dir "$DIR/logs"
 check "missing description: one clear line, exit 2" \
     eval '[[ $RC == 2 ]] && has "no task description at /chc/none/description; upload it with --task-file" && one_line' 
 
