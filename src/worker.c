@@ -2001,7 +2001,7 @@ static int sums_sql(const struct tstate *ts, size_t part, const char *db, const 
  * several accumulators: the source (every shard that has it, columns cast
  * to the destination's types) and destination-side tables (one staging
  * node per destination shard; the others hold copies). */
-#define SUMS_MAX 64
+#define SUMS_MAX 256
 
 struct sums_batch {
     size_t n;
@@ -2181,93 +2181,58 @@ static int reset_pieces(struct worker *w, struct tstate *ts, size_t part, struct
     return r;
 }
 
-/* Steps 1-3 of a move: put source + (append mode) destination rows of the
- * partition into the table the REPLACE will take them from, check the count
- * and record "assembled <rows> <checksum> <from>". */
-static int assemble(struct worker *w, struct tstate *ts, size_t part, int again,
-                    struct chc_buf *state, struct chc_err *err)
+/* One partition in a batch of moves. */
+struct mv {
+    size_t part;
+    char *lock;
+    struct chc_buf state;
+    struct sums src, before, staged, after;
+    enum move_from from;
+    unsigned long long exp_rows, exp_hash;
+    int again;  /* an earlier attempt died while assembling */
+    int active; /* still going in this batch */
+    int moved;  /* already replaced by an earlier attempt */
+};
+
+#define MOVE_BATCH 16
+
+static void mv_fail(struct worker *w, struct tstate *ts, struct mv *m, const struct chc_err *e,
+                    unsigned *move_failures)
+{
+    chc_log_warn("table '%s': move of partition %s failed: %s, retrying", ts->tb->name,
+                 ts->parts[m->part].lit, e->msg);
+    metric(w, ts, CHC_METRIC_ERRORS, "kind", chc_err_name(e->code), 1, 0);
+    (*move_failures)++;
+    m->active = 0;
+}
+
+/* Build, for one partition, the table its REPLACE takes rows from; count it. */
+static int mv_assemble(struct worker *w, struct tstate *ts, struct mv *m, struct chc_err *err)
 {
     const struct cfg_table *tb = ts->tb;
-    struct chc_log_fields lf = {tb->name, ts->parts[part].lit, -1, -1, "move", -1, -1, -1.0, NULL};
     struct chc_buf name = CHC_BUF_INIT, asm_name = CHC_BUF_INIT;
-    struct sums src = {0, 0}, before = {0, 0}, staged = {0, 0};
-    struct sums_batch batch;
-    enum move_from from;
     unsigned k;
     int r;
 
     r = plan_assembly_table(tb, &asm_name);
-    if (r == 0)
-        r = plan_piece_table(tb, 0, &name);
     if (r < 0)
         goto oom;
-    /* One round: source sums, what the destination holds, and (for the
-     * single-piece case) the piece's count. */
-    sums_batch_init(&batch);
-    r = sums_batch_add(&batch, ts, part, NULL, 1, &src, err);
-    if (r == 0 && !tb->allow_drop_target_partitions)
-        r = sums_batch_add(&batch, ts, part, tb->table_push, 1, &before, err);
-    if (r == 0 && ts->parts[part].splits == 1 && !again)
-        r = sums_batch_add(&batch, ts, part, name.buf, 0, &staged, err);
-    if (r == 0)
-        r = sums_batch_run(w, &batch, err);
-    sums_batch_release(&batch);
-    if (r < 0)
-        goto out;
-    from = !again && ts->parts[part].splits == 1 && before.rows == 0 ? FROM_PIECE : FROM_ASSEMBLY;
-    if (from == FROM_ASSEMBLY) {
-        if (again) /* an earlier attempt may have left rows in the assembly */
-            r = alter_partition(w, ts, part, asm_name.buf, "DROP", NULL, err);
-        else
-            r = part_state_write(w, ts, part, "assembling", err);
-        if (r == 0 && before.rows > 0)
-            r = alter_partition(w, ts, part, asm_name.buf, "ATTACH", tb->table_push, err);
-        for (k = 0; r == 0 && k < ts->parts[part].splits; k++) {
-            chc_buf_reset(&name);
-            if (plan_piece_table(tb, k, &name) < 0)
-                goto oom;
-            r = alter_partition(w, ts, part, asm_name.buf, "ATTACH", name.buf, err);
-        }
-        if (r < 0)
-            goto out;
-    }
-    /* The count must be exactly destination + source: a stray insert of a
-     * dead worker would show here, before anything reaches the destination. */
-    if (from == FROM_ASSEMBLY) {
+    if (m->again) /* an earlier attempt may have left rows in the assembly */
+        r = alter_partition(w, ts, m->part, asm_name.buf, "DROP", NULL, err);
+    else
+        r = part_state_write(w, ts, m->part, "assembling", err);
+    if (r == 0 && m->before.rows > 0)
+        r = alter_partition(w, ts, m->part, asm_name.buf, "ATTACH", tb->table_push, err);
+    for (k = 0; r == 0 && k < ts->parts[m->part].splits; k++) {
         chc_buf_reset(&name);
-        if (chc_buf_addstr(&name, asm_name.buf) < 0)
+        if (plan_piece_table(tb, k, &name) < 0)
             goto oom;
-        staged.rows = staged.hash = 0;
-        r = part_sums(w, ts, part, name.buf, 0, &staged, err);
-        if (r < 0)
-            goto out;
+        r = alter_partition(w, ts, m->part, asm_name.buf, "ATTACH", name.buf, err);
     }
-    if (staged.rows != before.rows + src.rows) {
-        lf.error = "staging mismatch";
-        chc_log_at(CHC_LOG_ERROR, &lf,
-                   "%s holds %llu rows, expected %llu (destination) + %llu (source): recopying "
-                   "the partition",
-                   name.buf, staged.rows, before.rows, src.rows);
-        r = reset_pieces(w, ts, part, err);
-        if (r == 0)
-            r = chc_err_set(err, CHC_EMISMATCH, "partition %s: staging does not match source",
-                            ts->parts[part].lit);
-        goto out;
+    if (r == 0) {
+        m->staged.rows = m->staged.hash = 0;
+        r = part_sums(w, ts, m->part, asm_name.buf, 0, &m->staged, err);
     }
-    if (w->o->move_fault_probability > 0 &&
-        (double)rand() / RAND_MAX < w->o->move_fault_probability) {
-        r = chc_err_set(err, CHC_EFAULT_INJECTED, "move fault injected");
-        goto out;
-    }
-    fault_point(w, "after_assemble");
-    chc_buf_reset(state);
-    r = chc_buf_addf(state, "assembled %llu %llu %s", before.rows + src.rows,
-                     before.hash + src.hash, move_from_name[from]);
-    if (r < 0)
-        goto oom;
-    r = part_state_write(w, ts, part, state->buf, err);
-    if (r == 0)
-        fault_point(w, "after_assembled_record");
     goto out;
 oom:
     r = oom(err);
@@ -2277,107 +2242,297 @@ out:
     return r;
 }
 
-static int move_partition(struct worker *w, struct tstate *ts, size_t part, struct chc_err *err)
+/* One statement per (partition, staging node) for the active moves, all at
+ * once: with_from, "REPLACE PARTITION p FROM <piece or assembly>" into the
+ * destination (skipping those already moved); else <verb> on the assembly
+ * (if used) and every piece table. */
+static int mv_alter_all(struct worker *w, struct tstate *ts, struct mv *mv, size_t n,
+                        const char *verb, int with_from, struct chc_err *err)
+{
+    size_t cap = n * ts->n_targets * (1 + ts->splits) + 1, q = 0, i, t;
+    const struct cfg_replica **reps = calloc(cap, sizeof(*reps));
+    struct chc_buf *sql = calloc(cap, sizeof(*sql));
+    const char **sqls = calloc(cap, sizeof(*sqls));
+    struct chc_buf tbl = CHC_BUF_INIT, from = CHC_BUF_INIT;
+    unsigned k;
+    int r = 0;
+
+    if (!reps || !sql || !sqls) {
+        r = oom(err);
+        goto out;
+    }
+    for (i = 0; r == 0 && i < n; i++) {
+        if (!mv[i].active || (with_from && mv[i].moved))
+            continue;
+        /* DROP after the move: the assembly (if used) and every piece. */
+        for (k = 0; r == 0 && k <= ts->parts[mv[i].part].splits; k++) {
+            int is_asm = k == ts->parts[mv[i].part].splits;
+            chc_buf_reset(&tbl);
+            chc_buf_reset(&from);
+            if (with_from) { /* REPLACE into the destination from its source table */
+                if (k > 0)
+                    break;
+                r = chc_buf_addstr(&tbl, ts->tb->table_push);
+                if (r == 0)
+                    r = mv[i].from == FROM_PIECE ? plan_piece_table(ts->tb, 0, &from)
+                                                 : plan_assembly_table(ts->tb, &from);
+            } else if (is_asm) {
+                if (mv[i].from != FROM_ASSEMBLY)
+                    continue;
+                r = plan_assembly_table(ts->tb, &tbl);
+            } else {
+                r = plan_piece_table(ts->tb, k, &tbl);
+            }
+            for (t = 0; r == 0 && t < ts->n_targets; t++) {
+                chc_buf_init(&sql[q], 0);
+                r = chc_buf_addstr(&sql[q], "ALTER TABLE ");
+                if (r == 0)
+                    r = add_table_ref(&sql[q], ts->tb->database_push, tbl.buf);
+                if (r == 0)
+                    r = chc_buf_addf(&sql[q], " %s ", verb);
+                if (r == 0)
+                    r = plan_partition_clause(ts->parts[mv[i].part].lit, &sql[q]);
+                if (r == 0 && with_from) {
+                    r = chc_buf_addstr(&sql[q], " FROM ");
+                    if (r == 0)
+                        r = add_table_ref(&sql[q], ts->tb->database_push, from.buf);
+                }
+                reps[q] = ts->targets[t].rep;
+                sqls[q] = sql[q].buf;
+                q++;
+            }
+        }
+    }
+    if (r < 0)
+        r = oom(err);
+    else
+        r = multi_query(w, reps, q, sqls, NULL, NULL, NULL, err);
+out:
+    for (i = 0; sql && i < q; i++)
+        chc_buf_release(&sql[i]);
+    free(reps);
+    free(sql);
+    free(sqls);
+    chc_buf_release(&tbl);
+    chc_buf_release(&from);
+    return r;
+}
+
+/* Move up to MOVE_BATCH complete partitions together (docs/design.md):
+ *   1. under each partition's move lock: sums of the source, of what the
+ *      destination holds (append mode) and of the staged rows;
+ *   2. assemble where needed; the staged count must equal destination +
+ *      source; record "assembled <rows> <checksum> <from>";
+ *   3. REPLACE PARTITION ... FROM for all at once (idempotent, so a partial
+ *      failure is simply repeated); record "moved";
+ *   4. verify every destination partition's count and checksum;
+ *   5. drop their staging partitions; record "done".
+ * Each step is one round of concurrent statements for the whole batch, so
+ * many small partitions cost a handful of round trips, not many each.
+ * Returns the number of partitions moved, or < 0. */
+static int move_batch(struct worker *w, struct tstate *ts, const size_t *parts, size_t n,
+                      unsigned *move_failures, struct chc_err *err)
 {
     const struct cfg_table *tb = ts->tb;
-    struct chc_log_fields lf = {tb->name, ts->parts[part].lit, -1, -1, "move", -1, -1, -1.0, NULL};
-    struct chc_buf state = CHC_BUF_INIT, name = CHC_BUF_INIT, from_name = CHC_BUF_INIT;
-    struct sums after = {0, 0};
-    unsigned long long exp_rows = 0, exp_hash = 0;
-    char from_word[16] = "";
-    char *lock = NULL;
-    char line[160];
+    struct mv mv[MOVE_BATCH];
+    struct sums_batch batch;
+    struct chc_err e = CHC_ERR_INIT;
+    struct chc_buf name = CHC_BUF_INIT;
     uint64_t t0 = now_ms();
-    enum move_from from;
-    unsigned k;
-    int r;
+    size_t i, active = 0;
+    char line[200], from_word[16];
+    int r = 0, moved = 0;
 
-    r = lock_take(w, ts, part, "move", &lock, err);
-    if (r == CHC_EZK_NODEEXISTS)
-        return 0;
-    if (r < 0)
-        return r;
-    r = part_state_read(w, ts, part, &state, err);
-    if (r < 0)
-        goto out;
-    if (!strncmp(state.buf, "done", 4)) {
-        ts->parts[part].done = 1;
-        goto out;
-    }
-    r = part_ready(w, ts, part, err);
-    if (r <= 0)
-        goto out;
-    /* 1-3. "" or "assembling" (an attempt died midway): assemble afresh. */
-    if (strncmp(state.buf, "assembled", 9) && strncmp(state.buf, "moved", 5)) {
-        r = assemble(w, ts, part, !strcmp(state.buf, "assembling"), &state, err);
+    memset(mv, 0, sizeof(mv));
+    sums_batch_init(&batch);
+    for (i = 0; i < n && i < MOVE_BATCH; i++) {
+        struct mv *m = &mv[i];
+        chc_buf_init(&m->state, 0);
+        m->part = parts[i];
+        r = lock_take(w, ts, m->part, "move", &m->lock, err);
+        if (r == CHC_EZK_NODEEXISTS)
+            continue; /* another worker moves it */
+        if (r == 0)
+            r = part_state_read(w, ts, m->part, &m->state, err);
         if (r < 0)
             goto out;
-    }
-    if (sscanf(state.buf, "%*s %llu %llu %15s", &exp_rows, &exp_hash, from_word) != 3) {
-        r = chc_err_set(err, CHC_ESTATE, "bad partition state '%s'", state.buf);
-        goto out;
-    }
-    from = !strcmp(from_word, move_from_name[FROM_PIECE]) ? FROM_PIECE : FROM_ASSEMBLY;
-    if ((from == FROM_PIECE ? plan_piece_table(tb, 0, &from_name)
-                            : plan_assembly_table(tb, &from_name)) < 0)
-        goto oom;
-    if (!strncmp(state.buf, "assembled", 9)) {
-        /* 4. Atomic for readers, idempotent when repeated. */
-        r = alter_partition(w, ts, part, tb->table_push, "REPLACE", from_name.buf, err);
+        if (!strncmp(m->state.buf, "done", 4)) {
+            ts->parts[m->part].done = 1;
+            continue;
+        }
+        r = part_ready(w, ts, m->part, err);
         if (r < 0)
             goto out;
-        fault_point(w, "after_replace");
-        snprintf(line, sizeof(line), "moved %llu %llu %s", exp_rows, exp_hash,
-                 move_from_name[from]);
-        r = part_state_write(w, ts, part, line, err);
-        if (r < 0)
-            goto out;
+        if (r == 0)
+            continue;
+        m->active = 1;
+        m->again = !strcmp(m->state.buf, "assembling");
+        active++;
     }
-    /* 5. Verify the destination: count and checksum against the source. */
-    r = part_sums(w, ts, part, tb->table_push, 1, &after, err);
-    if (r < 0)
-        goto out;
-    if (after.rows != exp_rows || after.hash != exp_hash) {
-        lf.error = "destination mismatch";
-        chc_log_at(CHC_LOG_ERROR, &lf,
-                   "verification failed: destination has %llu rows (checksum %llu), expected "
-                   "%llu (checksum %llu)",
-                   after.rows, after.hash, exp_rows, exp_hash);
-        r = chc_err_set(err, CHC_EMISMATCH, "partition %s of '%s' failed verification",
-                        ts->parts[part].lit, tb->name);
-        goto out;
-    }
-    /* 6. Free the staging space of this partition now, not at the end. */
+    n = i;
     r = 0;
-    if (from == FROM_ASSEMBLY)
-        r = alter_partition(w, ts, part, from_name.buf, "DROP", NULL, err);
-    for (k = 0; r == 0 && k < ts->parts[part].splits; k++) {
-        chc_buf_reset(&name);
-        if (plan_piece_table(tb, k, &name) < 0)
-            goto oom;
-        r = alter_partition(w, ts, part, name.buf, "DROP", NULL, err);
+    if (!active)
+        goto out;
+    /* 1. Sums, one round for the batch. */
+    if (plan_piece_table(tb, 0, &name) < 0)
+        goto oom;
+    for (i = 0; r == 0 && i < n; i++) {
+        struct mv *m = &mv[i];
+        if (!m->active || !strncmp(m->state.buf, "assembled", 9) ||
+            !strncmp(m->state.buf, "moved", 5))
+            continue;
+        r = sums_batch_add(&batch, ts, m->part, NULL, 1, &m->src, err);
+        if (r == 0 && !tb->allow_drop_target_partitions)
+            r = sums_batch_add(&batch, ts, m->part, tb->table_push, 1, &m->before, err);
+        if (r == 0 && ts->parts[m->part].splits == 1 && !m->again)
+            r = sums_batch_add(&batch, ts, m->part, name.buf, 0, &m->staged, err);
+        if (r == 0 && batch.n + 3 * ts->n_targets > SUMS_MAX) {
+            r = sums_batch_run(w, &batch, err);
+            sums_batch_release(&batch);
+            sums_batch_init(&batch);
+        }
     }
+    if (r == 0 && batch.n)
+        r = sums_batch_run(w, &batch, err);
     if (r < 0)
         goto out;
-    snprintf(line, sizeof(line), "done %llu %llu", exp_rows, exp_hash);
-    r = part_state_write(w, ts, part, line, err);
+    /* 2. Assemble where needed, check counts, record. */
+    for (i = 0; i < n; i++) {
+        struct mv *m = &mv[i];
+        if (!m->active || !strncmp(m->state.buf, "assembled", 9) ||
+            !strncmp(m->state.buf, "moved", 5))
+            continue;
+        m->from = !m->again && ts->parts[m->part].splits == 1 && m->before.rows == 0
+                      ? FROM_PIECE
+                      : FROM_ASSEMBLY;
+        if (m->from == FROM_ASSEMBLY && mv_assemble(w, ts, m, &e) < 0) {
+            mv_fail(w, ts, m, &e, move_failures);
+            continue;
+        }
+        if (m->staged.rows != m->before.rows + m->src.rows) {
+            struct chc_log_fields lf = {tb->name, ts->parts[m->part].lit, -1, -1, "move", -1,
+                                        -1, -1.0, "staging mismatch"};
+            /* A stray insert of a dead worker shows here, before anything
+             * reaches the destination: copy the partition again. */
+            chc_log_at(CHC_LOG_ERROR, &lf,
+                       "staging holds %llu rows, expected %llu (destination) + %llu (source): "
+                       "recopying the partition",
+                       m->staged.rows, m->before.rows, m->src.rows);
+            if (reset_pieces(w, ts, m->part, &e) == 0)
+                chc_err_set(&e, CHC_EMISMATCH, "staging does not match the source");
+            mv_fail(w, ts, m, &e, move_failures);
+            continue;
+        }
+        if (w->o->move_fault_probability > 0 &&
+            (double)rand() / RAND_MAX < w->o->move_fault_probability) {
+            chc_err_set(&e, CHC_EFAULT_INJECTED, "move fault injected");
+            mv_fail(w, ts, m, &e, move_failures);
+            continue;
+        }
+        fault_point(w, "after_assemble");
+        chc_buf_reset(&m->state);
+        if (chc_buf_addf(&m->state, "assembled %llu %llu %s", m->before.rows + m->src.rows,
+                         m->before.hash + m->src.hash, move_from_name[m->from]) < 0)
+            goto oom;
+        r = part_state_write(w, ts, m->part, m->state.buf, err);
+        if (r < 0)
+            goto out;
+        fault_point(w, "after_assembled_record");
+    }
+    for (i = 0; i < n; i++) {
+        struct mv *m = &mv[i];
+        if (!m->active)
+            continue;
+        if (sscanf(m->state.buf, "%*s %llu %llu %15s", &m->exp_rows, &m->exp_hash,
+                   from_word) != 3) {
+            chc_err_set(&e, CHC_ESTATE, "bad partition state '%s'", m->state.buf);
+            mv_fail(w, ts, m, &e, move_failures);
+            continue;
+        }
+        m->from = !strcmp(from_word, move_from_name[FROM_PIECE]) ? FROM_PIECE : FROM_ASSEMBLY;
+    }
+    /* 3. REPLACE, all at once; repeated as a whole if any failed. */
+    for (i = 0; i < n; i++)
+        mv[i].moved = mv[i].active && strncmp(mv[i].state.buf, "assembled", 9) != 0;
+    r = mv_alter_all(w, ts, mv, n, "REPLACE", 1, err);
     if (r < 0)
         goto out;
-    ts->parts[part].done = 1;
-    lf.rows = (long long)exp_rows;
-    lf.duration = (double)(now_ms() - t0) / 1000.0;
-    lf.event = "partition_moved";
-    chc_log_at(CHC_LOG_INFO, &lf, "partition moved and verified: %llu rows in the destination",
-               exp_rows);
-    r = 1;
+    fault_point(w, "after_replace");
+    for (i = 0; i < n; i++) {
+        struct mv *m = &mv[i];
+        if (!m->active || strncmp(m->state.buf, "assembled", 9))
+            continue;
+        snprintf(line, sizeof(line), "moved %llu %llu %s", m->exp_rows, m->exp_hash,
+                 move_from_name[m->from]);
+        r = part_state_write(w, ts, m->part, line, err);
+        if (r < 0)
+            goto out;
+    }
+    /* 4. Verify the destination: count and checksum against the source. */
+    sums_batch_release(&batch);
+    sums_batch_init(&batch);
+    for (i = 0; r == 0 && i < n; i++) {
+        if (!mv[i].active)
+            continue;
+        r = sums_batch_add(&batch, ts, mv[i].part, tb->table_push, 1, &mv[i].after, err);
+        if (r == 0 && batch.n + ts->n_targets > SUMS_MAX) {
+            r = sums_batch_run(w, &batch, err);
+            sums_batch_release(&batch);
+            sums_batch_init(&batch);
+        }
+    }
+    if (r == 0 && batch.n)
+        r = sums_batch_run(w, &batch, err);
+    if (r < 0)
+        goto out;
+    for (i = 0; i < n; i++) {
+        struct mv *m = &mv[i];
+        if (!m->active)
+            continue;
+        if (m->after.rows != m->exp_rows || m->after.hash != m->exp_hash) {
+            struct chc_log_fields lf = {tb->name, ts->parts[m->part].lit, -1, -1, "move", -1,
+                                        -1, -1.0, "destination mismatch"};
+            chc_log_at(CHC_LOG_ERROR, &lf,
+                       "verification failed: destination has %llu rows (checksum %llu), "
+                       "expected %llu (checksum %llu)",
+                       m->after.rows, m->after.hash, m->exp_rows, m->exp_hash);
+            chc_err_set(&e, CHC_EMISMATCH, "partition %s failed verification",
+                        ts->parts[m->part].lit);
+            mv_fail(w, ts, m, &e, move_failures);
+        }
+    }
+    /* 5. Free the staging space of these partitions now, not at the end. */
+    r = mv_alter_all(w, ts, mv, n, "DROP", 0, err);
+    if (r < 0)
+        goto out;
+    for (i = 0; i < n; i++) {
+        struct mv *m = &mv[i];
+        struct chc_log_fields lf = {tb->name, ts->parts[m->part].lit, -1, -1, "partition_moved",
+                                    -1, -1, -1.0, NULL};
+        if (!m->active)
+            continue;
+        snprintf(line, sizeof(line), "done %llu %llu", m->exp_rows, m->exp_hash);
+        r = part_state_write(w, ts, m->part, line, err);
+        if (r < 0)
+            goto out;
+        ts->parts[m->part].done = 1;
+        moved++;
+        lf.rows = (long long)m->exp_rows;
+        lf.duration = (double)(now_ms() - t0) / 1000.0;
+        chc_log_at(CHC_LOG_INFO, &lf,
+                   "partition moved and verified: %llu rows in the destination", m->exp_rows);
+    }
+    r = moved;
     goto out;
 oom:
     r = oom(err);
 out:
-    lock_release(w, &lock);
-    chc_buf_release(&state);
+    for (i = 0; i < n; i++) {
+        lock_release(w, &mv[i].lock);
+        chc_buf_release(&mv[i].state);
+    }
+    sums_batch_release(&batch);
     chc_buf_release(&name);
-    chc_buf_release(&from_name);
     return r;
 }
 
@@ -2628,24 +2783,30 @@ static int refresh(struct worker *w, struct tstate *ts, struct chc_err *err)
 static int move_ready(struct worker *w, struct tstate *ts, unsigned *move_failures,
                       struct chc_err *err)
 {
-    size_t i;
+    size_t parts[MOVE_BATCH], n = 0, i;
     int r, moved = 0;
 
-    for (i = 0; i < ts->n_parts; i++) {
-        if (ts->parts[i].done || !part_cached_ready(ts, i))
+    for (i = 0; i <= ts->n_parts; i++) {
+        if (i < ts->n_parts && (ts->parts[i].done || !part_cached_ready(ts, i)))
             continue;
-        r = move_partition(w, ts, i, err);
+        if (i < ts->n_parts)
+            parts[n++] = i;
+        if (n == 0 || (n < MOVE_BATCH && i < ts->n_parts))
+            continue;
+        r = move_batch(w, ts, parts, n, move_failures, err);
+        n = 0;
         if (r < 0) {
             if (r == CHC_EZK_EXPIRED)
                 return r;
             (*move_failures)++;
-            chc_log_warn("table '%s': move of partition %s failed: %s, retrying",
-                         ts->tb->name, ts->parts[i].lit, err->msg);
-            if (*move_failures >= w->o->max_piece_tries_alter * (ts->n_parts ? ts->n_parts : 1))
-                return r;
-        } else if (r == 1) {
-            moved++;
+            chc_log_warn("table '%s': moving partitions failed: %s, retrying", ts->tb->name,
+                         err->msg);
+        } else {
+            moved += r;
         }
+        if (*move_failures >= w->o->max_piece_tries_alter * (ts->n_parts ? ts->n_parts : 1))
+            return chc_err_set(err, CHC_ESTATE, "table '%s': too many failed moves; last: %s",
+                               ts->tb->name, err->msg);
     }
     return moved;
 }
