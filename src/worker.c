@@ -64,6 +64,7 @@ struct part {
     unsigned char *on_shard; /* source shards that have it */
     unsigned splits;  /* pieces per source shard (small partitions: fewer) */
     long long rows;   /* source rows from discovery, -1 unknown */
+    unsigned long long src_hash; /* source checksum from discovery (with rows >= 0) */
     long long max_shard_rows; /* discovery only: the largest shard's rows */
     int done;         /* moved and verified (cache) */
 };
@@ -1096,29 +1097,30 @@ static int add_part(struct tstate *ts, const char *lit, size_t *cap, struct chc_
 }
 
 /* Partition list: "<shard>,<shard>\t<literal>\n" per partition. */
-/* Partition list node: "<shard>,<shard>\t<splits>\t<rows>\t<literal>\n". */
+/* Partition list node: "<shard>,<shard>\t<splits>\t<rows>\t<checksum>\t<literal>\n"
+ * (rows -1: not counted, the move asks the source). */
 static int parts_load(struct tstate *ts, const char *data, struct chc_err *err)
 {
     const char *p = data;
     size_t cap = 0;
 
     while (*p) {
-        const char *f[4], *nl;
+        const char *f[5], *nl;
         struct chc_buf lit = CHC_BUF_INIT;
         long long v;
         int idx, i;
 
         f[0] = p;
-        for (i = 1; i < 4; i++) {
+        for (i = 1; i < 5; i++) {
             f[i] = strchr(f[i - 1], '\t');
             if (!f[i])
                 return chc_err_set(err, CHC_ESTATE, "bad partition list in ZooKeeper");
             f[i]++;
         }
-        nl = strchr(f[3], '\n');
+        nl = strchr(f[4], '\n');
         if (!nl)
-            nl = f[3] + strlen(f[3]);
-        if (chc_buf_add(&lit, f[3], (size_t)(nl - f[3])) < 0)
+            nl = f[4] + strlen(f[4]);
+        if (chc_buf_add(&lit, f[4], (size_t)(nl - f[4])) < 0)
             return oom(err);
         idx = add_part(ts, lit.buf, &cap, err);
         chc_buf_release(&lit);
@@ -1127,6 +1129,7 @@ static int parts_load(struct tstate *ts, const char *data, struct chc_err *err)
         v = strtoll(f[1], NULL, 10);
         ts->parts[idx].splits = v >= 1 && v <= (long long)ts->splits ? (unsigned)v : ts->splits;
         ts->parts[idx].rows = strtoll(f[2], NULL, 10);
+        ts->parts[idx].src_hash = strtoull(f[3], NULL, 10);
         while (p < f[1]) {
             long sh = strtol(p, (char **)&p, 10);
             if (sh >= 1 && (size_t)sh <= ts->tb->pull->n_shards)
@@ -1151,8 +1154,8 @@ static int parts_format(const struct tstate *ts, struct chc_buf *b)
             if (ts->parts[i].on_shard[s])
                 r = chc_buf_addf(b, "%s%zu", m++ ? "," : "", s + 1);
         if (r == 0)
-            r = chc_buf_addf(b, "\t%u\t%lld\t%s\n", ts->parts[i].splits, ts->parts[i].rows,
-                             ts->parts[i].lit);
+            r = chc_buf_addf(b, "\t%u\t%lld\t%llu\t%s\n", ts->parts[i].splits,
+                             ts->parts[i].rows, ts->parts[i].src_hash, ts->parts[i].lit);
     }
     return r;
 }
@@ -1188,10 +1191,14 @@ static int discover_query(struct worker *w, struct tstate *ts, struct chc_err *e
     }
     /* Partition values and their row counts, every source shard at once. */
     for (s = 0; s < S; s++) {
+        /* The source checksum of every partition in the same pass: one read
+         * of the table instead of one per partition at move time. */
         if (tb->engine->partition_by)
-            r = chc_buf_addf(&sql[s], "SELECT (%s) AS _p, count() FROM ", tb->engine->partition_by);
+            r = chc_buf_addf(&sql[s], "SELECT (%s) AS _p, count(), ifNull(sum(%s), 0) FROM ",
+                             tb->engine->partition_by, ts->hash_src);
         else
-            r = chc_buf_addstr(&sql[s], "SELECT 1 AS _p, count() FROM ");
+            r = chc_buf_addf(&sql[s], "SELECT 1 AS _p, count(), ifNull(sum(%s), 0) FROM ",
+                             ts->hash_src);
         if (r == 0)
             r = add_table_ref(&sql[s], tb->database_pull, tb->table_pull);
         if (r == 0 && tb->where_condition)
@@ -1216,10 +1223,16 @@ static int discover_query(struct worker *w, struct tstate *ts, struct chc_err *e
         if (r < 0)
             goto out;
         for (i = 0; i < n; i++) {
-            char *comma = strrchr(vals[i], ',');
+            /* "<literal>,<count>,<checksum>": the last two fields are numbers. */
+            char *c2 = strrchr(vals[i], ','), *comma;
+            unsigned long long hash = 0;
             long long rows = 0;
             int idx;
-            if (!comma || chc_parse_ll(comma + 1, 0, (1LL << 62), &rows) < 0) {
+            if (c2)
+                *c2 = '\0';
+            comma = c2 ? strrchr(vals[i], ',') : NULL;
+            if (!comma || chc_parse_ll(comma + 1, 0, (1LL << 62), &rows) < 0 ||
+                sscanf(c2 + 1, "%llu", &hash) != 1) {
                 r = chc_err_set(err, CHC_EPARSE, "table '%s': unexpected discovery row '%s'",
                                 tb->name, vals[i]);
                 goto out;
@@ -1233,6 +1246,7 @@ static int discover_query(struct worker *w, struct tstate *ts, struct chc_err *e
             if (ts->parts[idx].rows < 0)
                 ts->parts[idx].rows = 0;
             ts->parts[idx].rows += rows;
+            ts->parts[idx].src_hash += hash;
             ts->parts[idx].on_shard[s] = 1;
             if (rows > ts->parts[idx].max_shard_rows)
                 ts->parts[idx].max_shard_rows = rows;
@@ -1318,7 +1332,10 @@ static int table_init(struct worker *w, struct tstate *ts, struct chc_err *err)
         if (r < 0 && r != CHC_EZK_NODEEXISTS)
             goto release;
     }
-    r = discover_query(w, ts, err);
+    if (!ts->hash_src) /* discovery needs the columns for the source checksums */
+        r = staging_sync(w, ts, &dropped, err);
+    if (r == 0)
+        r = discover_query(w, ts, err);
     if (r < 0)
         goto release;
     chc_buf_reset(&out);
@@ -2381,7 +2398,12 @@ static int move_batch(struct worker *w, struct tstate *ts, const size_t *parts, 
         if (!m->active || !strncmp(m->state.buf, "assembled", 9) ||
             !strncmp(m->state.buf, "moved", 5))
             continue;
-        r = sums_batch_add(&batch, ts, m->part, NULL, 1, &m->src, err);
+        if (ts->parts[m->part].rows >= 0) {
+            m->src.rows = (unsigned long long)ts->parts[m->part].rows;
+            m->src.hash = ts->parts[m->part].src_hash;
+        } else {
+            r = sums_batch_add(&batch, ts, m->part, NULL, 1, &m->src, err);
+        }
         if (r == 0 && !tb->allow_drop_target_partitions)
             r = sums_batch_add(&batch, ts, m->part, tb->table_push, 1, &m->before, err);
         if (r == 0 && ts->parts[m->part].splits == 1 && !m->again)
