@@ -10,13 +10,22 @@
  * Translates CURLcode + HTTP status + ClickHouse exception code into CHC_E*
  * once, here, and keeps credentials out of URLs and messages. Logs at debug
  * level at most.
+ * Pipes are two internal queries (a streamed SELECT, a chunked INSERT) joined
+ * by a bounded ring buffer; curl callbacks only set pause/kick flags on them
+ * and every curl_easy_pause()/curl_multi_add_handle() runs from run_kicks(),
+ * after curl_multi_socket_action() has returned. A second timer (`throttle`)
+ * resumes uploads held back by the rate limits.
  */
 #include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <uv.h>
@@ -26,6 +35,7 @@
 #include "chcopier/err.h"
 #include "chcopier/log.h"
 #include "chcopier/task.h"
+#include "ch-internal.h"
 #include "config.h"
 
 #include "banned.h"
@@ -44,8 +54,24 @@ enum query_state {
 struct sock_ctx {
     uv_poll_t poll;
     curl_socket_t fd;
+    int events;        /* as last given to uv_poll_start() */
+    int read_on_error; /* a pipe's INSERT connection: see on_poll() */
     struct ch_client *c;
     struct sock_ctx *prev, *next; /* c->socks, unlinked when closing */
+};
+
+/* What the compression probe found out about a source server. */
+struct compress_note {
+    struct compress_note *next;
+    int broken;
+    char hostport[]; /* of the source server */
+};
+
+/* A token bucket: rate bytes per second, bursts of at most rate / 10. */
+struct bucket {
+    long long rate; /* <= 0: unlimited */
+    double tokens;
+    uint64_t last_ns; /* uv_hrtime() of the last refill, 0 = never */
 };
 
 struct ch_client {
@@ -59,6 +85,18 @@ struct ch_client {
     struct ch_query *running;
     struct ch_query *done_head, **done_tail;
     struct sock_ctx *socks;
+    struct ch_pipe *pipes;       /* pipes whose callback has not run */
+    int kick_pending;            /* some pipe has a kick[] or start_dst flag set */
+    uv_timer_t throttle;         /* resumes throttled uploads */
+    uint64_t throttle_due;       /* uv_now() when throttle fires */
+    struct bucket rate;          /* ch_client_set_rate(), shared by its pipes */
+    struct compress_note *notes; /* source servers probed for compress=1 */
+};
+
+enum pipe_side {
+    PIPE_SRC,
+    PIPE_DST,
+    _PIPE_SIDE_MAX,
 };
 
 struct ch_query {
@@ -78,6 +116,42 @@ struct ch_query {
     char *hostport;
     char *secrets[SECRETS_MAX];
     char errbuf[CURL_ERROR_SIZE];
+    struct ch_pipe *pipe; /* set for the two halves of a pipe */
+    enum pipe_side side;
+    struct chc_buf salvage; /* a pipe INSERT: unread bytes at close */
+};
+
+enum pipe_state {
+    PIPE_PROBING, /* on c->pipes, the compression probe runs */
+    PIPE_RUNNING, /* on c->pipes, the SELECT (and later the INSERT) run */
+    PIPE_DONE,    /* cb ran (or is running) */
+    _PIPE_STATE_MAX,
+};
+
+struct ch_pipe {
+    struct ch_client *client; /* NULL once cb ran */
+    enum pipe_state state;
+    struct ch_query *side[_PIPE_SIDE_MAX];
+    int side_done[_PIPE_SIDE_MAX]; /* its internal callback ran (or never will) */
+    int paused[_PIPE_SIDE_MAX];    /* its curl callback answered ..._PAUSE */
+    int kick[_PIPE_SIDE_MAX];      /* run_kicks() should resume it */
+    int dst_added;                 /* the INSERT is in the multi */
+    int start_dst;                 /* run_kicks() should add it (first byte arrived) */
+    int throttled;                 /* the upload waits for c->throttle */
+    int src_ok;                    /* the SELECT ended cleanly: the upload may end */
+    int garbled;                   /* the source stream did not decode */
+    int compressed;                /* compress=1 / decompress=1 (else plain Native) */
+    struct ch_query *probe;        /* while PIPE_PROBING */
+    char *plain_url[_PIPE_SIDE_MAX];
+    ch_pipe_cb cb;
+    void *data;
+    struct ch_ring ring;
+    struct ch_cstream *dec;
+    struct bucket rate;
+    unsigned long long bytes;
+    int status, exc_code;
+    struct chc_err err;
+    struct ch_pipe *prev, *next; /* c->pipes */
 };
 
 /* ------------------------------------------------------------------ text */
@@ -149,6 +223,342 @@ const char *ch_find_trailing_exception(const char *body, size_t len)
             return line;
     }
     return NULL;
+}
+
+/* ------------------------------------------------ ring buffer (pure) */
+
+int ch__ring_init(struct ch_ring *r, size_t cap)
+{
+    memset(r, 0, sizeof(*r));
+    if (cap == 0)
+        return -EINVAL;
+    r->buf = malloc(cap);
+    if (!r->buf)
+        return -ENOMEM;
+    r->cap = cap;
+    return 0;
+}
+
+void ch__ring_release(struct ch_ring *r)
+{
+    if (!r)
+        return;
+    free(r->buf);
+    memset(r, 0, sizeof(*r));
+}
+
+size_t ch__ring_space(const struct ch_ring *r)
+{
+    return r->cap - r->len;
+}
+
+size_t ch__ring_push(struct ch_ring *r, const void *data, size_t n)
+{
+    const unsigned char *src = data;
+    size_t tail, first;
+
+    if (n > r->cap - r->len)
+        n = r->cap - r->len;
+    if (n == 0)
+        return 0;
+    tail = (r->head + r->len) % r->cap;
+    first = r->cap - tail < n ? r->cap - tail : n;
+    memcpy(r->buf + tail, src, first);
+    memcpy(r->buf, src + first, n - first);
+    r->len += n;
+    return n;
+}
+
+size_t ch__ring_pop(struct ch_ring *r, void *out, size_t n)
+{
+    unsigned char *dst = out;
+    size_t first;
+
+    if (n > r->len)
+        n = r->len;
+    if (n == 0)
+        return 0;
+    first = r->cap - r->head < n ? r->cap - r->head : n;
+    memcpy(dst, r->buf + r->head, first);
+    memcpy(dst + first, r->buf, n - first);
+    r->head = (r->head + n) % r->cap;
+    r->len -= n;
+    if (r->len == 0)
+        r->head = 0; /* keeps copies contiguous while the consumer keeps up */
+    return n;
+}
+
+/* ------------------------------------ ClickHouse compressed stream (pure) */
+
+/* ClickHouse refuses blocks above 1 GiB (DBMS_MAX_COMPRESSED_SIZE). */
+#define CSTREAM_BLOCK_MAX ((uint32_t)1 << 30)
+#define CSTREAM_MASK (CH_CSTREAM_WINDOW - 1)
+
+void ch__cstream_init(struct ch_cstream *s, int raw)
+{
+    memset(s, 0, offsetof(struct ch_cstream, window));
+    s->lz4 = CH_LZ4_TOKEN;
+    s->raw = raw;
+}
+
+static int cstream_fail(struct ch_cstream *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int cstream_fail(struct ch_cstream *s, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(s->why, sizeof(s->why), fmt, ap);
+    va_end(ap);
+    s->failed = 1;
+    return CHC_EPARSE;
+}
+
+static uint32_t le32(const unsigned char *b)
+{
+    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+/* Append n output bytes to the window. */
+static void window_put(struct ch_cstream *s, const unsigned char *b, size_t n)
+{
+    size_t at, first;
+
+    s->total_out += n;
+    if (n > CH_CSTREAM_WINDOW) { /* only the end stays in the window */
+        b += n - CH_CSTREAM_WINDOW;
+        n = CH_CSTREAM_WINDOW;
+    }
+    at = (size_t)((s->total_out - n) & CSTREAM_MASK);
+    first = CH_CSTREAM_WINDOW - at < n ? CH_CSTREAM_WINDOW - at : n;
+    memcpy(s->window + at, b, first);
+    memcpy(s->window, b + first, n - first);
+}
+
+static int cstream_out(struct ch_cstream *s, const unsigned char *b, size_t n)
+{
+    if (n > s->out_left)
+        return cstream_fail(s, "block %llu decompresses to more than its %u bytes",
+                            (unsigned long long)s->blocks, s->block_out + s->out_left);
+    s->out_left -= (uint32_t)n;
+    s->block_out += (uint32_t)n;
+    window_put(s, b, n);
+    return 0;
+}
+
+/* Copy match_len + 4 bytes from offset back (they may overlap the output). */
+static int cstream_match(struct ch_cstream *s)
+{
+    uint32_t n = s->match_len + 4, i;
+    uint64_t pos = s->total_out;
+
+    if (n > s->out_left)
+        return cstream_fail(s, "block %llu decompresses to more than its %u bytes",
+                            (unsigned long long)s->blocks, s->block_out + s->out_left);
+    for (i = 0; i < n; i++, pos++)
+        s->window[pos & CSTREAM_MASK] = s->window[(pos - s->offset) & CSTREAM_MASK];
+    s->out_left -= n;
+    s->block_out += n;
+    s->total_out += n;
+    s->lz4 = CH_LZ4_TOKEN;
+    return 0;
+}
+
+static int cstream_header(struct ch_cstream *s)
+{
+    uint32_t csize = le32(s->hdr + 17), usize = le32(s->hdr + 21);
+
+    s->method = s->hdr[16];
+    if (s->method != CH_CSTREAM_METHOD_NONE && s->method != CH_CSTREAM_METHOD_LZ4)
+        return cstream_fail(s, "block %llu: unsupported compression method 0x%02x",
+                            (unsigned long long)s->blocks, s->method);
+    if (csize < 9 || csize - 9 > CSTREAM_BLOCK_MAX || usize > CSTREAM_BLOCK_MAX)
+        return cstream_fail(s, "block %llu: impossible sizes %u/%u", (unsigned long long)s->blocks,
+                            csize, usize);
+    if (s->method == CH_CSTREAM_METHOD_NONE && csize - 9 != usize)
+        return cstream_fail(s, "block %llu: uncompressed block of %u bytes claims %u",
+                            (unsigned long long)s->blocks, csize - 9, usize);
+    s->in_left = csize - 9;
+    s->out_left = usize;
+    s->block_out = 0;
+    s->lz4 = CH_LZ4_TOKEN;
+    s->lit_left = s->match_len = s->offset = 0;
+    return 0;
+}
+
+static int cstream_block_end(struct ch_cstream *s)
+{
+    if (s->method == CH_CSTREAM_METHOD_LZ4 && s->lz4 != CH_LZ4_TOKEN &&
+        !(s->lz4 == CH_LZ4_LITERALS && s->lit_left == 0))
+        return cstream_fail(s, "block %llu: LZ4 data ends inside a sequence",
+                            (unsigned long long)s->blocks);
+    if (s->out_left)
+        return cstream_fail(s, "block %llu decompresses to %u bytes, not %u",
+                            (unsigned long long)s->blocks, s->block_out,
+                            s->block_out + s->out_left);
+    s->hdr_len = 0;
+    s->blocks++;
+    return 0;
+}
+
+/* Run LZ4 sequences over [*pp, end) without passing the block's end. */
+static int cstream_lz4(struct ch_cstream *s, const unsigned char **pp, const unsigned char *end)
+{
+    const unsigned char *p = *pp;
+    size_t k;
+    int r = 0;
+
+    while (r == 0 && s->in_left > 0 && (p < end || (s->lz4 == CH_LZ4_LITERALS && !s->lit_left))) {
+        switch (s->lz4) {
+        case CH_LZ4_TOKEN:
+            s->lit_left = *p >> 4;
+            s->match_len = *p & 15;
+            p++;
+            s->in_left--;
+            s->lz4 = s->lit_left == 15 ? CH_LZ4_LITLEN : CH_LZ4_LITERALS;
+            break;
+        case CH_LZ4_LITLEN:
+            s->lit_left += *p;
+            s->in_left--;
+            if (*p++ != 255)
+                s->lz4 = CH_LZ4_LITERALS;
+            if (s->lit_left > s->out_left)
+                r = cstream_fail(s, "block %llu: literals run past the block",
+                                 (unsigned long long)s->blocks);
+            break;
+        case CH_LZ4_LITERALS:
+            k = (size_t)(end - p);
+            if (k > s->lit_left)
+                k = s->lit_left;
+            if (k > s->in_left)
+                k = s->in_left;
+            if (k) {
+                r = cstream_out(s, p, k);
+                p += k;
+                s->in_left -= (uint32_t)k;
+                s->lit_left -= (uint32_t)k;
+            }
+            if (r == 0 && s->lit_left == 0 && s->in_left > 0)
+                s->lz4 = CH_LZ4_OFFSET_LO;
+            break;
+        case CH_LZ4_OFFSET_LO:
+            s->offset = *p++;
+            s->in_left--;
+            s->lz4 = CH_LZ4_OFFSET_HI;
+            break;
+        case CH_LZ4_OFFSET_HI:
+            s->offset |= (uint32_t)*p++ << 8;
+            s->in_left--;
+            if (s->offset == 0 || s->offset > s->block_out)
+                r = cstream_fail(s, "block %llu: match offset %u outside the %u bytes decoded",
+                                 (unsigned long long)s->blocks, s->offset, s->block_out);
+            else if (s->match_len == 15)
+                s->lz4 = CH_LZ4_MATCHLEN;
+            else
+                r = cstream_match(s);
+            break;
+        case CH_LZ4_MATCHLEN:
+            s->match_len += *p;
+            s->in_left--;
+            if (s->match_len > s->out_left)
+                r = cstream_fail(s, "block %llu: match runs past the block",
+                                 (unsigned long long)s->blocks);
+            else if (*p++ != 255)
+                r = cstream_match(s);
+            break;
+        case _CH_LZ4_STATE_MAX:
+            CHC_BUG("invalid LZ4 state");
+        }
+    }
+    *pp = p;
+    return r;
+}
+
+int ch__cstream_feed(struct ch_cstream *s, const void *data, size_t n)
+{
+    const unsigned char *p = data, *end = p + n;
+    size_t k;
+    int r = 0;
+
+    if (s->failed)
+        return CHC_EPARSE;
+    s->total_in += n;
+    if (s->raw) {
+        window_put(s, p, n);
+        return 0;
+    }
+    while (r == 0 && p < end) {
+        if (s->hdr_len < CH_CSTREAM_HEADER) {
+            k = CH_CSTREAM_HEADER - s->hdr_len;
+            if (k > (size_t)(end - p))
+                k = (size_t)(end - p);
+            memcpy(s->hdr + s->hdr_len, p, k);
+            s->hdr_len += k;
+            p += k;
+            if (s->hdr_len < CH_CSTREAM_HEADER)
+                break;
+            s->fail_pos = (size_t)(p - (const unsigned char *)data);
+            r = cstream_header(s);
+            if (r < 0) {
+                s->fail_in_header = 1;
+                break;
+            }
+        } else if (s->method == CH_CSTREAM_METHOD_NONE) {
+            k = (size_t)(end - p) < s->in_left ? (size_t)(end - p) : s->in_left;
+            r = cstream_out(s, p, k);
+            p += k;
+            s->in_left -= (uint32_t)k;
+        } else {
+            r = cstream_lz4(s, &p, end);
+        }
+        if (r == 0 && s->in_left == 0 && s->hdr_len == CH_CSTREAM_HEADER)
+            r = cstream_block_end(s);
+    }
+    return r;
+}
+
+int ch__cstream_at_boundary(const struct ch_cstream *s)
+{
+    return !s->failed && s->hdr_len == 0;
+}
+
+size_t ch__cstream_tail(const struct ch_cstream *s, char *out, size_t max)
+{
+    size_t n = max, at, first;
+
+    if (n > s->total_out)
+        n = (size_t)s->total_out;
+    if (n > CH_CSTREAM_WINDOW)
+        n = CH_CSTREAM_WINDOW;
+    at = (size_t)((s->total_out - n) & CSTREAM_MASK);
+    first = CH_CSTREAM_WINDOW - at < n ? CH_CSTREAM_WINDOW - at : n;
+    memcpy(out, s->window + at, first);
+    memcpy(out + first, s->window, n - first);
+    return n;
+}
+
+const char *ch__find_stream_exception(const char *s, size_t len)
+{
+    const char *last = NULL, *first_clean = NULL;
+    size_t i, first_nul = len; /* the first NUL at or after i */
+    int has_exc_after = 0;     /* "DB::Exception" starts at or after i */
+
+    if (!s || len == 0 || s[len - 1] != '\n')
+        return NULL;
+    for (i = len; i-- > 0;) {
+        if (s[i] == '\0')
+            first_nul = i;
+        if (s[i] == 'D' && len - i >= 13 && !memcmp(s + i, "DB::Exception", 13))
+            has_exc_after = 1;
+        if (s[i] != 'C' || !has_exc_after || code_at(s + i, len - i) <= 0)
+            continue;
+        if (!last)
+            last = s + i;
+        if (first_nul == len)
+            first_clean = s + i;
+    }
+    return first_clean ? first_clean : last;
 }
 
 /* ------------------------------------------------------------------- URL */
@@ -471,6 +881,11 @@ static void sock_close(struct ch_client *c, struct sock_ctx *s)
 
 static void collect_done(struct ch_client *c);
 static void run_done(struct ch_client *c);
+static void run_kicks(struct ch_client *c);
+static void finish_pipe_src(struct ch_query *q, CURLcode rc);
+static void finish_pipe_dst(struct ch_query *q, CURLcode rc);
+static void pipe_cancelled(struct ch_pipe *p, const char *why);
+static void pipe_destroy(struct ch_pipe *p);
 
 static void on_poll(uv_poll_t *h, int status, int events)
 {
@@ -478,7 +893,15 @@ static void on_poll(uv_poll_t *h, int status, int events)
     struct ch_client *c = s->c;
     int flags = 0, running;
 
-    if (status < 0) {
+    if (status < 0 && s->read_on_error) {
+        /* ClickHouse answers a failed INSERT and closes the connection while
+         * our chunks are still unread on its side, which resets it: the answer
+         * waits in our receive buffer behind the error. Let curl read it (it
+         * only gives up on a bare CURL_CSELECT_ERR), with the poll that libuv
+         * stopped on the error restarted in case curl wants more. */
+        flags = CURL_CSELECT_IN | CURL_CSELECT_OUT | CURL_CSELECT_ERR;
+        (void)uv_poll_start(&s->poll, s->events, on_poll);
+    } else if (status < 0) {
         flags = CURL_CSELECT_ERR;
     } else {
         if (events & UV_READABLE)
@@ -488,6 +911,7 @@ static void on_poll(uv_poll_t *h, int status, int events)
     }
     /* May close s (CURL_POLL_REMOVE); its memory lives until on_sock_closed. */
     curl_multi_socket_action(c->multi, s->fd, flags, &running);
+    run_kicks(c);
     collect_done(c);
     run_done(c);
 }
@@ -498,8 +922,21 @@ static void on_timer(uv_timer_t *h)
     int running;
 
     curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    run_kicks(c);
     collect_done(c);
     run_done(c);
+}
+
+/* Pipe INSERTs have connections of their own (CURLOPT_FRESH_CONNECT and
+ * CURLOPT_FORBID_REUSE), so a socket belongs to one for its whole life. */
+static int is_pipe_dst(CURL *easy)
+{
+    struct ch_query *q;
+    char *priv = NULL;
+
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
+    q = (struct ch_query *)priv;
+    return q && q->pipe && q->side == PIPE_DST;
 }
 
 static int on_curl_socket(CURL *easy, curl_socket_t fd, int action, void *userp, void *socketp)
@@ -523,6 +960,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int action, void *userp,
             s->fd = fd;
             s->c = c;
             s->poll.data = s;
+            s->read_on_error = is_pipe_dst(easy);
             s->next = c->socks;
             if (c->socks)
                 c->socks->prev = s;
@@ -535,6 +973,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int action, void *userp,
             events |= UV_READABLE;
         if (uv_poll_start(&s->poll, events, on_poll) < 0)
             return -1;
+        s->events = events;
         break;
     case CURL_POLL_REMOVE:
         if (s) {
@@ -602,7 +1041,12 @@ static void collect_done(struct ch_client *c)
         q = (struct ch_query *)priv;
         curl_multi_remove_handle(c->multi, q->easy); /* msg is invalid now */
         running_unlink(q);
-        finish_query(q, rc);
+        if (q->pipe && q->side == PIPE_SRC)
+            finish_pipe_src(q, rc);
+        else if (q->pipe)
+            finish_pipe_dst(q, rc);
+        else
+            finish_query(q, rc);
         chc_log_debug("ch: %s: query finished: %s", q->hostport,
                       q->status ? q->err.msg : "ok");
         done_push(c, q);
@@ -615,6 +1059,12 @@ static void on_client_handle_closed(uv_handle_t *h)
 
     if (--c->open_handles > 0)
         return;
+    while (c->notes) {
+        struct compress_note *n = c->notes;
+
+        c->notes = n->next;
+        free(n);
+    }
     free(c);
     curl_global_cleanup();
 }
@@ -712,6 +1162,9 @@ int ch_client_new(uv_loop_t *loop, struct ch_client **ret, struct chc_err *err)
     (void)uv_idle_init(loop, &c->defer);
     c->defer.data = c;
     c->open_handles++;
+    (void)uv_timer_init(loop, &c->throttle);
+    c->throttle.data = c;
+    c->open_handles++;
     *ret = c;
     return 0;
 fail:
@@ -727,9 +1180,13 @@ fail:
 
 struct ch_client *ch_client_free(struct ch_client *c)
 {
+    struct ch_pipe *p;
+
     if (!c || c->closing)
         return NULL;
     c->closing = 1;
+    for (p = c->pipes; p; p = p->next)
+        pipe_cancelled(p, "pipe cancelled: client closing");
     while (c->running)
         abort_query(c->running, "query cancelled: client closing");
     curl_multi_cleanup(c->multi); /* closes idle connections (CURL_POLL_REMOVE) */
@@ -738,6 +1195,8 @@ struct ch_client *ch_client_free(struct ch_client *c)
         sock_close(c, c->socks);
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->timer, on_client_handle_closed);
+    uv_timer_stop(&c->throttle);
+    uv_close((uv_handle_t *)&c->throttle, on_client_handle_closed);
     maybe_finish_close(c); /* else on_defer runs the callbacks first */
     return NULL;
 }
@@ -756,6 +1215,7 @@ static struct ch_query *query_destroy(struct ch_query *q)
     if (q->global)
         curl_global_cleanup(); /* the client may be gone already */
     chc_buf_release(&q->body);
+    chc_buf_release(&q->salvage);
     free(q->hostport);
     for (i = 0; i < SECRETS_MAX; i++) {
         if (q->secrets[i]) {
@@ -804,8 +1264,10 @@ out:
     return r;
 }
 
+/* post: the request body; NULL for a chunked body from a read callback that
+ * the caller installs. */
 static int query_setup(struct ch_query *q, const struct ch_query_params *p, const char *url,
-                       struct chc_err *err)
+                       const char *post, struct chc_err *err)
 {
     const struct cfg_replica *rep = p->replica;
     struct chc_buf hp = CHC_BUF_INIT;
@@ -847,6 +1309,12 @@ static int query_setup(struct ch_query *q, const struct ch_query_params *p, cons
     r = add_header(q, "Content-Type", "text/plain; charset=UTF-8");
     if (r == 0)
         r = add_header(q, "Expect", ""); /* no 100-continue round trip */
+    /* A chunked body: with "Connection: close" ClickHouse answers an error
+     * at once instead of first reading the rest of the body. */
+    if (r == 0 && !post)
+        r = add_header(q, "Transfer-Encoding", "chunked");
+    if (r == 0 && !post)
+        r = add_header(q, "Connection", "close");
     if (r < 0)
         goto oom;
 
@@ -866,8 +1334,12 @@ static int query_setup(struct ch_query *q, const struct ch_query_params *p, cons
     SETOPT(CURLOPT_ERRORBUFFER, q->errbuf);
     SETOPT(CURLOPT_HTTPHEADER, q->headers);
     SETOPT(CURLOPT_USERAGENT, "chcopier/" CHC_VERSION);
-    SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(p->sql));
-    SETOPT(CURLOPT_COPYPOSTFIELDS, p->sql);
+    if (post) {
+        SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(post));
+        SETOPT(CURLOPT_COPYPOSTFIELDS, post);
+    } else {
+        SETOPT(CURLOPT_POST, 1L);
+    }
     SETOPT(CURLOPT_WRITEFUNCTION, on_write);
     SETOPT(CURLOPT_WRITEDATA, q);
     SETOPT(CURLOPT_HEADERFUNCTION, on_header);
@@ -889,12 +1361,61 @@ oom:
     return chc_err_set(err, -ENOMEM, "out of memory");
 }
 
+/* A query set up but not started (state QUERY_DONE until query_add). */
+static int query_create(struct ch_client *c, const struct ch_query_params *p, const char *url,
+                        const char *post, ch_done_cb cb, void *data, struct ch_query **ret,
+                        struct chc_err *err)
+{
+    struct ch_query *q;
+    int r;
+
+    q = calloc(1, sizeof(*q));
+    if (!q)
+        return chc_err_set(err, -ENOMEM, "out of memory");
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        r = chc_err_set(err, -ENOMEM, "cannot initialise libcurl");
+        goto fail;
+    }
+    q->global = 1;
+    q->client = c;
+    q->cb = cb;
+    q->data = data;
+    q->state = QUERY_DONE; /* until it is in the multi */
+    chc_buf_init(&q->body, p->max_response ? p->max_response : CH_MAX_RESPONSE_DEFAULT);
+    r = query_setup(q, p, url, post, err);
+    if (r < 0)
+        goto fail;
+    *ret = q;
+    return 0;
+fail:
+    query_destroy(q);
+    return r;
+}
+
+/* Hand q to the multi: from here on its callback will run. */
+static int query_add(struct ch_client *c, struct ch_query *q, struct chc_err *err)
+{
+    CURLMcode mc;
+
+    mc = curl_multi_add_handle(c->multi, q->easy);
+    if (mc != CURLM_OK)
+        return chc_err_set(err, mc == CURLM_OUT_OF_MEMORY ? -ENOMEM : CHC_ECH_HTTP,
+                           "%s: cannot start the request: %s", q->hostport,
+                           curl_multi_strerror(mc));
+    q->state = QUERY_RUNNING;
+    q->prev = NULL;
+    q->next = c->running;
+    if (c->running)
+        c->running->prev = q;
+    c->running = q;
+    return 0;
+}
+
 int ch_query_start(struct ch_client *c, const struct ch_query_params *p, ch_done_cb cb,
                    void *data, struct ch_query **ret, struct chc_err *err)
 {
     struct chc_buf url = CHC_BUF_INIT;
     struct ch_query *q = NULL;
-    CURLMcode mc;
     int r;
 
     if (!c || !p || !cb || !ret || !p->sql) {
@@ -908,35 +1429,12 @@ int ch_query_start(struct ch_client *c, const struct ch_query_params *p, ch_done
     r = ch_build_url(p, &url, err);
     if (r < 0)
         goto fail;
-    q = calloc(1, sizeof(*q));
-    if (!q) {
-        r = chc_err_set(err, -ENOMEM, "out of memory");
-        goto fail;
-    }
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        r = chc_err_set(err, -ENOMEM, "cannot initialise libcurl");
-        goto fail;
-    }
-    q->global = 1;
-    q->client = c;
-    q->cb = cb;
-    q->data = data;
-    q->state = QUERY_DONE; /* until it is in the multi */
-    chc_buf_init(&q->body, p->max_response ? p->max_response : CH_MAX_RESPONSE_DEFAULT);
-    r = query_setup(q, p, url.buf, err);
+    r = query_create(c, p, url.buf, p->sql, cb, data, &q, err);
     if (r < 0)
         goto fail;
-    mc = curl_multi_add_handle(c->multi, q->easy);
-    if (mc != CURLM_OK) {
-        r = chc_err_set(err, mc == CURLM_OUT_OF_MEMORY ? -ENOMEM : CHC_ECH_HTTP,
-                        "%s: cannot start the request: %s", q->hostport, curl_multi_strerror(mc));
+    r = query_add(c, q, err);
+    if (r < 0)
         goto fail;
-    }
-    q->state = QUERY_RUNNING;
-    q->next = c->running;
-    if (c->running)
-        c->running->prev = q;
-    c->running = q;
     chc_log_debug("ch: %s: query started%s%s", q->hostport, p->query_id ? " " : "",
                   p->query_id ? p->query_id : "");
     chc_buf_release(&url);
@@ -1017,6 +1515,882 @@ int ch_query_sync(struct ch_client *c, const struct ch_query_params *p, struct c
 out:
     ch_query_free(q);
     return r;
+}
+
+/* ------------------------------------------------------------------ pipes */
+
+/* Non-2xx source bodies and undecodable tails kept for the message. */
+#define PIPE_ERROR_BODY_MAX ((size_t)64 << 10)
+/* ClickHouse 18.16 (Poco) answers 400 to request lines over 16 KiB; the
+ * INSERT travels in the URL. */
+#define PIPE_URL_MAX ((size_t)16000)
+
+static const char *const side_name[_PIPE_SIDE_MAX] = {"source", "destination"};
+
+/* ---- rate limits ---- */
+
+static size_t bucket_quantum(long long rate)
+{
+    long long q = rate / 50;
+
+    if (q < 1)
+        q = 1;
+    if (q > 16384)
+        q = 16384;
+    return (size_t)q;
+}
+
+static void bucket_refill(struct bucket *b, uint64_t now)
+{
+    double cap = (double)b->rate / 10;
+
+    if (b->last_ns == 0) {
+        b->last_ns = now;
+        return;
+    }
+    b->tokens += (double)(now - b->last_ns) * (double)b->rate / 1e9;
+    b->last_ns = now;
+    if (cap < (double)bucket_quantum(b->rate))
+        cap = (double)bucket_quantum(b->rate);
+    if (b->tokens > cap)
+        b->tokens = cap;
+}
+
+/* How much of want the bucket lets through now. 0 (and *wait_ns raised to
+ * when it will) unless it holds a quantum, so that uploads move in chunks of
+ * ~20 ms of the rate instead of a byte per wakeup. */
+static size_t bucket_allow(struct bucket *b, uint64_t now, size_t want, uint64_t *wait_ns)
+{
+    size_t need;
+    uint64_t w;
+
+    if (b->rate <= 0 || want == 0)
+        return want;
+    bucket_refill(b, now);
+    need = bucket_quantum(b->rate);
+    if (need > want)
+        need = want;
+    if (b->tokens < (double)need) {
+        w = (uint64_t)(((double)need - b->tokens) * 1e9 / (double)b->rate) + 1;
+        if (w > *wait_ns)
+            *wait_ns = w;
+        return 0;
+    }
+    return (double)want <= b->tokens ? want : (size_t)b->tokens;
+}
+
+static void bucket_take(struct bucket *b, size_t n)
+{
+    if (b->rate > 0)
+        b->tokens -= (double)n;
+}
+
+static void on_throttle(uv_timer_t *h)
+{
+    struct ch_client *c = h->data;
+    struct ch_pipe *p;
+
+    for (p = c->pipes; p; p = p->next) {
+        if (p->throttled) {
+            p->throttled = 0;
+            p->kick[PIPE_DST] = 1;
+            c->kick_pending = 1;
+        }
+    }
+    run_kicks(c);
+}
+
+static void throttle_arm(struct ch_client *c, uint64_t wait_ns)
+{
+    uint64_t ms = (wait_ns + 999999) / 1000000, due;
+
+    if (ms == 0)
+        ms = 1;
+    due = uv_now(c->loop) + ms;
+    if (uv_is_active((uv_handle_t *)&c->throttle) && c->throttle_due <= due)
+        return;
+    c->throttle_due = due;
+    (void)uv_timer_start(&c->throttle, on_throttle, ms, 0);
+}
+
+void ch_client_set_rate(struct ch_client *c, long long bytes_per_second)
+{
+    struct ch_pipe *p;
+
+    if (!c || c->closing)
+        return;
+    c->rate.rate = bytes_per_second > 0 ? bytes_per_second : 0;
+    c->rate.tokens = 0;
+    c->rate.last_ns = 0;
+    /* Throttled uploads re-evaluate against the new rate. */
+    for (p = c->pipes; p; p = p->next) {
+        if (p->throttled) {
+            p->throttled = 0;
+            p->kick[PIPE_DST] = 1;
+            c->kick_pending = 1;
+        }
+    }
+    run_kicks(c);
+}
+
+/* ---- errors ---- */
+
+/* The pipe's error is the first one: a later one is a consequence. */
+static void pipe_fail_from(struct ch_pipe *p, const struct ch_query *q)
+{
+    if (p->status)
+        return;
+    p->status = q->status;
+    p->exc_code = q->exc_code;
+    chc_err_set(&p->err, q->status, "%s %s", side_name[q->side], q->err.msg);
+}
+
+static void pipe_cancelled(struct ch_pipe *p, const char *why)
+{
+    if (p->status)
+        return;
+    p->status = CHC_ECANCELED;
+    chc_err_set(&p->err, CHC_ECANCELED, "%s -> %s: %s", p->side[PIPE_SRC]->hostport,
+                p->side[PIPE_DST]->hostport, why);
+}
+
+static void keep_bytes(struct chc_buf *b, const void *data, size_t n)
+{
+    size_t room = b->max > b->len ? b->max - b->len : 0;
+
+    if (n > room)
+        n = room;
+    if (n && chc_buf_add(b, data, n) < 0)
+        return; /* out of memory: only the message suffers */
+}
+
+/* The exception text that ends the decoded source stream, if any. *ret
+ * points into *ret_buf (malloc'ed, the caller frees it). 1 found, 0 not,
+ * -ENOMEM. */
+static int stream_exception(struct ch_pipe *p, char **ret_buf, const char **ret, size_t *ret_len)
+{
+    const char *exc;
+    char *tail;
+    size_t n;
+
+    *ret_buf = NULL;
+    if (!ch__cstream_at_boundary(p->dec) || p->dec->total_out == 0)
+        return 0;
+    tail = malloc(CH_CSTREAM_WINDOW);
+    if (!tail)
+        return -ENOMEM;
+    n = ch__cstream_tail(p->dec, tail, CH_CSTREAM_WINDOW);
+    exc = ch__find_stream_exception(tail, n);
+    if (!exc) {
+        free(tail);
+        return 0;
+    }
+    *ret_buf = tail;
+    *ret = exc;
+    *ret_len = n - (size_t)(exc - tail);
+    return 1;
+}
+
+/* A non-2xx source body is compressed like the data (an exception thrown
+ * before the first block), or plain text (refused before the query ran, e.g.
+ * authentication): replace it by its decompressed text when it decodes. */
+static void decode_error_body(struct ch_pipe *p, struct ch_query *q)
+{
+    struct ch_cstream *d = p->dec; /* unused: nothing of this response reached it */
+    char *text;
+    size_t n;
+
+    if (!q->body.len)
+        return;
+    ch__cstream_init(d, 0);
+    if (ch__cstream_feed(d, q->body.buf, q->body.len) < 0 || !ch__cstream_at_boundary(d))
+        return;
+    text = malloc(CH_CSTREAM_WINDOW);
+    if (!text)
+        return;
+    n = ch__cstream_tail(d, text, CH_CSTREAM_WINDOW);
+    chc_buf_reset(&q->body);
+    keep_bytes(&q->body, text, n);
+    free(text);
+}
+
+/* Translate the end of the SELECT (from collect_done). Success means: 2xx,
+ * the transfer completed, the stream ends at a block boundary and not with
+ * an exception; only then may the upload send its last chunk. */
+static void finish_pipe_src(struct ch_query *q, CURLcode rc)
+{
+    struct ch_pipe *p = q->pipe;
+    const char *exc, *start;
+    char *buf;
+    size_t len;
+    long http = 0;
+    int r;
+
+    curl_easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &http);
+    if (http < 200 || http >= 300) {
+        decode_error_body(p, q);
+        finish_query(q, rc);
+        return;
+    }
+    if (p->garbled) {
+        start = mem_find(q->body.buf, q->body.len, "Code: ");
+        if (start && code_at(start, q->body.len - (size_t)(start - q->body.buf)) > 0) {
+            finish_exception(q, http, start, q->body.len - (size_t)(start - q->body.buf));
+            return;
+        }
+        fail_query(q, CHC_ECH_HTTP, "cannot decode the compressed result: ", p->dec->why,
+                   strlen(p->dec->why));
+        return;
+    }
+    r = stream_exception(p, &buf, &exc, &len);
+    if (r < 0) {
+        fail_query(q, -ENOMEM, "out of memory checking the end of the result", NULL, 0);
+        return;
+    }
+    if (r > 0) {
+        finish_exception(q, http, exc, len);
+        free(buf);
+        return;
+    }
+    if (rc == CURLE_OK && !ch__cstream_at_boundary(p->dec)) {
+        fail_query(q, CHC_ECH_HTTP, "the compressed result ends inside a block", NULL, 0);
+        return;
+    }
+    finish_query(q, rc); /* the body is empty: 0 or the curl error */
+    if (q->status == 0)
+        p->src_ok = 1;
+}
+
+/* The INSERT failed while the SELECT had already streamed an exception: the
+ * destination choked on that text, the source is the one to blame. */
+static void blame_source_exception(struct ch_pipe *p)
+{
+    struct ch_query *src = p->side[PIPE_SRC];
+    const char *exc;
+    char *buf;
+    size_t len;
+
+    if (p->status || p->src_ok || p->garbled)
+        return;
+    if (stream_exception(p, &buf, &exc, &len) <= 0)
+        return;
+    finish_exception(src, 200, exc, len);
+    pipe_fail_from(p, src);
+    free(buf);
+}
+
+/* ---- the two transfers ---- */
+
+static size_t on_pipe_src_write(char *ptr, size_t size, size_t nmemb, void *userp)
+{
+    struct ch_query *q = userp;
+    struct ch_pipe *p = q->pipe;
+    size_t n = size * nmemb;
+    long http = 0;
+
+    curl_easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &http);
+    if (http < 200 || http >= 300 || p->garbled) {
+        /* An error text, or what follows a point where the stream stopped
+         * decoding: keep enough for the message, then stop the transfer
+         * rather than read a result that cannot be used. */
+        if (q->body.len >= q->body.max)
+            return CURL_WRITEFUNC_ERROR;
+        keep_bytes(&q->body, ptr, n);
+        return n;
+    }
+    if (p->dst_added && p->side[PIPE_DST]->state != QUERY_RUNNING)
+        return n; /* the INSERT is over; this transfer is about to be aborted */
+    if (n > p->ring.cap)
+        return CURL_WRITEFUNC_ERROR; /* curl hands out at most 16 KiB */
+    if (ch__ring_space(&p->ring) < n) {
+        p->paused[PIPE_SRC] = 1; /* curl delivers the same bytes again */
+        return CURL_WRITEFUNC_PAUSE;
+    }
+    if (ch__cstream_feed(p->dec, ptr, n) < 0) {
+        /* Keep what did not decode: maybe an exception in plain text. */
+        p->garbled = 1;
+        if (p->dec->fail_in_header) {
+            keep_bytes(&q->body, p->dec->hdr, CH_CSTREAM_HEADER);
+            keep_bytes(&q->body, ptr + p->dec->fail_pos, n - p->dec->fail_pos);
+        }
+        return n;
+    }
+    ch__ring_push(&p->ring, ptr, n);
+    if (!p->dst_added && !p->start_dst) {
+        p->start_dst = 1;
+        p->client->kick_pending = 1;
+    }
+    if (p->paused[PIPE_DST]) {
+        p->kick[PIPE_DST] = 1;
+        p->client->kick_pending = 1;
+    }
+    return n;
+}
+
+static size_t on_pipe_dst_read(char *buf, size_t size, size_t nitems, void *userp)
+{
+    struct ch_query *q = userp;
+    struct ch_pipe *p = q->pipe;
+    struct ch_client *c = p->client;
+    size_t n = size * nitems;
+    uint64_t wait_ns = 0, now;
+
+    if (p->ring.len == 0) {
+        if (p->src_ok)
+            return 0; /* the last chunk: the INSERT may commit */
+        p->paused[PIPE_DST] = 1;
+        return CURL_READFUNC_PAUSE;
+    }
+    if (n > p->ring.len)
+        n = p->ring.len;
+    if (p->rate.rate > 0 || c->rate.rate > 0) {
+        now = uv_hrtime();
+        n = bucket_allow(&p->rate, now, n, &wait_ns);
+        n = bucket_allow(&c->rate, now, n, &wait_ns);
+        if (n == 0) {
+            p->paused[PIPE_DST] = 1;
+            p->throttled = 1;
+            throttle_arm(c, wait_ns);
+            return CURL_READFUNC_PAUSE;
+        }
+        bucket_take(&p->rate, n);
+        bucket_take(&c->rate, n);
+    }
+    ch__ring_pop(&p->ring, buf, n);
+    p->bytes += n;
+    if (p->paused[PIPE_SRC]) {
+        p->kick[PIPE_SRC] = 1;
+        c->kick_pending = 1;
+    }
+    return n;
+}
+
+/* Closing an INSERT connection: keep what the server sent that curl did not
+ * read. ClickHouse answers a failed INSERT and closes the connection with
+ * our chunks unread, which resets it; when that reset beats curl's next
+ * read, curl's send fails and the answer is still in the socket. */
+static int on_dst_closesocket(void *clientp, curl_socket_t fd)
+{
+    struct ch_query *q = clientp;
+    char buf[4096];
+    ssize_t n;
+    int i;
+
+    for (i = 0; i < 16; i++) {
+        n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n <= 0)
+            break;
+        keep_bytes(&q->salvage, buf, (size_t)n);
+    }
+    return close(fd);
+}
+
+/* The INSERT's outcome; a transfer that broke may have an answer salvaged. */
+static void finish_pipe_dst(struct ch_query *q, CURLcode rc)
+{
+    const char *s = q->salvage.buf, *body, *text, *eol;
+    size_t len = q->salvage.len, i;
+    long http = 0;
+
+    curl_easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &http);
+    if (rc == CURLE_OK || http != 0 || len < 13 || memcmp(s, "HTTP/1.", 7) != 0) {
+        finish_query(q, rc);
+        return;
+    }
+    for (i = 9; i < 12 && s[i] >= '0' && s[i] <= '9'; i++)
+        http = http * 10 + (s[i] - '0');
+    body = mem_find(s, len, "\r\n\r\n");
+    text = body ? mem_find(body, len - (size_t)(body - s), "Code: ") : NULL;
+    if (http < 400 || !text) {
+        finish_query(q, rc);
+        return;
+    }
+    eol = mem_find(text, len - (size_t)(text - s), "\r\n");
+    chc_log_debug("ch: %s: INSERT answer read after '%s'", q->hostport, curl_easy_strerror(rc));
+    finish_exception(q, http, text, eol ? (size_t)(eol - text) : len - (size_t)(text - s));
+}
+
+/* Every close of an INSERT connection is a reset. ClickHouse 18.16 takes a
+ * clean end of the connection at a chunk boundary for the end of the body
+ * and commits what it got; a reset makes its read fail, so the INSERT does. */
+static int on_dst_sockopt(void *clientp, curl_socket_t fd, curlsocktype purpose)
+{
+    struct linger lg = {1, 0};
+
+    if (purpose != CURLSOCKTYPE_IPCXN)
+        return CURL_SOCKOPT_OK;
+    if (setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) < 0)
+        return CURL_SOCKOPT_ERROR;
+    return CURL_SOCKOPT_OK;
+}
+
+static void pipe_abort_running(struct ch_pipe *p, const char *why)
+{
+    int s;
+
+    for (s = 0; s < _PIPE_SIDE_MAX; s++)
+        if (p->side[s]->state == QUERY_RUNNING)
+            abort_query(p->side[s], why);
+    if (!p->dst_added) {
+        p->start_dst = 0;
+        p->side_done[PIPE_DST] = 1; /* the INSERT never starts */
+    }
+}
+
+/* Do what the flags ask. Never from inside a curl callback: from run_kicks()
+ * after curl_multi_socket_action() returned, or from a query callback. */
+static void pipe_kick(struct ch_pipe *p)
+{
+    struct chc_err err = CHC_ERR_INIT;
+    struct ch_query *q;
+    CURLcode rc;
+    int s;
+
+    if (p->start_dst) {
+        p->start_dst = 0;
+        q = p->side[PIPE_DST];
+        if (query_add(p->client, q, &err) < 0) {
+            if (!p->status) {
+                p->status = err.code;
+                chc_err_set(&p->err, err.code, "destination %s", err.msg);
+            }
+            pipe_abort_running(p, "query cancelled: destination failed");
+            return;
+        }
+        p->dst_added = 1;
+        chc_log_debug("ch: pipe %s -> %s: first bytes, INSERT started", p->side[PIPE_SRC]->hostport,
+                      q->hostport);
+    }
+    for (s = 0; s < _PIPE_SIDE_MAX; s++) {
+        q = p->side[s];
+        if (!p->kick[s])
+            continue;
+        p->kick[s] = 0;
+        if (!p->paused[s] || q->state != QUERY_RUNNING)
+            continue;
+        p->paused[s] = 0;
+        /* Resuming the SELECT calls on_pipe_src_write() from here with the
+         * bytes it refused; that may set kick[PIPE_DST], handled next. */
+        rc = curl_easy_pause(q->easy, CURLPAUSE_CONT);
+        if (rc != CURLE_OK && q->state == QUERY_RUNNING) {
+            if (!p->status) {
+                p->status = CHC_ECH_HTTP;
+                chc_err_set(&p->err, CHC_ECH_HTTP, "%s %s: cannot resume the transfer: %s",
+                            side_name[s], q->hostport, curl_easy_strerror(rc));
+            }
+            pipe_abort_running(p, "query cancelled: pipe failed");
+            return;
+        }
+    }
+}
+
+static void run_kicks(struct ch_client *c)
+{
+    struct ch_pipe *p;
+
+    while (c->kick_pending && !c->closing) {
+        c->kick_pending = 0;
+        for (p = c->pipes; p; p = p->next)
+            pipe_kick(p);
+    }
+}
+
+static void pipe_finish(struct ch_pipe *p)
+{
+    struct ch_client *c = p->client;
+
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        c->pipes = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    p->prev = p->next = NULL;
+    p->client = NULL;
+    p->state = PIPE_DONE;
+    chc_log_debug("ch: pipe %s -> %s: %llu bytes, %s", p->side[PIPE_SRC]->hostport,
+                  p->side[PIPE_DST]->hostport, p->bytes, p->status ? p->err.msg : "ok");
+    p->cb(p, p->data); /* may free p */
+}
+
+/* The callback of both internal queries, run from run_done(). */
+static void on_pipe_side_done(struct ch_query *q, void *data)
+{
+    struct ch_pipe *p = data;
+    enum pipe_side s = q->side, o = s == PIPE_SRC ? PIPE_DST : PIPE_SRC;
+
+    p->side_done[s] = 1;
+    p->paused[s] = p->kick[s] = 0;
+    if (q->status < 0) {
+        if (s == PIPE_DST && q->status != CHC_ECANCELED)
+            blame_source_exception(p);
+        pipe_fail_from(p, q);
+        pipe_abort_running(p, s == PIPE_SRC ? "query cancelled: source failed"
+                                            : "query cancelled: destination failed");
+    } else if (s == PIPE_SRC) {
+        if (p->status < 0 || p->client->closing) {
+            pipe_abort_running(p, "query cancelled: pipe cancelled");
+        } else {
+            /* Let the upload reach its end (and start it for an empty result). */
+            if (!p->dst_added)
+                p->start_dst = 1;
+            p->kick[PIPE_DST] = 1;
+            pipe_kick(p);
+        }
+    }
+    if (p->side_done[o])
+        pipe_finish(p);
+}
+
+/* ---- compression: probed once per source server and client ---- */
+
+/* The Debian build of ClickHouse 18.16 (system Poco) answers compress=1 with
+ * an empty HTTP 200 body whenever the whole result fits in its first 1 MiB
+ * buffer: a small result would silently arrive as no rows. A one-row probe
+ * tells whether a server has that bug; pipes from it then move plain Native
+ * (no compress/decompress). */
+static const char PROBE_SQL[] = "SELECT 1 AS chcopier_probe FORMAT Native";
+
+static const struct compress_note *note_find(const struct ch_client *c, const char *hostport)
+{
+    const struct compress_note *n;
+
+    for (n = c->notes; n; n = n->next)
+        if (!strcmp(n->hostport, hostport))
+            return n;
+    return NULL;
+}
+
+static void note_add(struct ch_client *c, const char *hostport, int broken)
+{
+    size_t len = strlen(hostport) + 1;
+    struct compress_note *n = malloc(sizeof(*n) + len);
+
+    if (!n)
+        return; /* the next pipe probes again */
+    n->broken = broken;
+    memcpy(n->hostport, hostport, len);
+    n->next = c->notes;
+    c->notes = n;
+}
+
+/* Switch both sides to plain Native (the queries were set up compressed). */
+static int pipe_use_mode(struct ch_pipe *p, int compressed)
+{
+    CURLcode cc = CURLE_OK;
+    int s;
+
+    p->compressed = compressed;
+    ch__cstream_init(p->dec, !compressed);
+    for (s = 0; s < _PIPE_SIDE_MAX && !compressed && cc == CURLE_OK; s++)
+        cc = curl_easy_setopt(p->side[s]->easy, CURLOPT_URL, p->plain_url[s]);
+    return cc == CURLE_OK ? 0 : -ENOMEM;
+}
+
+/* Hand the SELECT to curl; the INSERT follows its first byte. */
+static int pipe_go(struct ch_pipe *p, struct chc_err *err)
+{
+    int r;
+
+    r = query_add(p->client, p->side[PIPE_SRC], err);
+    if (r < 0)
+        return r;
+    p->state = PIPE_RUNNING;
+    chc_log_debug("ch: pipe %s -> %s: started (%s)", p->side[PIPE_SRC]->hostport,
+                  p->side[PIPE_DST]->hostport, p->compressed ? "compressed" : "plain");
+    return 0;
+}
+
+static void on_pipe_probe_done(struct ch_query *q, void *data)
+{
+    struct ch_pipe *p = data;
+    struct chc_err err = CHC_ERR_INIT;
+    int broken, r;
+
+    p->probe = NULL;
+    if (q->status < 0) {
+        pipe_fail_from(p, q); /* q->side is PIPE_SRC: "source host:port: ..." */
+    } else if (!p->status && !p->client->closing) {
+        /* Healthy: a compressed stream of whole blocks with data in it. */
+        ch__cstream_init(p->dec, 0);
+        broken = ch__cstream_feed(p->dec, q->body.buf, q->body.len) < 0 ||
+                 !ch__cstream_at_boundary(p->dec) || p->dec->total_out == 0;
+        chc_log_debug("ch: %s: compress=1 %s", q->hostport,
+                      broken ? "loses small results, pipes from it move plain Native" : "works");
+        note_add(p->client, q->hostport, broken);
+        r = pipe_use_mode(p, !broken);
+        if (r == 0)
+            r = pipe_go(p, &err);
+        else
+            chc_err_set(&err, r, "%s: cannot set up the request", q->hostport);
+        if (r < 0 && !p->status) {
+            p->status = r;
+            chc_err_set(&p->err, r, "source %s", err.msg);
+        }
+    }
+    ch_query_free(q);
+    if (p->state == PIPE_PROBING) { /* nothing else started */
+        p->side_done[PIPE_SRC] = p->side_done[PIPE_DST] = 1;
+        pipe_finish(p);
+    }
+}
+
+/* Set up one side; url is the compressed variant, plain the other. */
+static int pipe_side_url(const struct ch_query_params *qp, enum pipe_side side, struct chc_buf *url,
+                         char **ret_plain, struct chc_err *err)
+{
+    struct chc_buf plain = CHC_BUF_INIT;
+    int r;
+
+    r = ch_build_url(qp, url, err);
+    if (r < 0)
+        return r;
+    r = chc_buf_addstr(&plain, url->buf);
+    if (side == PIPE_SRC) {
+        if (r == 0)
+            r = chc_buf_addstr(url, strchr(url->buf, '?') ? "&compress=1" : "?compress=1");
+    } else {
+        /* The body is all data: the INSERT goes in the URL. */
+        if (r == 0)
+            r = chc_buf_addstr(url, strchr(url->buf, '?') ? "&decompress=1&query="
+                                                          : "?decompress=1&query=");
+        if (r == 0)
+            r = chc_buf_add_urlenc(url, qp->sql);
+        if (r == 0)
+            r = chc_buf_addstr(&plain, strchr(plain.buf, '?') ? "&query=" : "?query=");
+        if (r == 0)
+            r = chc_buf_add_urlenc(&plain, qp->sql);
+    }
+    if (r < 0) {
+        chc_buf_release(&plain);
+        return chc_err_set(err, -ENOMEM, "out of memory");
+    }
+    if (url->len > PIPE_URL_MAX) {
+        chc_buf_release(&plain);
+        return chc_err_set(err, -EINVAL, "%s URL with the INSERT is %zu bytes, more than %zu",
+                           side_name[side], url->len, PIPE_URL_MAX);
+    }
+    *ret_plain = chc_buf_take(&plain, NULL);
+    return *ret_plain ? 0 : chc_err_set(err, -ENOMEM, "out of memory");
+}
+
+int ch_pipe_start(struct ch_client *c, const struct ch_pipe_params *pp, ch_pipe_cb cb, void *data,
+                  struct ch_pipe **ret, struct chc_err *err)
+{
+    struct chc_buf url[_PIPE_SIDE_MAX] = {CHC_BUF_INIT, CHC_BUF_INIT}, probe_url = CHC_BUF_INIT;
+    const struct compress_note *note = NULL;
+    struct ch_query_params sp, dp, pr;
+    struct ch_pipe *p = NULL;
+    struct ch_query *q;
+    CURLcode cc = CURLE_OK;
+    size_t cap;
+    int r;
+
+    if (!c || !pp || !cb || !ret || !pp->src.sql || !pp->dst.sql) {
+        r = chc_err_set(err, -EINVAL, "ch_pipe_start: missing client, params, sql or callback");
+        goto fail;
+    }
+    if (c->closing) {
+        r = chc_err_set(err, CHC_ECANCELED, "ClickHouse client is closing");
+        goto fail;
+    }
+    cap = pp->buffer_bytes ? pp->buffer_bytes : CH_PIPE_BUFFER_DEFAULT;
+    if (cap < CH_PIPE_BUFFER_MIN || cap > CH_PIPE_BUFFER_MAX) {
+        r = chc_err_set(err, -EINVAL, "pipe buffer of %zu bytes: must be %zu to %zu", cap,
+                        CH_PIPE_BUFFER_MIN, CH_PIPE_BUFFER_MAX);
+        goto fail;
+    }
+    if (pp->max_bytes_per_second < 0) {
+        r = chc_err_set(err, -EINVAL, "pipe rate %lld: must be >= 0", pp->max_bytes_per_second);
+        goto fail;
+    }
+    if (pp->compression != CH_PIPE_COMPRESS_AUTO && pp->compression != CH_PIPE_COMPRESS_UNCHECKED &&
+        pp->compression != CH_PIPE_COMPRESS_NEVER) {
+        r = chc_err_set(err, -EINVAL, "pipe compression %d: unknown", (int)pp->compression);
+        goto fail;
+    }
+    p = calloc(1, sizeof(*p));
+    if (!p)
+        goto oom;
+    /* Both sides stream: the SELECT's exceptions are found in the stream. */
+    sp = pp->src;
+    sp.stream = 1;
+    dp = pp->dst;
+    dp.stream = 1;
+    r = pipe_side_url(&sp, PIPE_SRC, &url[PIPE_SRC], &p->plain_url[PIPE_SRC], err);
+    if (r == 0)
+        r = pipe_side_url(&dp, PIPE_DST, &url[PIPE_DST], &p->plain_url[PIPE_DST], err);
+    if (r < 0)
+        goto fail;
+    p->dec = malloc(sizeof(*p->dec));
+    if (!p->dec || ch__ring_init(&p->ring, cap) < 0)
+        goto oom;
+    ch__cstream_init(p->dec, 0);
+    p->rate.rate = pp->max_bytes_per_second;
+    p->cb = cb;
+    p->data = data;
+    r = query_create(c, &sp, url[PIPE_SRC].buf, sp.sql, on_pipe_side_done, p, &p->side[PIPE_SRC],
+                     err);
+    if (r < 0)
+        goto fail;
+    r = query_create(c, &dp, url[PIPE_DST].buf, NULL, on_pipe_side_done, p, &p->side[PIPE_DST],
+                     err);
+    if (r < 0)
+        goto fail;
+
+    q = p->side[PIPE_SRC];
+    q->pipe = p;
+    q->side = PIPE_SRC;
+    chc_buf_init(&q->body, PIPE_ERROR_BODY_MAX);
+    cc = curl_easy_setopt(q->easy, CURLOPT_WRITEFUNCTION, on_pipe_src_write);
+    if (cc == CURLE_OK)
+        cc = curl_easy_setopt(q->easy, CURLOPT_WRITEDATA, q);
+    q = p->side[PIPE_DST];
+    q->pipe = p;
+    q->side = PIPE_DST;
+    chc_buf_init(&q->salvage, PIPE_ERROR_BODY_MAX);
+    if (cc == CURLE_OK)
+        cc = curl_easy_setopt(q->easy, CURLOPT_READFUNCTION, on_pipe_dst_read);
+    if (cc == CURLE_OK)
+        cc = curl_easy_setopt(q->easy, CURLOPT_READDATA, q);
+    if (cc == CURLE_OK)
+        cc = curl_easy_setopt(q->easy, CURLOPT_SOCKOPTFUNCTION, on_dst_sockopt);
+    if (cc == CURLE_OK)
+        cc = curl_easy_setopt(q->easy, CURLOPT_CLOSESOCKETFUNCTION, on_dst_closesocket);
+    if (cc == CURLE_OK)
+        cc = curl_easy_setopt(q->easy, CURLOPT_CLOSESOCKETDATA, q);
+    if (cc == CURLE_OK) /* a connection of its own, closed (reset) at its end */
+        cc = curl_easy_setopt(q->easy, CURLOPT_FRESH_CONNECT, 1L);
+    if (cc == CURLE_OK)
+        cc = curl_easy_setopt(q->easy, CURLOPT_FORBID_REUSE, 1L);
+    if (cc != CURLE_OK) {
+        r = chc_err_set(err, cc == CURLE_OUT_OF_MEMORY ? -ENOMEM : CHC_ECH_HTTP,
+                        "cannot set up the pipe: %s", curl_easy_strerror(cc));
+        goto fail;
+    }
+
+    p->client = c;
+    if (pp->compression == CH_PIPE_COMPRESS_AUTO)
+        note = note_find(c, p->side[PIPE_SRC]->hostport);
+    if (pp->compression == CH_PIPE_COMPRESS_AUTO && !note) {
+        /* The probe: no query_id (the caller's is for the SELECT), no
+         * settings; the same server, credentials and timeouts. */
+        memset(&pr, 0, sizeof(pr));
+        pr.replica = sp.replica;
+        pr.stream = 1;
+        pr.timeout_ms = sp.timeout_ms;
+        pr.connect_timeout_ms = sp.connect_timeout_ms;
+        memcpy(pr.redact, sp.redact, sizeof(pr.redact));
+        r = ch_build_url(&pr, &probe_url, err);
+        if (r == 0)
+            r = chc_buf_addstr(&probe_url,
+                               strchr(probe_url.buf, '?') ? "&compress=1" : "?compress=1");
+        if (r == 0)
+            r = query_create(c, &pr, probe_url.buf, PROBE_SQL, on_pipe_probe_done, p, &p->probe,
+                             err);
+        if (r == 0)
+            r = query_add(c, p->probe, err);
+        if (r < 0)
+            goto fail;
+        p->state = PIPE_PROBING;
+    } else {
+        r = pipe_use_mode(p, note ? !note->broken : pp->compression == CH_PIPE_COMPRESS_UNCHECKED);
+        if (r < 0) {
+            r = chc_err_set(err, r, "out of memory");
+            goto fail;
+        }
+        r = pipe_go(p, err);
+        if (r < 0)
+            goto fail;
+    }
+    p->next = c->pipes;
+    if (c->pipes)
+        c->pipes->prev = p;
+    c->pipes = p;
+    chc_buf_release(&url[PIPE_SRC]);
+    chc_buf_release(&url[PIPE_DST]);
+    chc_buf_release(&probe_url);
+    *ret = p;
+    return 0;
+oom:
+    r = chc_err_set(err, -ENOMEM, "out of memory");
+fail:
+    chc_buf_release(&url[PIPE_SRC]);
+    chc_buf_release(&url[PIPE_DST]);
+    chc_buf_release(&probe_url);
+    if (p) {
+        query_destroy(p->probe); /* not in the multi: query_add failed */
+        pipe_destroy(p);
+    }
+    return r;
+}
+
+void ch_pipe_cancel(struct ch_pipe *p)
+{
+    int active;
+
+    if (!p || p->state == PIPE_DONE)
+        return;
+    /* Something still to stop: the probe, a transfer, or an INSERT not
+     * started yet. */
+    active = p->state == PIPE_PROBING || p->side[PIPE_SRC]->state == QUERY_RUNNING ||
+             p->side[PIPE_DST]->state == QUERY_RUNNING ||
+             (!p->dst_added && !p->side_done[PIPE_DST]);
+    if (!active)
+        return;
+    pipe_cancelled(p, "pipe cancelled");
+    if (p->probe)
+        ch_query_cancel(p->probe);
+    else
+        pipe_abort_running(p, "query cancelled: pipe cancelled");
+}
+
+static void pipe_destroy(struct ch_pipe *p)
+{
+    int s;
+
+    for (s = 0; s < _PIPE_SIDE_MAX; s++) {
+        query_destroy(p->side[s]);
+        free(p->plain_url[s]);
+    }
+    ch__ring_release(&p->ring);
+    free(p->dec);
+    free(p);
+}
+
+struct ch_pipe *ch_pipe_free(struct ch_pipe *p)
+{
+    if (!p)
+        return NULL;
+    if (p->state != PIPE_DONE)
+        CHC_BUG("ch_pipe_free() before the pipe's callback ran");
+    pipe_destroy(p);
+    return NULL;
+}
+
+int ch_pipe_compressed(const struct ch_pipe *p)
+{
+    return p->compressed;
+}
+
+int ch_pipe_status(const struct ch_pipe *p)
+{
+    return p->status;
+}
+
+const struct chc_err *ch_pipe_error(const struct ch_pipe *p)
+{
+    return &p->err;
+}
+
+int ch_pipe_exception_code(const struct ch_pipe *p)
+{
+    return p->exc_code;
+}
+
+unsigned long long ch_pipe_bytes(const struct ch_pipe *p)
+{
+    return p->bytes;
 }
 
 /* ------------------------------------------------------------------- TSV */
