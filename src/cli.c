@@ -72,6 +72,11 @@ static const struct flag flags[] = {
     {"min-piece-rows", ARG_LL, OFF(min_piece_rows), 0, (1LL << 50),
      "N  a partition gets fewer pieces than number_of_splits when each would hold fewer "
      "than N source rows (default 1000000; 0: always number_of_splits)"},
+    {"data-path", ARG_STR, -4, 0, 0,
+     "pull|pipe  pull: destinations read the source with remote() (default); pipe: rows "
+     "stream through this worker"},
+    {"max-bytes-per-second", ARG_LL, OFF(max_bytes_per_second), 0, (1LL << 50),
+     "N  throttle this worker's pipe transfers to N bytes/s (all of them together)"},
     {"metrics-port", ARG_UINT, OFF(metrics_port), 1, 65535,
      "PORT  serve Prometheus metrics on 127.0.0.1:PORT"},
     {"fault-point", ARG_STR, OFF(fault_point), 0, 0,
@@ -163,6 +168,15 @@ static int set_special(const struct flag *f, const char *val, struct chc_options
             o->log_json = 0;
         else
             return chc_err_set(err, CHC_EUSAGE, "--log-format: expected text or json, got '%s'",
+                               val);
+        return 0;
+    case -4:
+        if (!strcmp(val, "pull"))
+            o->data_path = CHC_PATH_PULL;
+        else if (!strcmp(val, "pipe"))
+            o->data_path = CHC_PATH_PIPE;
+        else
+            return chc_err_set(err, CHC_EUSAGE, "--data-path: expected pull or pipe, got '%s'",
                                val);
         return 0;
     case -6:

@@ -758,6 +758,19 @@ static int parse_table(struct ctx *c, const struct cfg_task *t, const xmlNode *t
     r = parse_enabled_partitions(c, tn, tb);
     if (r < 0)
         goto out;
+    {
+        char *dp = NULL;
+        r = get_str(c, tn, "data_path", &dp);
+        if (r == 0 && dp && *dp && strcmp(dp, "pull") && strcmp(dp, "pipe"))
+            r = chc_err_set(c->err, CHC_ECONFIG,
+                            "%s: <%s/data_path> must be pull or pipe, got '%s'", c->source,
+                            path.buf, dp);
+        if (r == 0 && dp && !strcmp(dp, "pipe"))
+            tb->data_path = CFG_PATH_PIPE;
+        free(dp);
+        if (r < 0)
+            goto out;
+    }
     table_hash(tb);
 out:
     chc_buf_release(&path);

@@ -92,6 +92,7 @@ struct tstate {
     struct column *cols;
     size_t n_cols;
     char *copy_cols;  /* "`a`, `b`" */
+    char *copy_cast;  /* "CAST(`a` AS T) AS `a`, ...": Native needs the exact types */
     char *hash_src;   /* cityHash64(CAST(`a` AS T), ...) for the source */
     char *hash_dst;   /* cityHash64(`a`, ...) for staging/destination */
     const struct cfg_replica **src_rep;
@@ -102,6 +103,11 @@ struct tstate {
     size_t n_parts;
     unsigned splits;
     int finished;
+    int pipe; /* data path: 1 = through this worker, 0 = pull (remote()) */
+    /* Source checksums from discovery are valid only for the checksum
+     * expression they were computed with (it casts to the destination's
+     * column types, which an operator may change): its hash, 0 = none. */
+    uint64_t sums_key;
     /* Local cache of ZooKeeper piece state, refreshed when idle:
      * pdone[(part * splits + k) * S + s] and pbusy[part * splits + k]
      * (our own job holds the claim). */
@@ -119,8 +125,10 @@ struct job {
     size_t shard;
     char *lock_path;
     char *slot_path;
-    struct ch_query **q;
+    struct ch_query **q;  /* pull path: one INSERT ... SELECT per staging node */
+    struct ch_pipe **pp;  /* pipe path: one SELECT -> INSERT pipe per staging node */
     size_t n_q, pending;
+    unsigned long long bytes;
     int failed;
     struct chc_err err;
     uint64_t t0;
@@ -864,17 +872,18 @@ static void columns_release(struct tstate *ts)
     }
     free(ts->cols);
     free(ts->copy_cols);
+    free(ts->copy_cast);
     free(ts->hash_src);
     free(ts->hash_dst);
     ts->cols = NULL;
     ts->n_cols = 0;
-    ts->copy_cols = ts->hash_src = ts->hash_dst = NULL;
+    ts->copy_cols = ts->copy_cast = ts->hash_src = ts->hash_dst = NULL;
 }
 
 /* Columns to copy and to checksum: the destination's stored columns. */
 static int columns_load(struct tstate *ts, const struct ch_rows *dst_cols, struct chc_err *err)
 {
-    struct chc_buf cc = CHC_BUF_INIT, hs = CHC_BUF_INIT, hd = CHC_BUF_INIT;
+    struct chc_buf cc = CHC_BUF_INIT, hs = CHC_BUF_INIT, hd = CHC_BUF_INIT, ct = CHC_BUF_INIT;
     size_t i, m = 0;
     int r;
 
@@ -904,9 +913,19 @@ static int columns_load(struct tstate *ts, const struct ch_rows *dst_cols, struc
                 r = chc_buf_addstr(&hs, ", ");
             if (r == 0)
                 r = chc_buf_addstr(&hd, ", ");
+            if (r == 0)
+                r = chc_buf_addstr(&ct, ", ");
         }
         if (r == 0)
             r = chc_buf_add_ident(&cc, c->name);
+        if (r == 0)
+            r = chc_buf_addstr(&ct, "CAST(");
+        if (r == 0)
+            r = chc_buf_add_ident(&ct, c->name);
+        if (r == 0)
+            r = chc_buf_addf(&ct, " AS %s) AS ", c->type);
+        if (r == 0)
+            r = chc_buf_add_ident(&ct, c->name);
         if (r == 0)
             r = add_hash_arg(&hs, c, 1);
         if (r == 0)
@@ -920,11 +939,13 @@ static int columns_load(struct tstate *ts, const struct ch_rows *dst_cols, struc
         chc_buf_release(&cc);
         chc_buf_release(&hs);
         chc_buf_release(&hd);
+        chc_buf_release(&ct);
         return m == 0 && r == 0 ? chc_err_set(err, CHC_ECONFIG, "table '%s': no columns to copy",
                                               ts->tb->name)
                                 : oom(err);
     }
     ts->copy_cols = chc_buf_take(&cc, NULL);
+    ts->copy_cast = chc_buf_take(&ct, NULL);
     ts->hash_src = chc_buf_take(&hs, NULL);
     ts->hash_dst = chc_buf_take(&hd, NULL);
     return 0;
@@ -1097,6 +1118,11 @@ static int add_part(struct tstate *ts, const char *lit, size_t *cap, struct chc_
 }
 
 /* Partition list: "<shard>,<shard>\t<literal>\n" per partition. */
+static uint64_t sums_key_of(const struct tstate *ts)
+{
+    return ts->hash_src ? chc_hash64(CHC_HASH64_INIT, ts->hash_src, strlen(ts->hash_src)) | 1 : 0;
+}
+
 /* Partition list node: "<shard>,<shard>\t<splits>\t<rows>\t<checksum>\t<literal>\n"
  * (rows -1: not counted, the move asks the source). */
 static int parts_load(struct tstate *ts, const char *data, struct chc_err *err)
@@ -1104,6 +1130,11 @@ static int parts_load(struct tstate *ts, const char *data, struct chc_err *err)
     const char *p = data;
     size_t cap = 0;
 
+    if (!strncmp(p, "#sums ", 6)) {
+        ts->sums_key = strtoull(p + 6, NULL, 16);
+        p = strchr(p, '\n');
+        p = p ? p + 1 : "";
+    }
     while (*p) {
         const char *f[5], *nl;
         struct chc_buf lit = CHC_BUF_INIT;
@@ -1148,6 +1179,9 @@ static int parts_format(const struct tstate *ts, struct chc_buf *b)
     size_t i, s;
     int r = 0;
 
+    if (ts->sums_key)
+        r = chc_buf_addf(b, "#sums %016" PRIx64 "\n", ts->sums_key);
+
     for (i = 0; r == 0 && i < ts->n_parts; i++) {
         size_t m = 0;
         for (s = 0; r == 0 && s < ts->tb->pull->n_shards; s++)
@@ -1190,15 +1224,20 @@ static int discover_query(struct worker *w, struct tstate *ts, struct chc_err *e
         goto out;
     }
     /* Partition values and their row counts, every source shard at once. */
+    ts->sums_key = sums_key_of(ts);
+retry:
     for (s = 0; s < S; s++) {
+        chc_buf_reset(&sql[s]);
         /* The source checksum of every partition in the same pass: one read
          * of the table instead of one per partition at move time. */
         if (tb->engine->partition_by)
-            r = chc_buf_addf(&sql[s], "SELECT (%s) AS _p, count(), ifNull(sum(%s), 0) FROM ",
-                             tb->engine->partition_by, ts->hash_src);
+            r = chc_buf_addf(&sql[s], "SELECT (%s) AS _p, count(), %s%s%s FROM ",
+                             tb->engine->partition_by, ts->sums_key ? "ifNull(sum(" : "0",
+                             ts->sums_key ? ts->hash_src : "", ts->sums_key ? "), 0)" : "");
         else
-            r = chc_buf_addf(&sql[s], "SELECT 1 AS _p, count(), ifNull(sum(%s), 0) FROM ",
-                             ts->hash_src);
+            r = chc_buf_addf(&sql[s], "SELECT 1 AS _p, count(), %s%s%s FROM ",
+                             ts->sums_key ? "ifNull(sum(" : "0", ts->sums_key ? ts->hash_src : "",
+                             ts->sums_key ? "), 0)" : "");
         if (r == 0)
             r = add_table_ref(&sql[s], tb->database_pull, tb->table_pull);
         if (r == 0 && tb->where_condition)
@@ -1213,6 +1252,13 @@ static int discover_query(struct worker *w, struct tstate *ts, struct chc_err *e
         int *pull = calloc(S, sizeof(*pull)); /* source: settings_pull */
         r = pull ? multi_query(w, ts->src_rep, S, sqls, NULL, out, pull, err) : oom(err);
         free(pull);
+    }
+    if (r == CHC_ECH_EXCEPTION && ts->sums_key) {
+        /* The checksum casts source values to the destination's types; if
+         * they do not fit (the copy will say so too), count only. */
+        chc_log_warn("table '%s': %s; discovering without checksums", tb->name, err->msg);
+        ts->sums_key = 0;
+        goto retry;
     }
     if (r < 0) {
         chc_err_prefix(err, "table '%s': partition discovery", tb->name);
@@ -1441,6 +1487,8 @@ static int table_layout(struct worker *w, const struct cfg_table *tb, struct tst
     ts->w = w;
     ts->tb = tb;
     ts->splits = plan_splits(tb);
+    /* Data path: --data-path overrides the task's <data_path>; pull by default. */
+    ts->pipe = w->o->data_path ? w->o->data_path == CHC_PATH_PIPE : tb->data_path == CFG_PATH_PIPE;
     r = zpath(&b, "%s/tables/", w->o->task_path);
     if (r == 0)
         r = table_id(tb, &b);
@@ -1725,18 +1773,128 @@ static void job_cb(struct ch_query *q, void *data)
     j->pending--;
 }
 
+static void job_pipe_cb(struct ch_pipe *pp, void *data)
+{
+    struct job *j = data;
+
+    j->bytes += ch_pipe_bytes(pp);
+    if (ch_pipe_status(pp) < 0 && !j->failed) {
+        j->failed = 1;
+        chc_err_set(&j->err, ch_pipe_status(pp), "%s", ch_pipe_error(pp)->msg);
+    }
+    j->pending--;
+}
+
+/* Stop a job's transfers and wait until their callbacks ran. */
+static void job_cancel(struct worker *w, struct job *j)
+{
+    size_t i;
+
+    for (i = 0; i < j->n_q; i++) {
+        if (j->q)
+            ch_query_cancel(j->q[i]);
+        if (j->pp)
+            ch_pipe_cancel(j->pp[i]);
+    }
+    while (j->pending > 0)
+        uv_run(&w->loop, UV_RUN_ONCE);
+}
+
 static void job_free(struct job *j)
 {
     size_t i;
 
     if (!j)
         return;
-    for (i = 0; i < j->n_q; i++)
-        ch_query_free(j->q[i]);
+    for (i = 0; i < j->n_q; i++) {
+        if (j->q)
+            ch_query_free(j->q[i]);
+        if (j->pp)
+            ch_pipe_free(j->pp[i]);
+    }
     free(j->q);
+    free(j->pp);
     lock_release(j->w, &j->lock_path);
     lock_release(j->w, &j->slot_path);
     free(j);
+}
+
+/* Pipe path: "SELECT <columns> FROM <source> WHERE <piece and route>" on
+ * the source replica, streamed through this process into
+ * "INSERT INTO <piece table> (<columns>) FORMAT Native" on the staging node. */
+static int pipe_sqls(const struct tstate *ts, size_t part, unsigned k, const struct target *t,
+                     struct chc_buf *sel, struct chc_buf *ins, struct chc_err *err)
+{
+    struct chc_buf name = CHC_BUF_INIT;
+    int r;
+
+    r = chc_buf_addf(sel, "SELECT %s FROM ", ts->copy_cast);
+    if (r == 0)
+        r = add_table_ref(sel, ts->tb->database_pull, ts->tb->table_pull);
+    if (r == 0)
+        r = chc_buf_addstr(sel, " WHERE ");
+    if (r == 0)
+        r = piece_where(ts, part, k, (int)t->shard, sel, err);
+    if (r == 0)
+        r = chc_buf_addstr(sel, " FORMAT Native");
+    if (r == 0)
+        r = plan_piece_table(ts->tb, k, &name);
+    if (r == 0)
+        r = chc_buf_addstr(ins, "INSERT INTO ");
+    if (r == 0)
+        r = add_table_ref(ins, ts->tb->database_push, name.buf);
+    if (r == 0)
+        r = chc_buf_addf(ins, " (%s) FORMAT Native", ts->copy_cols);
+    chc_buf_release(&name);
+    return r < 0 && r != CHC_ECONFIG ? oom(err) : r;
+}
+
+static int job_start_pipe(struct worker *w, struct job *j, struct chc_err *err)
+{
+    struct tstate *ts = j->ts;
+    struct chc_buf sel = CHC_BUF_INIT, ins = CHC_BUF_INIT, qid = CHC_BUF_INIT;
+    struct ch_pipe_params pp;
+    size_t t;
+    int r = 0;
+
+    j->pp = calloc(ts->n_targets, sizeof(*j->pp));
+    if (!j->pp)
+        return oom(err);
+    j->t0 = now_ms();
+    for (t = 0; t < ts->n_targets; t++) {
+        chc_buf_reset(&sel);
+        chc_buf_reset(&ins);
+        chc_buf_reset(&qid);
+        r = pipe_sqls(ts, j->part, j->k, &ts->targets[t], &sel, &ins, err);
+        if (r == 0)
+            r = query_id(ts, j->part, j->k, &qid) < 0 ||
+                        chc_buf_addf(&qid, "%zu-%zu-%08x", j->shard + 1, t, (unsigned)rand()) < 0
+                    ? oom(err)
+                    : 0;
+        if (r < 0)
+            break;
+        memset(&pp, 0, sizeof(pp));
+        params_init(&pp.src, ts->src_rep[j->shard], sel.buf, w->task, 0);
+        params_init(&pp.dst, ts->targets[t].rep, ins.buf, w->task, 1);
+        pp.src.query_id = qid.buf;
+        pp.dst.query_id = qid.buf;
+        if (w->o->copy_fault_probability > 0 &&
+            (double)rand() / RAND_MAX < w->o->copy_fault_probability) {
+            j->failed = 1;
+            chc_err_set(&j->err, CHC_EFAULT_INJECTED, "copy fault injected");
+        }
+        r = ch_pipe_start(w->ch, &pp, job_pipe_cb, j, &j->pp[t], err);
+        if (r < 0)
+            break;
+        j->n_q++;
+        j->pending++;
+        if (j->failed) /* the fault hook: abort after it started */
+            ch_pipe_cancel(j->pp[t]);
+    }
+    chc_buf_release(&sel);
+    chc_buf_release(&ins);
+    chc_buf_release(&qid);
+    return r;
 }
 
 static int job_start(struct worker *w, struct job *j, struct chc_err *err)
@@ -1747,6 +1905,8 @@ static int job_start(struct worker *w, struct job *j, struct chc_err *err)
     size_t t;
     int r = 0;
 
+    if (ts->pipe)
+        return job_start_pipe(w, j, err);
     j->q = calloc(ts->n_targets, sizeof(*j->q));
     if (!j->q)
         return oom(err);
@@ -1859,12 +2019,8 @@ static int try_piece(struct worker *w, struct tstate *ts, size_t part, size_t sh
     chc_log_at(CHC_LOG_DEBUG, &lf, "copying");
     r = job_start(w, j, err);
     if (r < 0) {
-        /* Queries that did start are cancelled; the piece stays dirty. */
-        size_t i;
-        for (i = 0; i < j->n_q; i++)
-            ch_query_cancel(j->q[i]);
-        while (j->pending > 0)
-            uv_run(&w->loop, UV_RUN_ONCE);
+        /* Transfers that did start are cancelled; the piece stays dirty. */
+        job_cancel(w, j);
         goto out;
     }
     j->next = w->jobs;
@@ -1965,6 +2121,9 @@ static int job_finish(struct worker *w, struct job *j, struct chc_err *err)
         memcpy(pdone_at(ts, j->part, j->k), ps.done, ts->tb->pull->n_shards);
     if (r == 0) {
         metric(w, ts, CHC_METRIC_ROWS_COPIED, NULL, NULL, (double)lf.rows, 0);
+        if (ts->pipe)
+            metric(w, ts, CHC_METRIC_BYTES_COPIED, NULL, NULL, (double)j->bytes, 0);
+        lf.bytes = ts->pipe ? (long long)j->bytes : -1;
         chc_log_at(CHC_LOG_INFO, &lf, "piece copied: %lld rows in %.2f s", lf.rows, lf.duration);
     }
 out:
@@ -2398,7 +2557,7 @@ static int move_batch(struct worker *w, struct tstate *ts, const size_t *parts, 
         if (!m->active || !strncmp(m->state.buf, "assembled", 9) ||
             !strncmp(m->state.buf, "moved", 5))
             continue;
-        if (ts->parts[m->part].rows >= 0) {
+        if (ts->parts[m->part].rows >= 0 && ts->sums_key && ts->sums_key == sums_key_of(ts)) {
             m->src.rows = (unsigned long long)ts->parts[m->part].rows;
             m->src.hash = ts->parts[m->part].src_hash;
         } else {
@@ -2668,10 +2827,7 @@ static void jobs_abort(struct worker *w)
 
     while (w->jobs) {
         struct job *j = w->jobs;
-        for (q = 0; q < j->n_q; q++)
-            ch_query_cancel(j->q[q]);
-        while (j->pending > 0)
-            uv_run(&w->loop, UV_RUN_ONCE);
+        job_cancel(w, j);
         for (q = 0; q < j->n_q; q++) {
             chc_buf_reset(&sql);
             if (chc_buf_addstr(&sql, "KILL QUERY WHERE query_id LIKE '") < 0 ||
@@ -3035,6 +3191,8 @@ static int worker_open(struct worker *w, const struct chc_options *o, struct zk_
     r = ch_client_new(&w->loop, &w->ch, err);
     if (r < 0)
         return r;
+    if (o->max_bytes_per_second > 0)
+        ch_client_set_rate(w->ch, o->max_bytes_per_second);
     if (o->cmd == CHC_CMD_RUN) {
         r = chc_metrics_new(&w->metrics, err);
         if (r == 0 && o->metrics_port > 0)

@@ -20,6 +20,12 @@ enum chc_command {
     CHC_CMD_VERSION,
 };
 
+enum chc_data_path {
+    CHC_PATH_TASK, /* as the task says (default pull) */
+    CHC_PATH_PULL,
+    CHC_PATH_PIPE,
+};
+
 struct chc_options {
     enum chc_command cmd;
     /* clickhouse-copier's flags */
@@ -47,6 +53,8 @@ struct chc_options {
     int yes;         /* clean --yes */
     unsigned max_pieces_in_flight; /* 0 = auto */
     int metrics_port;               /* 0 = off */
+    enum chc_data_path data_path;
+    long long max_bytes_per_second; /* pipe path throttle, 0 = none */
     long long min_piece_rows;       /* small partitions get fewer pieces */
     const char *fault_point;        /* --fault-point or CHC_FAULT_POINT */
 };

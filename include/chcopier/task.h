@@ -54,6 +54,11 @@ struct cfg_settings {
     size_t n;
 };
 
+enum cfg_data_path {
+    CFG_PATH_PULL, /* default: destinations read the source with remote() */
+    CFG_PATH_PIPE, /* rows stream through the worker */
+};
+
 struct cfg_table {
     char *name; /* element name under <tables> (name_in_config) */
     char *cluster_pull, *database_pull, *table_pull;
@@ -68,6 +73,7 @@ struct cfg_table {
     unsigned number_of_splits;
     int allow_alias_materialized;
     int allow_drop_target_partitions;
+    enum cfg_data_path data_path; /* chcopier's <data_path>pull|pipe</data_path> */
     const struct cfg_cluster *pull; /* resolved, points into the task */
     const struct cfg_cluster *push;
     uint64_t def_hash; /* hash of everything that decides which rows go where */

@@ -11,6 +11,10 @@ for bin in clickhouse-server java; do
 done
 [[ -x $CHCOPIER ]] || { echo "not ok 1 - chcopier binary missing at $CHCOPIER"; exit 1; }
 
+# CHC_DATA_PATH=pull|pipe: the data path every copy in the test uses.
+PATH_ARGS=()
+if [[ -n ${CHC_DATA_PATH:-} ]]; then PATH_ARGS=(--data-path "$CHC_DATA_PATH"); fi
+
 TESTS_RUN=0
 TESTS_FAILED=0
 ok() { TESTS_RUN=$((TESTS_RUN + 1)); echo "ok $TESTS_RUN - $*"; }

@@ -11,8 +11,6 @@
 source "$(dirname "$0")/lib.sh"
 cluster_up
 Z=$(zk_xml)
-PATH_ARGS=()
-[[ -n ${CHC_DATA_PATH:-} ]] && PATH_ARGS=(--data-path "$CHC_DATA_PATH")
 ROWS=${CHC_TEST_ROWS:-60000}
 
 src_all() { echo "remote('127.0.0.1:$CH_S1_TCP,127.0.0.1:$CH_S2_TCP', db, $1)"; }

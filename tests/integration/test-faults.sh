@@ -61,14 +61,14 @@ for point in after_claim during_cleanup after_insert after_assemble after_assemb
     "$CHCOPIER" upload --config "$Z" --task-path "/chc/$t" --task-file "$DIR/$t.xml" 2>/dev/null
     if [[ $point == during_cleanup ]]; then
         # Cleaning happens only for a dirty piece: make one first.
-        "$CHCOPIER" --config "$Z" --task-path "/chc/$t" --base-dir "$DIR/logs-$t" \
+        "$CHCOPIER" --config "$Z" --task-path "/chc/$t" --base-dir "$DIR/logs-$t" "${PATH_ARGS[@]}" \
             --fault-point after_insert || true
     fi
     rc=0
-    "$CHCOPIER" --config "$Z" --task-path "/chc/$t" --base-dir "$DIR/logs-$t" --fault-point "$point" || rc=$?
+    "$CHCOPIER" --config "$Z" --task-path "/chc/$t" --base-dir "$DIR/logs-$t" "${PATH_ARGS[@]}" --fault-point "$point" || rc=$?
     start=$(date +%s.%N)
     rc2=0
-    "$CHCOPIER" --config "$Z" --task-path "/chc/$t" --base-dir "$DIR/logs-$t" || rc2=$?
+    "$CHCOPIER" --config "$Z" --task-path "/chc/$t" --base-dir "$DIR/logs-$t" "${PATH_ARGS[@]}" || rc2=$?
     echo "# $point: killed with exit $rc, restarted worker finished (exit $rc2) in $(echo "$(date +%s.%N) - $start" | bc) s"
     check "killed at '$point' (exit 99), a new worker finishes: exact, no duplicates, no staging" \
         eval '[[ $rc == 99 && $rc2 == 0 ]] && exact "$t"'
@@ -81,7 +81,7 @@ setup_dest "$t"
 task "$DIR/$t.xml" "$t"
 "$CHCOPIER" upload --config "$Z" --task-path "/chc/$t" --task-file "$DIR/$t.xml" 2>/dev/null
 rc=0
-"$CHCOPIER" --config "$Z" --task-path "/chc/$t" --base-dir "$DIR/logs-$t" --retry-delay-ms 100 \
+"$CHCOPIER" --config "$Z" --task-path "/chc/$t" --base-dir "$DIR/logs-$t" "${PATH_ARGS[@]}" --retry-delay-ms 100 \
     --max-shard-partition-tries 50 --copy-fault-probability 0.3 --move-fault-probability 0.3 || rc=$?
 faults=$( (cat "$DIR"/logs-$t/*/log.log | grep -c 'fault injected') || true)
 echo "# random faults injected: $faults"

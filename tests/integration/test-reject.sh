@@ -32,7 +32,7 @@ write_task "$DIR/task.xml" "<events><cluster_pull>source</cluster_pull><database
   <sharding_key>id</sharding_key><number_of_splits>2</number_of_splits></events>"
 "$CHCOPIER" upload --config "$Z" --task-path /chc/rej --task-file "$DIR/task.xml" 2>/dev/null
 
-"$CHCOPIER" --config "$Z" --task-path /chc/rej --base-dir "$DIR/logs" --retry-delay-ms 300 \
+"$CHCOPIER" --config "$Z" --task-path /chc/rej --base-dir "$DIR/logs" "${PATH_ARGS[@]}" --retry-delay-ms 300 \
     --max-shard-partition-tries 1000 &
 worker=$!
 log() { cat "$DIR"/logs/*/log.log 2>/dev/null; }

@@ -100,6 +100,11 @@ TEST(own_flags)
     struct chc_options o;
     struct chc_err e = CHC_ERR_INIT;
 
+    ASSERT_OK(PARSE(&o, &e, "--config", "z", "--task-path", "/t", "--data-path", "pipe",
+                    "--max-bytes-per-second", "1000000", "--min-piece-rows", "0"));
+    ASSERT_EQ(o.data_path, CHC_PATH_PIPE);
+    ASSERT_EQ(o.max_bytes_per_second, 1000000);
+    ASSERT_EQ(o.min_piece_rows, 0);
     ASSERT_OK(PARSE(&o, &e, "--config", "z", "--task-path", "/t", "--max-pieces-in-flight", "6",
                     "--log-format", "json", "--log-stdout", "--fault-point", "after_claim"));
     ASSERT_EQ(o.max_pieces_in_flight, 6);
@@ -129,6 +134,9 @@ TEST(bad_flags_name_the_flag)
     ASSERT_EQ(PARSE(&o, &e, "--config", "z", "--task-path", "/t", "--copy-fault-probability",
                     "2"), CHC_EUSAGE);
     ASSERT_CONTAINS(e.msg, "--copy-fault-probability: expected a probability");
+    ASSERT_EQ(PARSE(&o, &e, "--config", "z", "--task-path", "/t", "--data-path", "push"),
+              CHC_EUSAGE);
+    ASSERT_CONTAINS(e.msg, "--data-path: expected pull or pipe, got 'push'");
     ASSERT_EQ(PARSE(&o, &e, "--config", "z", "--task-path", "/t", "--log-format", "xml"),
               CHC_EUSAGE);
     ASSERT_CONTAINS(e.msg, "--log-format: expected text or json");

@@ -270,6 +270,23 @@ TEST(bad_duplicates)
     ASSERT_BAD("</src>", "</src><src><node><host>x</host></node></src>", "defined twice");
 }
 
+TEST(data_path_element)
+{
+    struct chc_err e = CHC_ERR_INIT;
+    struct cfg_task *t = NULL;
+    char *x = edited("<sharding_key>", "<data_path>pipe</data_path><sharding_key>");
+
+    ASSERT_OK(cfg_task_parse(minimal, strlen(minimal), "m", &t, &e));
+    ASSERT_EQ(t->tables[0].data_path, CFG_PATH_PULL);
+    t = cfg_task_free(t);
+    ASSERT_OK(cfg_task_parse(x, strlen(x), "x", &t, &e));
+    ASSERT_EQ(t->tables[0].data_path, CFG_PATH_PIPE);
+    cfg_task_free(t);
+    free(x);
+    ASSERT_BAD("<sharding_key>", "<data_path>carrier pigeon</data_path><sharding_key>",
+               "<tables/t/data_path> must be pull or pipe");
+}
+
 TEST(bad_booleans_and_partitions)
 {
     ASSERT_BAD("<sharding_key>",
