@@ -215,6 +215,17 @@ void chc_buf_trim(struct chc_buf *b)
     b->buf[b->len] = '\0';
 }
 
+void chc_strv_free(char **v, size_t n)
+{
+    size_t i;
+
+    if (!v)
+        return;
+    for (i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
 char *chc_strdup(const char *s)
 {
     return s ? chc_strndup(s, strlen(s)) : NULL;

@@ -14,16 +14,6 @@
 
 #include "banned.h"
 
-void plan_strings_free(char **v, size_t n)
-{
-    size_t i;
-
-    if (!v)
-        return;
-    for (i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
-}
 
 int plan_parse_values(const char *body, char ***ret, size_t *ret_n, struct chc_err *err)
 {
@@ -78,11 +68,11 @@ int plan_parse_values(const char *body, char ***ret, size_t *ret_n, struct chc_e
     *ret_n = n;
     return 0;
 bad:
-    plan_strings_free(v, n);
+    chc_strv_free(v, n);
     return chc_err_set(err, CHC_EPARSE, "cannot parse partition values near byte %zu",
                        (size_t)(p - body));
 oom:
-    plan_strings_free(v, n);
+    chc_strv_free(v, n);
     return chc_err_set(err, -ENOMEM, "out of memory");
 }
 

@@ -617,7 +617,7 @@ static void reap_dead_local(struct worker *w)
                 zk_delete(w->zs, p.buf, ZK_ANY_VERSION, &err) == 0)
                 chc_log_info("removed '%s' of a worker on this host that is gone", p.buf);
         }
-        zk_strings_free(kids, n);
+        chc_strv_free(kids, n);
         kids = NULL;
         n = 0;
     }
@@ -1297,7 +1297,7 @@ retry:
             if (rows > ts->parts[idx].max_shard_rows)
                 ts->parts[idx].max_shard_rows = rows;
         }
-        plan_strings_free(vals, n);
+        chc_strv_free(vals, n);
         vals = NULL;
         n = 0;
     }
@@ -1309,7 +1309,7 @@ retry:
 oom:
     r = oom(err);
 out:
-    plan_strings_free(vals, n);
+    chc_strv_free(vals, n);
     for (s = 0; sql && out && s < S; s++) {
         chc_buf_release(&sql[s]);
         chc_buf_release(&out[s]);
@@ -3505,7 +3505,7 @@ int worker_clean(const struct chc_options *o, struct zk_session *zs, struct chc_
     if (r == 0)
         r = zk_delete_recursive(zs, path.buf, err);
 out:
-    zk_strings_free(workers, n_workers);
+    chc_strv_free(workers, n_workers);
     free(nodes);
     chc_buf_release(&path);
     chc_buf_release(&sql);
@@ -3633,7 +3633,7 @@ static int status_table(struct worker *w, const struct cfg_table *tb, struct tab
         chc_buf_release(&holder);
     }
 out:
-    zk_strings_free(locks, n_locks);
+    chc_strv_free(locks, n_locks);
     free(done);
     chc_buf_release(&b);
     chc_buf_release(&data);
@@ -3739,7 +3739,7 @@ int worker_status(const struct chc_options *o, struct zk_session *zs, struct chc
 out:
     if (r == -ENOMEM || r == CHC_ETOOBIG)
         chc_err_set(err, r, "out of memory");
-    zk_strings_free(workers, n_workers);
+    chc_strv_free(workers, n_workers);
     chc_buf_release(&out);
     chc_buf_release(&path);
     cfg_task_free(w.task);

@@ -329,16 +329,6 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-void zk_strings_free(char **v, size_t n)
-{
-    size_t i;
-
-    if (!v)
-        return;
-    for (i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
-}
 
 int zk_children(struct zk_session *zs, const char *path, char ***ret, size_t *ret_n,
                 struct chc_err *err)
@@ -359,7 +349,7 @@ int zk_children(struct zk_session *zs, const char *path, char ***ret, size_t *re
         for (i = 0; i < sv.count; i++) {
             v[i] = chc_strdup(sv.data[i]);
             if (!v[i]) {
-                zk_strings_free(v, (size_t)i);
+                chc_strv_free(v, (size_t)i);
                 deallocate_String_vector(&sv);
                 return chc_err_set(err, -ENOMEM, "out of memory");
             }
@@ -400,7 +390,7 @@ int zk_delete_recursive(struct zk_session *zs, const char *path, struct chc_err 
         r = 0;
 out:
     chc_buf_release(&p);
-    zk_strings_free(kids, n);
+    chc_strv_free(kids, n);
     return r;
 }
 

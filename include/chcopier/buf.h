@@ -47,6 +47,8 @@ int chc_buf_add_json(struct chc_buf *b, const char *s) CHC_WUR;
 void chc_buf_setlen(struct chc_buf *b, size_t len);
 void chc_buf_trim(struct chc_buf *b);
 
+/* Free an array of n strings (NULL-safe). */
+void chc_strv_free(char **v, size_t n);
 /* Duplicate a string; NULL on ENOMEM. xstrdup-like helpers. */
 char *chc_strdup(const char *s);
 char *chc_strndup(const char *s, size_t n);

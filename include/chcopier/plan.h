@@ -23,7 +23,6 @@ struct cfg_cluster;
 
 /* Split a FORMAT Values body "(a),(b),..." into the literals "a", "b". */
 int plan_parse_values(const char *body, char ***ret, size_t *ret_n, struct chc_err *err);
-void plan_strings_free(char **v, size_t n);
 
 /* Encode a partition literal as one ZooKeeper node name (no '/'), and back. */
 int plan_zk_name(const char *literal, struct chc_buf *out);

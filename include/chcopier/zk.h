@@ -66,10 +66,9 @@ int zk_delete_recursive(struct zk_session *zs, const char *path, struct chc_err 
 /* 0 if it exists (stat filled), CHC_EZK_NONODE if not. */
 int zk_exists(struct zk_session *zs, const char *path, struct zk_stat *stat,
               struct chc_err *err);
-/* Sorted child names; free with zk_strings_free. */
+/* Sorted child names; free with chc_strv_free. */
 int zk_children(struct zk_session *zs, const char *path, char ***ret, size_t *ret_n,
                 struct chc_err *err);
-void zk_strings_free(char **v, size_t n);
 
 /* Multi-op transactions: all or nothing. */
 struct zk_txn *zk_txn_new(void);

@@ -55,7 +55,7 @@ TEST(parse_values)
     ASSERT_STREQ(v[1], "'2018-01-01'");
     ASSERT_STREQ(v[2], "(1,'a)b')");
     ASSERT_STREQ(v[3], "'x\\'y'");
-    plan_strings_free(v, n);
+    chc_strv_free(v, n);
     ASSERT_OK(plan_parse_values("", &v, &n, &e));
     ASSERT_EQ(n, 0);
     ASSERT_EQ(plan_parse_values("(1),(2", &v, &n, &e), CHC_EPARSE);
