@@ -77,6 +77,7 @@ static const struct flag flags[] = {
      "stream through this worker"},
     {"max-bytes-per-second", ARG_LL, OFF(max_bytes_per_second), 0, (1LL << 50),
      "N  throttle this worker's pipe transfers to N bytes/s (all of them together)"},
+    {"no-progress", ARG_FLAG, -5, 0, 0, "  no live progress line on a terminal"},
     {"metrics-port", ARG_UINT, OFF(metrics_port), 1, 65535,
      "PORT  serve Prometheus metrics on 127.0.0.1:PORT"},
     {"fault-point", ARG_STR, OFF(fault_point), 0, 0,
@@ -97,6 +98,7 @@ void cli_options_init(struct chc_options *o)
     o->max_piece_tries_alter = 10;
     o->retry_delay_ms = 1000;
     o->min_piece_rows = 1000000;
+    o->progress = 1;
     o->log_stdout = -1;
 }
 
@@ -178,6 +180,9 @@ static int set_special(const struct flag *f, const char *val, struct chc_options
         else
             return chc_err_set(err, CHC_EUSAGE, "--data-path: expected pull or pipe, got '%s'",
                                val);
+        return 0;
+    case -5:
+        o->progress = 0;
         return 0;
     case -6:
         o->cmd = CHC_CMD_HELP;

@@ -28,6 +28,7 @@ static int fd_err = -1;
 static int to_stderr = 1;
 static int json_format;
 static char worker_id[256];
+static char status_line[256]; /* live progress on a terminal, redrawn under log lines */
 
 static const char level_chars[] = "EWIDT";
 static const char *const level_names[] = {"error", "warning", "info", "debug", "trace"};
@@ -271,8 +272,32 @@ void chc__log(int level, const struct chc_log_fields *f, const char *fmt, ...)
         write_all(fd_all, line.buf, line.len);
     if (fd_err >= 0 && level <= CHC_LOG_WARN)
         write_all(fd_err, line.buf, line.len);
-    if (to_stderr)
+    if (to_stderr) {
+        if (status_line[0])
+            write_all(STDERR_FILENO, "\r\033[K", 4);
         write_all(STDERR_FILENO, line.buf, line.len);
+        if (status_line[0])
+            write_all(STDERR_FILENO, status_line, strlen(status_line));
+    }
     pthread_mutex_unlock(&log_lock);
     chc_buf_release(&line);
+}
+
+void chc_log_status(const char *fmt, ...)
+{
+    va_list ap;
+
+    pthread_mutex_lock(&log_lock);
+    if (!fmt) {
+        if (status_line[0])
+            write_all(STDERR_FILENO, "\r\033[K", 4);
+        status_line[0] = '\0';
+    } else {
+        va_start(ap, fmt);
+        vsnprintf(status_line, sizeof(status_line), fmt, ap);
+        va_end(ap);
+        write_all(STDERR_FILENO, "\r\033[K", 4);
+        write_all(STDERR_FILENO, status_line, strlen(status_line));
+    }
+    pthread_mutex_unlock(&log_lock);
 }

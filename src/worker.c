@@ -151,6 +151,9 @@ struct worker {
     unsigned long slot_seq;
     const struct cfg_task *task_borrowed; /* not ours to free */
     struct chc_metrics *metrics;
+    int progress;               /* live progress line on a terminal */
+    uint64_t progress_at, started_at;
+    unsigned long long rows_copied, bytes_copied;
     int loop_ok;
     int desc_version;
     uint64_t slot_wait_logged;
@@ -2121,6 +2124,8 @@ static int job_finish(struct worker *w, struct job *j, struct chc_err *err)
         memcpy(pdone_at(ts, j->part, j->k), ps.done, ts->tb->pull->n_shards);
     if (r == 0) {
         metric(w, ts, CHC_METRIC_ROWS_COPIED, NULL, NULL, (double)lf.rows, 0);
+        w->rows_copied += (unsigned long long)(lf.rows > 0 ? lf.rows : 0);
+        w->bytes_copied += j->bytes;
         if (ts->pipe)
             metric(w, ts, CHC_METRIC_BYTES_COPIED, NULL, NULL, (double)j->bytes, 0);
         lf.bytes = ts->pipe ? (long long)j->bytes : -1;
@@ -3014,6 +3019,35 @@ static int recover_session(struct worker *w, struct chc_err *err)
     }
 }
 
+/* "pieces 120/362 (33%), 250000 rows/s, 12.0 MB/s, ETA 40 s" once a second. */
+static void progress_show(struct worker *w, const struct tstate *ts)
+{
+    size_t i, s, total = 0, done = 0;
+    uint64_t now = now_ms();
+    double secs, rate, eta;
+    unsigned k;
+
+    if (!w->progress || now - w->progress_at < 1000)
+        return;
+    w->progress_at = now;
+    for (i = 0; i < ts->n_parts; i++)
+        for (k = 0; k < ts->parts[i].splits; k++)
+            for (s = 0; s < ts->tb->pull->n_shards; s++) {
+                if (!ts->parts[i].on_shard[s])
+                    continue;
+                total++;
+                done += ts->parts[i].done || pdone_at(ts, i, k)[s];
+            }
+    secs = (double)(now - w->started_at) / 1000.0;
+    rate = secs > 0 ? (double)done / secs : 0;
+    eta = rate > 0 ? (double)(total - done) / rate : -1;
+    chc_log_status("%s: pieces %zu/%zu (%.0f%%), %.0f rows/s, %.1f MB/s, ETA %s%.0f s",
+                   ts->tb->name, done, total, total ? 100.0 * (double)done / (double)total : 0,
+                   secs > 0 ? (double)w->rows_copied / secs : 0,
+                   secs > 0 ? (double)w->bytes_copied / secs / 1e6 : 0, eta < 0 ? "~" : "",
+                   eta < 0 ? 0 : eta);
+}
+
 static int process_table(struct worker *w, const struct cfg_table *tb, struct chc_err *err)
 {
     struct tstate *ts = NULL;
@@ -3075,6 +3109,7 @@ restart:
                             tb->name, err->msg);
             goto out;
         }
+        progress_show(w, ts);
         started = fill(w, ts, allow_remote, &remote_waiting, err);
         if (started < 0) {
             r = started;
@@ -3234,6 +3269,8 @@ int worker_run(const struct chc_options *o, const struct cfg_zk *zkcfg, struct z
     chc_log_set_worker(w.id);
     if (r < 0)
         goto out;
+    w.progress = o->progress && isatty(STDERR_FILENO) && !o->daemon;
+    w.started_at = now_ms();
     chc_log_info("worker %s starting on task %s (logs in %s)", w.id, o->task_path,
                  log_dir ? log_dir : "-");
     r = worker_register(&w, err);
@@ -3244,6 +3281,8 @@ int worker_run(const struct chc_options *o, const struct cfg_zk *zkcfg, struct z
         if (r < 0)
             goto out;
     }
+    if (w.progress)
+        chc_log_status(NULL);
     chc_log_info("every table task is done");
 out:
     worker_close(&w);
@@ -3523,6 +3562,10 @@ struct table_status {
     size_t parts_total, parts_done, parts_moving;
     size_t pieces_total, pieces_done;
     unsigned long long rows_verified, rows_staged;
+    long long rows_total;  /* from discovery, -1 unknown */
+    double elapsed;        /* seconds since the partition list was published */
+    double rows_per_s;     /* average since then */
+    double eta;            /* seconds, -1 unknown */
     struct chc_buf flight_text, flight_json;
     size_t n_flight;
 };
@@ -3536,10 +3579,13 @@ static int status_table(struct worker *w, const struct cfg_table *tb, struct tab
     struct piece_state ps = {done, -1, 0, -1, 0};
     char **locks = NULL;
     size_t n_locks = 0, i, sh, n_on;
+    struct zk_stat pst;
     unsigned k;
     int r;
 
     st->state = "not_started";
+    st->rows_total = -1;
+    st->eta = -1.0;
     if (!ts || !done) {
         r = oom(err);
         goto out;
@@ -3558,7 +3604,7 @@ static int status_table(struct worker *w, const struct cfg_table *tb, struct tab
     ts->zroot = chc_buf_take(&b, NULL);
     r = zpath(&b, "%s/partitions", ts->zroot);
     if (r == 0)
-        r = zk_get(w->zs, b.buf, &data, NULL, err);
+        r = zk_get(w->zs, b.buf, &data, &pst, err);
     if (r == CHC_EZK_NONODE) {
         r = 0;
         goto out;
@@ -3570,6 +3616,11 @@ static int status_table(struct worker *w, const struct cfg_table *tb, struct tab
         goto out;
     st->state = "copying";
     st->parts_total = ts->n_parts;
+    st->rows_total = 0;
+    for (i = 0; i < ts->n_parts; i++)
+        st->rows_total = ts->parts[i].rows < 0 || st->rows_total < 0
+                             ? -1
+                             : st->rows_total + ts->parts[i].rows;
     for (i = 0; i < ts->n_parts; i++) {
         unsigned long long rows = 0, hash = 0;
         for (n_on = 0, sh = 0; sh < tb->pull->n_shards; sh++)
@@ -3595,9 +3646,26 @@ static int status_table(struct worker *w, const struct cfg_table *tb, struct tab
             st->rows_staged += (unsigned long long)ps.rows;
         }
     }
+    /* Speed: rows verified or staged since the partition list appeared. */
+    {
+        struct timespec now;
+        double copied = (double)(st->rows_verified + st->rows_staged);
+        clock_gettime(CLOCK_REALTIME, &now);
+        st->elapsed = (double)now.tv_sec + (double)now.tv_nsec / 1e9 - (double)pst.ctime / 1000.0;
+        if (st->elapsed < 0.001)
+            st->elapsed = 0.001;
+        st->rows_per_s = copied / st->elapsed;
+        st->eta = st->rows_total >= 0 && st->rows_per_s > 0
+                      ? ((double)st->rows_total - copied) / st->rows_per_s
+                      : -1.0;
+        if (st->eta < 0 && st->rows_total >= 0)
+            st->eta = 0;
+    }
     r = zpath(&b, "%s/done", ts->zroot);
-    if (r == 0 && zk_exists(w->zs, b.buf, NULL, err) == 0)
+    if (r == 0 && zk_exists(w->zs, b.buf, NULL, err) == 0) {
         st->state = "done";
+        st->eta = 0;
+    }
     /* Claims in flight: locks/<partition>#<k> hold the worker id. */
     r = zpath(&b, "%s/locks", ts->zroot);
     if (r == 0)
@@ -3707,16 +3775,24 @@ int worker_status(const struct chc_options *o, struct zk_session *zs, struct chc
                                  "\"partitions_total\":%zu,\"partitions_done\":%zu,"
                                  "\"partitions_moving\":%zu,\"pieces_total\":%zu,"
                                  "\"pieces_done\":%zu,\"rows_verified\":%llu,"
-                                 "\"rows_staged\":%llu,\"in_flight\":[%s]}",
+                                 "\"rows_staged\":%llu,\"rows_total\":%lld,"
+                                 "\"elapsed_s\":%.1f,\"rows_per_s\":%.0f,\"eta_s\":%.0f,"
+                                 "\"in_flight\":[%s]}",
                                  tb->def_hash_hex, st.state, st.parts_total, st.parts_done,
                                  st.parts_moving, st.pieces_total, st.pieces_done,
-                                 st.rows_verified, st.rows_staged, st.flight_json.buf);
+                                 st.rows_verified, st.rows_staged, st.rows_total, st.elapsed,
+                                 st.rows_per_s, st.eta, st.flight_json.buf);
         } else if (r == 0) {
+            char eta[32] = "unknown";
+            if (st.eta >= 0)
+                snprintf(eta, sizeof(eta), "%.0f s", st.eta);
             r = chc_buf_addf(&out,
                              "table %s: %s.%s -> %s.%s.%s [%s] (definition %s)\n"
                              "  partitions: %zu total, %zu done and verified, %zu moving\n"
                              "  pieces:     %zu of %zu copied (%.0f%%)\n"
-                             "  rows:       %llu in verified partitions, %llu staged\n%s%s",
+                             "  rows:       %llu in verified partitions, %llu staged, %lld in "
+                             "the source\n"
+                             "  speed:      %.0f rows/s over %.0f s, ETA %s\n%s%s",
                              tb->name, tb->database_pull, tb->table_pull, tb->cluster_push,
                              tb->database_push, tb->table_push, st.state, tb->def_hash_hex,
                              st.parts_total, st.parts_done, st.parts_moving, st.pieces_done,
@@ -3724,8 +3800,8 @@ int worker_status(const struct chc_options *o, struct zk_session *zs, struct chc
                              st.pieces_total ? 100.0 * (double)st.pieces_done /
                                                    (double)st.pieces_total
                                              : 0.0,
-                             st.rows_verified, st.rows_staged,
-                             st.n_flight ? "  in flight:\n" : "",
+                             st.rows_verified, st.rows_staged, st.rows_total, st.rows_per_s,
+                             st.elapsed, eta, st.n_flight ? "  in flight:\n" : "",
                              st.flight_text.buf);
         }
         chc_buf_release(&st.flight_text);

@@ -56,6 +56,7 @@ struct chc_options {
     enum chc_data_path data_path;
     long long max_bytes_per_second; /* pipe path throttle, 0 = none */
     long long min_piece_rows;       /* small partitions get fewer pieces */
+    int progress;                   /* live progress line on a terminal (default on) */
     const char *fault_point;        /* --fault-point or CHC_FAULT_POINT */
 };
 

@@ -52,6 +52,10 @@ void chc_log_set_worker(const char *worker_id);
 /* "error", "warning"/"warn", "information"/"info", "debug", "trace"; -EINVAL */
 int chc_log_level_from_string(const char *s);
 
+/* A live status line on stderr (a terminal), kept below the log lines;
+ * NULL clears it. */
+void chc_log_status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 void chc__log(int level, const struct chc_log_fields *f, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
