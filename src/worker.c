@@ -3579,7 +3579,7 @@ static int status_table(struct worker *w, const struct cfg_table *tb, struct tab
     struct piece_state ps = {done, -1, 0, -1, 0};
     char **locks = NULL;
     size_t n_locks = 0, i, sh, n_on;
-    struct zk_stat pst;
+    struct zk_stat pst, dst_;
     unsigned k;
     int r;
 
@@ -3662,9 +3662,14 @@ static int status_table(struct worker *w, const struct cfg_table *tb, struct tab
             st->eta = 0;
     }
     r = zpath(&b, "%s/done", ts->zroot);
-    if (r == 0 && zk_exists(w->zs, b.buf, NULL, err) == 0) {
+    if (r == 0 && zk_exists(w->zs, b.buf, &dst_, err) == 0) {
+        /* Finished: the speed is over the copy, not until now. */
         st->state = "done";
         st->eta = 0;
+        st->elapsed = (double)(dst_.ctime - pst.ctime) / 1000.0;
+        if (st->elapsed < 0.001)
+            st->elapsed = 0.001;
+        st->rows_per_s = (double)(st->rows_verified + st->rows_staged) / st->elapsed;
     }
     /* Claims in flight: locks/<partition>#<k> hold the worker id. */
     r = zpath(&b, "%s/locks", ts->zroot);
