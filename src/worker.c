@@ -2145,12 +2145,6 @@ struct sums {
     unsigned long long hash;
 };
 
-/* Where a move takes a partition from: one piece table straight (a single
- * piece and nothing to keep in the destination), or the assembly table. */
-enum move_from { FROM_PIECE, FROM_ASSEMBLY };
-
-static const char *const move_from_name[] = {"piece", "assembly"};
-
 /* "SELECT count()[, sum(hash)] FROM <db.table> WHERE <partition>[ AND where]" */
 static int sums_sql(const struct tstate *ts, size_t part, const char *db, const char *table,
                     const char *hash, int with_where, struct chc_buf *b)
@@ -2269,50 +2263,6 @@ static int sums_batch_run(struct worker *w, struct sums_batch *b, struct chc_err
     return r;
 }
 
-static int part_sums(struct worker *w, struct tstate *ts, size_t part, const char *table,
-                     int with_hash, struct sums *acc, struct chc_err *err)
-{
-    struct sums_batch b;
-    int r;
-
-    sums_batch_init(&b);
-    r = sums_batch_add(&b, ts, part, table, with_hash, acc, err);
-    if (r == 0)
-        r = sums_batch_run(w, &b, err);
-    sums_batch_release(&b);
-    return r;
-}
-
-/* ALTER TABLE db.table <verb> PARTITION p [FROM db.from] on every staging node. */
-static int alter_partition(struct worker *w, struct tstate *ts, size_t part, const char *table,
-                           const char *verb, const char *from, struct chc_err *err)
-{
-    const struct cfg_replica **treps = NULL;
-    struct chc_buf sql = CHC_BUF_INIT;
-    int r;
-
-    r = chc_buf_addstr(&sql, "ALTER TABLE ");
-    if (r == 0)
-        r = add_table_ref(&sql, ts->tb->database_push, table);
-    if (r == 0)
-        r = chc_buf_addf(&sql, " %s ", verb);
-    if (r == 0)
-        r = plan_partition_clause(ts->parts[part].lit, &sql);
-    if (r == 0 && from) {
-        r = chc_buf_addstr(&sql, " FROM ");
-        if (r == 0)
-            r = add_table_ref(&sql, ts->tb->database_push, from);
-    }
-    if (r < 0 || target_reps(ts, &treps) < 0) {
-        chc_buf_release(&sql);
-        return oom(err);
-    }
-    r = fanout(w, treps, ts->n_targets, sql.buf, err);
-    free(treps);
-    chc_buf_release(&sql);
-    return r;
-}
-
 /* All pieces of the partition copied from every shard that has it? */
 static int part_ready(struct worker *w, struct tstate *ts, size_t part, struct chc_err *err)
 {
@@ -2368,11 +2318,11 @@ struct mv {
     char *lock;
     struct chc_buf state;
     struct sums src, before, staged, after;
-    enum move_from from;
     unsigned long long exp_rows, exp_hash;
-    int again;  /* an earlier attempt died while assembling */
-    int active; /* still going in this batch */
-    int moved;  /* already replaced by an earlier attempt */
+    int again;    /* an earlier attempt died while assembling */
+    int active;   /* still going in this batch */
+    int assemble; /* needs assembling in this attempt */
+    int replace;  /* needs the REPLACE (not yet recorded moved) */
 };
 
 #define MOVE_BATCH 16
@@ -2387,55 +2337,26 @@ static void mv_fail(struct worker *w, struct tstate *ts, struct mv *m, const str
     m->active = 0;
 }
 
-/* Build, for one partition, the table its REPLACE takes rows from; count it. */
-static int mv_assemble(struct worker *w, struct tstate *ts, struct mv *m, struct chc_err *err)
+enum mv_step {
+    MV_DROP_ASSEMBLY, /* (again) ALTER <assembly> DROP PARTITION p */
+    MV_ATTACH_DEST,   /* ALTER <assembly> ATTACH PARTITION p FROM <destination> */
+    MV_ATTACH_PIECES, /* ALTER <assembly> ATTACH PARTITION p FROM <piece k>, every k */
+    MV_REPLACE,       /* ALTER <destination> REPLACE PARTITION p FROM <assembly> */
+    MV_DROP_PIECES,   /* ALTER <piece k> DROP PARTITION p, every k */
+};
+
+/* One step for every partition of the batch it applies to, on every staging
+ * node, all statements at once. */
+static int mv_step(struct worker *w, struct tstate *ts, struct mv *mv, size_t n,
+                   enum mv_step step, struct chc_err *err)
 {
     const struct cfg_table *tb = ts->tb;
-    struct chc_buf name = CHC_BUF_INIT, asm_name = CHC_BUF_INIT;
-    unsigned k;
-    int r;
-
-    r = plan_assembly_table(tb, &asm_name);
-    if (r < 0)
-        goto oom;
-    if (m->again) /* an earlier attempt may have left rows in the assembly */
-        r = alter_partition(w, ts, m->part, asm_name.buf, "DROP", NULL, err);
-    else
-        r = part_state_write(w, ts, m->part, "assembling", err);
-    if (r == 0 && m->before.rows > 0)
-        r = alter_partition(w, ts, m->part, asm_name.buf, "ATTACH", tb->table_push, err);
-    for (k = 0; r == 0 && k < ts->parts[m->part].splits; k++) {
-        chc_buf_reset(&name);
-        if (plan_piece_table(tb, k, &name) < 0)
-            goto oom;
-        r = alter_partition(w, ts, m->part, asm_name.buf, "ATTACH", name.buf, err);
-    }
-    if (r == 0) {
-        m->staged.rows = m->staged.hash = 0;
-        r = part_sums(w, ts, m->part, asm_name.buf, 0, &m->staged, err);
-    }
-    goto out;
-oom:
-    r = oom(err);
-out:
-    chc_buf_release(&name);
-    chc_buf_release(&asm_name);
-    return r;
-}
-
-/* One statement per (partition, staging node) for the active moves, all at
- * once: with_from, "REPLACE PARTITION p FROM <piece or assembly>" into the
- * destination (skipping those already moved); else <verb> on the assembly
- * (if used) and every piece table. */
-static int mv_alter_all(struct worker *w, struct tstate *ts, struct mv *mv, size_t n,
-                        const char *verb, int with_from, struct chc_err *err)
-{
-    size_t cap = n * ts->n_targets * (1 + ts->splits) + 1, q = 0, i, t;
+    size_t cap = n * ts->n_targets * (ts->splits + 1) + 1, q = 0, i, t;
     const struct cfg_replica **reps = calloc(cap, sizeof(*reps));
     struct chc_buf *sql = calloc(cap, sizeof(*sql));
     const char **sqls = calloc(cap, sizeof(*sqls));
     struct chc_buf tbl = CHC_BUF_INIT, from = CHC_BUF_INIT;
-    unsigned k;
+    unsigned k, nk;
     int r = 0;
 
     if (!reps || !sql || !sqls) {
@@ -2443,40 +2364,57 @@ static int mv_alter_all(struct worker *w, struct tstate *ts, struct mv *mv, size
         goto out;
     }
     for (i = 0; r == 0 && i < n; i++) {
-        if (!mv[i].active || (with_from && mv[i].moved))
+        const struct mv *m = &mv[i];
+        int applies = m->active && (step == MV_DROP_ASSEMBLY   ? m->assemble && m->again
+                                    : step == MV_ATTACH_DEST   ? m->assemble && m->before.rows > 0
+                                    : step == MV_ATTACH_PIECES ? m->assemble
+                                    : step == MV_REPLACE       ? m->replace
+                                                               : 1);
+        if (!applies)
             continue;
-        /* DROP after the move: the assembly (if used) and every piece. */
-        for (k = 0; r == 0 && k <= ts->parts[mv[i].part].splits; k++) {
-            int is_asm = k == ts->parts[mv[i].part].splits;
+        nk = step == MV_ATTACH_PIECES || step == MV_DROP_PIECES ? ts->parts[m->part].splits : 1;
+        for (k = 0; r == 0 && k < nk; k++) {
             chc_buf_reset(&tbl);
             chc_buf_reset(&from);
-            if (with_from) { /* REPLACE into the destination from its source table */
-                if (k > 0)
-                    break;
-                r = chc_buf_addstr(&tbl, ts->tb->table_push);
+            switch (step) {
+            case MV_DROP_ASSEMBLY:
+                r = plan_assembly_table(tb, &tbl);
+                break;
+            case MV_ATTACH_DEST:
+                r = plan_assembly_table(tb, &tbl);
                 if (r == 0)
-                    r = mv[i].from == FROM_PIECE ? plan_piece_table(ts->tb, 0, &from)
-                                                 : plan_assembly_table(ts->tb, &from);
-            } else if (is_asm) {
-                if (mv[i].from != FROM_ASSEMBLY)
-                    continue;
-                r = plan_assembly_table(ts->tb, &tbl);
-            } else {
-                r = plan_piece_table(ts->tb, k, &tbl);
+                    r = chc_buf_addstr(&from, tb->table_push);
+                break;
+            case MV_ATTACH_PIECES:
+                r = plan_assembly_table(tb, &tbl);
+                if (r == 0)
+                    r = plan_piece_table(tb, k, &from);
+                break;
+            case MV_REPLACE:
+                r = chc_buf_addstr(&tbl, tb->table_push);
+                if (r == 0)
+                    r = plan_assembly_table(tb, &from);
+                break;
+            case MV_DROP_PIECES:
+                r = plan_piece_table(tb, k, &tbl);
+                break;
             }
             for (t = 0; r == 0 && t < ts->n_targets; t++) {
                 chc_buf_init(&sql[q], 0);
                 r = chc_buf_addstr(&sql[q], "ALTER TABLE ");
                 if (r == 0)
-                    r = add_table_ref(&sql[q], ts->tb->database_push, tbl.buf);
+                    r = add_table_ref(&sql[q], tb->database_push, tbl.buf);
                 if (r == 0)
-                    r = chc_buf_addf(&sql[q], " %s ", verb);
+                    r = chc_buf_addstr(&sql[q],
+                                       step == MV_DROP_ASSEMBLY || step == MV_DROP_PIECES ? " DROP "
+                                       : step == MV_REPLACE ? " REPLACE "
+                                                            : " ATTACH ");
                 if (r == 0)
-                    r = plan_partition_clause(ts->parts[mv[i].part].lit, &sql[q]);
-                if (r == 0 && with_from) {
+                    r = plan_partition_clause(ts->parts[m->part].lit, &sql[q]);
+                if (r == 0 && from.len) {
                     r = chc_buf_addstr(&sql[q], " FROM ");
                     if (r == 0)
-                        r = add_table_ref(&sql[q], ts->tb->database_push, from.buf);
+                        r = add_table_ref(&sql[q], tb->database_push, from.buf);
                 }
                 reps[q] = ts->targets[t].rep;
                 sqls[q] = sql[q].buf;
@@ -2486,7 +2424,7 @@ static int mv_alter_all(struct worker *w, struct tstate *ts, struct mv *mv, size
     }
     if (r < 0)
         r = oom(err);
-    else
+    else if (q > 0)
         r = multi_query(w, reps, q, sqls, NULL, NULL, NULL, err);
 out:
     for (i = 0; sql && i < q; i++)
@@ -2500,16 +2438,20 @@ out:
 }
 
 /* Move up to MOVE_BATCH complete partitions together (docs/design.md):
- *   1. under each partition's move lock: sums of the source, of what the
- *      destination holds (append mode) and of the staged rows;
- *   2. assemble where needed; the staged count must equal destination +
- *      source; record "assembled <rows> <checksum> <from>";
- *   3. REPLACE PARTITION ... FROM for all at once (idempotent, so a partial
- *      failure is simply repeated); record "moved";
+ *   1. under each partition's move lock: the source's sums (from discovery)
+ *      and what the destination holds (append mode);
+ *   2. assemble in <table>_assembly on every staging node: the destination's
+ *      rows (append mode) and every piece, by ATTACH — a snapshot nobody else
+ *      writes to; its count must be destination + source; record
+ *      "assembled <rows> <checksum>";
+ *   3. REPLACE PARTITION ... FROM the assembly, for all at once (idempotent,
+ *      so a partial failure is simply repeated); record "moved";
  *   4. verify every destination partition's count and checksum;
- *   5. drop their staging partitions; record "done".
- * Each step is one round of concurrent statements for the whole batch, so
- * many small partitions cost a handful of round trips, not many each.
+ *   5. drop their piece partitions; record "done". The assembly keeps its
+ *      partition (hard links to the same parts) until the table is done, so
+ *      a stalled mover that wakes up late and repeats the REPLACE still
+ *      replaces with the same rows, never with nothing.
+ * Each step is one round of concurrent statements for the whole batch.
  * Returns the number of partitions moved, or < 0. */
 static int move_batch(struct worker *w, struct tstate *ts, const size_t *parts, size_t n,
                       unsigned *move_failures, struct chc_err *err)
@@ -2518,10 +2460,10 @@ static int move_batch(struct worker *w, struct tstate *ts, const size_t *parts, 
     struct mv mv[MOVE_BATCH];
     struct sums_batch batch;
     struct chc_err e = CHC_ERR_INIT;
-    struct chc_buf name = CHC_BUF_INIT;
+    struct chc_buf asm_name = CHC_BUF_INIT;
     uint64_t t0 = now_ms();
-    size_t i, active = 0;
-    char line[200], from_word[16];
+    size_t i, active = 0, assembling = 0;
+    char line[200];
     int r = 0, moved = 0;
 
     memset(mv, 0, sizeof(mv));
@@ -2548,108 +2490,118 @@ static int move_batch(struct worker *w, struct tstate *ts, const size_t *parts, 
             continue;
         m->active = 1;
         m->again = !strcmp(m->state.buf, "assembling");
+        m->assemble = strncmp(m->state.buf, "assembled", 9) && strncmp(m->state.buf, "moved", 5);
         active++;
+        assembling += (size_t)m->assemble;
     }
     n = i;
     r = 0;
     if (!active)
         goto out;
-    /* 1. Sums, one round for the batch. */
-    if (plan_piece_table(tb, 0, &name) < 0)
+    if (plan_assembly_table(tb, &asm_name) < 0)
         goto oom;
-    for (i = 0; r == 0 && i < n; i++) {
-        struct mv *m = &mv[i];
-        if (!m->active || !strncmp(m->state.buf, "assembled", 9) ||
-            !strncmp(m->state.buf, "moved", 5))
-            continue;
-        if (ts->parts[m->part].rows >= 0 && ts->sums_key && ts->sums_key == sums_key_of(ts)) {
-            m->src.rows = (unsigned long long)ts->parts[m->part].rows;
-            m->src.hash = ts->parts[m->part].src_hash;
-        } else {
-            r = sums_batch_add(&batch, ts, m->part, NULL, 1, &m->src, err);
+    if (assembling) {
+        /* 1. Sums, one round. */
+        for (i = 0; r == 0 && i < n; i++) {
+            struct mv *m = &mv[i];
+            if (!m->active || !m->assemble)
+                continue;
+            if (ts->parts[m->part].rows >= 0 && ts->sums_key && ts->sums_key == sums_key_of(ts)) {
+                m->src.rows = (unsigned long long)ts->parts[m->part].rows;
+                m->src.hash = ts->parts[m->part].src_hash;
+            } else {
+                r = sums_batch_add(&batch, ts, m->part, NULL, 1, &m->src, err);
+            }
+            if (r == 0 && !tb->allow_drop_target_partitions)
+                r = sums_batch_add(&batch, ts, m->part, tb->table_push, 1, &m->before, err);
+            if (r == 0 && batch.n + 3 * ts->n_targets > SUMS_MAX) {
+                r = sums_batch_run(w, &batch, err);
+                sums_batch_release(&batch);
+                sums_batch_init(&batch);
+            }
         }
-        if (r == 0 && !tb->allow_drop_target_partitions)
-            r = sums_batch_add(&batch, ts, m->part, tb->table_push, 1, &m->before, err);
-        if (r == 0 && ts->parts[m->part].splits == 1 && !m->again)
-            r = sums_batch_add(&batch, ts, m->part, name.buf, 0, &m->staged, err);
-        if (r == 0 && batch.n + 3 * ts->n_targets > SUMS_MAX) {
+        if (r == 0 && batch.n)
             r = sums_batch_run(w, &batch, err);
-            sums_batch_release(&batch);
-            sums_batch_init(&batch);
-        }
-    }
-    if (r == 0 && batch.n)
-        r = sums_batch_run(w, &batch, err);
-    if (r < 0)
-        goto out;
-    /* 2. Assemble where needed, check counts, record. */
-    for (i = 0; i < n; i++) {
-        struct mv *m = &mv[i];
-        if (!m->active || !strncmp(m->state.buf, "assembled", 9) ||
-            !strncmp(m->state.buf, "moved", 5))
-            continue;
-        m->from = !m->again && ts->parts[m->part].splits == 1 && m->before.rows == 0
-                      ? FROM_PIECE
-                      : FROM_ASSEMBLY;
-        if (m->from == FROM_ASSEMBLY && mv_assemble(w, ts, m, &e) < 0) {
-            mv_fail(w, ts, m, &e, move_failures);
-            continue;
-        }
-        if (m->staged.rows != m->before.rows + m->src.rows) {
-            struct chc_log_fields lf = {tb->name, ts->parts[m->part].lit, -1, -1, "move", -1,
-                                        -1, -1.0, "staging mismatch"};
-            /* A stray insert of a dead worker shows here, before anything
-             * reaches the destination: copy the partition again. */
-            chc_log_at(CHC_LOG_ERROR, &lf,
-                       "staging holds %llu rows, expected %llu (destination) + %llu (source): "
-                       "recopying the partition",
-                       m->staged.rows, m->before.rows, m->src.rows);
-            if (reset_pieces(w, ts, m->part, &e) == 0)
-                chc_err_set(&e, CHC_EMISMATCH, "staging does not match the source");
-            mv_fail(w, ts, m, &e, move_failures);
-            continue;
-        }
-        if (w->o->move_fault_probability > 0 &&
-            (double)rand() / RAND_MAX < w->o->move_fault_probability) {
-            chc_err_set(&e, CHC_EFAULT_INJECTED, "move fault injected");
-            mv_fail(w, ts, m, &e, move_failures);
-            continue;
-        }
-        fault_point(w, "after_assemble");
-        chc_buf_reset(&m->state);
-        if (chc_buf_addf(&m->state, "assembled %llu %llu %s", m->before.rows + m->src.rows,
-                         m->before.hash + m->src.hash, move_from_name[m->from]) < 0)
-            goto oom;
-        r = part_state_write(w, ts, m->part, m->state.buf, err);
         if (r < 0)
             goto out;
-        fault_point(w, "after_assembled_record");
+        /* 2. Assemble, count, record. */
+        for (i = 0; i < n; i++)
+            if (mv[i].active && mv[i].assemble && !mv[i].again) {
+                r = part_state_write(w, ts, mv[i].part, "assembling", err);
+                if (r < 0)
+                    goto out;
+            }
+        r = mv_step(w, ts, mv, n, MV_DROP_ASSEMBLY, err);
+        if (r == 0)
+            r = mv_step(w, ts, mv, n, MV_ATTACH_DEST, err);
+        if (r == 0)
+            r = mv_step(w, ts, mv, n, MV_ATTACH_PIECES, err);
+        sums_batch_release(&batch);
+        sums_batch_init(&batch);
+        for (i = 0; r == 0 && i < n; i++)
+            if (mv[i].active && mv[i].assemble)
+                r = sums_batch_add(&batch, ts, mv[i].part, asm_name.buf, 0, &mv[i].staged, err);
+        if (r == 0 && batch.n)
+            r = sums_batch_run(w, &batch, err);
+        if (r < 0)
+            goto out;
+        for (i = 0; i < n; i++) {
+            struct mv *m = &mv[i];
+            if (!m->active || !m->assemble)
+                continue;
+            if (m->staged.rows != m->before.rows + m->src.rows) {
+                struct chc_log_fields lf = {tb->name, ts->parts[m->part].lit, -1, -1, "move",
+                                            -1, -1, -1.0, "staging mismatch"};
+                /* A stray insert of a dead worker shows here, before anything
+                 * reaches the destination: copy the partition again. */
+                chc_log_at(CHC_LOG_ERROR, &lf,
+                           "assembly holds %llu rows, expected %llu (destination) + %llu "
+                           "(source): recopying the partition",
+                           m->staged.rows, m->before.rows, m->src.rows);
+                if (reset_pieces(w, ts, m->part, &e) == 0 &&
+                    part_state_write(w, ts, m->part, "assembling", &e) == 0)
+                    chc_err_set(&e, CHC_EMISMATCH, "staging does not match the source");
+                mv_fail(w, ts, m, &e, move_failures);
+                continue;
+            }
+            if (w->o->move_fault_probability > 0 &&
+                (double)rand() / RAND_MAX < w->o->move_fault_probability) {
+                chc_err_set(&e, CHC_EFAULT_INJECTED, "move fault injected");
+                mv_fail(w, ts, m, &e, move_failures);
+                continue;
+            }
+            fault_point(w, "after_assemble");
+            chc_buf_reset(&m->state);
+            if (chc_buf_addf(&m->state, "assembled %llu %llu", m->before.rows + m->src.rows,
+                             m->before.hash + m->src.hash) < 0)
+                goto oom;
+            r = part_state_write(w, ts, m->part, m->state.buf, err);
+            if (r < 0)
+                goto out;
+            fault_point(w, "after_assembled_record");
+        }
     }
     for (i = 0; i < n; i++) {
         struct mv *m = &mv[i];
         if (!m->active)
             continue;
-        if (sscanf(m->state.buf, "%*s %llu %llu %15s", &m->exp_rows, &m->exp_hash,
-                   from_word) != 3) {
+        if (sscanf(m->state.buf, "%*s %llu %llu", &m->exp_rows, &m->exp_hash) != 2) {
             chc_err_set(&e, CHC_ESTATE, "bad partition state '%s'", m->state.buf);
             mv_fail(w, ts, m, &e, move_failures);
             continue;
         }
-        m->from = !strcmp(from_word, move_from_name[FROM_PIECE]) ? FROM_PIECE : FROM_ASSEMBLY;
+        m->replace = !strncmp(m->state.buf, "assembled", 9);
     }
     /* 3. REPLACE, all at once; repeated as a whole if any failed. */
-    for (i = 0; i < n; i++)
-        mv[i].moved = mv[i].active && strncmp(mv[i].state.buf, "assembled", 9) != 0;
-    r = mv_alter_all(w, ts, mv, n, "REPLACE", 1, err);
+    r = mv_step(w, ts, mv, n, MV_REPLACE, err);
     if (r < 0)
         goto out;
     fault_point(w, "after_replace");
     for (i = 0; i < n; i++) {
         struct mv *m = &mv[i];
-        if (!m->active || strncmp(m->state.buf, "assembled", 9))
+        if (!m->active || !m->replace)
             continue;
-        snprintf(line, sizeof(line), "moved %llu %llu %s", m->exp_rows, m->exp_hash,
-                 move_from_name[m->from]);
+        snprintf(line, sizeof(line), "moved %llu %llu", m->exp_rows, m->exp_hash);
         r = part_state_write(w, ts, m->part, line, err);
         if (r < 0)
             goto out;
@@ -2687,8 +2639,8 @@ static int move_batch(struct worker *w, struct tstate *ts, const size_t *parts, 
             mv_fail(w, ts, m, &e, move_failures);
         }
     }
-    /* 5. Free the staging space of these partitions now, not at the end. */
-    r = mv_alter_all(w, ts, mv, n, "DROP", 0, err);
+    /* 5. Free the pieces' space of these partitions now, not at the end. */
+    r = mv_step(w, ts, mv, n, MV_DROP_PIECES, err);
     if (r < 0)
         goto out;
     for (i = 0; i < n; i++) {
@@ -2718,7 +2670,7 @@ out:
         chc_buf_release(&mv[i].state);
     }
     sums_batch_release(&batch);
-    chc_buf_release(&name);
+    chc_buf_release(&asm_name);
     return r;
 }
 
