@@ -75,6 +75,8 @@ struct piece_state {
     long long rows;
     int version;
     int exists;
+    long long ms;        /* duration of the last successful copy */
+    char error[240];     /* last failure, "" if none */
 };
 
 struct column {
@@ -374,7 +376,9 @@ static int piece_state_parse(const char *data, size_t n_shards, struct piece_sta
     memset(ps->done, 0, n_shards);
     ps->started = -1;
     ps->rows = 0;
-    /* "done 1,2\nstarted 3\nrows N\n" (shard numbers 1-based) */
+    ps->ms = 0;
+    ps->error[0] = '\0';
+    /* "done 1,2\nstarted 3\nrows N\nms N\nerror TEXT\n" (shards 1-based) */
     while (*p) {
         if (!strncmp(p, "done ", 5)) {
             p += 5;
@@ -393,6 +397,12 @@ static int piece_state_parse(const char *data, size_t n_shards, struct piece_sta
                 ps->started = (int)v - 1;
         } else if (!strncmp(p, "rows ", 5)) {
             ps->rows = strtoll(p + 5, (char **)&p, 10);
+        } else if (!strncmp(p, "ms ", 3)) {
+            ps->ms = strtoll(p + 3, (char **)&p, 10);
+        } else if (!strncmp(p, "error ", 6)) {
+            size_t n = strcspn(p + 6, "\n");
+            snprintf(ps->error, sizeof(ps->error), "%.*s", (int)n, p + 6);
+            p += 6 + n;
         } else {
             while (*p && *p != '\n')
                 p++;
@@ -419,6 +429,10 @@ static int piece_state_format(const struct piece_state *ps, size_t n_shards, str
         r = chc_buf_addf(b, "started %d\n", ps->started + 1);
     if (r == 0)
         r = chc_buf_addf(b, "rows %lld\n", ps->rows);
+    if (r == 0 && ps->ms > 0)
+        r = chc_buf_addf(b, "ms %lld\n", ps->ms);
+    if (r == 0 && ps->error[0])
+        r = chc_buf_addf(b, "error %s\n", ps->error);
     return r;
 }
 
@@ -2096,6 +2110,13 @@ static int job_finish(struct worker *w, struct job *j, struct chc_err *err)
         lf.error = j->err.msg;
         chc_log_at(CHC_LOG_WARN, &lf, "copy failed, the piece is dirty and will be redone: %s",
                    j->err.msg);
+        /* For `status`: the piece's last error (best effort, version-checked). */
+        if (piece_read(w, ts, j->part, j->k, &ps, NULL) == 0 && ps.exists) {
+            snprintf(ps.error, sizeof(ps.error), "source shard %zu: %.200s", j->shard + 1,
+                     j->err.msg);
+            if (piece_write(w, ts, j->part, j->k, &ps, NULL) < 0)
+                chc_log_debug("cannot record the piece's error, ignoring");
+        }
         r = j->err.code ? j->err.code : CHC_ECH_EXCEPTION;
         chc_err_set(err, r, "%s", j->err.msg);
         goto out;
@@ -2119,6 +2140,8 @@ static int job_finish(struct worker *w, struct job *j, struct chc_err *err)
     }
     ps.done[j->shard] = 1;
     ps.started = -1;
+    ps.ms = (long long)(now_ms() - j->t0);
+    ps.error[0] = '\0';
     r = piece_write(w, ts, j->part, j->k, &ps, err);
     if (r == 0)
         memcpy(pdone_at(ts, j->part, j->k), ps.done, ts->tb->pull->n_shards);
@@ -3515,6 +3538,8 @@ struct table_status {
     size_t pieces_total, pieces_done;
     unsigned long long rows_verified, rows_staged;
     long long rows_total;  /* from discovery, -1 unknown */
+    size_t failing;        /* pieces whose last attempt failed */
+    char last_error[400];
     double elapsed;        /* seconds since the partition list was published */
     double rows_per_s;     /* average since then */
     double eta;            /* seconds, -1 unknown */
@@ -3596,6 +3621,11 @@ static int status_table(struct worker *w, const struct cfg_table *tb, struct tab
             for (sh = 0; sh < tb->pull->n_shards; sh++)
                 st->pieces_done += ts->parts[i].on_shard[sh] && ps.done[sh];
             st->rows_staged += (unsigned long long)ps.rows;
+            if (ps.error[0]) {
+                st->failing++;
+                snprintf(st->last_error, sizeof(st->last_error), "partition %.100s piece %u: %.240s",
+                         ts->parts[i].lit, k, ps.error);
+            }
         }
     }
     /* Speed: rows verified or staged since the partition list appeared. */
@@ -3734,11 +3764,15 @@ int worker_status(const struct chc_options *o, struct zk_session *zs, struct chc
                                  "\"pieces_done\":%zu,\"rows_verified\":%llu,"
                                  "\"rows_staged\":%llu,\"rows_total\":%lld,"
                                  "\"elapsed_s\":%.1f,\"rows_per_s\":%.0f,\"eta_s\":%.0f,"
-                                 "\"in_flight\":[%s]}",
+                                 "\"failing_pieces\":%zu,\"in_flight\":[%s],\"last_error\":\"",
                                  tb->def_hash_hex, st.state, st.parts_total, st.parts_done,
                                  st.parts_moving, st.pieces_total, st.pieces_done,
                                  st.rows_verified, st.rows_staged, st.rows_total, st.elapsed,
-                                 st.rows_per_s, st.eta, st.flight_json.buf);
+                                 st.rows_per_s, st.eta, st.failing, st.flight_json.buf);
+            if (r == 0)
+                r = chc_buf_add_json(&out, st.last_error);
+            if (r == 0)
+                r = chc_buf_addstr(&out, "\"}");
         } else if (r == 0) {
             char eta[32] = "unknown";
             if (st.eta >= 0)
@@ -3749,7 +3783,7 @@ int worker_status(const struct chc_options *o, struct zk_session *zs, struct chc
                              "  pieces:     %zu of %zu copied (%.0f%%)\n"
                              "  rows:       %llu in verified partitions, %llu staged, %lld in "
                              "the source\n"
-                             "  speed:      %.0f rows/s over %.0f s, ETA %s\n%s%s",
+                             "  speed:      %.0f rows/s over %.0f s, ETA %s\n%s%s%s%s%s",
                              tb->name, tb->database_pull, tb->table_pull, tb->cluster_push,
                              tb->database_push, tb->table_push, st.state, tb->def_hash_hex,
                              st.parts_total, st.parts_done, st.parts_moving, st.pieces_done,
@@ -3759,7 +3793,8 @@ int worker_status(const struct chc_options *o, struct zk_session *zs, struct chc
                                              : 0.0,
                              st.rows_verified, st.rows_staged, st.rows_total, st.rows_per_s,
                              st.elapsed, eta, st.n_flight ? "  in flight:\n" : "",
-                             st.flight_text.buf);
+                             st.flight_text.buf, st.failing ? "  failing:    " : "",
+                             st.failing ? st.last_error : "", st.failing ? "\n" : "");
         }
         chc_buf_release(&st.flight_text);
         chc_buf_release(&st.flight_json);

@@ -54,6 +54,16 @@ gaps() {
 check "retries back off (largest gap between failures $(gaps) s > retry delay)" \
     eval '[[ $(echo "$(gaps) > 0.3" | bc) == 1 ]]'
 check "the worker keeps retrying (still running)" kill -0 "$worker"
+"$CHCOPIER" status --json --config "$Z" --task-path /chc/rej >"$DIR/status.json"
+status_failing() {
+    python3 - "$DIR/status.json" <<'PY'
+import json, sys
+t = json.load(open(sys.argv[1]))["tables"][0]
+assert t["failing_pieces"] > 0 and "Cannot parse" in t["last_error"], t
+print("# status: %d failing pieces, last error: %s" % (t["failing_pieces"], t["last_error"][:100]))
+PY
+}
+check "status shows the failing pieces and their last error" status_failing
 
 # The operator fixes the destination.
 for n in d1r1 d2r1; do
