@@ -3077,6 +3077,10 @@ restart:
         if (r < 0) {
             failures++;
             chc_log_warn("table '%s': %s, retrying", tb->name, err->msg);
+            /* A server or ZooKeeper that is away: wait before trying again,
+             * rather than burn the tries in a tight loop. */
+            if (chc_err_is_transient(r))
+                worker_sleep(w, w->o->retry_delay_ms);
         }
         if (failures >= w->o->max_shard_partition_tries * (ts->n_parts ? ts->n_parts : 1) *
                             ts->splits * tb->pull->n_shards) {
