@@ -571,23 +571,38 @@ static int holder_dead(const struct worker *w, const char *holder)
 }
 
 /* Create an ephemeral node holding our id; if a dead local worker holds it,
- * delete its node (version-checked) and try once more. */
+ * take it over. Takeovers of one node are serialised by "<path>.takeover"
+ * (itself ephemeral): two workers that both see the dead holder must not
+ * both delete-and-create, or the second would delete the first's fresh node
+ * (same version) and both would hold it. Under that lock the node is read
+ * again and replaced only if the same dead holder still has it. */
 static int ephemeral_take(struct worker *w, const char *path, struct chc_err *err)
 {
-    struct chc_buf holder = CHC_BUF_INIT;
-    struct zk_stat st;
+    struct chc_buf holder = CHC_BUF_INIT, again = CHC_BUF_INIT, tk = CHC_BUF_INIT;
+    struct zk_stat st, st2;
     int r;
 
     r = zk_create(w->zs, path, w->id, strlen(w->id), ZK_EPHEMERAL, NULL, err);
     if (r != CHC_EZK_NODEEXISTS)
         return r;
-    if (zk_get(w->zs, path, &holder, &st, err) == 0 && holder_dead(w, holder.buf) &&
-        zk_delete(w->zs, path, st.version, err) == 0) {
+    if (zk_get(w->zs, path, &holder, &st, err) < 0 || !holder_dead(w, holder.buf))
+        goto out;
+    if (chc_buf_addf(&tk, "%s.takeover", path) < 0 ||
+        zk_create(w->zs, tk.buf, w->id, strlen(w->id), ZK_EPHEMERAL, NULL, NULL) < 0)
+        goto out; /* someone else is taking it over */
+    if (zk_get(w->zs, path, &again, &st2, err) == 0 && !strcmp(again.buf, holder.buf) &&
+        st2.czxid == st.czxid && holder_dead(w, again.buf) &&
+        zk_delete(w->zs, path, st2.version, err) == 0) {
         chc_log_warn("'%s' was held by %s, a worker on this host that is gone: taking it over",
                      path, holder.buf);
         r = zk_create(w->zs, path, w->id, strlen(w->id), ZK_EPHEMERAL, NULL, err);
     }
+    if (zk_delete(w->zs, tk.buf, ZK_ANY_VERSION, NULL) < 0)
+        chc_log_debug("cannot remove '%s'", tk.buf);
+out:
     chc_buf_release(&holder);
+    chc_buf_release(&again);
+    chc_buf_release(&tk);
     return r;
 }
 
@@ -2360,6 +2375,33 @@ static void mv_fail(struct worker *w, struct tstate *ts, struct mv *m, const str
     m->active = 0;
 }
 
+/* Fencing before each round of ALTERs: ClickHouse cannot check a ZooKeeper
+ * lock, so a mover that was stalled (SIGSTOP, a long pause) past its
+ * session must find out before it touches a table. A synchronous check
+ * right before the round fails with the expired session; any partition
+ * whose move lock is no longer ours leaves the batch. */
+static int mv_owned(struct worker *w, struct mv *mv, size_t n, struct chc_err *err)
+{
+    int64_t me = zk_session_id(w->zs);
+    struct zk_stat st;
+    size_t i;
+    int r;
+
+    for (i = 0; i < n; i++) {
+        if (!mv[i].active || !mv[i].lock)
+            continue;
+        r = zk_exists(w->zs, mv[i].lock, &st, err);
+        if (r == CHC_EZK_EXPIRED || r == CHC_EZK_CONNLOSS)
+            return r;
+        if (r < 0 || st.ephemeral_owner != me) {
+            chc_log_warn("lost the move lock '%s': leaving the partition to its new owner",
+                         mv[i].lock);
+            mv[i].active = 0;
+        }
+    }
+    return 0;
+}
+
 enum mv_step {
     MV_DROP_ASSEMBLY, /* (again) ALTER <assembly> DROP PARTITION p */
     MV_ATTACH_DEST,   /* ALTER <assembly> ATTACH PARTITION p FROM <destination> */
@@ -2554,7 +2596,9 @@ static int move_batch(struct worker *w, struct tstate *ts, const size_t *parts, 
                 if (r < 0)
                     goto out;
             }
-        r = mv_step(w, ts, mv, n, MV_DROP_ASSEMBLY, err);
+        r = mv_owned(w, mv, n, err);
+        if (r == 0)
+            r = mv_step(w, ts, mv, n, MV_DROP_ASSEMBLY, err);
         if (r == 0)
             r = mv_step(w, ts, mv, n, MV_ATTACH_DEST, err);
         if (r == 0)
@@ -2616,7 +2660,9 @@ static int move_batch(struct worker *w, struct tstate *ts, const size_t *parts, 
         m->replace = !strncmp(m->state.buf, "assembled", 9);
     }
     /* 3. REPLACE, all at once; repeated as a whole if any failed. */
-    r = mv_step(w, ts, mv, n, MV_REPLACE, err);
+    r = mv_owned(w, mv, n, err);
+    if (r == 0)
+        r = mv_step(w, ts, mv, n, MV_REPLACE, err);
     if (r < 0)
         goto out;
     fault_point(w, "after_replace");
@@ -2663,7 +2709,9 @@ static int move_batch(struct worker *w, struct tstate *ts, const size_t *parts, 
         }
     }
     /* 5. Free the pieces' space of these partitions now, not at the end. */
-    r = mv_step(w, ts, mv, n, MV_DROP_PIECES, err);
+    r = mv_owned(w, mv, n, err);
+    if (r == 0)
+        r = mv_step(w, ts, mv, n, MV_DROP_PIECES, err);
     if (r < 0)
         goto out;
     for (i = 0; i < n; i++) {
