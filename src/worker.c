@@ -661,9 +661,17 @@ static void lock_release(struct worker *w, char **path)
 {
     struct chc_err err = CHC_ERR_INIT;
 
+    int r, tries = 0;
+
     if (!*path)
         return;
-    if (zk_delete(w->zs, *path, ZK_ANY_VERSION, &err) < 0 && err.code != CHC_EZK_NONODE)
+    /* A release lost to a connection loss would leave the node owned by
+     * our still-live session, and every worker would wait on it: retry
+     * until ZooKeeper answers (or the session is gone, which frees it). */
+    while ((r = zk_delete(w->zs, *path, ZK_ANY_VERSION, &err)) == CHC_EZK_CONNLOSS &&
+           !zk_session_expired(w->zs) && ++tries < 300)
+        worker_sleep(w, 100);
+    if (r < 0 && r != CHC_EZK_NONODE)
         chc_log_debug("cannot release '%s': %s", *path, err.msg);
     free(*path);
     *path = NULL;
@@ -3010,9 +3018,12 @@ static int move_ready(struct worker *w, struct tstate *ts, unsigned *move_failur
         } else {
             moved += r;
         }
-        if (*move_failures >= w->o->max_piece_tries_alter * (ts->n_parts ? ts->n_parts : 1))
-            return chc_err_set(err, CHC_ESTATE, "table '%s': too many failed moves; last: %s",
-                               ts->tb->name, err->msg);
+        if (*move_failures >= w->o->max_piece_tries_alter * (ts->n_parts ? ts->n_parts : 1)) {
+            char last[CHC_ERR_MSG_MAX];
+            snprintf(last, sizeof(last), "%s", err->msg); /* not err->msg into itself */
+            return chc_err_set(err, CHC_ESTATE, "table '%s': too many failed moves; last: %.900s",
+                               ts->tb->name, last);
+        }
     }
     return moved;
 }
@@ -3094,6 +3105,11 @@ restart:
     if (!ts)
         CHC_BUG("table_prepare succeeded without a table state");
     if (ts->finished) {
+        /* A worker that died after (re)creating staging tables may have
+         * left some behind after the finisher dropped them: drop again. */
+        if (drop_helpers(w, ts, err) < 0)
+            chc_log_warn("table '%s': cannot drop helper tables: %s, ignoring", tb->name,
+                         err->msg);
         chc_log_info("table '%s' is already done", tb->name);
         tstate_free(ts);
         return 0;
@@ -3132,8 +3148,10 @@ restart:
         }
         if (failures >= w->o->max_shard_partition_tries * (ts->n_parts ? ts->n_parts : 1) *
                             ts->splits * tb->pull->n_shards) {
-            r = chc_err_set(err, CHC_ESTATE, "table '%s': too many failed tries; last error: %s",
-                            tb->name, err->msg);
+            char last[CHC_ERR_MSG_MAX];
+            snprintf(last, sizeof(last), "%s", err->msg); /* not err->msg into itself */
+            r = chc_err_set(err, CHC_ESTATE, "table '%s': too many failed tries; last error: %.900s",
+                            tb->name, last);
             goto out;
         }
         progress_show(w, ts);
