@@ -136,6 +136,43 @@ int plan_partition_filter(const struct cfg_table *tb, const char *literal, struc
     return chc_buf_addf(out, "(%s) = %s", tb->engine->partition_by, literal);
 }
 
+int plan_partition_set_filter(const struct cfg_table *tb, const char *const *literals, size_t n,
+                              struct chc_buf *out)
+{
+    size_t i;
+    int r;
+
+    if (n == 1 || !tb->engine->partition_by)
+        return plan_partition_filter(tb, n ? literals[0] : PLAN_UNPARTITIONED, out);
+    r = chc_buf_addf(out, "(%s) IN (", tb->engine->partition_by);
+    for (i = 0; r == 0 && i < n; i++)
+        r = chc_buf_addf(out, "%s%s", i ? ", " : "", literals[i]);
+    return r == 0 ? chc_buf_addch(out, ')') : r;
+}
+
+void plan_group_parts(const long long *max_shard_rows, size_t n, long long min_piece_rows,
+                      size_t max_group, size_t *lead)
+{
+    long long sum = 0;
+    size_t i, g = 0, members = 0;
+
+    for (i = 0; i < n; i++) {
+        long long rows = max_shard_rows[i];
+        int small = min_piece_rows > 0 && rows >= 0 && rows < min_piece_rows;
+        if (i > 0 && small && members > 0 && members < max_group &&
+            sum + rows <= min_piece_rows) {
+            lead[i] = g;
+            sum += rows;
+            members++;
+            continue;
+        }
+        lead[i] = i;
+        g = i;
+        sum = rows;
+        members = small ? 1 : 0; /* a big partition never takes members */
+    }
+}
+
 unsigned plan_splits(const struct cfg_table *tb)
 {
     return tb->engine->n_key_columns ? tb->number_of_splits : 1;

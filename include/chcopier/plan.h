@@ -35,6 +35,23 @@ int plan_partition_clause(const char *literal, struct chc_buf *out);
  * "(<partition_by>) = <literal>" or "1" when unpartitioned. */
 int plan_partition_filter(const struct cfg_table *tb, const char *literal, struct chc_buf *out);
 
+/* The rows of several partitions at once: "(<partition_by>) IN (a, b, ...)";
+ * one literal gives plan_partition_filter's expression. */
+int plan_partition_set_filter(const struct cfg_table *tb, const char *const *literals, size_t n,
+                              struct chc_buf *out);
+
+/* Copy groups: consecutive small partitions are copied together, one piece
+ * reading them all, so that a source partitioned more coarsely than the
+ * destination (monthly -> daily) is read once per group instead of once
+ * per destination partition. Partition i joins the group of the partition
+ * before it while each is smaller than min_piece_rows, the group's rows
+ * (sum of max_shard_rows) stay <= min_piece_rows and it has fewer than
+ * max_group members; lead[i] is the first partition of i's group (lead[i]
+ * == i for a group's first). Unknown sizes (< 0) or min_piece_rows <= 0:
+ * no groups. */
+void plan_group_parts(const long long *max_shard_rows, size_t n, long long min_piece_rows,
+                      size_t max_group, size_t *lead);
+
 /* Number of pieces a partition is split into (1 when the key is empty). */
 unsigned plan_splits(const struct cfg_table *tb);
 

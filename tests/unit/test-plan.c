@@ -92,6 +92,46 @@ TEST(partition_clause_and_filter)
     cfg_task_free(t);
 }
 
+TEST(partition_set_filter)
+{
+    struct cfg_task *t = load(ENG, "UserID");
+    struct chc_buf b = CHC_BUF_INIT;
+    const char *lits[] = {"201801", "201802", "201803"};
+
+    ASSERT_OK(plan_partition_set_filter(&t->tables[0], lits, 1, &b));
+    ASSERT_STREQ(b.buf, "(toYYYYMM(d)) = 201801");
+    chc_buf_reset(&b);
+    ASSERT_OK(plan_partition_set_filter(&t->tables[0], lits, 3, &b));
+    ASSERT_STREQ(b.buf, "(toYYYYMM(d)) IN (201801, 201802, 201803)");
+    chc_buf_release(&b);
+    cfg_task_free(t);
+}
+
+TEST(small_partitions_are_grouped)
+{
+    /* 10 + 20 + 30 fit in 60; 50 starts a new group; 100 >= 60 stands
+     * alone and takes no members; 5, 5 group; unknown sizes never group. */
+    long long rows[] = {10, 20, 30, 50, 100, 5, 5, -1, 3};
+    size_t lead[9], i;
+    size_t want[] = {0, 0, 0, 3, 4, 5, 5, 7, 8};
+
+    plan_group_parts(rows, 9, 60, 64, lead);
+    for (i = 0; i < 9; i++)
+        ASSERT_EQ(lead[i], want[i]);
+    /* at most max_group members */
+    {
+        long long r4[] = {1, 1, 1, 1, 1};
+        size_t l4[5], w4[] = {0, 0, 2, 2, 4};
+        plan_group_parts(r4, 5, 60, 2, l4);
+        for (i = 0; i < 5; i++)
+            ASSERT_EQ(l4[i], w4[i]);
+        /* min_piece_rows 0: every partition alone */
+        plan_group_parts(r4, 5, 0, 64, l4);
+        for (i = 0; i < 5; i++)
+            ASSERT_EQ(l4[i], i);
+    }
+}
+
 TEST(piece_filter_hashes_key_columns)
 {
     struct cfg_task *t = load(ENG, "UserID");
