@@ -67,7 +67,15 @@ struct part {
     unsigned long long src_hash; /* source checksum from discovery (with rows >= 0) */
     long long max_shard_rows; /* discovery only: the largest shard's rows */
     int done;         /* moved and verified (cache) */
+    /* Copy group (plan_group_parts): small partitions are copied together by
+     * the pieces of their group's first partition, the lead; the members
+     * are parts[lead .. lead + n_group - 1] and share the lead's splits. */
+    size_t lead;
+    size_t n_group;   /* members, on the lead; 0 on the others */
 };
+
+/* Most partitions one piece copies (bounds the IN list and the cleaning). */
+#define GROUP_MAX 64
 
 struct piece_state {
     unsigned char *done; /* per source shard */
@@ -186,18 +194,51 @@ static void metric(struct worker *w, const struct tstate *ts, const char *name, 
     chc_buf_release(&l);
 }
 
-/* Every piece of the partition copied from every shard that has it (cache). */
+/* Does any partition of the group led by `lead` have rows on source shard s? */
+static int group_on_shard(const struct tstate *ts, size_t lead, size_t s)
+{
+    size_t i;
+
+    for (i = lead; i < lead + ts->parts[lead].n_group; i++)
+        if (ts->parts[i].on_shard[s])
+            return 1;
+    return 0;
+}
+
+/* Every partition of the group moved and verified (cache)? */
+static int group_done(const struct tstate *ts, size_t lead)
+{
+    size_t i;
+
+    for (i = lead; i < lead + ts->parts[lead].n_group; i++)
+        if (!ts->parts[i].done)
+            return 0;
+    return 1;
+}
+
+/* Pieces of the group led by `lead`: splits x source shards with rows. */
+static size_t group_pieces(const struct tstate *ts, size_t lead)
+{
+    size_t s, n = 0;
+
+    for (s = 0; s < ts->tb->pull->n_shards; s++)
+        n += group_on_shard(ts, lead, s) ? ts->parts[lead].splits : 0;
+    return n;
+}
+
+/* Every piece of the partition's group copied from every shard that has
+ * rows for it (cache). */
 static int part_cached_ready(const struct tstate *ts, size_t part)
 {
+    size_t lead = ts->parts[part].lead, s;
     unsigned k;
-    size_t s;
 
-    for (k = 0; k < ts->parts[part].splits; k++) {
-        const unsigned char *d = pdone_at(ts, part, k);
-        if (ts->pbusy[part * ts->splits + k])
+    for (k = 0; k < ts->parts[lead].splits; k++) {
+        const unsigned char *d = pdone_at(ts, lead, k);
+        if (ts->pbusy[lead * ts->splits + k])
             return 0;
         for (s = 0; s < ts->tb->pull->n_shards; s++)
-            if (ts->parts[part].on_shard[s] && !d[s])
+            if (group_on_shard(ts, lead, s) && !d[s])
                 return 0;
     }
     return 1;
@@ -544,6 +585,48 @@ static int part_state_write(struct worker *w, struct tstate *ts, size_t part, co
         if (r == CHC_EZK_NONODE)
             r = zk_create(w->zs, path.buf, state, strlen(state), ZK_PERSISTENT, NULL, err);
     }
+    chc_buf_release(&path);
+    return r;
+}
+
+/* Several partitions' move states in one ZooKeeper transaction, a round
+ * trip instead of n. Nodes that do not exist yet (a partition's first state)
+ * are created, together if none exists, else one by one. */
+static int part_states_write(struct worker *w, struct tstate *ts, const size_t *parts,
+                             const char *const *states, size_t n, struct chc_err *err)
+{
+    struct chc_buf path = CHC_BUF_INIT;
+    struct zk_txn *t = NULL;
+    size_t i;
+    int r = 0, create;
+
+    if (n == 1)
+        return part_state_write(w, ts, parts[0], states[0], err);
+    for (create = 0; n > 1 && create < 2; create++) {
+        t = zk_txn_new();
+        if (!t)
+            return oom(err);
+        for (i = 0; r == 0 && i < n; i++) {
+            chc_buf_reset(&path);
+            r = zpath(&path, "%s/parts/%s", ts->zroot, ts->parts[parts[i]].zname);
+            if (r == 0)
+                r = create ? zk_txn_create(t, path.buf, states[i], strlen(states[i]),
+                                           ZK_PERSISTENT)
+                           : zk_txn_set(t, path.buf, states[i], strlen(states[i]),
+                                        ZK_ANY_VERSION);
+        }
+        if (r < 0)
+            r = oom(err);
+        else
+            r = zk_txn_commit(w->zs, t, NULL, err);
+        t = zk_txn_free(t);
+        if (r != (create ? CHC_EZK_NODEEXISTS : CHC_EZK_NONODE))
+            goto out;
+        r = 0;
+    }
+    for (i = 0; r == 0 && i < n; i++)
+        r = part_state_write(w, ts, parts[i], states[i], err);
+out:
     chc_buf_release(&path);
     return r;
 }
@@ -1145,6 +1228,8 @@ static int add_part(struct tstate *ts, const char *lit, size_t *cap, struct chc_
     p->on_shard = calloc(ts->tb->pull->n_shards, 1);
     p->splits = ts->splits;
     p->rows = -1;
+    p->lead = ts->n_parts;
+    p->n_group = 1;
     if (plan_zk_name(lit, &zn) < 0 || !p->lit || !p->on_shard) {
         free(p->lit);
         free(p->on_shard);
@@ -1164,7 +1249,8 @@ static uint64_t sums_key_of(const struct tstate *ts)
 }
 
 /* Partition list node: "<shard>,<shard>\t<splits>\t<rows>\t<checksum>\t<literal>\n"
- * (rows -1: not counted, the move asks the source). */
+ * (rows -1: not counted, the move asks the source; splits "=": copied by the
+ * pieces of the group of the partition before it). */
 static int parts_load(struct tstate *ts, const char *data, struct chc_err *err)
 {
     const char *p = data;
@@ -1197,8 +1283,21 @@ static int parts_load(struct tstate *ts, const char *data, struct chc_err *err)
         chc_buf_release(&lit);
         if (idx < 0)
             return idx;
-        v = strtoll(f[1], NULL, 10);
-        ts->parts[idx].splits = v >= 1 && v <= (long long)ts->splits ? (unsigned)v : ts->splits;
+        if (f[1][0] == '=') {
+            /* A member of the group of the partition before it. */
+            size_t lead = idx > 0 && (size_t)idx == ts->n_parts - 1 ? ts->parts[idx - 1].lead
+                                                                     : (size_t)idx;
+            if (lead == (size_t)idx || ts->parts[lead].n_group >= GROUP_MAX)
+                return chc_err_set(err, CHC_ESTATE, "bad partition group in ZooKeeper");
+            ts->parts[idx].lead = lead;
+            ts->parts[idx].n_group = 0;
+            ts->parts[lead].n_group++;
+            ts->parts[idx].splits = ts->parts[lead].splits;
+        } else {
+            v = strtoll(f[1], NULL, 10);
+            ts->parts[idx].splits =
+                v >= 1 && v <= (long long)ts->splits ? (unsigned)v : ts->splits;
+        }
         ts->parts[idx].rows = strtoll(f[2], NULL, 10);
         ts->parts[idx].src_hash = strtoull(f[3], NULL, 10);
         while (p < f[1]) {
@@ -1227,11 +1326,48 @@ static int parts_format(const struct tstate *ts, struct chc_buf *b)
         for (s = 0; r == 0 && s < ts->tb->pull->n_shards; s++)
             if (ts->parts[i].on_shard[s])
                 r = chc_buf_addf(b, "%s%zu", m++ ? "," : "", s + 1);
-        if (r == 0)
+        if (r == 0 && ts->parts[i].lead != i) /* "=": in the group of the one before */
+            r = chc_buf_addf(b, "\t=\t%lld\t%llu\t%s\n", ts->parts[i].rows,
+                             ts->parts[i].src_hash, ts->parts[i].lit);
+        else if (r == 0)
             r = chc_buf_addf(b, "\t%u\t%lld\t%llu\t%s\n", ts->parts[i].splits,
                              ts->parts[i].rows, ts->parts[i].src_hash, ts->parts[i].lit);
     }
     return r;
+}
+
+/* Small partitions need fewer pieces, and are copied in groups (see
+ * plan_group_parts): a group's pieces split the sum of its rows. */
+static int group_parts(struct worker *w, struct tstate *ts, struct chc_err *err)
+{
+    long long *rows = calloc(ts->n_parts + 1, sizeof(*rows));
+    size_t *lead = calloc(ts->n_parts + 1, sizeof(*lead)), i;
+
+    if (!rows || !lead) {
+        free(rows);
+        free(lead);
+        return oom(err);
+    }
+    for (i = 0; i < ts->n_parts; i++)
+        rows[i] = ts->parts[i].max_shard_rows;
+    plan_group_parts(rows, ts->n_parts, w->o->min_piece_rows, GROUP_MAX, lead);
+    for (i = 0; i < ts->n_parts; i++) {
+        struct part *p = &ts->parts[i];
+        p->lead = lead[i];
+        p->n_group = p->lead == i;
+        if (p->lead != i) {
+            ts->parts[p->lead].n_group++;
+            rows[p->lead] += rows[i];
+        }
+    }
+    for (i = 0; i < ts->n_parts; i++)
+        if (ts->parts[i].lead == i)
+            ts->parts[i].splits = plan_part_splits(ts->tb, rows[i], w->o->min_piece_rows);
+        else
+            ts->parts[i].splits = ts->parts[ts->parts[i].lead].splits;
+    free(rows);
+    free(lead);
+    return 0;
 }
 
 /* Partitions of the source, by querying every source shard (or from
@@ -1341,10 +1477,7 @@ retry:
         vals = NULL;
         n = 0;
     }
-    /* Small partitions need fewer pieces. */
-    for (i = 0; i < ts->n_parts; i++)
-        ts->parts[i].splits =
-            plan_part_splits(tb, ts->parts[i].max_shard_rows, w->o->min_piece_rows);
+    r = group_parts(w, ts, err);
     goto out;
 oom:
     r = oom(err);
@@ -1501,7 +1634,8 @@ static int staging_check(struct worker *w, struct tstate *ts, struct chc_err *er
         r = part_state_read(w, ts, i, &state, err);
         if (r == 0 && state.len == 0) {
             r = reset_pieces(w, ts, i, err);
-            memset(pdone_at(ts, i, 0), 0, (size_t)ts->splits * ts->tb->pull->n_shards);
+            memset(pdone_at(ts, ts->parts[i].lead, 0), 0,
+                   (size_t)ts->splits * ts->tb->pull->n_shards);
         }
     }
     if (r == 0 && dropped)
@@ -1666,7 +1800,20 @@ static int add_remote(struct chc_buf *b, const struct cfg_table *tb, const struc
     return r;
 }
 
-/* WHERE clause body for (partition, piece k) [and destination shard]. */
+/* The rows of every partition of the group led by `lead`. */
+static int group_filter(const struct tstate *ts, size_t lead, struct chc_buf *b)
+{
+    const char *lits[GROUP_MAX];
+    size_t i, n = ts->parts[lead].n_group;
+
+    if (n < 1 || n > GROUP_MAX)
+        CHC_BUG("partition group of %zu members", n);
+    for (i = 0; i < n; i++)
+        lits[i] = ts->parts[lead + i].lit;
+    return plan_partition_set_filter(ts->tb, lits, n, b);
+}
+
+/* WHERE clause body for (partition group, piece k) [and destination shard]. */
 static int piece_where(const struct tstate *ts, size_t part, unsigned k, int dshard,
                        struct chc_buf *b, struct chc_err *err)
 {
@@ -1675,7 +1822,7 @@ static int piece_where(const struct tstate *ts, size_t part, unsigned k, int dsh
 
     r = chc_buf_addch(b, '(');
     if (r == 0)
-        r = plan_partition_filter(tb, ts->parts[part].lit, b);
+        r = group_filter(ts, part, b);
     if (r == 0)
         r = chc_buf_addstr(b, ") AND (");
     if (r == 0)
@@ -1726,12 +1873,15 @@ static int query_id(const struct tstate *ts, size_t part, unsigned k, struct chc
     return chc_buf_addf(b, "chc-%.8s-%.12s-%u-", ts->tb->def_hash_hex, ts->parts[part].hash, k);
 }
 
-/* Kill stray copies of (part, k) and drop the staging partition everywhere. */
+/* Kill stray copies of (group, k) and drop the group's staging partitions
+ * everywhere. */
+#define CLEAN_BATCH 8
 static int clean_piece(struct worker *w, struct tstate *ts, size_t part, unsigned k,
                        struct chc_err *err)
 {
     const struct cfg_replica **treps = NULL;
     struct chc_buf sql = CHC_BUF_INIT, name = CHC_BUF_INIT;
+    size_t i, n;
     int r;
 
     if (w->o->safe_mode)
@@ -1752,41 +1902,46 @@ static int clean_piece(struct worker *w, struct tstate *ts, size_t part, unsigne
     if (r < 0)
         goto out;
     fault_point(w, "during_cleanup");
-    chc_buf_reset(&sql);
     r = plan_piece_table(ts->tb, k, &name);
-    if (r == 0)
-        r = chc_buf_addstr(&sql, "ALTER TABLE ");
-    if (r == 0)
-        r = add_table_ref(&sql, ts->tb->database_push, name.buf);
-    if (r == 0)
-        r = chc_buf_addch(&sql, ' ');
-    if (r == 0)
-        r = plan_partition_clause(ts->parts[part].lit, &sql);
     if (r < 0)
         goto oom;
-    /* DROP PARTITION: ClickHouse has no IF EXISTS here; a missing partition is fine. */
-    {
-        struct chc_buf drop = CHC_BUF_INIT;
-        r = chc_buf_addstr(&drop, sql.buf);
-        if (r == 0) {
-            char *p = strstr(drop.buf, " PARTITION");
-            if (p) {
-                struct chc_buf d2 = CHC_BUF_INIT;
-                r = chc_buf_add(&d2, drop.buf, (size_t)(p - drop.buf));
-                if (r == 0)
-                    r = chc_buf_addstr(&d2, " DROP");
-                if (r == 0)
-                    r = chc_buf_addstr(&d2, p);
-                chc_buf_release(&drop);
-                drop = d2;
+    /* DROP PARTITION of every partition of the group, a few at a time on
+     * every staging node: ClickHouse has no IF EXISTS here; a missing
+     * partition is fine. */
+    for (i = part; r == 0 && i < part + ts->parts[part].n_group; i += n) {
+        const struct cfg_replica *reps[CLEAN_BATCH * 8];
+        struct chc_buf stmt[CLEAN_BATCH];
+        const char *sqls[CLEAN_BATCH * 8];
+        size_t m, t, q = 0;
+
+        n = part + ts->parts[part].n_group - i;
+        if (n > CLEAN_BATCH)
+            n = CLEAN_BATCH;
+        for (m = 0; m < n; m++)
+            chc_buf_init(&stmt[m], 0);
+        for (m = 0; r == 0 && m < n; m++) {
+            int b = chc_buf_addstr(&stmt[m], "ALTER TABLE ");
+            if (b == 0)
+                b = add_table_ref(&stmt[m], ts->tb->database_push, name.buf);
+            if (b == 0)
+                b = chc_buf_addstr(&stmt[m], " DROP ");
+            if (b == 0)
+                b = plan_partition_clause(ts->parts[i + m].lit, &stmt[m]);
+            if (b < 0)
+                r = oom(err);
+            for (t = 0; r == 0 && t < ts->n_targets; t++) {
+                if (q == CLEAN_BATCH * 8) { /* many staging nodes: in rounds */
+                    r = multi_query(w, reps, q, sqls, NULL, NULL, NULL, err);
+                    q = 0;
+                }
+                reps[q] = ts->targets[t].rep;
+                sqls[q++] = stmt[m].buf;
             }
         }
-        if (r < 0) {
-            chc_buf_release(&drop);
-            goto oom;
-        }
-        r = fanout(w, treps, ts->n_targets, drop.buf, err);
-        chc_buf_release(&drop);
+        if (r == 0 && q)
+            r = multi_query(w, reps, q, sqls, NULL, NULL, NULL, err);
+        for (m = 0; m < n; m++)
+            chc_buf_release(&stmt[m]);
     }
     goto out;
 oom:
@@ -2076,7 +2231,8 @@ out:
     return r;
 }
 
-/* Rows of partition `part` in <table>_piece_<k>, one staging node per shard. */
+/* Rows of the group led by `part` in <table>_piece_<k>, one staging node
+ * per shard. */
 static int staging_rows(struct worker *w, struct tstate *ts, size_t part, unsigned k,
                         long long *ret, struct chc_err *err)
 {
@@ -2096,7 +2252,7 @@ static int staging_rows(struct worker *w, struct tstate *ts, size_t part, unsign
         if (r == 0)
             r = chc_buf_addstr(&sql, " WHERE ");
         if (r == 0)
-            r = plan_partition_filter(ts->tb, ts->parts[part].lit, &sql);
+            r = group_filter(ts, part, &sql);
         if (r < 0) {
             r = oom(err);
             break;
@@ -2186,19 +2342,38 @@ out:
 /* partition move                                                           */
 /* ------------------------------------------------------------------------ */
 
+/* Partitions moved together (one round of statements per step). */
+#define MOVE_BATCH 16
+
 struct sums {
     unsigned long long rows;
     unsigned long long hash;
 };
 
-/* "SELECT count()[, sum(hash)] FROM <db.table> WHERE <partition>[ AND where]" */
-static int sums_sql(const struct tstate *ts, size_t part, const char *db, const char *table,
-                    const char *hash, int with_where, struct chc_buf *b)
+/* Count [and checksum] of n partitions in one statement:
+ * "SELECT multiIf(<p> = a, 1, <p> = b, 2, ..., 0) AS _i, count()[, sum(hash)]
+ *  FROM <db.table> WHERE <p> IN (a, b, ...)[ AND where] GROUP BY _i"
+ * (partitions without rows give no line). */
+static int sums_sql(const struct tstate *ts, const size_t *parts, size_t n, const char *db,
+                    const char *table, const char *hash, int with_where, struct chc_buf *b)
 {
+    const char *lits[MOVE_BATCH];
+    size_t i;
     int r;
 
+    if (n < 1 || n > MOVE_BATCH)
+        CHC_BUG("checksum query over %zu partitions", n);
     chc_buf_reset(b);
-    r = chc_buf_addstr(b, "SELECT count()");
+    r = chc_buf_addstr(b, n == 1 ? "SELECT 1" : "SELECT multiIf(");
+    for (i = 0; r == 0 && n > 1 && i < n; i++) {
+        r = plan_partition_filter(ts->tb, ts->parts[parts[i]].lit, b);
+        if (r == 0)
+            r = chc_buf_addf(b, ", %zu, ", i + 1);
+    }
+    if (r == 0 && n > 1)
+        r = chc_buf_addstr(b, "0)");
+    if (r == 0)
+        r = chc_buf_addstr(b, " AS _i, count()");
     if (r == 0 && hash)
         r = chc_buf_addf(b, ", ifNull(sum(%s), 0)", hash);
     if (r == 0)
@@ -2207,21 +2382,24 @@ static int sums_sql(const struct tstate *ts, size_t part, const char *db, const 
         r = add_table_ref(b, db, table);
     if (r == 0)
         r = chc_buf_addstr(b, " WHERE (");
+    for (i = 0; i < n; i++)
+        lits[i] = ts->parts[parts[i]].lit;
     if (r == 0)
-        r = plan_partition_filter(ts->tb, ts->parts[part].lit, b);
+        r = plan_partition_set_filter(ts->tb, lits, n, b);
     if (r == 0)
         r = chc_buf_addch(b, ')');
     if (r == 0 && with_where && ts->tb->where_condition)
         r = chc_buf_addf(b, " AND (%s)", ts->tb->where_condition);
     if (r == 0)
-        r = chc_buf_addstr(b, " FORMAT TabSeparated");
+        r = chc_buf_addstr(b, " GROUP BY _i FORMAT TabSeparated");
     return r;
 }
 
-/* Sums of one partition, queried on many nodes at once and added up into
- * several accumulators: the source (every shard that has it, columns cast
- * to the destination's types) and destination-side tables (one staging
- * node per destination shard; the others hold copies). */
+/* Sums of a batch of partitions, queried on many nodes at once (one
+ * statement per node for the whole batch) and added up per partition: the
+ * source (every shard that has any of them, columns cast to the
+ * destination's types) and destination-side tables (one staging node per
+ * destination shard; the others hold copies). */
 #define SUMS_MAX 256
 
 struct sums_batch {
@@ -2231,7 +2409,8 @@ struct sums_batch {
     const char *sqls[SUMS_MAX];
     int push[SUMS_MAX];
     int with_hash[SUMS_MAX];
-    struct sums *acc[SUMS_MAX];
+    struct sums **acc[SUMS_MAX]; /* per node: partition i's accumulator */
+    size_t n_acc[SUMS_MAX];
 };
 
 static void sums_batch_init(struct sums_batch *b)
@@ -2239,30 +2418,43 @@ static void sums_batch_init(struct sums_batch *b)
     size_t i;
 
     b->n = 0;
-    for (i = 0; i < SUMS_MAX; i++)
+    for (i = 0; i < SUMS_MAX; i++) {
         chc_buf_init(&b->sql[i], 0);
+        b->acc[i] = NULL;
+    }
 }
 
 static void sums_batch_release(struct sums_batch *b)
 {
     size_t i;
 
-    for (i = 0; i < SUMS_MAX; i++)
+    for (i = 0; i < SUMS_MAX; i++) {
         chc_buf_release(&b->sql[i]);
+        free(b->acc[i]);
+        b->acc[i] = NULL;
+    }
     b->n = 0;
 }
 
-/* table == NULL: the source. */
-static int sums_batch_add(struct sums_batch *b, const struct tstate *ts, size_t part,
-                          const char *table, int with_hash, struct sums *acc,
+/* Partitions parts[0..n) into accumulators acc[0..n); table == NULL: the
+ * source. */
+static int sums_batch_add(struct sums_batch *b, const struct tstate *ts, const size_t *parts,
+                          struct sums *const *acc, size_t n, const char *table, int with_hash,
                           struct chc_err *err)
 {
-    size_t n = table ? ts->n_targets : ts->tb->pull->n_shards, i, last = (size_t)-1;
+    size_t nodes = table ? ts->n_targets : ts->tb->pull->n_shards, i, j, last = (size_t)-1;
     int r = 0;
 
-    for (i = 0; r == 0 && i < n; i++) {
-        if (!table && !ts->parts[part].on_shard[i])
-            continue;
+    if (n == 0)
+        return 0;
+    for (i = 0; r == 0 && i < nodes; i++) {
+        int any = 0;
+        if (!table) {
+            for (j = 0; j < n; j++)
+                any |= ts->parts[parts[j]].on_shard[i];
+            if (!any)
+                continue;
+        }
         if (table && ts->targets[i].shard == last)
             continue;
         if (b->n == SUMS_MAX)
@@ -2270,17 +2462,23 @@ static int sums_batch_add(struct sums_batch *b, const struct tstate *ts, size_t 
         if (table) {
             last = ts->targets[i].shard;
             b->reps[b->n] = ts->targets[i].rep;
-            r = sums_sql(ts, part, ts->tb->database_push, table,
+            r = sums_sql(ts, parts, n, ts->tb->database_push, table,
                          with_hash ? ts->hash_dst : NULL, 0, &b->sql[b->n]);
         } else {
             b->reps[b->n] = ts->src_rep[i];
-            r = sums_sql(ts, part, ts->tb->database_pull, ts->tb->table_pull,
+            r = sums_sql(ts, parts, n, ts->tb->database_pull, ts->tb->table_pull,
                          with_hash ? ts->hash_src : NULL, 1, &b->sql[b->n]);
         }
         b->sqls[b->n] = b->sql[b->n].buf;
         b->push[b->n] = table != NULL;
         b->with_hash[b->n] = with_hash;
-        b->acc[b->n] = acc;
+        free(b->acc[b->n]);
+        b->acc[b->n] = malloc(n * sizeof(*b->acc[b->n]));
+        if (!b->acc[b->n])
+            return oom(err);
+        for (j = 0; j < n; j++)
+            b->acc[b->n][j] = acc[j];
+        b->n_acc[b->n] = n;
         b->n++;
     }
     return r < 0 ? oom(err) : 0;
@@ -2296,20 +2494,31 @@ static int sums_batch_run(struct worker *w, struct sums_batch *b, struct chc_err
         chc_buf_init(&out[i], 0);
     r = multi_query(w, b->reps, b->n, b->sqls, NULL, out, b->push, err);
     for (i = 0; r == 0 && i < b->n; i++) {
-        unsigned long long a = 0, h = 0;
-        int want = b->with_hash[i] ? 2 : 1;
-        if (sscanf(out[i].buf, b->with_hash[i] ? "%llu\t%llu" : "%llu", &a, &h) != want)
-            r = chc_err_set(err, CHC_EPARSE, "unexpected answer to a checksum query: '%.60s'",
-                            out[i].buf);
-        b->acc[i]->rows += a;
-        b->acc[i]->hash += h;
+        const char *line = out[i].buf;
+        while (r == 0 && *line) {
+            unsigned long long a = 0, h = 0;
+            size_t idx = 0;
+            int want = b->with_hash[i] ? 3 : 2;
+            if (sscanf(line, b->with_hash[i] ? "%zu\t%llu\t%llu" : "%zu\t%llu", &idx, &a, &h) !=
+                    want ||
+                idx < 1 || idx > b->n_acc[i]) {
+                r = chc_err_set(err, CHC_EPARSE, "unexpected answer to a checksum query: '%.60s'",
+                                line);
+                break;
+            }
+            b->acc[i][idx - 1]->rows += a;
+            b->acc[i][idx - 1]->hash += h;
+            line = strchr(line, '\n');
+            line = line ? line + 1 : "";
+        }
     }
     for (i = 0; i < b->n; i++)
         chc_buf_release(&out[i]);
     return r;
 }
 
-/* All pieces of the partition copied from every shard that has it? */
+/* All pieces of the partition's group copied from every shard that has
+ * rows for it? */
 static int part_ready(struct worker *w, struct tstate *ts, size_t part, struct chc_err *err)
 {
     unsigned char *done = calloc(ts->tb->pull->n_shards, 1);
@@ -2320,6 +2529,7 @@ static int part_ready(struct worker *w, struct tstate *ts, size_t part, struct c
 
     if (!done)
         return oom(err);
+    part = ts->parts[part].lead;
     for (k = 0; r == 1 && k < ts->parts[part].splits; k++) {
         int rr = piece_read(w, ts, part, k, &ps, err);
         if (rr < 0) {
@@ -2329,13 +2539,15 @@ static int part_ready(struct worker *w, struct tstate *ts, size_t part, struct c
         if (ps.started >= 0)
             r = 0;
         for (s = 0; r == 1 && s < ts->tb->pull->n_shards; s++)
-            if (ts->parts[part].on_shard[s] && !ps.done[s])
+            if (group_on_shard(ts, part, s) && !ps.done[s])
                 r = 0;
     }
     free(done);
     return r;
 }
 
+/* Forget every copied piece of the partition's group: it is copied again
+ * (members already moved ignore their new staging rows). */
 static int reset_pieces(struct worker *w, struct tstate *ts, size_t part, struct chc_err *err)
 {
     unsigned char *done = calloc(ts->tb->pull->n_shards, 1);
@@ -2345,6 +2557,7 @@ static int reset_pieces(struct worker *w, struct tstate *ts, size_t part, struct
 
     if (!done)
         return oom(err);
+    part = ts->parts[part].lead;
     for (k = 0; r == 0 && k < ts->parts[part].splits; k++) {
         r = piece_read(w, ts, part, k, &ps, err);
         if (r == 0) {
@@ -2371,7 +2584,6 @@ struct mv {
     int replace;  /* needs the REPLACE (not yet recorded moved) */
 };
 
-#define MOVE_BATCH 16
 
 static void mv_fail(struct worker *w, struct tstate *ts, struct mv *m, const struct chc_err *e,
                     unsigned *move_failures)
@@ -2415,7 +2627,6 @@ enum mv_step {
     MV_ATTACH_DEST,   /* ALTER <assembly> ATTACH PARTITION p FROM <destination> */
     MV_ATTACH_PIECES, /* ALTER <assembly> ATTACH PARTITION p FROM <piece k>, every k */
     MV_REPLACE,       /* ALTER <destination> REPLACE PARTITION p FROM <assembly> */
-    MV_DROP_PIECES,   /* ALTER <piece k> DROP PARTITION p, every k */
 };
 
 /* One step for every partition of the batch it applies to, on every staging
@@ -2445,7 +2656,7 @@ static int mv_step(struct worker *w, struct tstate *ts, struct mv *mv, size_t n,
                                                                : 1);
         if (!applies)
             continue;
-        nk = step == MV_ATTACH_PIECES || step == MV_DROP_PIECES ? ts->parts[m->part].splits : 1;
+        nk = step == MV_ATTACH_PIECES ? ts->parts[m->part].splits : 1;
         for (k = 0; r == 0 && k < nk; k++) {
             chc_buf_reset(&tbl);
             chc_buf_reset(&from);
@@ -2468,9 +2679,6 @@ static int mv_step(struct worker *w, struct tstate *ts, struct mv *mv, size_t n,
                 if (r == 0)
                     r = plan_assembly_table(tb, &from);
                 break;
-            case MV_DROP_PIECES:
-                r = plan_piece_table(tb, k, &tbl);
-                break;
             }
             for (t = 0; r == 0 && t < ts->n_targets; t++) {
                 chc_buf_init(&sql[q], 0);
@@ -2479,7 +2687,7 @@ static int mv_step(struct worker *w, struct tstate *ts, struct mv *mv, size_t n,
                     r = add_table_ref(&sql[q], tb->database_push, tbl.buf);
                 if (r == 0)
                     r = chc_buf_addstr(&sql[q],
-                                       step == MV_DROP_ASSEMBLY || step == MV_DROP_PIECES ? " DROP "
+                                       step == MV_DROP_ASSEMBLY ? " DROP "
                                        : step == MV_REPLACE ? " REPLACE "
                                                             : " ATTACH ");
                 if (r == 0)
@@ -2510,6 +2718,26 @@ out:
     return r;
 }
 
+/* "<what> <rows> <checksum>" for every active partition of the batch (only
+ * those still to REPLACE when replace_only), one ZooKeeper transaction. */
+static int mv_record(struct worker *w, struct tstate *ts, struct mv *mv, size_t n,
+                     const char *what, int replace_only, struct chc_err *err)
+{
+    char lines[MOVE_BATCH][80];
+    const char *states[MOVE_BATCH];
+    size_t parts[MOVE_BATCH], i, np = 0;
+
+    for (i = 0; i < n; i++) {
+        if (!mv[i].active || (replace_only && !mv[i].replace))
+            continue;
+        snprintf(lines[np], sizeof(lines[np]), "%s %llu %llu", what, mv[i].exp_rows,
+                 mv[i].exp_hash);
+        states[np] = lines[np];
+        parts[np++] = mv[i].part;
+    }
+    return part_states_write(w, ts, parts, states, np, err);
+}
+
 /* Move up to MOVE_BATCH complete partitions together (docs/design.md):
  *   1. under each partition's move lock: the source's sums (from discovery)
  *      and what the destination holds (append mode);
@@ -2534,10 +2762,12 @@ static int move_batch(struct worker *w, struct tstate *ts, const size_t *parts, 
     struct sums_batch batch;
     struct chc_err e = CHC_ERR_INIT;
     struct chc_buf asm_name = CHC_BUF_INIT;
-    uint64_t t0 = now_ms();
-    size_t i, active = 0, assembling = 0;
-    char line[200];
+    uint64_t t0 = now_ms(), ts_[8] = {0};
+    size_t i, active = 0, assembling = 0, bparts[MOVE_BATCH], src_parts[MOVE_BATCH];
+    struct sums *bacc[MOVE_BATCH], *src_acc[MOVE_BATCH];
+    const char *states[MOVE_BATCH];
     int r = 0, moved = 0;
+#define MV_MARK(i) (ts_[i] = now_ms())
 
     memset(mv, 0, sizeof(mv));
     sums_batch_init(&batch);
@@ -2571,11 +2801,14 @@ static int move_batch(struct worker *w, struct tstate *ts, const size_t *parts, 
     r = 0;
     if (!active)
         goto out;
+    MV_MARK(0);
     if (plan_assembly_table(tb, &asm_name) < 0)
         goto oom;
     if (assembling) {
-        /* 1. Sums, one round. */
-        for (i = 0; r == 0 && i < n; i++) {
+        /* 1. Sums, one round: the source's (unless discovery has them) and
+         * what the destination holds (append mode). */
+        size_t np = 0, ns = 0;
+        for (i = 0; i < n; i++) {
             struct mv *m = &mv[i];
             if (!m->active || !m->assemble)
                 continue;
@@ -2583,27 +2816,30 @@ static int move_batch(struct worker *w, struct tstate *ts, const size_t *parts, 
                 m->src.rows = (unsigned long long)ts->parts[m->part].rows;
                 m->src.hash = ts->parts[m->part].src_hash;
             } else {
-                r = sums_batch_add(&batch, ts, m->part, NULL, 1, &m->src, err);
+                src_parts[ns] = m->part;
+                src_acc[ns++] = &m->src;
             }
-            if (r == 0 && !tb->allow_drop_target_partitions)
-                r = sums_batch_add(&batch, ts, m->part, tb->table_push, 1, &m->before, err);
-            if (r == 0 && batch.n + 3 * ts->n_targets > SUMS_MAX) {
-                r = sums_batch_run(w, &batch, err);
-                sums_batch_release(&batch);
-                sums_batch_init(&batch);
-            }
+            bparts[np] = m->part;
+            bacc[np++] = &m->before;
         }
+        r = sums_batch_add(&batch, ts, src_parts, src_acc, ns, NULL, 1, err);
+        if (r == 0 && !tb->allow_drop_target_partitions)
+            r = sums_batch_add(&batch, ts, bparts, bacc, np, tb->table_push, 1, err);
         if (r == 0 && batch.n)
             r = sums_batch_run(w, &batch, err);
         if (r < 0)
             goto out;
+        MV_MARK(1);
         /* 2. Assemble, count, record. */
+        np = 0;
         for (i = 0; i < n; i++)
             if (mv[i].active && mv[i].assemble && !mv[i].again) {
-                r = part_state_write(w, ts, mv[i].part, "assembling", err);
-                if (r < 0)
-                    goto out;
+                bparts[np] = mv[i].part;
+                states[np++] = "assembling";
             }
+        r = part_states_write(w, ts, bparts, states, np, err);
+        if (r < 0)
+            goto out;
         r = mv_owned(w, mv, n, err);
         if (r == 0)
             r = mv_step(w, ts, mv, n, MV_DROP_ASSEMBLY, err);
@@ -2611,15 +2847,22 @@ static int move_batch(struct worker *w, struct tstate *ts, const size_t *parts, 
             r = mv_step(w, ts, mv, n, MV_ATTACH_DEST, err);
         if (r == 0)
             r = mv_step(w, ts, mv, n, MV_ATTACH_PIECES, err);
+        MV_MARK(2);
         sums_batch_release(&batch);
         sums_batch_init(&batch);
-        for (i = 0; r == 0 && i < n; i++)
-            if (mv[i].active && mv[i].assemble)
-                r = sums_batch_add(&batch, ts, mv[i].part, asm_name.buf, 0, &mv[i].staged, err);
+        np = 0;
+        for (i = 0; i < n; i++)
+            if (mv[i].active && mv[i].assemble) {
+                bparts[np] = mv[i].part;
+                bacc[np++] = &mv[i].staged;
+            }
+        if (r == 0)
+            r = sums_batch_add(&batch, ts, bparts, bacc, np, asm_name.buf, 0, err);
         if (r == 0 && batch.n)
             r = sums_batch_run(w, &batch, err);
         if (r < 0)
             goto out;
+        np = 0;
         for (i = 0; i < n; i++) {
             struct mv *m = &mv[i];
             if (!m->active || !m->assemble)
@@ -2645,16 +2888,20 @@ static int move_batch(struct worker *w, struct tstate *ts, const size_t *parts, 
                 mv_fail(w, ts, m, &e, move_failures);
                 continue;
             }
-            fault_point(w, "after_assemble");
             chc_buf_reset(&m->state);
             if (chc_buf_addf(&m->state, "assembled %llu %llu", m->before.rows + m->src.rows,
                              m->before.hash + m->src.hash) < 0)
                 goto oom;
-            r = part_state_write(w, ts, m->part, m->state.buf, err);
-            if (r < 0)
-                goto out;
-            fault_point(w, "after_assembled_record");
+            bparts[np] = m->part;
+            states[np++] = m->state.buf;
         }
+        if (np)
+            fault_point(w, "after_assemble");
+        r = part_states_write(w, ts, bparts, states, np, err);
+        if (r < 0)
+            goto out;
+        if (np)
+            fault_point(w, "after_assembled_record");
     }
     for (i = 0; i < n; i++) {
         struct mv *m = &mv[i];
@@ -2668,33 +2915,29 @@ static int move_batch(struct worker *w, struct tstate *ts, const size_t *parts, 
         m->replace = !strncmp(m->state.buf, "assembled", 9);
     }
     /* 3. REPLACE, all at once; repeated as a whole if any failed. */
+    MV_MARK(3);
     r = mv_owned(w, mv, n, err);
     if (r == 0)
         r = mv_step(w, ts, mv, n, MV_REPLACE, err);
     if (r < 0)
         goto out;
     fault_point(w, "after_replace");
-    for (i = 0; i < n; i++) {
-        struct mv *m = &mv[i];
-        if (!m->active || !m->replace)
-            continue;
-        snprintf(line, sizeof(line), "moved %llu %llu", m->exp_rows, m->exp_hash);
-        r = part_state_write(w, ts, m->part, line, err);
-        if (r < 0)
-            goto out;
-    }
+    MV_MARK(4);
+    r = mv_record(w, ts, mv, n, "moved", 1, err);
+    if (r < 0)
+        goto out;
     /* 4. Verify the destination: count and checksum against the source. */
+    MV_MARK(5);
     sums_batch_release(&batch);
     sums_batch_init(&batch);
-    for (i = 0; r == 0 && i < n; i++) {
-        if (!mv[i].active)
-            continue;
-        r = sums_batch_add(&batch, ts, mv[i].part, tb->table_push, 1, &mv[i].after, err);
-        if (r == 0 && batch.n + ts->n_targets > SUMS_MAX) {
-            r = sums_batch_run(w, &batch, err);
-            sums_batch_release(&batch);
-            sums_batch_init(&batch);
-        }
+    {
+        size_t np = 0;
+        for (i = 0; i < n; i++)
+            if (mv[i].active) {
+                bparts[np] = mv[i].part;
+                bacc[np++] = &mv[i].after;
+            }
+        r = sums_batch_add(&batch, ts, bparts, bacc, np, tb->table_push, 1, err);
     }
     if (r == 0 && batch.n)
         r = sums_batch_run(w, &batch, err);
@@ -2716,10 +2959,11 @@ static int move_batch(struct worker *w, struct tstate *ts, const size_t *parts, 
             mv_fail(w, ts, m, &e, move_failures);
         }
     }
-    /* 5. Free the pieces' space of these partitions now, not at the end. */
-    r = mv_owned(w, mv, n, err);
-    if (r == 0)
-        r = mv_step(w, ts, mv, n, MV_DROP_PIECES, err);
+    /* 5. Done. The staging partitions stay until the table is done: the
+     * assembly holds hard links to the same parts anyway (see above), so
+     * dropping them now would free no disk, only cost a round of ALTERs. */
+    MV_MARK(6);
+    r = mv_record(w, ts, mv, n, "done", 0, err);
     if (r < 0)
         goto out;
     for (i = 0; i < n; i++) {
@@ -2728,10 +2972,6 @@ static int move_batch(struct worker *w, struct tstate *ts, const size_t *parts, 
                                     -1, -1, -1.0, NULL};
         if (!m->active)
             continue;
-        snprintf(line, sizeof(line), "done %llu %llu", m->exp_rows, m->exp_hash);
-        r = part_state_write(w, ts, m->part, line, err);
-        if (r < 0)
-            goto out;
         ts->parts[m->part].done = 1;
         moved++;
         lf.rows = (long long)m->exp_rows;
@@ -2739,11 +2979,20 @@ static int move_batch(struct worker *w, struct tstate *ts, const size_t *parts, 
         chc_log_at(CHC_LOG_INFO, &lf,
                    "partition moved and verified: %llu rows in the destination", m->exp_rows);
     }
+    MV_MARK(7);
+    chc_log_debug("table '%s': moved %d partition(s) in %" PRIu64 " ms: claim %" PRIu64
+                  ", sums %" PRIu64 ", assemble %" PRIu64 ", count+record %" PRIu64
+                  ", replace %" PRIu64 ", record %" PRIu64 ", verify %" PRIu64
+                  ", record %" PRIu64,
+                  tb->name, moved, ts_[7] - t0, ts_[0] - t0, ts_[1] ? ts_[1] - ts_[0] : 0,
+                  ts_[2] ? ts_[2] - ts_[1] : 0, ts_[2] ? ts_[3] - ts_[2] : 0, ts_[4] - ts_[3],
+                  ts_[5] - ts_[4], ts_[6] - ts_[5], ts_[7] - ts_[6]);
     r = moved;
     goto out;
 oom:
     r = oom(err);
 out:
+#undef MV_MARK
     for (i = 0; i < n; i++) {
         lock_release(w, &mv[i].lock);
         chc_buf_release(&mv[i].state);
@@ -2796,13 +3045,15 @@ static void metrics_update(struct worker *w, const struct tstate *ts)
         return;
     for (i = 0; i < ts->n_parts; i++) {
         parts_done += ts->parts[i].done;
+        if (ts->parts[i].lead != i)
+            continue;
         for (k = 0; k < ts->parts[i].splits; k++) {
             const unsigned char *d = pdone_at(ts, i, k);
             size_t idx = i * ts->splits + k;
             in_flight += ts->pbusy[idx];
             dirty += ts->pfails[idx] && !ts->pbusy[idx];
             for (s = 0; s < ts->tb->pull->n_shards; s++)
-                done += ts->parts[i].on_shard[s] && (ts->parts[i].done || d[s]);
+                done += group_on_shard(ts, i, s) && (group_done(ts, i) || d[s]);
         }
     }
     metric(w, ts, CHC_METRIC_PIECES, "state", "done", (double)done, 1);
@@ -2918,7 +3169,7 @@ static int fill(struct worker *w, struct tstate *ts, int allow_remote, int *ret_
 
     *ret_remote_waiting = 0;
     for (part = 0; part < ts->n_parts && w->n_jobs < w->cap; part++) {
-        if (ts->parts[part].done)
+        if (ts->parts[part].lead != part || group_done(ts, part))
             continue;
         for (k = 0; k < ts->parts[part].splits && w->n_jobs < w->cap; k++) {
             const unsigned char *d = pdone_at(ts, part, k);
@@ -2928,7 +3179,7 @@ static int fill(struct worker *w, struct tstate *ts, int allow_remote, int *ret_
                 size_t s = ts->order[oi], j;
                 const struct cfg_shard *sh = &ts->tb->pull->shards[s];
                 int local = 0;
-                if (!ts->parts[part].on_shard[s] || d[s])
+                if (!group_on_shard(ts, part, s) || d[s])
                     continue;
                 for (j = 0; j < sh->n_replicas; j++)
                     local |= is_local_host(sh->replicas[j].host, w->host);
@@ -2975,11 +3226,15 @@ static int refresh(struct worker *w, struct tstate *ts, struct chc_err *err)
         r = part_state_read(w, ts, i, &state, err);
         if (r < 0)
             break;
-        if (!strncmp(state.buf, "done", 4)) {
+        if (!strncmp(state.buf, "done", 4))
             ts->parts[i].done = 1;
+        else
+            all = 0;
+    }
+    /* Pieces, once per group that still has a partition to move. */
+    for (i = 0; r == 0 && i < ts->n_parts; i++) {
+        if (ts->parts[i].lead != i || group_done(ts, i))
             continue;
-        }
-        all = 0;
         for (k = 0; r == 0 && k < ts->parts[i].splits; k++) {
             if (ts->pbusy[i * ts->splits + k])
                 continue;
@@ -3065,12 +3320,12 @@ static void progress_show(struct worker *w, const struct tstate *ts)
         return;
     w->progress_at = now;
     for (i = 0; i < ts->n_parts; i++)
-        for (k = 0; k < ts->parts[i].splits; k++)
+        for (k = 0; ts->parts[i].lead == i && k < ts->parts[i].splits; k++)
             for (s = 0; s < ts->tb->pull->n_shards; s++) {
-                if (!ts->parts[i].on_shard[s])
+                if (!group_on_shard(ts, i, s))
                     continue;
                 total++;
-                done += ts->parts[i].done || pdone_at(ts, i, k)[s];
+                done += group_done(ts, i) || pdone_at(ts, i, k)[s];
             }
     secs = (double)(now - w->started_at) / 1000.0;
     rate = secs > 0 ? (double)done / secs : 0;
@@ -3115,13 +3370,15 @@ restart:
         return 0;
     }
     {
-        size_t pieces = 0, i, s;
+        size_t pieces = 0, groups = 0, i;
         for (i = 0; i < ts->n_parts; i++)
-            for (s = 0; s < tb->pull->n_shards; s++)
-                pieces += ts->parts[i].on_shard[s] ? ts->parts[i].splits : 0;
-        chc_log_info("table '%s': %zu partitions, %zu pieces from %zu source shards to %zu "
-                     "staging nodes",
-                     tb->name, ts->n_parts, pieces, tb->pull->n_shards, ts->n_targets);
+            if (ts->parts[i].lead == i) {
+                pieces += group_pieces(ts, i);
+                groups += ts->parts[i].n_group > 1;
+            }
+        chc_log_info("table '%s': %zu partitions (%zu copy groups of small partitions), %zu "
+                     "pieces from %zu source shards to %zu staging nodes",
+                     tb->name, ts->n_parts, groups, pieces, tb->pull->n_shards, ts->n_targets);
     }
     r = refresh(w, ts, err);
     for (;;) {
@@ -3394,8 +3651,7 @@ static int plan_table(struct worker *w, const struct cfg_table *tb, struct chc_e
     if (push_nodes(tb->push, &nodes, &n_nodes) < 0 || target_reps(ts, &treps) < 0)
         goto oom;
     for (i = 0; i < ts->n_parts; i++)
-        for (s = 0; s < tb->pull->n_shards; s++)
-            pieces += ts->parts[i].on_shard[s] ? ts->parts[i].splits : 0;
+        pieces += ts->parts[i].lead == i ? group_pieces(ts, i) : 0;
     printf("table %s: %s.%s.%s -> %s.%s.%s (definition %s)\n", tb->name, tb->cluster_pull,
            tb->database_pull, tb->table_pull, tb->cluster_push, tb->database_push,
            tb->table_push, tb->def_hash_hex);
@@ -3406,11 +3662,23 @@ static int plan_table(struct worker *w, const struct cfg_table *tb, struct chc_e
     printf("\n");
     print_nodes("destination nodes", nodes, n_nodes);
     print_nodes("staging nodes", treps, ts->n_targets);
-    printf("  partitions: %zu, pieces: %zu (up to %u per partition and source shard)\n",
-           ts->n_parts, pieces, ts->splits);
+    for (i = 0, t = 0; i < ts->n_parts; i++)
+        t += ts->parts[i].lead == i && ts->parts[i].n_group > 1;
+    printf("  partitions: %zu (%zu copy group(s) of small partitions), pieces: %zu (up to %u "
+           "per partition and source shard)\n",
+           ts->n_parts, t, pieces, ts->splits);
     for (i = 0; i < ts->n_parts; i++) {
-        printf("    %s: %lld rows, %u piece(s) per shard, on source shards", ts->parts[i].lit,
-               ts->parts[i].rows, ts->parts[i].splits);
+        if (ts->parts[i].lead != i)
+            printf("    %s: %lld rows, copied with %s, on source shards", ts->parts[i].lit,
+                   ts->parts[i].rows, ts->parts[ts->parts[i].lead].lit);
+        else if (ts->parts[i].n_group > 1)
+            printf("    %s: %lld rows, %u piece(s) per shard for it and the next %zu, on "
+                   "source shards",
+                   ts->parts[i].lit, ts->parts[i].rows, ts->parts[i].splits,
+                   ts->parts[i].n_group - 1);
+        else
+            printf("    %s: %lld rows, %u piece(s) per shard, on source shards", ts->parts[i].lit,
+                   ts->parts[i].rows, ts->parts[i].splits);
         for (s = 0; s < tb->pull->n_shards; s++)
             if (ts->parts[i].on_shard[s])
                 printf(" %zu", s + 1);
@@ -3434,9 +3702,13 @@ static int plan_table(struct worker *w, const struct cfg_table *tb, struct chc_e
     }
     if (ts->n_parts == 0)
         goto out;
-    printf("  copy, for partition %s (the others alike):\n", ts->parts[0].lit);
+    if (ts->parts[0].n_group > 1)
+        printf("  copy, for partitions %s .. %s (the others alike):\n", ts->parts[0].lit,
+               ts->parts[ts->parts[0].n_group - 1].lit);
+    else
+        printf("  copy, for partition %s (the others alike):\n", ts->parts[0].lit);
     for (s = 0; s < tb->pull->n_shards; s++) {
-        if (!ts->parts[0].on_shard[s])
+        if (!group_on_shard(ts, 0, s))
             continue;
         for (k = 0; k < ts->parts[0].splits; k++)
             for (t = 0; t < ts->n_targets; t++) {
@@ -3670,33 +3942,47 @@ static int status_table(struct worker *w, const struct cfg_table *tb, struct tab
                              : st->rows_total + ts->parts[i].rows;
     for (i = 0; i < ts->n_parts; i++) {
         unsigned long long rows = 0, hash = 0;
-        for (n_on = 0, sh = 0; sh < tb->pull->n_shards; sh++)
-            n_on += ts->parts[i].on_shard[sh];
-        st->pieces_total += n_on * ts->parts[i].splits;
         r = part_state_read(w, ts, i, &data, err);
         if (r < 0)
             goto out;
         if (sscanf(data.buf, "done %llu %llu", &rows, &hash) == 2) {
+            ts->parts[i].done = 1;
             st->parts_done++;
-            st->pieces_done += n_on * ts->parts[i].splits;
             st->rows_verified += rows;
+        } else if (data.len) {
+            st->parts_moving++;
+        }
+    }
+    /* Pieces belong to copy groups (one partition, or several small ones). */
+    for (i = 0; i < ts->n_parts; i++) {
+        long long staged = 0, moved = 0;
+        size_t m;
+        if (ts->parts[i].lead != i)
+            continue;
+        n_on = group_pieces(ts, i);
+        st->pieces_total += n_on;
+        if (group_done(ts, i)) {
+            st->pieces_done += n_on;
             continue;
         }
-        if (data.len)
-            st->parts_moving++;
         for (k = 0; k < ts->parts[i].splits; k++) {
             r = piece_read(w, ts, i, k, &ps, err);
             if (r < 0)
                 goto out;
             for (sh = 0; sh < tb->pull->n_shards; sh++)
-                st->pieces_done += ts->parts[i].on_shard[sh] && ps.done[sh];
-            st->rows_staged += (unsigned long long)ps.rows;
+                st->pieces_done += group_on_shard(ts, i, sh) && ps.done[sh];
+            staged += ps.rows;
             if (ps.error[0]) {
                 st->failing++;
                 snprintf(st->last_error, sizeof(st->last_error), "partition %.100s piece %u: %.240s",
                          ts->parts[i].lit, k, ps.error);
             }
         }
+        /* Members already moved are counted as verified, not staged. */
+        for (m = i; m < i + ts->parts[i].n_group; m++)
+            if (ts->parts[m].done && ts->parts[m].rows > 0)
+                moved += ts->parts[m].rows;
+        st->rows_staged += (unsigned long long)(staged > moved ? staged - moved : 0);
     }
     /* Speed: rows verified or staged since the partition list appeared. */
     {

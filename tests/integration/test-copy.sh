@@ -244,4 +244,34 @@ appended() {
         [[ $(q s1 "SELECT count() FROM $(dst_all app) WHERE s = 'old'") == 100 ]]
 }
 check "append mode keeps the destination's rows and adds the source's" appended
+
+# Copy groups: month-partitioned source into daily partitions (~100 days of
+# a few hundred rows each); with --min-piece-rows 6000 consecutive days are
+# copied together, one read of the source per group. Two workers, random
+# copy faults (a dirty group is cleaned partition by partition) and move
+# faults.
+TG=$DIR/task-groups.xml
+write_task "$TG" "$(table daily mixed m_day "$(rmt m_day 'PARTITION BY d ORDER BY (u32, id)')" sk \
+    '<number_of_splits>3</number_of_splits>')"
+"$CHCOPIER" upload --config "$Z" --task-path /chc/groups --task-file "$TG"
+rc1=0; rc2=0
+"$CHCOPIER" --config "$Z" --task-path /chc/groups --base-dir "$DIR/logs4" "${PATH_ARGS[@]}" \
+    --min-piece-rows 6000 --copy-fault-probability 0.2 --move-fault-probability 0.2 \
+    --max-shard-partition-tries 50 --max-shard-partition-piece-tries-for-alter 50 &
+w1=$!
+"$CHCOPIER" --config "$Z" --task-path /chc/groups --base-dir "$DIR/logs4" "${PATH_ARGS[@]}" \
+    --min-piece-rows 6000 &
+w2=$!
+wait $w1 || rc1=$?
+wait $w2 || rc2=$?
+groups=$(grep -ho 'partitions ([0-9]* copy groups' "$DIR"/logs4/*/log.log | head -1 | grep -o '([0-9]*' | tr -d '(')
+days=$(q s1 "SELECT uniqExact(d) FROM $(src_all mixed)")
+faults=$( (cat "$DIR"/logs4/*/log.log | grep -c 'fault injected') || true)
+echo "# $days daily partitions in ${groups:-?} copy groups, $faults faults injected"
+check "daily partitions in copy groups, two workers with faults: both exit 0" \
+    eval '[[ $rc1$rc2 == 00 && $faults -gt 0 ]]'
+check "copy groups: several, each of several days" eval '[[ ${groups:-0} -ge 3 && $groups -lt $((days / 3)) ]]'
+check "copy groups: every daily partition's count and checksum equal" compare mixed m_day d
+check "copy groups: no duplicated id, second replicas agree" eval 'no_dups m_day && replicas_agree m_day'
+check "copy groups: no staging tables left" no_staging
 finish

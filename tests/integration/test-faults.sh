@@ -75,14 +75,16 @@ for point in after_claim during_cleanup after_insert after_assemble after_assemb
 done
 
 # Random faults of the original's kind: pieces abort after one row, moves
-# abort after assembly; the worker retries until done.
+# abort after assembly; the worker retries until done. --min-piece-rows 0:
+# every partition its own pieces, so that there are many chances to fail.
 t=frand
 setup_dest "$t"
 task "$DIR/$t.xml" "$t"
 "$CHCOPIER" upload --config "$Z" --task-path "/chc/$t" --task-file "$DIR/$t.xml" 2>/dev/null
 rc=0
 "$CHCOPIER" --config "$Z" --task-path "/chc/$t" --base-dir "$DIR/logs-$t" "${PATH_ARGS[@]}" --retry-delay-ms 100 \
-    --max-shard-partition-tries 50 --copy-fault-probability 0.3 --move-fault-probability 0.3 || rc=$?
+    --max-shard-partition-tries 50 --copy-fault-probability 0.3 --move-fault-probability 0.3 \
+    --min-piece-rows 0 || rc=$?
 faults=$( (cat "$DIR"/logs-$t/*/log.log | grep -c 'fault injected') || true)
 echo "# random faults injected: $faults"
 check "copy and move faults (p=0.3): finishes exact after $faults injected faults" \

@@ -34,10 +34,13 @@ before=$(snapshot)
 rc=0
 "$CHCOPIER" plan --config "$Z" --task-path /chc/ops --task-file "$DIR/task.xml" >"$DIR/plan.txt" || rc=$?
 sed 's/^/#   /' "$DIR/plan.txt" | head -30
-# 20000 rows a shard: small partitions, one piece each (number_of_splits 2).
+# 20000 rows a shard: small partitions, copied together as one group, one
+# piece per source shard (number_of_splits 2).
 check "plan exits 0 and lists the 3 partitions, DDL and copy SQL" \
-    eval '[[ $rc == 0 ]] && grep -q "partitions: 3, pieces: 6" "$DIR/plan.txt" &&
-          grep -q "201901: 17732 rows, 1 piece(s) per shard, on source shards 1 2" "$DIR/plan.txt" &&
+    eval '[[ $rc == 0 ]] && grep -q "partitions: 3 (1 copy group(s) of small partitions), pieces: 2" "$DIR/plan.txt" &&
+          grep -q "201901: 17732 rows, 1 piece(s) per shard for it and the next 2, on source shards 1 2" "$DIR/plan.txt" &&
+          grep -q "201903: 6270 rows, copied with 201901, on source shards 1 2" "$DIR/plan.txt" &&
+          grep -q "WHERE ((toYYYYMM(d)) IN (201901, 201902, 201903))" "$DIR/plan.txt" &&
           grep -q "CREATE TABLE IF NOT EXISTS" "$DIR/plan.txt" && grep -q "INSERT INTO" "$DIR/plan.txt" &&
           grep -q "REPLACE PARTITION" "$DIR/plan.txt"'
 check "plan wrote nothing to ZooKeeper or ClickHouse" eval '[[ "$(snapshot)" == "$before" ]]'
