@@ -8,7 +8,18 @@
  *      CHC_EZK_CONNLOSS and callers retry;
  *   3. EXPIRED is final for this handle: every ephemeral node (worker
  *      registration, piece claims, mover locks) is gone; callers must stop the
- *      transfers they hold and open a new session.
+ *      transfers they hold and open a new session;
+ *   4. a call that gets no answer within the call deadline (zk.h) abandons
+ *      the session: libzookeeper's own synchronous calls can wait forever for
+ *      a completion that never comes (ZOOKEEPER-2802), so every call here is
+ *      issued on the asynchronous API and waited for with a deadline. The
+ *      late call fails with CHC_EZK_CONNLOSS, the session then counts as
+ *      expired (3.) and every later call on it fails with CHC_EZK_EXPIRED.
+ * A call's rendezvous (struct zk_call) is heap-allocated with two references,
+ * the waiter's and the library's, so a completion that arrives after its
+ * waiter gave up writes only into memory it still owns; the library's
+ * reference is dropped by the completion, or by zk_session_free() for the
+ * completions a closed handle never delivers.
  * ZooKeeper's own log lines are routed into chc_log at debug level.
  * Paths it creates are chosen by callers (see docs/zookeeper.md).
  */
@@ -28,14 +39,42 @@
 
 #include "banned.h"
 
+struct zk_call;
+
 struct zk_session {
     zhandle_t *zh;
     char *hosts;
     atomic_int state; /* last ZOO_*_STATE seen */
     atomic_int expired;
+    atomic_int abandoned; /* expired by us: a call got no answer in time */
+    int call_timeout_ms;
     uv_async_t *wake;
     pthread_mutex_t lock;
-    pthread_cond_t cond;
+    pthread_cond_t cond;     /* CLOCK_MONOTONIC: state changes and call completions */
+    struct zk_call *pending; /* calls the library still owes a completion (under lock) */
+};
+
+/* One call's rendezvous with its completion. refs, done and the pending
+ * links are under zs->lock; the outputs are written by the completion before
+ * it sets done, and read by the waiter only after it saw done. */
+struct zk_call {
+    struct zk_session *zs;
+    struct zk_call *prev, *next;
+    int refs;
+    int done;
+    int rc;
+    int oom;
+    struct Stat stat;
+    char *data; /* zoo_aget's value, zoo_acreate's path */
+    size_t len;
+    char **strv; /* zoo_aget_children's names */
+    size_t n_strv;
+    /* zoo_amulti writes the results, created paths and stats here when the
+     * reply arrives, so they live as long as the call. */
+    zoo_op_t *ops;
+    zoo_op_result_t *res;
+    char (*bufs)[1024];
+    struct Stat *stats;
 };
 
 static int map_rc(int rc)
@@ -64,6 +103,38 @@ static int fail_rc(struct zk_session *zs, int rc, const char *op, const char *pa
     if (code == CHC_EZK_CONNLOSS && atomic_load(&zs->expired))
         code = CHC_EZK_EXPIRED;
     return chc_err_set(err, code, "zookeeper %s '%s': %s", op, path, zerror(rc));
+}
+
+/* CLOCK_MONOTONIC, as zs->cond waits. */
+static void deadline_after(struct timespec *ts, int ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+/* max(2 x session timeout, 10 s): the library itself drops a connection
+ * that is silent for 2/3 of the negotiated timeout and fails its calls, so
+ * a call still unanswered at twice the timeout lost its completion. */
+static int call_timeout(int session_timeout_ms)
+{
+    const char *env = getenv("CHC_ZK_CALL_TIMEOUT_MS");
+    long long v;
+    char *end;
+
+    if (env && *env) {
+        errno = 0;
+        v = strtoll(env, &end, 10);
+        if (errno == 0 && *end == '\0' && v >= 100 && v <= 3600000)
+            return (int)v;
+        chc_log_debug("zookeeper: ignoring CHC_ZK_CALL_TIMEOUT_MS='%s': not 100..3600000", env);
+    }
+    v = 2LL * session_timeout_ms;
+    return v > 10000 ? (int)v : 10000;
 }
 
 static void zk_log_cb(const char *message)
@@ -95,14 +166,19 @@ int zk_session_new(const struct cfg_zk *cfg, int timeout_ms, void *wake,
     struct chc_buf hosts = CHC_BUF_INIT;
     struct zk_session *zs;
     struct timespec deadline;
+    pthread_condattr_t ca;
     int r, rc;
 
     zs = calloc(1, sizeof(*zs));
     if (!zs)
         return chc_err_set(err, -ENOMEM, "out of memory");
     pthread_mutex_init(&zs->lock, NULL);
-    pthread_cond_init(&zs->cond, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&zs->cond, &ca);
+    pthread_condattr_destroy(&ca);
     zs->wake = wake;
+    zs->call_timeout_ms = call_timeout(cfg->session_timeout_ms);
     r = chc_buf_addf(&hosts, "%s%s", cfg->hosts, cfg->root ? cfg->root : "");
     if (r < 0)
         goto oom;
@@ -118,13 +194,7 @@ int zk_session_new(const struct cfg_zk *cfg, int timeout_ms, void *wake,
                         cfg->hosts, strerror(errno));
         goto fail;
     }
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    deadline_after(&deadline, timeout_ms);
     pthread_mutex_lock(&zs->lock);
     while (atomic_load(&zs->state) != ZOO_CONNECTED_STATE && !atomic_load(&zs->expired)) {
         if (pthread_cond_timedwait(&zs->cond, &zs->lock, &deadline) == ETIMEDOUT)
@@ -157,12 +227,53 @@ fail:
     return r;
 }
 
+static void call_free(struct zk_call *c)
+{
+    if (c->strv)
+        chc_strv_free(c->strv, c->n_strv);
+    free(c->data);
+    free(c->ops);
+    free(c->res);
+    free(c->bufs);
+    free(c->stats);
+    free(c);
+}
+
+/* Under zs->lock. */
+static void call_unref_locked(struct zk_call *c)
+{
+    if (--c->refs == 0)
+        call_free(c);
+}
+
+/* Under zs->lock: the library will not touch c again. */
+static void call_lib_release_locked(struct zk_call *c)
+{
+    struct zk_session *zs = c->zs;
+
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        zs->pending = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    call_unref_locked(c);
+}
+
 struct zk_session *zk_session_free(struct zk_session *zs)
 {
     if (!zs)
         return NULL;
+    /* Joins the library's threads: no completion runs after it returns. */
     if (zs->zh)
         zookeeper_close(zs->zh);
+    /* Completions the closed handle never delivered: drop their references
+     * (the waiters' went when they gave up). */
+    pthread_mutex_lock(&zs->lock);
+    while (zs->pending)
+        call_lib_release_locked(zs->pending);
+    pthread_mutex_unlock(&zs->lock);
     pthread_mutex_destroy(&zs->lock);
     pthread_cond_destroy(&zs->cond);
     free(zs->hosts);
@@ -177,7 +288,9 @@ int zk_session_expired(const struct zk_session *zs)
 
 int zk_session_connected(const struct zk_session *zs)
 {
-    return atomic_load(&((struct zk_session *)zs)->state) == ZOO_CONNECTED_STATE;
+    struct zk_session *s = (struct zk_session *)zs;
+
+    return !atomic_load(&s->abandoned) && atomic_load(&s->state) == ZOO_CONNECTED_STATE;
 }
 
 int64_t zk_session_id(const struct zk_session *zs)
@@ -218,25 +331,209 @@ static void copy_stat(struct zk_stat *out, const struct Stat *st)
     out->ephemeral_owner = st->ephemeralOwner;
 }
 
+/* ------------------------------------------------------------------------ */
+/* calls: the asynchronous API, waited for with a deadline                  */
+/* ------------------------------------------------------------------------ */
+
+/* A new call with both references taken, on zs->pending. */
+static int call_new(struct zk_session *zs, const char *op, const char *path,
+                    struct zk_call **ret, struct chc_err *err)
+{
+    struct zk_call *c;
+
+    if (atomic_load(&zs->abandoned))
+        return chc_err_set(err, CHC_EZK_EXPIRED,
+                           "zookeeper %s '%s': session abandoned after a call got no answer "
+                           "within %d ms",
+                           op, path, zs->call_timeout_ms);
+    c = calloc(1, sizeof(*c));
+    if (!c)
+        return chc_err_set(err, -ENOMEM, "out of memory");
+    c->zs = zs;
+    c->refs = 2;
+    pthread_mutex_lock(&zs->lock);
+    c->next = zs->pending;
+    if (zs->pending)
+        zs->pending->prev = c;
+    zs->pending = c;
+    pthread_mutex_unlock(&zs->lock);
+    *ret = c;
+    return 0;
+}
+
+/* The waiter is done with c. */
+static void call_put(struct zk_call *c)
+{
+    struct zk_session *zs;
+
+    if (!c)
+        return;
+    zs = c->zs;
+    pthread_mutex_lock(&zs->lock);
+    call_unref_locked(c);
+    pthread_mutex_unlock(&zs->lock);
+}
+
+/* Every completion ends here, on the library's completion thread, after it
+ * copied its outputs into c. c may be freed on return. */
+static void call_done(struct zk_call *c, int rc)
+{
+    struct zk_session *zs = c->zs;
+
+    pthread_mutex_lock(&zs->lock);
+    c->rc = rc;
+    c->done = 1;
+    call_lib_release_locked(c);
+    pthread_cond_broadcast(&zs->cond);
+    pthread_mutex_unlock(&zs->lock);
+}
+
+static void void_done(int rc, const void *data)
+{
+    call_done((struct zk_call *)data, rc);
+}
+
+static void stat_done(int rc, const struct Stat *stat, const void *data)
+{
+    struct zk_call *c = (struct zk_call *)data;
+
+    if (rc == ZOK && stat)
+        c->stat = *stat;
+    call_done(c, rc);
+}
+
+static void data_done(int rc, const char *value, int value_len, const struct Stat *stat,
+                      const void *data)
+{
+    struct zk_call *c = (struct zk_call *)data;
+    size_t n;
+
+    if (rc == ZOK && stat)
+        c->stat = *stat;
+    if (rc == ZOK && value && value_len > 0) {
+        n = (size_t)value_len < ZK_NODE_MAX ? (size_t)value_len : ZK_NODE_MAX;
+        c->data = malloc(n);
+        if (c->data) {
+            memcpy(c->data, value, n);
+            c->len = n;
+        } else {
+            c->oom = 1;
+        }
+    }
+    call_done(c, rc);
+}
+
+static void string_done(int rc, const char *value, const void *data)
+{
+    struct zk_call *c = (struct zk_call *)data;
+
+    if (rc == ZOK && value) {
+        c->data = chc_strdup(value);
+        c->oom = !c->data;
+    }
+    call_done(c, rc);
+}
+
+static void strings_done(int rc, const struct String_vector *sv, const void *data)
+{
+    struct zk_call *c = (struct zk_call *)data;
+    int i;
+
+    if (rc == ZOK && sv && sv->count > 0) {
+        c->strv = calloc((size_t)sv->count, sizeof(*c->strv));
+        if (c->strv) {
+            c->n_strv = (size_t)sv->count;
+            for (i = 0; i < sv->count && !c->oom; i++) {
+                c->strv[i] = chc_strdup(sv->data[i]);
+                c->oom = !c->strv[i];
+            }
+        } else {
+            c->oom = 1;
+        }
+    }
+    call_done(c, rc);
+}
+
+/* The session is lost to us: later calls fail at once, and callers see it
+ * as expired and reconnect. */
+static void abandon(struct zk_session *zs, const char *op, const char *path)
+{
+    pthread_mutex_lock(&zs->lock);
+    atomic_store(&zs->abandoned, 1);
+    atomic_store(&zs->expired, 1);
+    pthread_cond_broadcast(&zs->cond);
+    pthread_mutex_unlock(&zs->lock);
+    chc_log_debug("zookeeper: %s '%s' got no answer within %d ms: abandoning session 0x%llx",
+                  op, path, zs->call_timeout_ms, (unsigned long long)zk_session_id(zs));
+    if (zs->wake)
+        uv_async_send(zs->wake);
+}
+
+/* submit_rc: what the zoo_a* call returned for c. Waits for c's completion
+ * until the deadline: 0 with the answer in c->rc, or a CHC error (refused,
+ * no answer in time, out of memory). The caller still owns its reference. */
+static int call_wait(struct zk_session *zs, struct zk_call *c, int submit_rc, const char *op,
+                     const char *path, struct chc_err *err)
+{
+    struct timespec deadline;
+    int late = 0;
+
+    if (submit_rc != ZOK) {
+        /* Refused before the library registered the completion; other
+         * refusals may come after it did (the multi's marshalling), so
+         * those keep the library's reference until zk_session_free(). */
+        if (submit_rc == ZBADARGUMENTS || submit_rc == ZINVALIDSTATE) {
+            pthread_mutex_lock(&zs->lock);
+            call_lib_release_locked(c);
+            pthread_mutex_unlock(&zs->lock);
+        }
+        return fail_rc(zs, submit_rc, op, path, err);
+    }
+    deadline_after(&deadline, zs->call_timeout_ms);
+    pthread_mutex_lock(&zs->lock);
+    while (!c->done) {
+        if (pthread_cond_timedwait(&zs->cond, &zs->lock, &deadline) != 0) {
+            late = !c->done;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&zs->lock);
+    if (late) {
+        abandon(zs, op, path);
+        return chc_err_set(err, CHC_EZK_CONNLOSS,
+                           "zookeeper %s '%s': no answer within %d ms; abandoning the session",
+                           op, path, zs->call_timeout_ms);
+    }
+    if (c->rc == ZOK && c->oom)
+        return chc_err_set(err, -ENOMEM, "out of memory");
+    return 0;
+}
+
 int zk_create(struct zk_session *zs, const char *path, const void *data, size_t len,
               enum zk_mode mode, char **ret_path, struct chc_err *err)
 {
-    char created[1024];
-    int rc;
+    struct zk_call *c = NULL;
+    int rc, r;
 
     if (len > ZK_NODE_MAX)
         return chc_err_set(err, CHC_ETOOBIG, "zookeeper create '%s': %zu bytes is too large",
                            path, len);
-    rc = zoo_create(zs->zh, path, data, data ? (int)len : -1, &ZOO_OPEN_ACL_UNSAFE, zmode(mode),
-                    created, sizeof(created));
-    if (rc != ZOK)
-        return fail_rc(zs, rc, "create", path, err);
-    if (ret_path) {
-        *ret_path = chc_strdup(created);
+    r = call_new(zs, "create", path, &c, err);
+    if (r < 0)
+        return r;
+    rc = zoo_acreate(zs->zh, path, data, data ? (int)len : -1, &ZOO_OPEN_ACL_UNSAFE,
+                     zmode(mode), string_done, c);
+    r = call_wait(zs, c, rc, "create", path, err);
+    if (r == 0 && c->rc != ZOK)
+        r = fail_rc(zs, c->rc, "create", path, err);
+    if (r == 0 && ret_path) {
+        *ret_path = c->data ? c->data : chc_strdup(path);
+        c->data = NULL;
         if (!*ret_path)
-            return chc_err_set(err, -ENOMEM, "out of memory");
+            r = chc_err_set(err, -ENOMEM, "out of memory");
     }
-    return 0;
+    call_put(c);
+    return r;
 }
 
 int zk_create_parents(struct zk_session *zs, const char *path, struct chc_err *err)
@@ -265,63 +562,84 @@ int zk_create_parents(struct zk_session *zs, const char *path, struct chc_err *e
 int zk_get(struct zk_session *zs, const char *path, struct chc_buf *out, struct zk_stat *stat,
            struct chc_err *err)
 {
-    struct Stat st;
-    char *buf;
-    int len = ZK_NODE_MAX, rc, r;
+    struct zk_call *c = NULL;
+    int rc, r;
 
-    buf = malloc(ZK_NODE_MAX);
-    if (!buf)
-        return chc_err_set(err, -ENOMEM, "out of memory");
-    rc = zoo_get(zs->zh, path, 0, buf, &len, &st);
-    if (rc != ZOK) {
-        free(buf);
-        return fail_rc(zs, rc, "get", path, err);
-    }
-    chc_buf_reset(out);
-    r = chc_buf_add(out, buf, len > 0 ? (size_t)len : 0);
-    free(buf);
+    r = call_new(zs, "get", path, &c, err);
     if (r < 0)
-        return chc_err_set(err, r, "zookeeper get '%s': node too large", path);
-    copy_stat(stat, &st);
-    return 0;
+        return r;
+    rc = zoo_aget(zs->zh, path, 0, data_done, c);
+    r = call_wait(zs, c, rc, "get", path, err);
+    if (r == 0 && c->rc != ZOK)
+        r = fail_rc(zs, c->rc, "get", path, err);
+    if (r == 0) {
+        chc_buf_reset(out);
+        r = chc_buf_add(out, c->data ? c->data : "", c->len);
+        if (r < 0)
+            r = chc_err_set(err, r, "zookeeper get '%s': node too large", path);
+        else
+            copy_stat(stat, &c->stat);
+    }
+    call_put(c);
+    return r;
 }
 
 int zk_set(struct zk_session *zs, const char *path, const void *data, size_t len, int version,
            struct zk_stat *stat, struct chc_err *err)
 {
-    struct Stat st;
-    int rc;
+    struct zk_call *c = NULL;
+    int rc, r;
 
     if (len > ZK_NODE_MAX)
         return chc_err_set(err, CHC_ETOOBIG, "zookeeper set '%s': too large", path);
-    rc = zoo_set2(zs->zh, path, data, (int)len, version, &st);
-    if (rc != ZOK)
-        return fail_rc(zs, rc, "set", path, err);
-    copy_stat(stat, &st);
-    return 0;
+    r = call_new(zs, "set", path, &c, err);
+    if (r < 0)
+        return r;
+    rc = zoo_aset(zs->zh, path, data, (int)len, version, stat_done, c);
+    r = call_wait(zs, c, rc, "set", path, err);
+    if (r == 0 && c->rc != ZOK)
+        r = fail_rc(zs, c->rc, "set", path, err);
+    if (r == 0)
+        copy_stat(stat, &c->stat);
+    call_put(c);
+    return r;
 }
 
 int zk_delete(struct zk_session *zs, const char *path, int version, struct chc_err *err)
 {
-    int rc = zoo_delete(zs->zh, path, version);
+    struct zk_call *c = NULL;
+    int rc, r;
 
-    if (rc != ZOK)
-        return fail_rc(zs, rc, "delete", path, err);
-    return 0;
+    r = call_new(zs, "delete", path, &c, err);
+    if (r < 0)
+        return r;
+    rc = zoo_adelete(zs->zh, path, version, void_done, c);
+    r = call_wait(zs, c, rc, "delete", path, err);
+    if (r == 0 && c->rc != ZOK)
+        r = fail_rc(zs, c->rc, "delete", path, err);
+    call_put(c);
+    return r;
 }
 
 int zk_exists(struct zk_session *zs, const char *path, struct zk_stat *stat,
               struct chc_err *err)
 {
-    struct Stat st;
-    int rc = zoo_exists(zs->zh, path, 0, &st);
+    struct zk_call *c = NULL;
+    int rc, r;
 
-    if (rc == ZNONODE)
-        return CHC_EZK_NONODE;
-    if (rc != ZOK)
-        return fail_rc(zs, rc, "exists", path, err);
-    copy_stat(stat, &st);
-    return 0;
+    r = call_new(zs, "exists", path, &c, err);
+    if (r < 0)
+        return r;
+    rc = zoo_aexists(zs->zh, path, 0, stat_done, c);
+    r = call_wait(zs, c, rc, "exists", path, err);
+    if (r == 0 && c->rc == ZNONODE)
+        r = CHC_EZK_NONODE;
+    else if (r == 0 && c->rc != ZOK)
+        r = fail_rc(zs, c->rc, "exists", path, err);
+    if (r == 0)
+        copy_stat(stat, &c->stat);
+    call_put(c);
+    return r;
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -333,33 +651,26 @@ static int cmp_str(const void *a, const void *b)
 int zk_children(struct zk_session *zs, const char *path, char ***ret, size_t *ret_n,
                 struct chc_err *err)
 {
-    struct String_vector sv = {0, NULL};
-    char **v = NULL;
-    int rc, i;
+    struct zk_call *c = NULL;
+    int rc, r;
 
-    rc = zoo_get_children(zs->zh, path, 0, &sv);
-    if (rc != ZOK)
-        return fail_rc(zs, rc, "get children of", path, err);
-    if (sv.count > 0) {
-        v = calloc((size_t)sv.count, sizeof(*v));
-        if (!v) {
-            deallocate_String_vector(&sv);
-            return chc_err_set(err, -ENOMEM, "out of memory");
-        }
-        for (i = 0; i < sv.count; i++) {
-            v[i] = chc_strdup(sv.data[i]);
-            if (!v[i]) {
-                chc_strv_free(v, (size_t)i);
-                deallocate_String_vector(&sv);
-                return chc_err_set(err, -ENOMEM, "out of memory");
-            }
-        }
-        qsort(v, (size_t)sv.count, sizeof(*v), cmp_str);
+    r = call_new(zs, "get children of", path, &c, err);
+    if (r < 0)
+        return r;
+    rc = zoo_aget_children(zs->zh, path, 0, strings_done, c);
+    r = call_wait(zs, c, rc, "get children of", path, err);
+    if (r == 0 && c->rc != ZOK)
+        r = fail_rc(zs, c->rc, "get children of", path, err);
+    if (r == 0) {
+        if (c->n_strv > 1)
+            qsort(c->strv, c->n_strv, sizeof(*c->strv), cmp_str);
+        *ret = c->strv;
+        *ret_n = c->n_strv;
+        c->strv = NULL;
+        c->n_strv = 0;
     }
-    *ret = v;
-    *ret_n = (size_t)sv.count;
-    deallocate_String_vector(&sv);
-    return 0;
+    call_put(c);
+    return r;
 }
 
 int zk_delete_recursive(struct zk_session *zs, const char *path, struct chc_err *err)
@@ -494,20 +805,23 @@ int zk_txn_check(struct zk_txn *t, const char *path, int version)
 int zk_txn_commit(struct zk_session *zs, struct zk_txn *t, size_t *ret_failed,
                   struct chc_err *err)
 {
-    zoo_op_t *ops = NULL;
-    zoo_op_result_t *res = NULL;
-    char (*bufs)[1024] = NULL;
-    struct Stat *stats = NULL;
-    size_t i;
-    int rc, r = 0;
+    struct zk_call *c = NULL;
+    size_t i, bad;
+    int rc, r;
 
     if (t->n == 0)
         return 0;
-    ops = calloc(t->n, sizeof(*ops));
-    res = calloc(t->n, sizeof(*res));
-    bufs = calloc(t->n, sizeof(*bufs));
-    stats = calloc(t->n, sizeof(*stats));
-    if (!ops || !res || !bufs || !stats) {
+    r = call_new(zs, "multi", t->ops[0].path, &c, err);
+    if (r < 0)
+        return r;
+    c->ops = calloc(t->n, sizeof(*c->ops));
+    c->res = calloc(t->n, sizeof(*c->res));
+    c->bufs = calloc(t->n, sizeof(*c->bufs));
+    c->stats = calloc(t->n, sizeof(*c->stats));
+    if (!c->ops || !c->res || !c->bufs || !c->stats) {
+        pthread_mutex_lock(&zs->lock);
+        call_lib_release_locked(c); /* never submitted */
+        pthread_mutex_unlock(&zs->lock);
         r = chc_err_set(err, -ENOMEM, "out of memory");
         goto out;
     }
@@ -515,40 +829,41 @@ int zk_txn_commit(struct zk_session *zs, struct zk_txn *t, size_t *ret_failed,
         const struct txn_op *o = &t->ops[i];
         switch (o->kind) {
         case TXN_CREATE:
-            zoo_create_op_init(&ops[i], o->path, o->has_data ? o->data : NULL,
+            zoo_create_op_init(&c->ops[i], o->path, o->has_data ? o->data : NULL,
                                o->has_data ? (int)o->len : -1, &ZOO_OPEN_ACL_UNSAFE,
-                               zmode(o->mode), bufs[i], sizeof(bufs[i]));
+                               zmode(o->mode), c->bufs[i], sizeof(c->bufs[i]));
             break;
         case TXN_SET:
-            zoo_set_op_init(&ops[i], o->path, o->data, (int)o->len, o->version, &stats[i]);
+            zoo_set_op_init(&c->ops[i], o->path, o->data, (int)o->len, o->version,
+                            &c->stats[i]);
             break;
         case TXN_DELETE:
-            zoo_delete_op_init(&ops[i], o->path, o->version);
+            zoo_delete_op_init(&c->ops[i], o->path, o->version);
             break;
         case TXN_CHECK:
-            zoo_check_op_init(&ops[i], o->path, o->version);
+            zoo_check_op_init(&c->ops[i], o->path, o->version);
             break;
         }
     }
-    rc = zoo_multi(zs->zh, (int)t->n, ops, res);
-    if (rc != ZOK) {
-        size_t bad = t->n;
-        for (i = 0; i < t->n; i++)
-            if (res[i].err != ZOK && res[i].err != ZRUNTIMEINCONSISTENCY) {
-                bad = i;
-                break;
-            }
-        if (ret_failed)
-            *ret_failed = bad;
-        if (bad < t->n)
-            r = fail_rc(zs, res[bad].err, "multi op on", t->ops[bad].path, err);
-        else
-            r = fail_rc(zs, rc, "multi", t->ops[0].path, err);
-    }
+    rc = zoo_amulti(zs->zh, (int)t->n, c->ops, c->res, void_done, c);
+    r = call_wait(zs, c, rc, "multi", t->ops[0].path, err);
+    if (r < 0 && r != -ENOMEM && ret_failed)
+        *ret_failed = t->n;
+    if (r < 0 || c->rc == ZOK)
+        goto out;
+    bad = t->n;
+    for (i = 0; i < t->n; i++)
+        if (c->res[i].err != ZOK && c->res[i].err != ZRUNTIMEINCONSISTENCY) {
+            bad = i;
+            break;
+        }
+    if (ret_failed)
+        *ret_failed = bad;
+    if (bad < t->n)
+        r = fail_rc(zs, c->res[bad].err, "multi op on", t->ops[bad].path, err);
+    else
+        r = fail_rc(zs, c->rc, "multi", t->ops[0].path, err);
 out:
-    free(ops);
-    free(res);
-    free(bufs);
-    free(stats);
+    call_put(c);
     return r;
 }

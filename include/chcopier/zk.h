@@ -5,6 +5,19 @@
  * asynchronously. Session events arrive on the library's thread and only set
  * atomic state (and optionally wake a uv_async_t); the loop reads them.
  *
+ * No call blocks forever. Each waits for its answer at most the call
+ * deadline: max(2 x session_timeout_ms, 10 s), or CHC_ZK_CALL_TIMEOUT_MS
+ * from the environment (100..3600000; for tests). The library fails a call
+ * by itself once the connection is silent for 2/3 of the session timeout, so
+ * reaching the deadline means its answer was lost (ZOOKEEPER-2802). Then:
+ *   1. that call fails with CHC_EZK_CONNLOSS ("zookeeper <op> '<path>': no
+ *      answer within N ms; abandoning the session"): its outcome is unknown;
+ *   2. the session is abandoned: zk_session_expired() returns 1 and every
+ *      later call on it fails at once with CHC_EZK_EXPIRED;
+ *   3. the caller treats it as an expiry: drop every claim, zk_session_free()
+ *      it (closing the handle ends the old session's ephemerals as soon as
+ *      ZooKeeper answers, else at its session timeout) and open a new one.
+ *
  * Errors: CHC_EZK_NONODE, CHC_EZK_NODEEXISTS, CHC_EZK_BADVERSION,
  * CHC_EZK_NOTEMPTY, CHC_EZK_CONNLOSS (retryable), CHC_EZK_EXPIRED (the
  * session is gone: every ephemeral node, hence every claim, is lost), CHC_EZK.
@@ -46,7 +59,8 @@ enum zk_mode {
 int zk_session_new(const struct cfg_zk *cfg, int timeout_ms, void *wake,
                    struct zk_session **ret, struct chc_err *err);
 struct zk_session *zk_session_free(struct zk_session *zs);
-/* 1 once the session has expired (reconnect by creating a new session). */
+/* 1 once the session has expired, or was abandoned after a call got no
+ * answer by the deadline (reconnect by creating a new session). */
 int zk_session_expired(const struct zk_session *zs);
 /* 1 while connected. */
 int zk_session_connected(const struct zk_session *zs);
