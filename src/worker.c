@@ -2211,7 +2211,7 @@ static int try_piece(struct worker *w, struct tstate *ts, size_t part, size_t sh
     r = piece_write(w, ts, part, k, &ps, err);
     if (r < 0)
         goto out;
-    chc_log_at(CHC_LOG_DEBUG, &lf, "copying");
+    chc_log_at(CHC_LOG_INFO, &lf, "claimed, copying");
     r = job_start(w, j, err);
     if (r < 0) {
         /* Transfers that did start are cancelled; the piece stays dirty. */
