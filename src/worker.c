@@ -75,7 +75,7 @@ struct part {
 };
 
 /* Most partitions one piece copies (bounds the IN list and the cleaning). */
-#define GROUP_MAX 64
+#define GROUP_MAX 32
 
 struct piece_state {
     unsigned char *done; /* per source shard */
@@ -344,8 +344,12 @@ static void batch_cb(struct ch_query *q, void *data)
 }
 
 /* Run n statements at once (sqls[i] on reps[i]; one sql for all when
- * sqls is NULL), wait for all; every one must succeed. outs (optional)
- * receive the bodies. */
+ * sqls is NULL), at most MULTI_INFLIGHT at a time (ClickHouse refuses more
+ * than max_concurrent_queries, 100 by default, and other workers query it
+ * too); wait for all; every one must succeed. outs (optional) receive the
+ * bodies. */
+#define MULTI_INFLIGHT 32
+
 static int multi_query(struct worker *w, const struct cfg_replica *const *reps, size_t n,
                        const char *const *sqls, const char *sql, struct chc_buf *outs,
                        const int *pushes, struct chc_err *err)
@@ -353,18 +357,24 @@ static int multi_query(struct worker *w, const struct cfg_replica *const *reps, 
     struct ch_query **q = calloc(n ? n : 1, sizeof(*q));
     struct batch b = {0};
     struct ch_query_params p;
-    size_t i, len;
+    size_t i, len, started = 0;
     int r = 0;
 
     if (!q)
         return oom(err);
-    for (i = 0; i < n; i++) {
-        params_init(&p, reps[i], sqls ? sqls[i] : sql, w->task, pushes ? pushes[i] : 1);
-        chc_log_trace("%s:%d: %s", reps[i]->host, reps[i]->http_port, p.sql);
-        r = ch_query_start(w->ch, &p, batch_cb, &b, &q[i], err);
-        if (r < 0)
-            break;
-        b.pending++;
+    while (r == 0 && started < n) {
+        while (r == 0 && started < n && b.pending < MULTI_INFLIGHT) {
+            i = started;
+            params_init(&p, reps[i], sqls ? sqls[i] : sql, w->task, pushes ? pushes[i] : 1);
+            chc_log_trace("%s:%d: %s", reps[i]->host, reps[i]->http_port, p.sql);
+            r = ch_query_start(w->ch, &p, batch_cb, &b, &q[i], err);
+            if (r < 0)
+                break;
+            b.pending++;
+            started++;
+        }
+        if (r == 0 && started < n)
+            uv_run(&w->loop, UV_RUN_ONCE);
     }
     while (b.pending > 0)
         uv_run(&w->loop, UV_RUN_ONCE);
@@ -1875,13 +1885,12 @@ static int query_id(const struct tstate *ts, size_t part, unsigned k, struct chc
 
 /* Kill stray copies of (group, k) and drop the group's staging partitions
  * everywhere. */
-#define CLEAN_BATCH 8
 static int clean_piece(struct worker *w, struct tstate *ts, size_t part, unsigned k,
                        struct chc_err *err)
 {
     const struct cfg_replica **treps = NULL;
     struct chc_buf sql = CHC_BUF_INIT, name = CHC_BUF_INIT;
-    size_t i, n;
+    size_t i;
     int r;
 
     if (w->o->safe_mode)
@@ -1905,43 +1914,40 @@ static int clean_piece(struct worker *w, struct tstate *ts, size_t part, unsigne
     r = plan_piece_table(ts->tb, k, &name);
     if (r < 0)
         goto oom;
-    /* DROP PARTITION of every partition of the group, a few at a time on
-     * every staging node: ClickHouse has no IF EXISTS here; a missing
-     * partition is fine. */
-    for (i = part; r == 0 && i < part + ts->parts[part].n_group; i += n) {
-        const struct cfg_replica *reps[CLEAN_BATCH * 8];
-        struct chc_buf stmt[CLEAN_BATCH];
-        const char *sqls[CLEAN_BATCH * 8];
-        size_t m, t, q = 0;
+    /* DROP PARTITION of every partition of the group on every staging node
+     * (multi_query bounds how many run at once). ClickHouse has no IF EXISTS
+     * here; a missing partition is fine. */
+    {
+        size_t ng = ts->parts[part].n_group, nq = ng * ts->n_targets, q = 0, t;
+        struct chc_buf *stmt = calloc(ng, sizeof(*stmt));
+        const struct cfg_replica **reps = calloc(nq, sizeof(*reps));
+        const char **sqls = calloc(nq, sizeof(*sqls));
 
-        n = part + ts->parts[part].n_group - i;
-        if (n > CLEAN_BATCH)
-            n = CLEAN_BATCH;
-        for (m = 0; m < n; m++)
-            chc_buf_init(&stmt[m], 0);
-        for (m = 0; r == 0 && m < n; m++) {
-            int b = chc_buf_addstr(&stmt[m], "ALTER TABLE ");
-            if (b == 0)
-                b = add_table_ref(&stmt[m], ts->tb->database_push, name.buf);
-            if (b == 0)
-                b = chc_buf_addstr(&stmt[m], " DROP ");
-            if (b == 0)
-                b = plan_partition_clause(ts->parts[i + m].lit, &stmt[m]);
-            if (b < 0)
-                r = oom(err);
+        for (i = 0; stmt && i < ng; i++)
+            chc_buf_init(&stmt[i], 0);
+        r = stmt && reps && sqls ? 0 : -ENOMEM;
+        for (i = 0; r == 0 && i < ng; i++) {
+            r = chc_buf_addstr(&stmt[i], "ALTER TABLE ");
+            if (r == 0)
+                r = add_table_ref(&stmt[i], ts->tb->database_push, name.buf);
+            if (r == 0)
+                r = chc_buf_addstr(&stmt[i], " DROP ");
+            if (r == 0)
+                r = plan_partition_clause(ts->parts[part + i].lit, &stmt[i]);
             for (t = 0; r == 0 && t < ts->n_targets; t++) {
-                if (q == CLEAN_BATCH * 8) { /* many staging nodes: in rounds */
-                    r = multi_query(w, reps, q, sqls, NULL, NULL, NULL, err);
-                    q = 0;
-                }
                 reps[q] = ts->targets[t].rep;
-                sqls[q++] = stmt[m].buf;
+                sqls[q++] = stmt[i].buf;
             }
         }
-        if (r == 0 && q)
+        if (r < 0)
+            r = oom(err);
+        else
             r = multi_query(w, reps, q, sqls, NULL, NULL, NULL, err);
-        for (m = 0; m < n; m++)
-            chc_buf_release(&stmt[m]);
+        for (i = 0; stmt && i < ng; i++)
+            chc_buf_release(&stmt[i]);
+        free(stmt);
+        free(reps);
+        free(sqls);
     }
     goto out;
 oom:
@@ -2343,7 +2349,7 @@ out:
 /* ------------------------------------------------------------------------ */
 
 /* Partitions moved together (one round of statements per step). */
-#define MOVE_BATCH 16
+#define MOVE_BATCH 32
 
 struct sums {
     unsigned long long rows;
