@@ -1,0 +1,192 @@
+/* wkutil.c — small utilities shared by the worker's files: one ClickHouse
+ * statement on one node, or many on many nodes at once (bounded in flight,
+ * every one must succeed); ZooKeeper path formatting; a sleep that keeps the
+ * loop running; test fault points; metrics labelled with the table. Owns no
+ * state of its own and decides nothing: callers log and retry.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "chcopier/buf.h"
+#include "chcopier/ch.h"
+#include "chcopier/cli.h"
+#include "chcopier/log.h"
+#include "chcopier/metrics.h"
+#include "chcopier/task.h"
+#include "worker-internal.h"
+
+#include "banned.h"
+
+#define RESPONSE_MAX (64u << 20)
+
+/* Metrics: `table` label, plus one more (key, value) if key is not NULL. */
+void wk__metric(struct worker *w, const struct tstate *ts, const char *name, const char *key,
+                const char *value, double v, int set)
+{
+    struct chc_buf l = CHC_BUF_INIT;
+
+    if (!w->metrics)
+        return;
+    if ((ts && chc_metrics_label(&l, "table", ts->tb->name) < 0) ||
+        (key && chc_metrics_label(&l, key, value) < 0)) {
+        chc_buf_release(&l);
+        return;
+    }
+    if (set)
+        chc_metrics_set(w->metrics, name, l.len ? l.buf : NULL, v);
+    else
+        chc_metrics_add(w->metrics, name, l.len ? l.buf : NULL, v);
+    chc_buf_release(&l);
+}
+
+static void sleeper_cb(uv_timer_t *t)
+{
+    (void)t;
+}
+
+/* Sleep while keeping transfers flowing. */
+void wk__sleep(struct worker *w, unsigned ms)
+{
+    uint64_t end = now_ms() + ms;
+
+    uv_timer_start(&w->sleeper, sleeper_cb, ms, 0);
+    while (now_ms() < end)
+        uv_run(&w->loop, UV_RUN_ONCE);
+    uv_timer_stop(&w->sleeper);
+}
+
+void wk__fault_point(const struct worker *w, const char *name)
+{
+    if (w->o->fault_point && !strcmp(w->o->fault_point, name)) {
+        chc_log_warn("fault point '%s' reached: exiting abruptly", name);
+        _exit(99);
+    }
+}
+
+/* `db`.`table` */
+int wk__add_table_ref(struct chc_buf *b, const char *db, const char *table)
+{
+    int r = chc_buf_add_ident(b, db);
+
+    if (r == 0)
+        r = chc_buf_addch(b, '.');
+    if (r == 0)
+        r = chc_buf_add_ident(b, table);
+    return r;
+}
+
+void wk__params_init(struct ch_query_params *p, const struct cfg_replica *rep, const char *sql,
+                     const struct cfg_task *t, int push)
+{
+    memset(p, 0, sizeof(*p));
+    p->replica = rep;
+    p->sql = sql;
+    p->max_response = RESPONSE_MAX;
+    p->settings[0] = &t->settings;
+    p->settings[1] = push ? &t->settings_push : &t->settings_pull;
+    p->settings[2] = NULL;
+}
+
+int wk__query(struct worker *w, const struct cfg_replica *rep, int push, const char *sql,
+              struct chc_buf *out, struct chc_err *err)
+{
+    struct ch_query_params p;
+    int r;
+
+    wk__params_init(&p, rep, sql, w->task, push);
+    chc_log_trace("%s:%d: %s", rep->host, rep->http_port, sql);
+    if (out)
+        chc_buf_reset(out); /* out receives this query's body only */
+    r = ch_query_sync(w->ch, &p, out, err);
+    return r;
+}
+
+struct batch {
+    size_t pending;
+};
+
+static void batch_cb(struct ch_query *q, void *data)
+{
+    struct batch *b = data;
+
+    (void)q;
+    b->pending--;
+}
+
+/* Run n statements at once (sqls[i] on reps[i]; one sql for all when
+ * sqls is NULL), at most MULTI_INFLIGHT at a time (ClickHouse refuses more
+ * than max_concurrent_queries, 100 by default, and other workers query it
+ * too); wait for all; every one must succeed. outs (optional) receive the
+ * bodies. */
+#define MULTI_INFLIGHT 32
+
+int wk__multi_query(struct worker *w, const struct cfg_replica *const *reps, size_t n,
+                    const char *const *sqls, const char *sql, struct chc_buf *outs,
+                    const int *pushes, struct chc_err *err)
+{
+    struct ch_query **q = calloc(n ? n : 1, sizeof(*q));
+    struct batch b = {0};
+    struct ch_query_params p;
+    size_t i, len, started = 0;
+    int r = 0;
+
+    if (!q)
+        return oom(err);
+    while (r == 0 && started < n) {
+        while (r == 0 && started < n && b.pending < MULTI_INFLIGHT) {
+            i = started;
+            wk__params_init(&p, reps[i], sqls ? sqls[i] : sql, w->task, pushes ? pushes[i] : 1);
+            chc_log_trace("%s:%d: %s", reps[i]->host, reps[i]->http_port, p.sql);
+            r = ch_query_start(w->ch, &p, batch_cb, &b, &q[i], err);
+            if (r < 0)
+                break;
+            b.pending++;
+            started++;
+        }
+        if (r == 0 && started < n)
+            uv_run(&w->loop, UV_RUN_ONCE);
+    }
+    while (b.pending > 0)
+        uv_run(&w->loop, UV_RUN_ONCE);
+    for (i = 0; i < n && q[i]; i++) {
+        if (r == 0 && ch_query_status(q[i]) < 0)
+            r = chc_err_set(err, ch_query_status(q[i]), "%s (failed on 1 of %zu nodes)",
+                            ch_query_error(q[i])->msg, n);
+        if (r == 0 && outs) {
+            const char *body = ch_query_body(q[i], &len);
+            chc_buf_reset(&outs[i]);
+            if (chc_buf_add(&outs[i], body, len) < 0)
+                r = oom(err);
+        }
+        ch_query_free(q[i]);
+    }
+    free(q);
+    return r;
+}
+
+int wk__fanout(struct worker *w, const struct cfg_replica *const *reps, size_t n, const char *sql,
+               struct chc_err *err)
+{
+    return wk__multi_query(w, reps, n, NULL, sql, NULL, NULL, err);
+}
+
+
+int wk__zpath(struct chc_buf *b, const char *fmt, ...)
+{
+    char tmp[2048];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(tmp))
+        return CHC_ETOOBIG;
+    chc_buf_reset(b);
+    return chc_buf_addstr(b, tmp);
+}
