@@ -275,24 +275,51 @@ static int mv_owned(struct worker *w, struct mv *mv, size_t n, struct chc_err *e
     return 0;
 }
 
-enum mv_step {
-    MV_DROP_ASSEMBLY, /* (again) ALTER <assembly> DROP PARTITION p */
-    MV_ATTACH_DEST,   /* ALTER <assembly> ATTACH PARTITION p FROM <destination> */
-    MV_ATTACH_PIECES, /* ALTER <assembly> ATTACH PARTITION p FROM <piece k>, every k */
-    MV_REPLACE,       /* ALTER <destination> REPLACE PARTITION p FROM <assembly> */
-};
-
-/* One step for every partition of the batch it applies to, on every staging
- * node, all statements at once. */
-static int mv_step(struct worker *w, struct tstate *ts, struct mv *mv, size_t n,
-                   enum mv_step step, struct chc_err *err)
+/* The text of one move statement for partition `part` (piece k for
+ * MOVE_ATTACH_PIECES): what the mover runs and `chcopier plan` shows. */
+int mover__stmt(const struct tstate *ts, enum move_step step, size_t part, unsigned k,
+                struct chc_buf *out)
 {
     const struct cfg_table *tb = ts->tb;
-    size_t cap = n * ts->n_targets * (ts->splits + 1) + 1, q = 0, i, t;
-    const struct cfg_replica **reps = calloc(cap, sizeof(*reps));
-    struct chc_buf *sql = calloc(cap, sizeof(*sql));
-    const char **sqls = calloc(cap, sizeof(*sqls));
     struct chc_buf tbl = CHC_BUF_INIT, from = CHC_BUF_INIT;
+    int r;
+
+    r = step == MOVE_REPLACE ? chc_buf_addstr(&tbl, tb->table_push) : plan_assembly_table(tb, &tbl);
+    if (r == 0 && step == MOVE_ATTACH_DEST)
+        r = chc_buf_addstr(&from, tb->table_push);
+    else if (r == 0 && step == MOVE_ATTACH_PIECES)
+        r = plan_piece_table(tb, k, &from);
+    else if (r == 0 && step == MOVE_REPLACE)
+        r = plan_assembly_table(tb, &from);
+    if (r == 0)
+        r = chc_buf_addstr(out, "ALTER TABLE ");
+    if (r == 0)
+        r = wk__add_table_ref(out, tb->database_push, tbl.buf);
+    if (r == 0)
+        r = chc_buf_addstr(out, step == MOVE_DROP_ASSEMBLY ? " DROP "
+                                : step == MOVE_REPLACE     ? " REPLACE "
+                                                           : " ATTACH ");
+    if (r == 0)
+        r = plan_partition_clause(ts->parts[part].lit, out);
+    if (r == 0 && from.len) {
+        r = chc_buf_addstr(out, " FROM ");
+        if (r == 0)
+            r = wk__add_table_ref(out, tb->database_push, from.buf);
+    }
+    chc_buf_release(&tbl);
+    chc_buf_release(&from);
+    return r;
+}
+
+/* One step for every partition of the batch it applies to, on every staging
+ * node, all statements at once (wk__multi_query bounds how many run). */
+static int mv_step(struct worker *w, struct tstate *ts, struct mv *mv, size_t n,
+                   enum move_step step, struct chc_err *err)
+{
+    size_t cap = n * (ts->splits + 1) + 1, nq = cap * ts->n_targets, q = 0, ns = 0, i, t;
+    const struct cfg_replica **reps = calloc(nq, sizeof(*reps));
+    struct chc_buf *sql = calloc(cap, sizeof(*sql));
+    const char **sqls = calloc(nq, sizeof(*sqls));
     unsigned k, nk;
     int r = 0;
 
@@ -302,58 +329,21 @@ static int mv_step(struct worker *w, struct tstate *ts, struct mv *mv, size_t n,
     }
     for (i = 0; r == 0 && i < n; i++) {
         const struct mv *m = &mv[i];
-        int applies = m->active && (step == MV_DROP_ASSEMBLY   ? m->assemble && m->again
-                                    : step == MV_ATTACH_DEST   ? m->assemble && m->before.rows > 0
-                                    : step == MV_ATTACH_PIECES ? m->assemble
-                                    : step == MV_REPLACE       ? m->replace
-                                                               : 1);
+        int applies = m->active && (step == MOVE_DROP_ASSEMBLY   ? m->assemble && m->again
+                                    : step == MOVE_ATTACH_DEST   ? m->assemble && m->before.rows > 0
+                                    : step == MOVE_ATTACH_PIECES ? m->assemble
+                                                                 : m->replace);
         if (!applies)
             continue;
-        nk = step == MV_ATTACH_PIECES ? ts->parts[m->part].splits : 1;
+        nk = step == MOVE_ATTACH_PIECES ? ts->parts[m->part].splits : 1;
         for (k = 0; r == 0 && k < nk; k++) {
-            chc_buf_reset(&tbl);
-            chc_buf_reset(&from);
-            switch (step) {
-            case MV_DROP_ASSEMBLY:
-                r = plan_assembly_table(tb, &tbl);
-                break;
-            case MV_ATTACH_DEST:
-                r = plan_assembly_table(tb, &tbl);
-                if (r == 0)
-                    r = chc_buf_addstr(&from, tb->table_push);
-                break;
-            case MV_ATTACH_PIECES:
-                r = plan_assembly_table(tb, &tbl);
-                if (r == 0)
-                    r = plan_piece_table(tb, k, &from);
-                break;
-            case MV_REPLACE:
-                r = chc_buf_addstr(&tbl, tb->table_push);
-                if (r == 0)
-                    r = plan_assembly_table(tb, &from);
-                break;
-            }
+            chc_buf_init(&sql[ns], 0);
+            r = mover__stmt(ts, step, m->part, k, &sql[ns]);
             for (t = 0; r == 0 && t < ts->n_targets; t++) {
-                chc_buf_init(&sql[q], 0);
-                r = chc_buf_addstr(&sql[q], "ALTER TABLE ");
-                if (r == 0)
-                    r = wk__add_table_ref(&sql[q], tb->database_push, tbl.buf);
-                if (r == 0)
-                    r = chc_buf_addstr(&sql[q],
-                                       step == MV_DROP_ASSEMBLY ? " DROP "
-                                       : step == MV_REPLACE ? " REPLACE "
-                                                            : " ATTACH ");
-                if (r == 0)
-                    r = plan_partition_clause(ts->parts[m->part].lit, &sql[q]);
-                if (r == 0 && from.len) {
-                    r = chc_buf_addstr(&sql[q], " FROM ");
-                    if (r == 0)
-                        r = wk__add_table_ref(&sql[q], tb->database_push, from.buf);
-                }
                 reps[q] = ts->targets[t].rep;
-                sqls[q] = sql[q].buf;
-                q++;
+                sqls[q++] = sql[ns].buf;
             }
+            ns++;
         }
     }
     if (r < 0)
@@ -361,13 +351,11 @@ static int mv_step(struct worker *w, struct tstate *ts, struct mv *mv, size_t n,
     else if (q > 0)
         r = wk__multi_query(w, reps, q, sqls, NULL, NULL, NULL, err);
 out:
-    for (i = 0; sql && i < q; i++)
+    for (i = 0; sql && i < ns; i++)
         chc_buf_release(&sql[i]);
     free(reps);
     free(sql);
     free(sqls);
-    chc_buf_release(&tbl);
-    chc_buf_release(&from);
     return r;
 }
 
@@ -496,11 +484,11 @@ static int move_batch(struct worker *w, struct tstate *ts, const size_t *parts, 
             goto out;
         r = mv_owned(w, mv, n, err);
         if (r == 0)
-            r = mv_step(w, ts, mv, n, MV_DROP_ASSEMBLY, err);
+            r = mv_step(w, ts, mv, n, MOVE_DROP_ASSEMBLY, err);
         if (r == 0)
-            r = mv_step(w, ts, mv, n, MV_ATTACH_DEST, err);
+            r = mv_step(w, ts, mv, n, MOVE_ATTACH_DEST, err);
         if (r == 0)
-            r = mv_step(w, ts, mv, n, MV_ATTACH_PIECES, err);
+            r = mv_step(w, ts, mv, n, MOVE_ATTACH_PIECES, err);
         MV_MARK(2);
         sums_batch_release(&batch);
         sums_batch_init(&batch);
@@ -572,7 +560,7 @@ static int move_batch(struct worker *w, struct tstate *ts, const size_t *parts, 
     MV_MARK(3);
     r = mv_owned(w, mv, n, err);
     if (r == 0)
-        r = mv_step(w, ts, mv, n, MV_REPLACE, err);
+        r = mv_step(w, ts, mv, n, MOVE_REPLACE, err);
     if (r < 0)
         goto out;
     wk__fault_point(w, "after_replace");

@@ -149,39 +149,25 @@ static int plan_table(struct worker *w, const struct cfg_table *tb, struct chc_e
             }
     }
     printf("  move, on every staging node:\n");
-    chc_buf_reset(&name);
-    if (plan_assembly_table(tb, &name) < 0)
-        goto oom;
-    chc_buf_reset(&sql);
-    if (chc_buf_addf(&sql, "ALTER TABLE %s.%s DROP ", tb->database_push, name.buf) < 0 ||
-        plan_partition_clause(ts->parts[0].lit, &sql) < 0)
-        goto oom;
-    print_sql(ts, "    ", sql.buf);
-    if (!tb->allow_drop_target_partitions) {
-        chc_buf_reset(&sql);
-        if (chc_buf_addf(&sql, "ALTER TABLE %s.%s ATTACH ", tb->database_push, name.buf) < 0 ||
-            plan_partition_clause(ts->parts[0].lit, &sql) < 0 ||
-            chc_buf_addf(&sql, " FROM %s.%s", tb->database_push, tb->table_push) < 0)
-            goto oom;
-        print_sql(ts, "    ", sql.buf);
+    {
+        static const enum move_step steps[] = {MOVE_DROP_ASSEMBLY, MOVE_ATTACH_DEST,
+                                               MOVE_ATTACH_PIECES, MOVE_REPLACE};
+        size_t st;
+        for (st = 0; st < sizeof(steps) / sizeof(steps[0]); st++) {
+            unsigned nk = steps[st] == MOVE_ATTACH_PIECES ? ts->parts[0].splits : 1;
+            if (steps[st] == MOVE_ATTACH_DEST && tb->allow_drop_target_partitions)
+                continue; /* nothing of the destination is kept */
+            for (k = 0; k < nk; k++) {
+                chc_buf_reset(&sql);
+                if (mover__stmt(ts, steps[st], 0, k, &sql) < 0)
+                    goto oom;
+                print_sql(ts, "    ", sql.buf);
+            }
+        }
     }
-    for (k = 0; k < ts->parts[0].splits; k++) {
-        chc_buf_reset(&sql);
-        if (chc_buf_addf(&sql, "ALTER TABLE %s.%s ATTACH ", tb->database_push, name.buf) < 0 ||
-            plan_partition_clause(ts->parts[0].lit, &sql) < 0 ||
-            chc_buf_addf(&sql, " FROM %s.%s_piece_%u", tb->database_push, tb->table_push, k) < 0)
-            goto oom;
-        print_sql(ts, "    ", sql.buf);
-    }
-    chc_buf_reset(&sql);
-    if (chc_buf_addf(&sql, "ALTER TABLE %s.%s REPLACE ", tb->database_push, tb->table_push) < 0 ||
-        plan_partition_clause(ts->parts[0].lit, &sql) < 0 ||
-        chc_buf_addf(&sql, " FROM %s.%s", tb->database_push, name.buf) < 0)
-        goto oom;
-    print_sql(ts, "    ", sql.buf);
-    printf("  verify: SELECT count(), sum(%s) per partition on the source shards and the "
-           "destination\n",
-           ts->hash_dst);
+    printf("  verify: SELECT count(), sum(%s) per partition on the source shards, "
+           "sum(%s) on the destination\n",
+           ts->hash_src, ts->hash_dst);
     goto out;
 oom:
     r = oom(err);
@@ -492,9 +478,13 @@ int worker_status(const struct chc_options *o, struct zk_session *zs, struct chc
         r = zk_children(zs, path.buf, &workers, &n_workers, err);
     if (r == CHC_EZK_NONODE)
         r = 0;
-    if (r == 0 && wk__zpath(&path, "%s/active", o->task_path) == 0 &&
-        zk_exists(zs, path.buf, &active, err) == CHC_EZK_NONODE)
-        r = 0;
+    if (r == 0)
+        r = wk__zpath(&path, "%s/active", o->task_path) < 0 ? -ENOMEM
+                                                             : zk_exists(zs, path.buf, &active, err);
+    if (r == CHC_EZK_NONODE)
+        r = 0; /* no slot ever taken */
+    if (r == -ENOMEM)
+        r = chc_err_set(err, r, "out of memory");
     if (r < 0)
         goto out;
     if (o->json) {

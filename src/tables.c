@@ -456,7 +456,7 @@ static int add_part(struct tstate *ts, const char *lit, size_t *cap, struct chc_
     return (int)ts->n_parts++;
 }
 
-/* Partition list: "<shard>,<shard>\t<literal>\n" per partition. */
+/* Which checksum expression the discovered source sums were computed with. */
 uint64_t tables__sums_key_of(const struct tstate *ts)
 {
     return ts->hash_src ? chc_hash64(CHC_HASH64_INIT, ts->hash_src, strlen(ts->hash_src)) | 1 : 0;
@@ -783,15 +783,18 @@ static int table_init(struct worker *w, struct tstate *ts, struct chc_err *err)
     chc_buf_reset(&out);
     if (wk__zpath(&out, "%s/staging_reset", ts->zroot) < 0)
         goto oom;
-    if (zk_exists(w->zs, out.buf, NULL, err) == CHC_EZK_NONODE) {
+    r = zk_exists(w->zs, out.buf, NULL, err);
+    if (r == CHC_EZK_NONODE) {
         r = tables__drop_helpers(w, ts, err);
         if (r == 0)
             r = staging_sync(w, ts, &dropped, err);
         if (r == 0)
             r = zk_create(w->zs, out.buf, "", 0, ZK_PERSISTENT, NULL, err);
-        if (r < 0 && r != CHC_EZK_NODEEXISTS)
-            goto release;
+        if (r == CHC_EZK_NODEEXISTS)
+            r = 0;
     }
+    if (r < 0) /* not known to be emptied: nothing may be copied yet */
+        goto release;
     if (!ts->hash_src) /* discovery needs the columns for the source checksums */
         r = staging_sync(w, ts, &dropped, err);
     if (r == 0)

@@ -318,6 +318,15 @@ void piece__jobs_abort(struct worker *w);
 
 /* ---- mover.c ---- */
 
+enum move_step {
+    MOVE_DROP_ASSEMBLY, /* (again) ALTER <assembly> DROP PARTITION p */
+    MOVE_ATTACH_DEST,   /* ALTER <assembly> ATTACH PARTITION p FROM <destination> */
+    MOVE_ATTACH_PIECES, /* ALTER <assembly> ATTACH PARTITION p FROM <piece k>, every k */
+    MOVE_REPLACE,       /* ALTER <destination> REPLACE PARTITION p FROM <assembly> */
+};
+/* The statement of one move step for partition `part` (piece k). */
+int mover__stmt(const struct tstate *ts, enum move_step step, size_t part, unsigned k,
+                struct chc_buf *out);
 int mover__move_ready(struct worker *w, struct tstate *ts, unsigned *move_failures,
                       struct chc_err *err);
 

@@ -90,6 +90,8 @@ static int reap_jobs(struct worker *w, unsigned *failures)
             if (!j->failed)
                 chc_log_warn("table '%s': %s, retrying", j->ts->tb->name, err.msg);
         } else {
+            size_t idx = j->part * j->ts->splits + j->k;
+            j->ts->pfails[idx] = 0; /* copied: no longer dirty, no backoff */
             ok++;
         }
         metrics_update(w, j->ts);

@@ -115,6 +115,8 @@ int zkstate__piece_read(struct worker *w, struct tstate *ts, size_t part, unsign
         ps->rows = 0;
         ps->exists = 0;
         ps->version = -1;
+        ps->ms = 0;
+        ps->error[0] = '\0';
         r = 0;
         goto out;
     }
