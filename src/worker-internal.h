@@ -88,7 +88,7 @@ struct part {
 };
 
 /* Most partitions one piece copies (bounds the IN list and the cleaning). */
-#define GROUP_MAX 32
+#define GROUP_MAX 64
 
 struct piece_state {
     unsigned char *done; /* per source shard */

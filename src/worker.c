@@ -273,7 +273,7 @@ static int process_table(struct worker *w, const struct cfg_table *tb, struct ch
 {
     struct tstate *ts = NULL;
     struct chc_buf path = CHC_BUF_INIT;
-    unsigned failures = 0, move_failures = 0, tries = 0, checked_failures = 0;
+    unsigned failures = 0, move_failures = 0, tries = 0, checked_failures = 0, finish_tries = 0;
     uint64_t t0 = now_ms();
     int r, remote_waiting = 0, allow_remote = 0;
 
@@ -388,15 +388,30 @@ restart:
         }
         wk__sleep(w, failures ? w->o->retry_delay_ms : 200);
     }
-    /* Every partition done: drop the helpers once. */
+    /* Every partition done: drop the helpers, mark the table done. Both are
+     * safe to repeat: a ZooKeeper or server outage right now (a restart, a
+     * lost session) is waited out like any other, not a failed task. */
     r = tables__drop_helpers(w, ts, err);
-    if (r < 0)
-        goto out;
-    r = wk__zpath(&path, "%s/done", ts->zroot);
+    if (r == 0)
+        r = wk__zpath(&path, "%s/done", ts->zroot);
     if (r == 0) {
         r = zk_create(w->zs, path.buf, "", 0, ZK_PERSISTENT, NULL, err);
         if (r == CHC_EZK_NODEEXISTS)
             r = 0;
+    }
+    if (r < 0 && (r == CHC_EZK_EXPIRED || zk_session_expired(w->zs) || chc_err_is_transient(r)) &&
+        ++finish_tries < 10 * w->o->max_table_tries) {
+        chc_log_warn("table '%s': finishing: %s, retrying", tb->name, err->msg);
+        if (r == CHC_EZK_EXPIRED || zk_session_expired(w->zs))
+            r = recover_session(w, err);
+        else
+            wk__sleep(w, w->o->retry_delay_ms);
+        piece__jobs_abort(w);
+        tables__tstate_free(ts);
+        ts = NULL;
+        if (r == 0)
+            goto restart;
+        return r;
     }
     if (r == 0)
         chc_log_info("table '%s' done in %.1f s: %zu partitions", tb->name,

@@ -724,6 +724,10 @@ struct txn_op {
 struct zk_txn {
     struct txn_op *ops;
     size_t n, cap;
+    /* zoo_amulti failed before sending: libzookeeper_mt 3.8 may have freed
+     * some op paths already (it frees a stale request path when an op after
+     * the first fails to marshal), so they are not ours to free: leak them. */
+    int paths_lost;
 };
 
 struct zk_txn *zk_txn_new(void)
@@ -738,7 +742,8 @@ struct zk_txn *zk_txn_free(struct zk_txn *t)
     if (!t)
         return NULL;
     for (i = 0; i < t->n; i++) {
-        free(t->ops[i].path);
+        if (!t->paths_lost)
+            free(t->ops[i].path);
         free(t->ops[i].data);
     }
     free(t->ops);
@@ -846,7 +851,9 @@ int zk_txn_commit(struct zk_session *zs, struct zk_txn *t, size_t *ret_failed,
         }
     }
     rc = zoo_amulti(zs->zh, (int)t->n, c->ops, c->res, void_done, c);
-    r = call_wait(zs, c, rc, "multi", t->ops[0].path, err);
+    if (rc != ZOK)
+        t->paths_lost = 1; /* and t->ops[0].path may be gone: name no path */
+    r = call_wait(zs, c, rc, "multi", rc != ZOK ? "(multi)" : t->ops[0].path, err);
     if (r < 0 && r != -ENOMEM && ret_failed)
         *ret_failed = t->n;
     if (r < 0 || c->rc == ZOK)

@@ -207,45 +207,19 @@ int zkstate__part_state_write(struct worker *w, struct tstate *ts, size_t part, 
     return r;
 }
 
-/* Several partitions' move states in one ZooKeeper transaction, a round
- * trip instead of n. Nodes that do not exist yet (a partition's first state)
- * are created, together if none exists, else one by one. */
+/* Several partitions' move states, one write each. Not one multi-op
+ * transaction: libzookeeper_mt 3.8's zoo_amulti frees the caller's op paths
+ * when it fails before sending (ASan caught a double free and a
+ * use-after-free there in a chaos run, under session loss), and these
+ * writes need no atomicity across partitions. */
 int zkstate__part_states_write(struct worker *w, struct tstate *ts, const size_t *parts,
                                const char *const *states, size_t n, struct chc_err *err)
 {
-    struct chc_buf path = CHC_BUF_INIT;
-    struct zk_txn *t = NULL;
     size_t i;
-    int r = 0, create;
+    int r = 0;
 
-    if (n == 1)
-        return zkstate__part_state_write(w, ts, parts[0], states[0], err);
-    for (create = 0; n > 1 && create < 2; create++) {
-        t = zk_txn_new();
-        if (!t)
-            return oom(err);
-        for (i = 0; r == 0 && i < n; i++) {
-            chc_buf_reset(&path);
-            r = wk__zpath(&path, "%s/parts/%s", ts->zroot, ts->parts[parts[i]].zname);
-            if (r == 0)
-                r = create ? zk_txn_create(t, path.buf, states[i], strlen(states[i]),
-                                           ZK_PERSISTENT)
-                           : zk_txn_set(t, path.buf, states[i], strlen(states[i]),
-                                        ZK_ANY_VERSION);
-        }
-        if (r < 0)
-            r = oom(err);
-        else
-            r = zk_txn_commit(w->zs, t, NULL, err);
-        t = zk_txn_free(t);
-        if (r != (create ? CHC_EZK_NODEEXISTS : CHC_EZK_NONODE))
-            goto out;
-        r = 0;
-    }
     for (i = 0; r == 0 && i < n; i++)
         r = zkstate__part_state_write(w, ts, parts[i], states[i], err);
-out:
-    chc_buf_release(&path);
     return r;
 }
 
