@@ -98,6 +98,12 @@ static int piece_path(const struct tstate *ts, size_t part, unsigned k, struct c
     return wk__zpath(b, "%s/parts/%s/%u", ts->zroot, ts->parts[part].zname, k);
 }
 
+/* parts/<partition>: the partition's move state. */
+static int part_path(const struct tstate *ts, size_t part, struct chc_buf *b)
+{
+    return wk__zpath(b, "%s/parts/%s", ts->zroot, ts->parts[part].zname);
+}
+
 int zkstate__piece_read(struct worker *w, struct tstate *ts, size_t part, unsigned k,
                         struct piece_state *ps, struct chc_err *err)
 {
@@ -180,7 +186,7 @@ int zkstate__part_state_read(struct worker *w, struct tstate *ts, size_t part, s
     struct chc_buf path = CHC_BUF_INIT;
     int r;
 
-    r = wk__zpath(&path, "%s/parts/%s", ts->zroot, ts->parts[part].zname);
+    r = part_path(ts, part, &path);
     if (r == 0)
         r = zk_get(w->zs, path.buf, out, NULL, err);
     if (r == CHC_EZK_NONODE) {
@@ -197,7 +203,7 @@ int zkstate__part_state_write(struct worker *w, struct tstate *ts, size_t part, 
     struct chc_buf path = CHC_BUF_INIT;
     int r;
 
-    r = wk__zpath(&path, "%s/parts/%s", ts->zroot, ts->parts[part].zname);
+    r = part_path(ts, part, &path);
     if (r == 0) {
         r = zk_set(w->zs, path.buf, state, strlen(state), ZK_ANY_VERSION, NULL, err);
         if (r == CHC_EZK_NONODE)
