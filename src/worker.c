@@ -284,8 +284,10 @@ restart:
             break;
         if (r == CHC_EZK_EXPIRED && recover_session(w, err) == 0)
             continue;
-        if (++tries >= w->o->max_table_tries || !chc_err_is_transient(r))
+        if (++tries >= w->o->max_table_tries || !chc_err_is_transient(r)) {
+            chc_buf_release(&path); /* set when finishing was retried */
             return r;
+        }
         chc_log_warn("table '%s': %s, retrying", tb->name, err->msg);
         wk__sleep(w, w->o->retry_delay_ms);
     }
@@ -299,6 +301,7 @@ restart:
                          err->msg);
         chc_log_info("table '%s' is already done", tb->name);
         tables__tstate_free(ts);
+        chc_buf_release(&path);
         return 0;
     }
     {
@@ -411,6 +414,7 @@ restart:
         ts = NULL;
         if (r == 0)
             goto restart;
+        chc_buf_release(&path);
         return r;
     }
     if (r == 0)
