@@ -509,6 +509,17 @@ static int call_wait(struct zk_session *zs, struct zk_call *c, int submit_rc, co
     return 0;
 }
 
+/* call_wait, then the answer's own result code: 0 only for ZOK. */
+static int call_finish(struct zk_session *zs, struct zk_call *c, int submit_rc, const char *op,
+                       const char *path, struct chc_err *err)
+{
+    int r = call_wait(zs, c, submit_rc, op, path, err);
+
+    if (r == 0 && c->rc != ZOK)
+        r = fail_rc(zs, c->rc, op, path, err);
+    return r;
+}
+
 int zk_create(struct zk_session *zs, const char *path, const void *data, size_t len,
               enum zk_mode mode, char **ret_path, struct chc_err *err)
 {
@@ -523,9 +534,7 @@ int zk_create(struct zk_session *zs, const char *path, const void *data, size_t 
         return r;
     rc = zoo_acreate(zs->zh, path, data, data ? (int)len : -1, &ZOO_OPEN_ACL_UNSAFE,
                      zmode(mode), string_done, c);
-    r = call_wait(zs, c, rc, "create", path, err);
-    if (r == 0 && c->rc != ZOK)
-        r = fail_rc(zs, c->rc, "create", path, err);
+    r = call_finish(zs, c, rc, "create", path, err);
     if (r == 0 && ret_path) {
         *ret_path = c->data ? c->data : chc_strdup(path);
         c->data = NULL;
@@ -569,9 +578,7 @@ int zk_get(struct zk_session *zs, const char *path, struct chc_buf *out, struct 
     if (r < 0)
         return r;
     rc = zoo_aget(zs->zh, path, 0, data_done, c);
-    r = call_wait(zs, c, rc, "get", path, err);
-    if (r == 0 && c->rc != ZOK)
-        r = fail_rc(zs, c->rc, "get", path, err);
+    r = call_finish(zs, c, rc, "get", path, err);
     if (r == 0) {
         chc_buf_reset(out);
         r = chc_buf_add(out, c->data ? c->data : "", c->len);
@@ -596,9 +603,7 @@ int zk_set(struct zk_session *zs, const char *path, const void *data, size_t len
     if (r < 0)
         return r;
     rc = zoo_aset(zs->zh, path, data, (int)len, version, stat_done, c);
-    r = call_wait(zs, c, rc, "set", path, err);
-    if (r == 0 && c->rc != ZOK)
-        r = fail_rc(zs, c->rc, "set", path, err);
+    r = call_finish(zs, c, rc, "set", path, err);
     if (r == 0)
         copy_stat(stat, &c->stat);
     call_put(c);
@@ -614,9 +619,7 @@ int zk_delete(struct zk_session *zs, const char *path, int version, struct chc_e
     if (r < 0)
         return r;
     rc = zoo_adelete(zs->zh, path, version, void_done, c);
-    r = call_wait(zs, c, rc, "delete", path, err);
-    if (r == 0 && c->rc != ZOK)
-        r = fail_rc(zs, c->rc, "delete", path, err);
+    r = call_finish(zs, c, rc, "delete", path, err);
     call_put(c);
     return r;
 }
@@ -658,9 +661,7 @@ int zk_children(struct zk_session *zs, const char *path, char ***ret, size_t *re
     if (r < 0)
         return r;
     rc = zoo_aget_children(zs->zh, path, 0, strings_done, c);
-    r = call_wait(zs, c, rc, "get children of", path, err);
-    if (r == 0 && c->rc != ZOK)
-        r = fail_rc(zs, c->rc, "get children of", path, err);
+    r = call_finish(zs, c, rc, "get children of", path, err);
     if (r == 0) {
         if (c->n_strv > 1)
             qsort(c->strv, c->n_strv, sizeof(*c->strv), cmp_str);
