@@ -1,5 +1,5 @@
 /* ch-smoke.c — drives the ch module against a real ClickHouse server (run by
- * tests/integration/test-ch.sh, which starts scripts/cluster). TAP output.
+ * tests/integration/test_ch.py on a cluster of tests/harness). TAP output.
  *
  * Env: CH_SMOKE_HOST (127.0.0.1), CH_SMOKE_PORT (HTTP port, required),
  * CH_SMOKE_USER / CH_SMOKE_PASSWORD (a user with a password, e.g. chc).

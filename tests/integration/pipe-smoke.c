@@ -1,6 +1,6 @@
 /* pipe-smoke.c — drives ch pipes (ch_pipe_start) between two real ClickHouse
- * servers (run by tests/integration/test-pipe.sh, which starts
- * scripts/cluster). TAP output.
+ * servers (run by tests/integration/test_pipe.py on a cluster of
+ * tests/harness). TAP output.
  *
  * Env: CH_PIPE_HOST (127.0.0.1), CH_PIPE_SRC_PORT and CH_PIPE_DST_PORT (HTTP
  * ports of two servers, required), CH_PIPE_USER / CH_PIPE_PASSWORD (a user

@@ -3,7 +3,7 @@
  * pieces from src/ch-internal.h: the ring buffer, the compressed-stream
  * follower (LZ4) and the search for an exception at the end of binary data,
  * plus ch_pipe_start()'s argument checks (a client, no traffic). The network
- * side is covered by tests/integration/test-ch.sh and test-pipe.sh.
+ * side is covered by tests/integration/test_ch.py and test_pipe.py.
  */
 #include <errno.h>
 #include <stdint.h>
