@@ -524,8 +524,8 @@ static int move_batch(struct worker *w, struct tstate *ts, const size_t *parts, 
                 mv_fail(w, ts, m, &e, move_failures);
                 continue;
             }
-            if (w->o->move_fault_probability > 0 &&
-                (double)rand() / RAND_MAX < w->o->move_fault_probability) {
+            if (wk__fault_draw(w, w->o->move_fault_probability, "move %s %s %u",
+                               tb->def_hash_hex, ts->parts[m->part].lit, *move_failures)) {
                 chc_err_set(&e, CHC_EFAULT_INJECTED, "move fault injected");
                 mv_fail(w, ts, m, &e, move_failures);
                 continue;
@@ -679,7 +679,7 @@ int mover__move_ready(struct worker *w, struct tstate *ts, unsigned *move_failur
         r = move_batch(w, ts, parts, n, move_failures, err);
         n = 0;
         if (r < 0) {
-            if (r == CHC_EZK_EXPIRED)
+            if (r == CHC_EZK_EXPIRED || chc_err_is_permanent(r))
                 return r;
             (*move_failures)++;
             chc_log_warn("table '%s': moving partitions failed: %s, retrying", ts->tb->name,
