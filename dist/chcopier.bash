@@ -10,10 +10,10 @@ _chcopier() {
         --pid-file --pidfile --umask --max-table-tries --max-shard-partition-tries
         --max-shard-partition-piece-tries-for-alter --retry-delay-ms --copy-fault-probability
         --move-fault-probability --log-format --max-pieces-in-flight --min-piece-rows
-        --data-path --max-bytes-per-second --metrics-port --fault-point'
+        --data-path --max-bytes-per-second --metrics-port --fault-point --fault-seed'
     local flags_plain='--task-upload-force --daemon --safe-mode --status
         --experimental-use-sample-offset --log-stdout --json --yes --no-progress --help
-        --version'
+        --version --allow-dead-replicas'
 
     i=$((COMP_CWORD - 1))
     # "--flag=value": bash splits at '=' (COMP_WORDBREAKS).
