@@ -97,6 +97,7 @@ int piece__copy_sql(const struct tstate *ts, size_t part, unsigned k, size_t sha
                     const struct target *t, struct chc_buf *b, struct chc_err *err)
 {
     const struct cfg_table *tb = ts->tb;
+    const struct cfg_settings *pull[2] = {&ts->w->task->settings, &ts->w->task->settings_pull};
     struct chc_buf name = CHC_BUF_INIT;
     int r;
 
@@ -114,7 +115,10 @@ int piece__copy_sql(const struct tstate *ts, size_t part, unsigned k, size_t sha
     chc_buf_release(&name);
     if (r < 0)
         return oom(err);
-    return piece_where(ts, part, k, (int)t->shard, b, err);
+    r = piece_where(ts, part, k, (int)t->shard, b, err);
+    if (r == 0 && plan_settings_clause(pull, 2, b) < 0)
+        r = oom(err);
+    return r;
 }
 
 static int query_id(const struct tstate *ts, size_t part, unsigned k, struct chc_buf *b)

@@ -360,6 +360,50 @@ int plan_route_filter(const struct cfg_table *tb, const struct plan_key *key, si
     return r;
 }
 
+/* A setting's value in a SETTINGS clause: numbers as they are (18.16
+ * refuses '1' for a number setting), anything else as a string literal. */
+static int add_setting_value(struct chc_buf *out, const char *v)
+{
+    const char *p = v + (*v == '-');
+    int digits = 0, dot = 0;
+
+    for (; *p; p++) {
+        if (isdigit((unsigned char)*p))
+            digits++;
+        else if (*p == '.' && !dot)
+            dot = 1;
+        else
+            return chc_buf_add_sqlstr(out, v);
+    }
+    return digits ? chc_buf_addstr(out, v) : chc_buf_add_sqlstr(out, v);
+}
+
+int plan_settings_clause(const struct cfg_settings *const *sets, size_t n, struct chc_buf *out)
+{
+    size_t s, i, k, m = 0;
+    int r = 0;
+
+    for (s = 0; r == 0 && s < n; s++) {
+        for (i = 0; r == 0 && sets[s] && i < sets[s]->n; i++) {
+            const struct cfg_setting *it = &sets[s]->items[i];
+            int later = 0;
+            if (!strcmp(it->name, "readonly"))
+                continue; /* applies to a whole query, not to its SELECT */
+            for (k = s; !later && k < n; k++) { /* a later one wins */
+                size_t j;
+                for (j = k == s ? i + 1 : 0; !later && sets[k] && j < sets[k]->n; j++)
+                    later = !strcmp(sets[k]->items[j].name, it->name);
+            }
+            if (later)
+                continue;
+            r = chc_buf_addf(out, "%s%s = ", m++ ? ", " : " SETTINGS ", it->name);
+            if (r == 0)
+                r = add_setting_value(out, it->value);
+        }
+    }
+    return r;
+}
+
 int plan_piece_table(const struct cfg_table *tb, unsigned k, struct chc_buf *out)
 {
     return chc_buf_addf(out, "%s_piece_%u", tb->table_push, k);

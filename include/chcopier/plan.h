@@ -95,6 +95,13 @@ int plan_expr_uses_columns(const char *expr, const char *const *cols, size_t n);
 /* 1 if the expression calls a non-deterministic function. */
 int plan_is_nondeterministic(const char *expr);
 
+/* " SETTINGS a = 1, b = 'x'" for the settings of sets[0..n) (a later set
+ * wins for a name; readonly is left out), "" when there are none: how
+ * <settings> and <settings_pull> reach the SELECT inside the pull path's
+ * INSERT ... SELECT, which the destination runs. */
+struct cfg_settings;
+int plan_settings_clause(const struct cfg_settings *const *sets, size_t n, struct chc_buf *out);
+
 /* Staging table names. */
 int plan_piece_table(const struct cfg_table *tb, unsigned k, struct chc_buf *out);
 int plan_assembly_table(const struct cfg_table *tb, struct chc_buf *out);

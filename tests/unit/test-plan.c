@@ -274,6 +274,26 @@ TEST(nondeterministic_key_is_replaced)
     cfg_task_free(u);
 }
 
+TEST(settings_clause)
+{
+    char n1[] = "max_threads", v1[] = "4", n2[] = "readonly", v2[] = "1", n3[] = "load_balancing",
+         v3[] = "in_order", n4[] = "max_threads", v4[] = "1", n5[] = "max_block_size",
+         v5[] = "8192", n6[] = "prefer", v6[] = "it's", n7[] = "ratio", v7[] = "-0.5";
+    struct cfg_setting a[] = {{n1, v1}, {n2, v2}, {n3, v3}};
+    struct cfg_setting b[] = {{n4, v4}, {n5, v5}, {n6, v6}, {n7, v7}};
+    struct cfg_settings sa = {a, 3}, sb = {b, 4}, none = {NULL, 0};
+    const struct cfg_settings *both[2] = {&sa, &sb}, *empty[2] = {&none, &none};
+    struct chc_buf out = CHC_BUF_INIT;
+
+    ASSERT_OK(plan_settings_clause(both, 2, &out));
+    ASSERT_STREQ(out.buf, " SETTINGS load_balancing = 'in_order', max_threads = 1, "
+                          "max_block_size = 8192, prefer = 'it\\'s', ratio = -0.5");
+    chc_buf_reset(&out);
+    ASSERT_OK(plan_settings_clause(empty, 2, &out));
+    ASSERT_STREQ(out.buf, "");
+    chc_buf_release(&out);
+}
+
 TEST(staging_names)
 {
     struct cfg_task *t = load(ENG, "UserID");
