@@ -320,7 +320,7 @@ static int job_start_pipe(struct worker *w, struct job *j, struct chc_err *err)
         pp.dst.query_id = qid.buf;
         if (wk__fault_draw(w, w->o->copy_fault_probability, "copy %s %s %u %zu %zu %u",
                            ts->tb->def_hash_hex, ts->parts[j->part].lit, j->k, j->shard, t,
-                           ts->pfails[j->part * ts->splits + j->k])) {
+                           ts->ptries[j->part * ts->splits + j->k])) {
             j->failed = 1;
             chc_err_set(&j->err, CHC_EFAULT_INJECTED, "copy fault injected");
         }
@@ -346,6 +346,7 @@ static int job_start(struct worker *w, struct job *j, struct chc_err *err)
     size_t t;
     int r = 0;
 
+    ts->ptries[j->part * ts->splits + j->k]++;
     if (ts->pipe)
         return job_start_pipe(w, j, err);
     j->q = calloc(ts->n_targets, sizeof(*j->q));
@@ -367,7 +368,7 @@ static int job_start(struct worker *w, struct job *j, struct chc_err *err)
         }
         if (wk__fault_draw(w, w->o->copy_fault_probability, "copy %s %s %u %zu %zu %u",
                            ts->tb->def_hash_hex, ts->parts[j->part].lit, j->k, j->shard, t,
-                           ts->pfails[j->part * ts->splits + j->k])) {
+                           ts->ptries[j->part * ts->splits + j->k])) {
             /* The original's test hook: a copy that fails after sending a few rows. */
             r = chc_buf_addstr(&sql, " LIMIT 1");
             if (r < 0)

@@ -311,10 +311,6 @@ static int emit_cast(struct chc_buf *out, const char *expr, struct span inner, i
     return r;
 }
 
-/* Decimal as text without trailing zeros: 18.16 prints toString(1.50) as
- * "1.50", servers since 21.9 as "1.5". */
-#define DECIMAL_TRIM "'\\\\.0+$|(\\\\.[0-9]*[1-9])0+$', '\\\\1'"
-
 static int emit(struct chc_buf *out, const char *expr, struct span type, int depth)
 {
     struct tparts tp;
@@ -343,9 +339,9 @@ static int emit(struct chc_buf *out, const char *expr, struct span type, int dep
         r = emit_nested(out, expr, &tp, depth);
     else if (span_is(n, "Map") && tp.n_args == 2)
         r = emit_map(out, expr, &tp, depth);
-    else if (n.n >= 7 && !memcmp(n.p, "Decimal", 7))
-        r = chc_buf_addf(out, "replaceRegexpOne(toString(%s), " DECIMAL_TRIM ")", expr);
-    else /* UUID, IPv4, IPv6, AggregateFunction (the state's bytes), others */
+    else if ((n.n >= 7 && !memcmp(n.p, "Decimal", 7)) || span_is(n, "UUID"))
+        r = chc_buf_addf(out, "reinterpretAsString(%s)", expr); /* its bytes */
+    else /* IPv4, IPv6, AggregateFunction (the state's bytes), others */
         r = chc_buf_addf(out, "toString(%s)", expr);
 out:
     tparts_release(&tp);

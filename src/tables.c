@@ -51,6 +51,7 @@ void tables__tstate_free(struct tstate *ts)
     free(ts->pbusy);
     free(ts->pnext);
     free(ts->pfails);
+    free(ts->ptries);
     free(ts);
 }
 
@@ -990,7 +991,8 @@ int tables__prepare(struct worker *w, const struct cfg_table *tb, struct tstate 
     ts->pbusy = calloc(ts->n_parts * ts->splits + 1, 1);
     ts->pnext = calloc(ts->n_parts * ts->splits + 1, sizeof(*ts->pnext));
     ts->pfails = calloc(ts->n_parts * ts->splits + 1, 1);
-    if (!ts->pdone || !ts->pbusy || !ts->pnext || !ts->pfails) {
+    ts->ptries = calloc(ts->n_parts * ts->splits + 1, sizeof(*ts->ptries));
+    if (!ts->pdone || !ts->pbusy || !ts->pnext || !ts->pfails || !ts->ptries) {
         r = oom(err);
         goto fail;
     }

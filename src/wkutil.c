@@ -186,6 +186,13 @@ static int run_all(struct worker *w, const struct cfg_replica *const *reps, size
     while (r == 0 && started < n) {
         while (r == 0 && started < n && b.pending < MULTI_INFLIGHT) {
             i = started;
+            /* Statements of a round run under claims that end with the
+             * session: once it is gone, send no more of them. */
+            if (w->zs && zk_session_expired(w->zs)) {
+                r = chc_err_set(err, CHC_EZK_EXPIRED, "ZooKeeper session lost: %zu of %zu "
+                                "statements not sent", n - started, n);
+                break;
+            }
             wk__params_init(&p, reps[i], sqls ? sqls[i] : sql, w->task, pushes ? pushes[i] : 1);
             if (timeout_ms > 0) {
                 p.timeout_ms = timeout_ms;

@@ -151,6 +151,7 @@ struct tstate {
     unsigned char *pbusy;
     uint64_t *pnext;     /* per (part, k): not before this time (ms), after failures */
     unsigned char *pfails;
+    unsigned *ptries;    /* per (part, k): copies this worker started (fault draws) */
 };
 
 struct job {
@@ -181,6 +182,8 @@ struct worker {
     struct cfg_task *task;
     char host[256];
     char id[512];
+    char hostkey[128];    /* "<boot id>/<pid namespace>": whose pids we can see */
+    struct chc_buf claim; /* data of our claims: id and hostkey (zkstate.c) */
     struct job *jobs;
     size_t n_jobs;
     unsigned cap;
@@ -294,13 +297,18 @@ int zkstate__piece_read(struct worker *w, struct tstate *ts, size_t part, unsign
                         struct piece_state *ps, struct chc_err *err);
 int zkstate__piece_write(struct worker *w, struct tstate *ts, size_t part, unsigned k,
                          struct piece_state *ps, struct chc_err *err);
-/* Partition move state ("" when none yet). */
+/* Partition move state ("" when none yet); _get also gives its version
+ * (-1: no node), which the conditional writes need. */
 int zkstate__part_state_read(struct worker *w, struct tstate *ts, size_t part,
                              struct chc_buf *out, struct chc_err *err);
+int zkstate__part_state_get(struct worker *w, struct tstate *ts, size_t part,
+                            struct chc_buf *out, int *ret_version, struct chc_err *err);
+/* Only over *version (read under the move lock); *version gets the new one. */
 int zkstate__part_state_write(struct worker *w, struct tstate *ts, size_t part,
-                              const char *state, struct chc_err *err);
+                              const char *state, int *version, struct chc_err *err);
 int zkstate__part_states_write(struct worker *w, struct tstate *ts, const size_t *parts,
-                               const char *const *states, size_t n, struct chc_err *err);
+                               const char *const *states, int *const *versions, size_t n,
+                               struct chc_err *err);
 int zkstate__ephemeral_take(struct worker *w, const char *path, struct chc_err *err);
 /* locks/<partition>#<what>; CHC_EZK_NODEEXISTS when someone else holds it. */
 int zkstate__lock_take(struct worker *w, struct tstate *ts, size_t part, const char *what,

@@ -6,6 +6,7 @@
  * progress line and the metrics gauges. The concurrency model and the
  * exactly-once rules are in worker-internal.h.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -490,7 +491,7 @@ int worker__registration(const struct worker *w, struct chc_buf *out)
     int r;
 
     chc_buf_reset(out);
-    r = chc_buf_addf(out, "host %s\npid %ld\n", w->host, (long)getpid());
+    r = chc_buf_addf(out, "host %s\npid %ld\nhostkey %s\n", w->host, (long)getpid(), w->hostkey);
     while (r == 0 && *p) {
         size_t n = strcspn(p, "\n");
         r = chc_buf_addf(out, "note %.*s\n", (int)n, p);
@@ -525,6 +526,25 @@ out:
     return r;
 }
 
+/* "<boot id>/<pid namespace>": processes with the same key see the same
+ * pids (zkstate.c's takeover of dead local workers relies on it). */
+static void host_key(char *out, size_t cap)
+{
+    char boot[64] = "", ns[64] = "";
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+    ssize_t n;
+
+    if (f) {
+        if (!fgets(boot, sizeof(boot), f))
+            boot[0] = '\0';
+        fclose(f);
+        boot[strcspn(boot, "\n")] = '\0';
+    }
+    n = readlink("/proc/self/ns/pid", ns, sizeof(ns) - 1);
+    ns[n > 0 ? n : 0] = '\0';
+    snprintf(out, cap, "%s/%s", boot[0] ? boot : "?", ns[0] ? ns : "?");
+}
+
 /* Loop, ClickHouse client, identity: shared by run, plan and clean. The
  * task is taken from `task` if given, else fetched from ZooKeeper. */
 int worker__open(struct worker *w, const struct chc_options *o, struct zk_session *zs,
@@ -536,6 +556,7 @@ int worker__open(struct worker *w, const struct chc_options *o, struct zk_sessio
 
     memset(w, 0, sizeof(*w));
     chc_buf_init(&w->note, 4096);
+    chc_buf_init(&w->claim, 4096);
     w->o = o;
     w->zs = zs;
     w->cap = o->max_pieces_in_flight ? o->max_pieces_in_flight : 4;
@@ -552,6 +573,9 @@ int worker__open(struct worker *w, const struct chc_options *o, struct zk_sessio
     snprintf(w->id, sizeof(w->id), "%s#%04d%02d%02d%02d%02d%02d_%ld", w->host,
              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
              (long)getpid());
+    host_key(w->hostkey, sizeof(w->hostkey));
+    if (chc_buf_addf(&w->claim, "%s\nhostkey %s\n", w->id, w->hostkey) < 0)
+        return chc_err_set(err, -ENOMEM, "out of memory");
     r = uv_loop_init(&w->loop);
     if (r < 0)
         return chc_err_set(err, r, "cannot start the event loop: %s", uv_strerror(r));
@@ -580,6 +604,7 @@ int worker__open(struct worker *w, const struct chc_options *o, struct zk_sessio
 void worker__close(struct worker *w)
 {
     chc_buf_release(&w->note);
+    chc_buf_release(&w->claim);
     if (!w->loop_ok)
         return;
     w->metrics = chc_metrics_free(w->metrics);

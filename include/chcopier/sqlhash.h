@@ -9,9 +9,10 @@
  * into a form every supported server hashes the same way:
  *
  *   integers, floats, Date, DateTime, Enum, String, FixedString   as is
- *   UUID, IPv4, IPv6, AggregateFunction states, unknown families  toString(x)
- *   Decimal                         toString(x) without trailing zeros
- *                                   (18.16 prints 1.50, 21.9+ prints 1.5)
+ *   UUID, Decimal                   reinterpretAsString(x): its bytes (toString
+ *                                   is a trap: 18.16 prints 1.50 where 21.9+
+ *                                   prints 1.5, and mangles big Decimal128)
+ *   IPv4, IPv6, AggregateFunction states, unknown families  toString(x)
  *   Nullable(T)                     isNull(x), <T form of assumeNotNull(x)>
  *   LowCardinality(T)               the T form of CAST(x AS T)
  *   SimpleAggregateFunction(f, T)   the T form
