@@ -112,24 +112,33 @@ int chc_buf_addch(struct chc_buf *b, char c)
     return chc_buf_add(b, &c, 1);
 }
 
-int chc_buf_addf(struct chc_buf *b, const char *fmt, ...)
+int chc_buf_addvf(struct chc_buf *b, const char *fmt, va_list ap)
 {
-    va_list ap;
+    va_list aq;
     int n, r;
 
-    va_start(ap, fmt);
-    n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
+    va_copy(aq, ap);
+    n = vsnprintf(NULL, 0, fmt, aq);
+    va_end(aq);
     if (n < 0)
         return -EINVAL;
     r = chc_buf_grow(b, (size_t)n);
     if (r < 0)
         return r;
-    va_start(ap, fmt);
     vsnprintf(b->buf + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
     b->len += (size_t)n;
     return 0;
+}
+
+int chc_buf_addf(struct chc_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    int r;
+
+    va_start(ap, fmt);
+    r = chc_buf_addvf(b, fmt, ap);
+    va_end(ap);
+    return r;
 }
 
 static int add_escaped(struct chc_buf *b, const char *s, char quote)

@@ -685,6 +685,75 @@ static int is_auth_code(int code)
     return code == 192 || code == 193 || code == 194 || code == 516;
 }
 
+/* ClickHouse exception codes that the same statement meets again on every
+ * try (ErrorCodes.cpp): bad SQL, unknown names, types that do not fit,
+ * values that do not parse, missing rights or disk. Everything else
+ * (network, timeouts, TOO_MANY_PARTS, MEMORY_LIMIT_EXCEEDED, ZooKeeper,
+ * read-only replicas, ...) may pass and is retried. */
+static const int permanent_codes[] = {
+    1,   /* UNSUPPORTED_METHOD */
+    2,   /* UNSUPPORTED_PARAMETER */
+    6,   /* CANNOT_PARSE_TEXT */
+    8,   /* THERE_IS_NO_COLUMN */
+    10,  /* NOT_FOUND_COLUMN_IN_BLOCK */
+    16,  /* NO_SUCH_COLUMN_IN_TABLE */
+    20,  /* NUMBER_OF_COLUMNS_DOESNT_MATCH */
+    27,  /* CANNOT_PARSE_INPUT_ASSERTION_FAILED */
+    35,  /* TOO_MANY_ARGUMENTS_FOR_FUNCTION */
+    36,  /* BAD_ARGUMENTS */
+    38,  /* CANNOT_PARSE_DATE */
+    41,  /* CANNOT_PARSE_DATETIME */
+    42,  /* NUMBER_OF_ARGUMENTS_DOESNT_MATCH */
+    43,  /* ILLEGAL_TYPE_OF_ARGUMENT */
+    44,  /* ILLEGAL_COLUMN */
+    46,  /* UNKNOWN_FUNCTION */
+    47,  /* UNKNOWN_IDENTIFIER */
+    48,  /* NOT_IMPLEMENTED */
+    50,  /* UNKNOWN_TYPE */
+    53,  /* TYPE_MISMATCH */
+    57,  /* TABLE_ALREADY_EXISTS */
+    60,  /* UNKNOWN_TABLE */
+    62,  /* SYNTAX_ERROR */
+    63,  /* UNKNOWN_AGGREGATE_FUNCTION */
+    69,  /* ARGUMENT_OUT_OF_BOUND */
+    70,  /* CANNOT_CONVERT_TYPE */
+    72,  /* CANNOT_PARSE_NUMBER */
+    80,  /* INCORRECT_QUERY */
+    81,  /* UNKNOWN_DATABASE */
+    115, /* UNKNOWN_SETTING */
+    117, /* INCORRECT_DATA */
+    122, /* INCOMPATIBLE_COLUMNS */
+    130, /* CANNOT_READ_ARRAY_FROM_TEXT */
+    164, /* READONLY */
+    179, /* MULTIPLE_EXPRESSIONS_FOR_ALIAS */
+    184, /* ILLEGAL_AGGREGATION */
+    190, /* SIZES_OF_ARRAYS_DOESNT_MATCH */
+    192, /* UNKNOWN_USER */
+    193, /* WRONG_PASSWORD */
+    194, /* REQUIRED_PASSWORD */
+    215, /* NOT_AN_AGGREGATE */
+    243, /* NOT_ENOUGH_SPACE */
+    248, /* INVALID_PARTITION_VALUE */
+    321, /* VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE */
+    352, /* AMBIGUOUS_COLUMN_NAME */
+    359, /* TABLE_SIZE_EXCEEDS_MAX_DROP_SIZE_LIMIT */
+    368, /* BAD_CAST (18.16: a Native column of another type) */
+    386, /* NO_COMMON_TYPE */
+    395, /* FUNCTION_THROW_IF_VALUE_IS_NON_ZERO */
+    497, /* ACCESS_DENIED */
+    516, /* AUTHENTICATION_FAILED */
+};
+
+int ch_exception_is_permanent(int code)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(permanent_codes) / sizeof(permanent_codes[0]); i++)
+        if (permanent_codes[i] == code)
+            return 1;
+    return 0;
+}
+
 static int classify_curl(CURLcode rc)
 {
     switch (rc) {
@@ -761,6 +830,8 @@ static void finish_exception(struct ch_query *q, long http, const char *text, si
     q->exc_code = q->hdr_exc_code ? q->hdr_exc_code : ch_parse_exception_code(text);
     if (http == 401 || http == 403 || is_auth_code(q->exc_code))
         code = CHC_ECH_AUTH;
+    else if (ch_exception_is_permanent(q->exc_code))
+        code = CHC_ECH_PERMANENT;
     else
         code = CHC_ECH_EXCEPTION;
     fail_query(q, code, NULL, text, len);

@@ -82,6 +82,11 @@ static const struct flag flags[] = {
      "PORT  serve Prometheus metrics on 127.0.0.1:PORT"},
     {"fault-point", ARG_STR, OFF(fault_point), 0, 0,
      "NAME  testing: _exit at a named point (see docs/faults.md)"},
+    {"fault-seed", ARG_LL, OFF(fault_seed), 0, (1LL << 62),
+     "N  testing: seed for the copy/move fault draws (default: from time and pid, logged)"},
+    {"allow-dead-replicas", ARG_FLAG, OFF(allow_dead_replicas), 0, 0,
+     "  copy into a non-replicated destination although a replica does not answer (that "
+     "replica misses its copy)"},
     {"help", ARG_FLAG, -6, 0, 0, "  this text"},
     {"version", ARG_FLAG, -7, 0, 0, "  print the version"},
 };
@@ -100,6 +105,7 @@ void cli_options_init(struct chc_options *o)
     o->min_piece_rows = 1000000;
     o->progress = 1;
     o->log_stdout = -1;
+    o->fault_seed = -1;
 }
 
 const char *cli_usage(void)

@@ -99,11 +99,26 @@ int chc_err_is_transient(int code)
     switch (code) {
     case CHC_EZK_CONNLOSS:
     case CHC_ECH_CONN:
+    case CHC_ECH_EXCEPTION:
     case CHC_EBUSY:
     case -ETIMEDOUT:
     case -ECONNREFUSED:
     case -ECONNRESET:
     case -EAGAIN:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+int chc_err_is_permanent(int code)
+{
+    switch (code) {
+    case CHC_EUSAGE:
+    case CHC_ECONFIG:
+    case CHC_ECH_PERMANENT:
+    case CHC_EPREFLIGHT:
+    case CHC_ECH_AUTH:
         return 1;
     default:
         return 0;

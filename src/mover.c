@@ -4,6 +4,13 @@
  * source, assemble, REPLACE PARTITION into the destination, verify count and
  * checksum, record each step in the partition's state. Every step is
  * idempotent, so a move interrupted anywhere is simply repeated.
+ *
+ * Fencing: the state of a partition is written only over the version read
+ * under its lock (zkstate__part_state_write), the lock is checked to be
+ * ours right before each round of ALTERs, and no statement of a round is
+ * sent once the session is gone (wk__multi_query). Every check reads every
+ * staging node: the replicas of a non-replicated destination hold copies of
+ * their own and must agree.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -29,8 +36,8 @@ struct sums {
     unsigned long long hash;
 };
 
-/* Count [and checksum] of n partitions in one statement:
- * "SELECT multiIf(<p> = a, 1, <p> = b, 2, ..., 0) AS _i, count()[, sum(hash)]
+/* Count and checksum of n partitions in one statement:
+ * "SELECT multiIf(<p> = a, 1, <p> = b, 2, ..., 0) AS _i, count(), sum(hash)
  *  FROM <db.table> WHERE <p> IN (a, b, ...)[ AND where] GROUP BY _i"
  * (partitions without rows give no line). */
 static int sums_sql(const struct tstate *ts, const size_t *parts, size_t n, const char *db,
@@ -52,11 +59,7 @@ static int sums_sql(const struct tstate *ts, const size_t *parts, size_t n, cons
     if (r == 0 && n > 1)
         r = chc_buf_addstr(b, "0)");
     if (r == 0)
-        r = chc_buf_addstr(b, " AS _i, count()");
-    if (r == 0 && hash)
-        r = chc_buf_addf(b, ", ifNull(sum(%s), 0)", hash);
-    if (r == 0)
-        r = chc_buf_addstr(b, " FROM ");
+        r = chc_buf_addf(b, " AS _i, count(), ifNull(sum(%s), 0) FROM ", hash);
     if (r == 0)
         r = wk__add_table_ref(b, db, table);
     if (r == 0)
@@ -74,126 +77,159 @@ static int sums_sql(const struct tstate *ts, const size_t *parts, size_t n, cons
     return r;
 }
 
-/* Sums of a batch of partitions, queried on many nodes at once (one
- * statement per node for the whole batch) and added up per partition: the
- * source (every shard that has any of them, columns cast to the
- * destination's types) and destination-side tables (one staging node per
- * destination shard; the others hold copies). */
-#define SUMS_MAX 256
-
-struct sums_batch {
-    size_t n;
-    const struct cfg_replica *reps[SUMS_MAX];
-    struct chc_buf sql[SUMS_MAX];
-    const char *sqls[SUMS_MAX];
-    int push[SUMS_MAX];
-    int with_hash[SUMS_MAX];
-    struct sums **acc[SUMS_MAX]; /* per node: partition i's accumulator */
-    size_t n_acc[SUMS_MAX];
+/* One round of sums statements: one per node for a whole batch, each line
+ * of its answer added to the accumulator of its partition on that node. */
+struct sums_node {
+    const struct cfg_replica *rep;
+    struct chc_buf sql;
+    int push;
+    struct sums *acc[MOVE_BATCH]; /* partition i of the statement */
+    size_t n_acc;
 };
 
-static void sums_batch_init(struct sums_batch *b)
+struct sums_round {
+    struct sums_node *nodes;
+    size_t n, cap;
+};
+
+static void round_release(struct sums_round *b)
 {
     size_t i;
 
-    b->n = 0;
-    for (i = 0; i < SUMS_MAX; i++) {
-        chc_buf_init(&b->sql[i], 0);
-        b->acc[i] = NULL;
-    }
+    for (i = 0; i < b->n; i++)
+        chc_buf_release(&b->nodes[i].sql);
+    free(b->nodes);
+    memset(b, 0, sizeof(*b));
 }
 
-static void sums_batch_release(struct sums_batch *b)
+static struct sums_node *round_add(struct sums_round *b)
 {
-    size_t i;
-
-    for (i = 0; i < SUMS_MAX; i++) {
-        chc_buf_release(&b->sql[i]);
-        free(b->acc[i]);
-        b->acc[i] = NULL;
+    if (b->n == b->cap) {
+        size_t ncap = b->cap ? b->cap * 2 : 16;
+        struct sums_node *nn = realloc(b->nodes, ncap * sizeof(*nn));
+        if (!nn)
+            return NULL;
+        b->nodes = nn;
+        b->cap = ncap;
     }
-    b->n = 0;
+    memset(&b->nodes[b->n], 0, sizeof(b->nodes[b->n]));
+    chc_buf_init(&b->nodes[b->n].sql, 0);
+    return &b->nodes[b->n++];
 }
 
-/* Partitions parts[0..n) into accumulators acc[0..n); table == NULL: the
- * source. */
-static int sums_batch_add(struct sums_batch *b, const struct tstate *ts, const size_t *parts,
-                          struct sums *const *acc, size_t n, const char *table, int with_hash,
-                          struct chc_err *err)
+/* The source's sums of parts[0..n) into acc[i] (every source shard that
+ * has any of them, columns cast to the destination's types). */
+static int round_source(struct sums_round *b, const struct tstate *ts, const size_t *parts,
+                        struct sums *const *acc, size_t n, struct chc_err *err)
 {
-    size_t nodes = table ? ts->n_targets : ts->tb->pull->n_shards, i, j, last = (size_t)-1;
-    int r = 0;
+    size_t s, j;
+    int any;
 
-    if (n == 0)
-        return 0;
-    for (i = 0; r == 0 && i < nodes; i++) {
-        int any = 0;
-        if (!table) {
-            for (j = 0; j < n; j++)
-                any |= ts->parts[parts[j]].on_shard[i];
-            if (!any)
-                continue;
-        }
-        if (table && ts->targets[i].shard == last)
+    for (s = 0; n && s < ts->tb->pull->n_shards; s++) {
+        struct sums_node *nd;
+        for (j = 0, any = 0; j < n; j++)
+            any |= ts->parts[parts[j]].on_shard[s];
+        if (!any)
             continue;
-        if (b->n == SUMS_MAX)
-            return chc_err_set(err, CHC_ETOOBIG, "too many nodes for one checksum round");
-        if (table) {
-            last = ts->targets[i].shard;
-            b->reps[b->n] = ts->targets[i].rep;
-            r = sums_sql(ts, parts, n, ts->tb->database_push, table,
-                         with_hash ? ts->hash_dst : NULL, 0, &b->sql[b->n]);
-        } else {
-            b->reps[b->n] = ts->src_rep[i];
-            r = sums_sql(ts, parts, n, ts->tb->database_pull, ts->tb->table_pull,
-                         with_hash ? ts->hash_src : NULL, 1, &b->sql[b->n]);
-        }
-        b->sqls[b->n] = b->sql[b->n].buf;
-        b->push[b->n] = table != NULL;
-        b->with_hash[b->n] = with_hash;
-        free(b->acc[b->n]);
-        b->acc[b->n] = malloc(n * sizeof(*b->acc[b->n]));
-        if (!b->acc[b->n])
+        nd = round_add(b);
+        if (!nd || sums_sql(ts, parts, n, ts->tb->database_pull, ts->tb->table_pull,
+                            ts->hash_src, 1, &nd->sql) < 0)
             return oom(err);
+        nd->rep = ts->src_rep[s];
         for (j = 0; j < n; j++)
-            b->acc[b->n][j] = acc[j];
-        b->n_acc[b->n] = n;
-        b->n++;
+            nd->acc[j] = acc[j];
+        nd->n_acc = n;
     }
-    return r < 0 ? oom(err) : 0;
+    return 0;
 }
 
-static int sums_batch_run(struct worker *w, struct sums_batch *b, struct chc_err *err)
+/* A destination-side table's sums of parts[0..n) on every staging node:
+ * per[j][t] gets partition j on target t. */
+static int round_targets(struct sums_round *b, const struct tstate *ts, const size_t *parts,
+                         struct sums *const *per, size_t n, const char *table,
+                         struct chc_err *err)
 {
-    struct chc_buf out[SUMS_MAX];
-    size_t i;
-    int r;
+    size_t t, j;
 
-    for (i = 0; i < b->n; i++)
-        chc_buf_init(&out[i], 0);
-    r = wk__multi_query(w, b->reps, b->n, b->sqls, NULL, out, b->push, err);
+    for (t = 0; n && t < ts->n_targets; t++) {
+        struct sums_node *nd = round_add(b);
+        if (!nd || sums_sql(ts, parts, n, ts->tb->database_push, table, ts->hash_dst, 0,
+                            &nd->sql) < 0)
+            return oom(err);
+        nd->rep = ts->targets[t].rep;
+        nd->push = 1;
+        for (j = 0; j < n; j++)
+            nd->acc[j] = &per[j][t];
+        nd->n_acc = n;
+    }
+    return 0;
+}
+
+static int round_parse(struct sums_node *nd, const char *line, struct chc_err *err)
+{
+    while (*line) {
+        unsigned long long a = 0, h = 0;
+        size_t idx = 0;
+        if (sscanf(line, "%zu\t%llu\t%llu", &idx, &a, &h) != 3 || idx < 1 || idx > nd->n_acc)
+            return chc_err_set(err, CHC_EPARSE,
+                               "unexpected answer to a checksum query: '%.60s'", line);
+        nd->acc[idx - 1]->rows += a;
+        nd->acc[idx - 1]->hash += h;
+        line = strchr(line, '\n');
+        line = line ? line + 1 : "";
+    }
+    return 0;
+}
+
+static int round_run(struct worker *w, struct sums_round *b, struct chc_err *err)
+{
+    const struct cfg_replica **reps = calloc(b->n ? b->n : 1, sizeof(*reps));
+    const char **sqls = calloc(b->n ? b->n : 1, sizeof(*sqls));
+    struct chc_buf *out = calloc(b->n ? b->n : 1, sizeof(*out));
+    int *push = calloc(b->n ? b->n : 1, sizeof(*push));
+    size_t i;
+    int r = reps && sqls && out && push ? 0 : oom(err);
+
     for (i = 0; r == 0 && i < b->n; i++) {
-        const char *line = out[i].buf;
-        while (r == 0 && *line) {
-            unsigned long long a = 0, h = 0;
-            size_t idx = 0;
-            int want = b->with_hash[i] ? 3 : 2;
-            if (sscanf(line, b->with_hash[i] ? "%zu\t%llu\t%llu" : "%zu\t%llu", &idx, &a, &h) !=
-                    want ||
-                idx < 1 || idx > b->n_acc[i]) {
-                r = chc_err_set(err, CHC_EPARSE, "unexpected answer to a checksum query: '%.60s'",
-                                line);
-                break;
-            }
-            b->acc[i][idx - 1]->rows += a;
-            b->acc[i][idx - 1]->hash += h;
-            line = strchr(line, '\n');
-            line = line ? line + 1 : "";
+        reps[i] = b->nodes[i].rep;
+        sqls[i] = b->nodes[i].sql.buf;
+        push[i] = b->nodes[i].push;
+        chc_buf_init(&out[i], 0);
+    }
+    if (r == 0 && b->n)
+        r = wk__multi_query(w, reps, b->n, sqls, NULL, out, push, err);
+    for (i = 0; r == 0 && i < b->n; i++)
+        r = round_parse(&b->nodes[i], out[i].buf, err);
+    for (i = 0; out && i < b->n; i++)
+        chc_buf_release(&out[i]);
+    free(reps);
+    free(sqls);
+    free(out);
+    free(push);
+    round_release(b);
+    return r;
+}
+
+/* Per-target sums of one partition as one total: the replicas of a shard
+ * (the staging nodes of one destination shard) must agree, and the shards
+ * add up. -1 and *bad = a target that disagrees with its shard's first. */
+static int targets_total(const struct tstate *ts, const struct sums *per, struct sums *total,
+                         size_t *bad)
+{
+    size_t t, first = 0;
+
+    memset(total, 0, sizeof(*total));
+    for (t = 0; t < ts->n_targets; t++) {
+        if (t == 0 || ts->targets[t].shard != ts->targets[t - 1].shard) {
+            first = t;
+            total->rows += per[t].rows;
+            total->hash += per[t].hash;
+        } else if (per[t].rows != per[first].rows || per[t].hash != per[first].hash) {
+            *bad = t;
+            return -1;
         }
     }
-    for (i = 0; i < b->n; i++)
-        chc_buf_release(&out[i]);
-    return r;
+    return 0;
 }
 
 /* All pieces of the partition's group copied from every shard that has
@@ -201,7 +237,7 @@ static int sums_batch_run(struct worker *w, struct sums_batch *b, struct chc_err
 static int part_ready(struct worker *w, struct tstate *ts, size_t part, struct chc_err *err)
 {
     unsigned char *done = calloc(ts->tb->pull->n_shards, 1);
-    struct piece_state ps = {done, -1, 0, -1, 0};
+    struct piece_state ps = {.done = done, .started = -1, .version = -1};
     unsigned k;
     size_t s;
     int r = 1;
@@ -230,12 +266,21 @@ struct mv {
     size_t part;
     char *lock;
     struct chc_buf state;
-    struct sums src, before, staged, after;
+    int version;      /* of parts/<p>, read under the lock */
+    struct sums src, before_total;
+    struct sums *before, *staged, *after; /* per staging node */
     unsigned long long exp_rows, exp_hash;
-    int again;    /* an earlier attempt died while assembling */
-    int active;   /* still going in this batch */
-    int assemble; /* needs assembling in this attempt */
-    int replace;  /* needs the REPLACE (not yet recorded moved) */
+    int active;    /* still going in this batch */
+    int again;     /* an earlier attempt died while assembling */
+    int assemble;  /* needs assembling in this attempt */
+    int recheck;   /* assembled by an earlier attempt: check the assembly first */
+    int replace;   /* needs the REPLACE (not yet recorded moved) */
+};
+
+struct batch {
+    struct mv mv[MOVE_BATCH];
+    size_t n;
+    uint64_t t0;
 };
 
 static void mv_fail(struct worker *w, struct tstate *ts, struct mv *m, const struct chc_err *e,
@@ -252,24 +297,26 @@ static void mv_fail(struct worker *w, struct tstate *ts, struct mv *m, const str
  * lock, so a mover that was stalled (SIGSTOP, a long pause) past its
  * session must find out before it touches a table. A synchronous check
  * right before the round fails with the expired session; any partition
- * whose move lock is no longer ours leaves the batch. */
-static int mv_owned(struct worker *w, struct mv *mv, size_t n, struct chc_err *err)
+ * whose move lock is no longer ours (owned by our session) leaves the
+ * batch. */
+static int mv_owned(struct worker *w, struct batch *b, struct chc_err *err)
 {
     int64_t me = zk_session_id(w->zs);
     struct zk_stat st;
     size_t i;
     int r;
 
-    for (i = 0; i < n; i++) {
-        if (!mv[i].active || !mv[i].lock)
+    for (i = 0; i < b->n; i++) {
+        struct mv *m = &b->mv[i];
+        if (!m->active || !m->lock)
             continue;
-        r = zk_exists(w->zs, mv[i].lock, &st, err);
+        r = zk_exists(w->zs, m->lock, &st, err);
         if (r == CHC_EZK_EXPIRED || r == CHC_EZK_CONNLOSS)
             return r;
         if (r < 0 || st.ephemeral_owner != me) {
             chc_log_warn("lost the move lock '%s': leaving the partition to its new owner",
-                         mv[i].lock);
-            mv[i].active = 0;
+                         m->lock);
+            m->active = 0;
         }
     }
     return 0;
@@ -311,34 +358,49 @@ int mover__stmt(const struct tstate *ts, enum move_step step, size_t part, unsig
     return r;
 }
 
-/* One step for every partition of the batch it applies to, on every staging
- * node, all statements at once (wk__multi_query bounds how many run). */
-static int mv_step(struct worker *w, struct tstate *ts, struct mv *mv, size_t n,
-                   enum move_step step, struct chc_err *err)
+static int step_applies(const struct mv *m, enum move_step step)
 {
-    size_t cap = n * (ts->splits + 1) + 1, nq = cap * ts->n_targets, q = 0, ns = 0, i, t;
+    if (!m->active)
+        return 0;
+    switch (step) {
+    case MOVE_DROP_ASSEMBLY:
+        return m->assemble && m->again;
+    case MOVE_ATTACH_DEST:
+        return m->assemble && m->before_total.rows > 0;
+    case MOVE_ATTACH_PIECES:
+        return m->assemble;
+    case MOVE_REPLACE:
+        return m->replace;
+    }
+    return 0;
+}
+
+/* One step for every partition of the batch it applies to, on every staging
+ * node, all statements at once (wk__multi_query bounds how many run, and
+ * sends none once the session is gone). The locks are checked first. */
+static int mv_step(struct worker *w, struct tstate *ts, struct batch *b, enum move_step step,
+                   struct chc_err *err)
+{
+    size_t cap = b->n * (ts->splits + 1) + 1, nq = cap * ts->n_targets, q = 0, ns = 0, i, t;
     const struct cfg_replica **reps = calloc(nq, sizeof(*reps));
     struct chc_buf *sql = calloc(cap, sizeof(*sql));
     const char **sqls = calloc(nq, sizeof(*sqls));
     unsigned k, nk;
-    int r = 0;
+    int r = reps && sql && sqls ? 0 : oom(err);
 
-    if (!reps || !sql || !sqls) {
-        r = oom(err);
-        goto out;
-    }
-    for (i = 0; r == 0 && i < n; i++) {
-        const struct mv *m = &mv[i];
-        int applies = m->active && (step == MOVE_DROP_ASSEMBLY   ? m->assemble && m->again
-                                    : step == MOVE_ATTACH_DEST   ? m->assemble && m->before.rows > 0
-                                    : step == MOVE_ATTACH_PIECES ? m->assemble
-                                                                 : m->replace);
-        if (!applies)
+    for (i = 0; r == 0 && i < b->n && !step_applies(&b->mv[i], step); i++)
+        ;
+    if (r == 0 && i < b->n)
+        r = mv_owned(w, b, err); /* only before a round that sends something */
+
+    for (i = 0; r == 0 && i < b->n; i++) {
+        const struct mv *m = &b->mv[i];
+        if (!step_applies(m, step))
             continue;
         nk = step == MOVE_ATTACH_PIECES ? ts->parts[m->part].splits : 1;
         for (k = 0; r == 0 && k < nk; k++) {
             chc_buf_init(&sql[ns], 0);
-            r = mover__stmt(ts, step, m->part, k, &sql[ns]);
+            r = mover__stmt(ts, step, m->part, k, &sql[ns]) < 0 ? oom(err) : 0;
             for (t = 0; r == 0 && t < ts->n_targets; t++) {
                 reps[q] = ts->targets[t].rep;
                 sqls[q++] = sql[ns].buf;
@@ -346,11 +408,8 @@ static int mv_step(struct worker *w, struct tstate *ts, struct mv *mv, size_t n,
             ns++;
         }
     }
-    if (r < 0)
-        r = oom(err);
-    else if (q > 0)
+    if (r == 0 && q > 0)
         r = wk__multi_query(w, reps, q, sqls, NULL, NULL, NULL, err);
-out:
     for (i = 0; sql && i < ns; i++)
         chc_buf_release(&sql[i]);
     free(reps);
@@ -359,288 +418,441 @@ out:
     return r;
 }
 
-/* "<what> <rows> <checksum>" for every active partition of the batch (only
- * those still to REPLACE when replace_only), one ZooKeeper transaction. */
-static int mv_record(struct worker *w, struct tstate *ts, struct mv *mv, size_t n,
-                     const char *what, int replace_only, struct chc_err *err)
+/* Record `what` for every active partition with `only` set (NULL: every
+ * active one): "<what> <rows> <checksum>", conditional on the version read
+ * under the lock. */
+static int mv_record(struct worker *w, struct tstate *ts, struct batch *b, const char *what,
+                     int (*only)(const struct mv *), struct chc_err *err)
 {
     char lines[MOVE_BATCH][80];
     const char *states[MOVE_BATCH];
+    int *versions[MOVE_BATCH];
     size_t parts[MOVE_BATCH], i, np = 0;
 
-    for (i = 0; i < n; i++) {
-        if (!mv[i].active || (replace_only && !mv[i].replace))
+    for (i = 0; i < b->n; i++) {
+        struct mv *m = &b->mv[i];
+        if (!m->active || (only && !only(m)))
             continue;
-        snprintf(lines[np], sizeof(lines[np]), "%s %llu %llu", what, mv[i].exp_rows,
-                 mv[i].exp_hash);
+        if (!strcmp(what, "assembling"))
+            snprintf(lines[np], sizeof(lines[np]), "assembling");
+        else
+            snprintf(lines[np], sizeof(lines[np]), "%s %llu %llu", what, m->exp_rows,
+                     m->exp_hash);
         states[np] = lines[np];
-        parts[np++] = mv[i].part;
+        versions[np] = &m->version;
+        parts[np++] = m->part;
     }
-    return zkstate__part_states_write(w, ts, parts, states, np, err);
+    return zkstate__part_states_write(w, ts, parts, states, versions, np, err);
 }
 
-/* Move up to MOVE_BATCH complete partitions together (docs/design.md):
- *   1. under each partition's move lock: the source's sums (from discovery)
- *      and what the destination holds (append mode);
- *   2. assemble in <table>_assembly on every staging node: the destination's
- *      rows (append mode) and every piece, by ATTACH — a snapshot nobody else
- *      writes to; its count must be destination + source; record
- *      "assembled <rows> <checksum>";
- *   3. REPLACE PARTITION ... FROM the assembly, for all at once (idempotent,
- *      so a partial failure is simply repeated); record "moved";
- *   4. verify every destination partition's count and checksum;
- *   5. drop their piece partitions; record "done". The assembly keeps its
- *      partition (hard links to the same parts) until the table is done, so
- *      a stalled mover that wakes up late and repeats the REPLACE still
- *      replaces with the same rows, never with nothing.
- * Each step is one round of concurrent statements for the whole batch.
- * Returns the number of partitions moved, or < 0. */
-static int move_batch(struct worker *w, struct tstate *ts, const size_t *parts, size_t n,
-                      unsigned *move_failures, struct chc_err *err)
+static int to_assemble_fresh(const struct mv *m)
 {
-    const struct cfg_table *tb = ts->tb;
-    struct mv mv[MOVE_BATCH];
-    struct sums_batch batch;
-    struct chc_err e = CHC_ERR_INIT;
-    struct chc_buf asm_name = CHC_BUF_INIT;
-    uint64_t t0 = now_ms(), ts_[8] = {0};
-    size_t i, active = 0, assembling = 0, bparts[MOVE_BATCH], src_parts[MOVE_BATCH];
-    struct sums *bacc[MOVE_BATCH], *src_acc[MOVE_BATCH];
-    const char *states[MOVE_BATCH];
-    int r = 0, moved = 0;
-#define MV_MARK(i) (ts_[i] = now_ms())
+    return m->assemble && !m->again;
+}
 
-    memset(mv, 0, sizeof(mv));
-    sums_batch_init(&batch);
+static int to_replace(const struct mv *m)
+{
+    return m->replace;
+}
+
+static void batch_release(struct worker *w, struct batch *b)
+{
+    size_t i;
+
+    for (i = 0; i < b->n; i++) {
+        zkstate__lock_release(w, &b->mv[i].lock);
+        chc_buf_release(&b->mv[i].state);
+        free(b->mv[i].before); /* one allocation for before, staged and after */
+    }
+    b->n = 0;
+}
+
+/* 1. Under each partition's move lock, its state and what it needs.
+ * Returns how many partitions go on. */
+static int batch_claim(struct worker *w, struct tstate *ts, const size_t *parts, size_t n,
+                       struct batch *b, struct chc_err *err)
+{
+    size_t i, active = 0;
+    int r = 0;
+
     for (i = 0; i < n && i < MOVE_BATCH; i++) {
-        struct mv *m = &mv[i];
+        struct mv *m = &b->mv[i];
+        memset(m, 0, sizeof(*m));
         chc_buf_init(&m->state, 0);
         m->part = parts[i];
+        m->version = -1;
+        b->n = i + 1;
+        m->before = calloc(3 * (ts->n_targets ? ts->n_targets : 1), sizeof(*m->before));
+        if (!m->before)
+            return oom(err);
+        m->staged = m->before + ts->n_targets;
+        m->after = m->staged + ts->n_targets;
         r = zkstate__lock_take(w, ts, m->part, "move", &m->lock, err);
         if (r == CHC_EZK_NODEEXISTS)
             continue; /* another worker moves it */
         if (r == 0)
-            r = zkstate__part_state_read(w, ts, m->part, &m->state, err);
+            r = zkstate__part_state_get(w, ts, m->part, &m->state, &m->version, err);
         if (r < 0)
-            goto out;
+            return r;
         if (!strncmp(m->state.buf, "done", 4)) {
             ts->parts[m->part].done = 1;
             continue;
         }
         r = part_ready(w, ts, m->part, err);
         if (r < 0)
-            goto out;
+            return r;
         if (r == 0)
             continue;
         m->active = 1;
         m->again = !strcmp(m->state.buf, "assembling");
         m->assemble = strncmp(m->state.buf, "assembled", 9) && strncmp(m->state.buf, "moved", 5);
+        m->recheck = !strncmp(m->state.buf, "assembled", 9);
         active++;
-        assembling += (size_t)m->assemble;
     }
-    n = i;
-    r = 0;
-    if (!active)
-        goto out;
-    MV_MARK(0);
-    if (plan_assembly_table(tb, &asm_name) < 0)
-        goto oom;
-    if (assembling) {
-        /* 1. Sums, one round: the source's (unless discovery has them) and
-         * what the destination holds (append mode). */
-        size_t np = 0, ns = 0;
-        for (i = 0; i < n; i++) {
-            struct mv *m = &mv[i];
-            if (!m->active || !m->assemble)
-                continue;
-            if (ts->parts[m->part].rows >= 0 && ts->sums_key &&
-                ts->sums_key == tables__sums_key_of(ts)) {
-                m->src.rows = (unsigned long long)ts->parts[m->part].rows;
-                m->src.hash = ts->parts[m->part].src_hash;
-            } else {
-                src_parts[ns] = m->part;
-                src_acc[ns++] = &m->src;
-            }
-            bparts[np] = m->part;
-            bacc[np++] = &m->before;
+    return (int)active;
+}
+
+/* 2. The source's sums (from discovery when it has them) and, in append
+ * mode, what the destination holds now, for the partitions to assemble. */
+static int batch_before(struct worker *w, struct tstate *ts, struct batch *b,
+                        struct chc_err *err)
+{
+    size_t parts[MOVE_BATCH], sparts[MOVE_BATCH], i, np = 0, ns = 0, bad = 0;
+    struct sums *per[MOVE_BATCH], *src[MOVE_BATCH];
+    struct sums_round round = {0};
+    int r;
+
+    for (i = 0; i < b->n; i++) {
+        struct mv *m = &b->mv[i];
+        if (!m->active || !m->assemble)
+            continue;
+        if (ts->parts[m->part].rows >= 0 && ts->sums_key && ts->sums_key == tables__sums_key_of(ts)) {
+            m->src.rows = (unsigned long long)ts->parts[m->part].rows;
+            m->src.hash = ts->parts[m->part].src_hash;
+        } else {
+            sparts[ns] = m->part;
+            src[ns++] = &m->src;
         }
-        r = sums_batch_add(&batch, ts, src_parts, src_acc, ns, NULL, 1, err);
-        if (r == 0 && !tb->allow_drop_target_partitions)
-            r = sums_batch_add(&batch, ts, bparts, bacc, np, tb->table_push, 1, err);
-        if (r == 0 && batch.n)
-            r = sums_batch_run(w, &batch, err);
-        if (r < 0)
-            goto out;
-        MV_MARK(1);
-        /* 2. Assemble, count, record. */
-        np = 0;
-        for (i = 0; i < n; i++)
-            if (mv[i].active && mv[i].assemble && !mv[i].again) {
-                bparts[np] = mv[i].part;
-                states[np++] = "assembling";
-            }
-        r = zkstate__part_states_write(w, ts, bparts, states, np, err);
-        if (r < 0)
-            goto out;
-        r = mv_owned(w, mv, n, err);
-        if (r == 0)
-            r = mv_step(w, ts, mv, n, MOVE_DROP_ASSEMBLY, err);
-        if (r == 0)
-            r = mv_step(w, ts, mv, n, MOVE_ATTACH_DEST, err);
-        if (r == 0)
-            r = mv_step(w, ts, mv, n, MOVE_ATTACH_PIECES, err);
-        MV_MARK(2);
-        sums_batch_release(&batch);
-        sums_batch_init(&batch);
-        np = 0;
-        for (i = 0; i < n; i++)
-            if (mv[i].active && mv[i].assemble) {
-                bparts[np] = mv[i].part;
-                bacc[np++] = &mv[i].staged;
-            }
-        if (r == 0)
-            r = sums_batch_add(&batch, ts, bparts, bacc, np, asm_name.buf, 0, err);
-        if (r == 0 && batch.n)
-            r = sums_batch_run(w, &batch, err);
-        if (r < 0)
-            goto out;
-        np = 0;
-        for (i = 0; i < n; i++) {
-            struct mv *m = &mv[i];
-            if (!m->active || !m->assemble)
-                continue;
-            if (m->staged.rows != m->before.rows + m->src.rows) {
-                struct chc_log_fields lf = {tb->name, ts->parts[m->part].lit, -1, -1, "move",
-                                            -1, -1, -1.0, "staging mismatch"};
-                /* A stray insert of a dead worker shows here, before anything
-                 * reaches the destination: copy the partition again. */
-                chc_log_at(CHC_LOG_ERROR, &lf,
-                           "assembly holds %llu rows, expected %llu (destination) + %llu "
-                           "(source): recopying the partition",
-                           m->staged.rows, m->before.rows, m->src.rows);
-                if (zkstate__reset_pieces(w, ts, m->part, &e) == 0 &&
-                    zkstate__part_state_write(w, ts, m->part, "assembling", &e) == 0)
-                    chc_err_set(&e, CHC_EMISMATCH, "staging does not match the source");
-                mv_fail(w, ts, m, &e, move_failures);
-                continue;
-            }
-            if (w->o->move_fault_probability > 0 &&
-                (double)rand() / RAND_MAX < w->o->move_fault_probability) {
-                chc_err_set(&e, CHC_EFAULT_INJECTED, "move fault injected");
-                mv_fail(w, ts, m, &e, move_failures);
-                continue;
-            }
-            chc_buf_reset(&m->state);
-            if (chc_buf_addf(&m->state, "assembled %llu %llu", m->before.rows + m->src.rows,
-                             m->before.hash + m->src.hash) < 0)
-                goto oom;
-            bparts[np] = m->part;
-            states[np++] = m->state.buf;
-        }
-        if (np)
-            wk__fault_point(w, "after_assemble");
-        r = zkstate__part_states_write(w, ts, bparts, states, np, err);
-        if (r < 0)
-            goto out;
-        if (np)
-            wk__fault_point(w, "after_assembled_record");
+        parts[np] = m->part;
+        per[np++] = m->before;
     }
-    for (i = 0; i < n; i++) {
-        struct mv *m = &mv[i];
-        if (!m->active)
+    r = round_source(&round, ts, sparts, src, ns, err);
+    if (r == 0 && !ts->tb->allow_drop_target_partitions)
+        r = round_targets(&round, ts, parts, per, np, ts->tb->table_push, err);
+    if (r == 0)
+        r = round_run(w, &round, err);
+    round_release(&round);
+    for (i = 0; r == 0 && i < b->n; i++) {
+        struct mv *m = &b->mv[i];
+        if (m->active && m->assemble && targets_total(ts, m->before, &m->before_total, &bad) < 0)
+            r = chc_err_set(err, CHC_EMISMATCH,
+                            "table '%s': partition %s differs between the replicas of destination "
+                            "shard %zu (%s:%d) before the move; make them agree first",
+                            ts->tb->name, ts->parts[m->part].lit, ts->targets[bad].shard + 1,
+                            ts->targets[bad].rep->host, ts->targets[bad].rep->http_port);
+    }
+    return r;
+}
+
+/* A partition whose staging does not hold what it should: copy its group
+ * again, and assemble it from scratch when the pieces are back. */
+static void mv_recopy(struct worker *w, struct tstate *ts, struct mv *m, const char *why,
+                      unsigned *move_failures)
+{
+    struct chc_err e = CHC_ERR_INIT;
+
+    if (zkstate__reset_pieces(w, ts, m->part, &e) == 0 &&
+        zkstate__part_state_write(w, ts, m->part, "assembling", &m->version, &e) == 0)
+        chc_err_set(&e, CHC_EMISMATCH, "%s: copying the partition again", why);
+    mv_fail(w, ts, m, &e, move_failures);
+}
+
+static int assembled_check(struct worker *w, struct tstate *ts, struct mv *m,
+                           unsigned *move_failures)
+{
+    const struct chc_log_fields lf = {.table = ts->tb->name, .partition = ts->parts[m->part].lit,
+                                      .piece = -1, .shard = -1, .event = "move",
+                                      .rows = -1, .bytes = -1, .duration = -1.0,
+                                      .error = "staging mismatch"};
+    struct sums got;
+    size_t bad = 0;
+
+    if (targets_total(ts, m->staged, &got, &bad) < 0) {
+        chc_log_at(CHC_LOG_ERROR, &lf, "the assembly on %s:%d differs from the other staging "
+                   "node(s) of destination shard %zu (a stray insert?)",
+                   ts->targets[bad].rep->host, ts->targets[bad].rep->http_port,
+                   ts->targets[bad].shard + 1);
+        mv_recopy(w, ts, m, "staging replicas disagree", move_failures);
+        return 0;
+    }
+    m->exp_rows = m->before_total.rows + m->src.rows;
+    m->exp_hash = m->before_total.hash + m->src.hash;
+    if (got.rows != m->exp_rows || got.hash != m->exp_hash) {
+        /* A stray insert of a dead worker shows here, before anything
+         * reaches the destination: copy the partition again. */
+        chc_log_at(CHC_LOG_ERROR, &lf,
+                   "assembly holds %llu rows (checksum %llu), expected %llu (destination) + "
+                   "%llu (source) = %llu (checksum %llu): recopying the partition",
+                   got.rows, got.hash, m->before_total.rows, m->src.rows, m->exp_rows,
+                   m->exp_hash);
+        mv_recopy(w, ts, m, "staging does not match the source", move_failures);
+        return 0;
+    }
+    return 1;
+}
+
+/* 3. Assemble in <table>_assembly on every staging node (the destination's
+ * rows in append mode, then every piece, by ATTACH: a snapshot nobody else
+ * writes to), check it against destination + source, record
+ * "assembled <rows> <checksum>". */
+static int batch_assemble(struct worker *w, struct tstate *ts, struct batch *b,
+                          unsigned *move_failures, struct chc_err *err)
+{
+    size_t parts[MOVE_BATCH], i, np = 0, assembled = 0;
+    struct sums *per[MOVE_BATCH];
+    struct sums_round round = {0};
+    struct chc_buf asm_name = CHC_BUF_INIT;
+    int r;
+
+    r = mv_record(w, ts, b, "assembling", to_assemble_fresh, err);
+    if (r == 0)
+        r = mv_step(w, ts, b, MOVE_DROP_ASSEMBLY, err);
+    if (r == 0)
+        r = mv_step(w, ts, b, MOVE_ATTACH_DEST, err);
+    if (r == 0)
+        r = mv_step(w, ts, b, MOVE_ATTACH_PIECES, err);
+    if (r == 0 && plan_assembly_table(ts->tb, &asm_name) < 0)
+        r = oom(err);
+    for (i = 0; r == 0 && i < b->n; i++)
+        if (b->mv[i].active && b->mv[i].assemble) {
+            parts[np] = b->mv[i].part;
+            per[np++] = b->mv[i].staged;
+        }
+    if (r == 0)
+        r = round_targets(&round, ts, parts, per, np, asm_name.buf, err);
+    if (r == 0)
+        r = round_run(w, &round, err);
+    round_release(&round);
+    chc_buf_release(&asm_name);
+    for (i = 0; r == 0 && i < b->n; i++) {
+        struct mv *m = &b->mv[i];
+        struct chc_err e = CHC_ERR_INIT;
+        if (!m->active || !m->assemble || !assembled_check(w, ts, m, move_failures))
+            continue;
+        if (wk__fault_draw(w, w->o->move_fault_probability, "move %s %s %u",
+                           ts->tb->def_hash_hex, ts->parts[m->part].lit, *move_failures)) {
+            chc_err_set(&e, CHC_EFAULT_INJECTED, "move fault injected");
+            mv_fail(w, ts, m, &e, move_failures);
+            continue;
+        }
+        m->replace = 1;
+        assembled++;
+    }
+    if (r == 0 && assembled)
+        wk__fault_point(w, "after_assemble");
+    if (r == 0)
+        r = mv_record(w, ts, b, "assembled", to_replace, err);
+    if (r == 0 && assembled)
+        wk__fault_point(w, "after_assembled_record");
+    return r;
+}
+
+/* The rows and checksum recorded for a partition assembled or moved by an
+ * earlier attempt. */
+static void batch_recorded(struct worker *w, struct tstate *ts, struct batch *b,
+                           unsigned *move_failures)
+{
+    struct chc_err e = CHC_ERR_INIT;
+    size_t i;
+
+    for (i = 0; i < b->n; i++) {
+        struct mv *m = &b->mv[i];
+        if (!m->active || m->assemble)
             continue;
         if (sscanf(m->state.buf, "%*s %llu %llu", &m->exp_rows, &m->exp_hash) != 2) {
             chc_err_set(&e, CHC_ESTATE, "bad partition state '%s'", m->state.buf);
             mv_fail(w, ts, m, &e, move_failures);
             continue;
         }
-        m->replace = !strncmp(m->state.buf, "assembled", 9);
+        m->replace = m->recheck;
     }
-    /* 3. REPLACE, all at once; repeated as a whole if any failed. */
-    MV_MARK(3);
-    r = mv_owned(w, mv, n, err);
+}
+
+/* 4. Partitions assembled by an earlier attempt: the assembly must still
+ * hold what was recorded. Staging tables re-created since (say, after an
+ * operator changed the destination) hold nothing, and a REPLACE from them
+ * would empty the partition. If the assembly differs, the destination may
+ * already hold the partition (the REPLACE ran, "moved" was not recorded):
+ * then only verify; else copy the partition again. */
+static int batch_recheck(struct worker *w, struct tstate *ts, struct batch *b,
+                         unsigned *move_failures, struct chc_err *err)
+{
+    size_t parts[MOVE_BATCH], i, np = 0, bad = 0;
+    struct sums *per[MOVE_BATCH], got;
+    struct sums_round round = {0};
+    struct chc_buf asm_name = CHC_BUF_INIT;
+    int r = 0;
+
+    for (i = 0; i < b->n; i++)
+        if (b->mv[i].active && b->mv[i].recheck) {
+            parts[np] = b->mv[i].part;
+            per[np++] = b->mv[i].staged;
+        }
+    if (np == 0)
+        return 0;
+    if (plan_assembly_table(ts->tb, &asm_name) < 0)
+        r = oom(err);
     if (r == 0)
-        r = mv_step(w, ts, mv, n, MOVE_REPLACE, err);
-    if (r < 0)
-        goto out;
-    wk__fault_point(w, "after_replace");
-    MV_MARK(4);
-    r = mv_record(w, ts, mv, n, "moved", 1, err);
-    if (r < 0)
-        goto out;
-    /* 4. Verify the destination: count and checksum against the source. */
-    MV_MARK(5);
-    sums_batch_release(&batch);
-    sums_batch_init(&batch);
-    {
-        size_t np = 0;
-        for (i = 0; i < n; i++)
-            if (mv[i].active) {
-                bparts[np] = mv[i].part;
-                bacc[np++] = &mv[i].after;
-            }
-        r = sums_batch_add(&batch, ts, bparts, bacc, np, tb->table_push, 1, err);
+        r = round_targets(&round, ts, parts, per, np, asm_name.buf, err);
+    for (i = 0, np = 0; r == 0 && i < b->n; i++) {
+        struct mv *m = &b->mv[i];
+        if (m->active && m->recheck) { /* the destination too, in the same round */
+            parts[np] = m->part;
+            per[np++] = m->after;
+        }
     }
-    if (r == 0 && batch.n)
-        r = sums_batch_run(w, &batch, err);
-    if (r < 0)
-        goto out;
-    for (i = 0; i < n; i++) {
-        struct mv *m = &mv[i];
+    if (r == 0)
+        r = round_targets(&round, ts, parts, per, np, ts->tb->table_push, err);
+    if (r == 0)
+        r = round_run(w, &round, err);
+    round_release(&round);
+    chc_buf_release(&asm_name);
+    for (i = 0; r == 0 && i < b->n; i++) {
+        struct mv *m = &b->mv[i];
+        if (!m->active || !m->recheck)
+            continue;
+        if (targets_total(ts, m->staged, &got, &bad) == 0 && got.rows == m->exp_rows &&
+            got.hash == m->exp_hash)
+            continue; /* the assembly is intact: REPLACE from it */
+        if (targets_total(ts, m->after, &got, &bad) == 0 && got.rows == m->exp_rows &&
+            got.hash == m->exp_hash) {
+            chc_log_info("table '%s': partition %s was already replaced: verifying it",
+                         ts->tb->name, ts->parts[m->part].lit);
+            m->replace = 0;
+            continue;
+        }
+        chc_log_warn("table '%s': the assembly of partition %s no longer holds the %llu rows "
+                     "recorded (staging tables re-created?); the destination is untouched",
+                     ts->tb->name, ts->parts[m->part].lit, m->exp_rows);
+        mv_recopy(w, ts, m, "the assembly was lost", move_failures);
+    }
+    return r;
+}
+
+/* 6. Every staging node's destination partition must hold what was
+ * recorded; the replicas of a shard must agree. */
+static int batch_verify(struct worker *w, struct tstate *ts, struct batch *b,
+                        unsigned *move_failures, struct chc_err *err)
+{
+    size_t parts[MOVE_BATCH], i, np = 0, bad = 0;
+    struct sums *per[MOVE_BATCH], got;
+    struct sums_round round = {0};
+    int r;
+
+    for (i = 0; i < b->n; i++)
+        if (b->mv[i].active) {
+            memset(b->mv[i].after, 0, ts->n_targets * sizeof(*b->mv[i].after));
+            parts[np] = b->mv[i].part;
+            per[np++] = b->mv[i].after;
+        }
+    r = round_targets(&round, ts, parts, per, np, ts->tb->table_push, err);
+    if (r == 0)
+        r = round_run(w, &round, err);
+    round_release(&round);
+    for (i = 0; r == 0 && i < b->n; i++) {
+        struct mv *m = &b->mv[i];
+        const struct chc_log_fields lf = {.table = ts->tb->name,
+                                          .partition = ts->parts[m->part].lit, .piece = -1,
+                                          .shard = -1, .event = "move", .rows = -1, .bytes = -1,
+                                          .duration = -1.0, .error = "destination mismatch"};
+        struct chc_err e = CHC_ERR_INIT;
         if (!m->active)
             continue;
-        if (m->after.rows != m->exp_rows || m->after.hash != m->exp_hash) {
-            struct chc_log_fields lf = {tb->name, ts->parts[m->part].lit, -1, -1, "move", -1,
-                                        -1, -1.0, "destination mismatch"};
+        if (targets_total(ts, m->after, &got, &bad) < 0) {
+            chc_log_at(CHC_LOG_ERROR, &lf, "verification failed: %s:%d differs from the other "
+                       "replica(s) of destination shard %zu",
+                       ts->targets[bad].rep->host, ts->targets[bad].rep->http_port,
+                       ts->targets[bad].shard + 1);
+        } else if (got.rows != m->exp_rows || got.hash != m->exp_hash) {
             chc_log_at(CHC_LOG_ERROR, &lf,
                        "verification failed: destination has %llu rows (checksum %llu), "
                        "expected %llu (checksum %llu)",
-                       m->after.rows, m->after.hash, m->exp_rows, m->exp_hash);
-            chc_err_set(&e, CHC_EMISMATCH, "partition %s failed verification",
-                        ts->parts[m->part].lit);
-            mv_fail(w, ts, m, &e, move_failures);
+                       got.rows, got.hash, m->exp_rows, m->exp_hash);
+        } else {
+            continue;
         }
+        chc_err_set(&e, CHC_EMISMATCH, "partition %s failed verification",
+                    ts->parts[m->part].lit);
+        mv_fail(w, ts, m, &e, move_failures);
     }
-    /* 5. Done. The staging partitions stay until the table is done: the
-     * assembly holds hard links to the same parts anyway (see above), so
-     * dropping them now would free no disk, only cost a round of ALTERs. */
-    MV_MARK(6);
-    r = mv_record(w, ts, mv, n, "done", 0, err);
-    if (r < 0)
+    return r;
+}
+
+/* Move up to MOVE_BATCH complete partitions together (docs/design.md):
+ *   1. under each partition's move lock, its state;
+ *   2. the source's sums and what the destination holds (append mode);
+ *   3. assemble, check, record "assembled <rows> <checksum>";
+ *   4. an assembly of an earlier attempt is checked before it is used;
+ *   5. REPLACE PARTITION ... FROM the assembly, for all at once
+ *      (idempotent, so a partial failure is simply repeated); record "moved";
+ *   6. verify every destination partition; record "done". The assembly
+ *      keeps its partition (hard links to the same parts) until the table is
+ *      done, so a stalled mover that wakes up late and repeats the REPLACE
+ *      still replaces with the same rows, never with nothing.
+ * Each step is one round of concurrent statements for the whole batch.
+ * Returns the number of partitions moved, or < 0. */
+static int move_batch(struct worker *w, struct tstate *ts, const size_t *parts, size_t n,
+                      unsigned *move_failures, struct chc_err *err)
+{
+    struct batch b;
+    size_t i, assembling = 0;
+    int r, moved = 0;
+
+    memset(&b, 0, sizeof(b));
+    b.t0 = now_ms();
+    r = batch_claim(w, ts, parts, n, &b, err);
+    if (r <= 0)
         goto out;
-    for (i = 0; i < n; i++) {
-        struct mv *m = &mv[i];
-        struct chc_log_fields lf = {tb->name, ts->parts[m->part].lit, -1, -1, "partition_moved",
-                                    -1, -1, -1.0, NULL};
+    for (i = 0; i < b.n; i++)
+        assembling += b.mv[i].active && b.mv[i].assemble;
+    if (assembling)
+        r = batch_before(w, ts, &b, err);
+    if (r >= 0 && assembling)
+        r = batch_assemble(w, ts, &b, move_failures, err);
+    if (r >= 0) {
+        batch_recorded(w, ts, &b, move_failures);
+        r = batch_recheck(w, ts, &b, move_failures, err);
+    }
+    if (r >= 0)
+        r = mv_step(w, ts, &b, MOVE_REPLACE, err);
+    if (r >= 0)
+        wk__fault_point(w, "after_replace");
+    if (r >= 0)
+        r = mv_record(w, ts, &b, "moved", to_replace, err);
+    if (r >= 0)
+        r = batch_verify(w, ts, &b, move_failures, err);
+    if (r >= 0)
+        r = mv_record(w, ts, &b, "done", NULL, err);
+    for (i = 0; r >= 0 && i < b.n; i++) {
+        struct mv *m = &b.mv[i];
+        struct chc_log_fields lf = {.table = ts->tb->name, .partition = ts->parts[m->part].lit,
+                                    .piece = -1, .shard = -1, .event = "partition_moved",
+                                    .rows = (long long)m->exp_rows, .bytes = -1,
+                                    .duration = (double)(now_ms() - b.t0) / 1000.0};
         if (!m->active)
             continue;
         ts->parts[m->part].done = 1;
         moved++;
-        lf.rows = (long long)m->exp_rows;
-        lf.duration = (double)(now_ms() - t0) / 1000.0;
         chc_log_at(CHC_LOG_INFO, &lf,
                    "partition moved and verified: %llu rows in the destination", m->exp_rows);
     }
-    MV_MARK(7);
-    chc_log_debug("table '%s': moved %d partition(s) in %" PRIu64 " ms: claim %" PRIu64
-                  ", sums %" PRIu64 ", assemble %" PRIu64 ", count+record %" PRIu64
-                  ", replace %" PRIu64 ", record %" PRIu64 ", verify %" PRIu64
-                  ", record %" PRIu64,
-                  tb->name, moved, ts_[7] - t0, ts_[0] - t0, ts_[1] ? ts_[1] - ts_[0] : 0,
-                  ts_[2] ? ts_[2] - ts_[1] : 0, ts_[2] ? ts_[3] - ts_[2] : 0, ts_[4] - ts_[3],
-                  ts_[5] - ts_[4], ts_[6] - ts_[5], ts_[7] - ts_[6]);
-    r = moved;
-    goto out;
-oom:
-    r = oom(err);
-out:
-#undef MV_MARK
-    for (i = 0; i < n; i++) {
-        zkstate__lock_release(w, &mv[i].lock);
-        chc_buf_release(&mv[i].state);
+    if (r >= 0) {
+        chc_log_debug("table '%s': moved %d partition(s) in %" PRIu64 " ms", ts->tb->name, moved,
+                      now_ms() - b.t0);
+        r = moved;
     }
-    sums_batch_release(&batch);
-    chc_buf_release(&asm_name);
+out:
+    batch_release(w, &b);
     return r;
 }
 
@@ -679,7 +891,7 @@ int mover__move_ready(struct worker *w, struct tstate *ts, unsigned *move_failur
         r = move_batch(w, ts, parts, n, move_failures, err);
         n = 0;
         if (r < 0) {
-            if (r == CHC_EZK_EXPIRED)
+            if (r == CHC_EZK_EXPIRED || chc_err_is_permanent(r))
                 return r;
             (*move_failures)++;
             chc_log_warn("table '%s': moving partitions failed: %s, retrying", ts->tb->name,

@@ -75,13 +75,13 @@ static int piece_where(const struct tstate *ts, size_t part, unsigned k, int dsh
     if (r == 0)
         r = chc_buf_addstr(b, ") AND (");
     if (r == 0)
-        r = plan_piece_filter(tb, ts->parts[part].splits, k, b);
+        r = plan_piece_filter(ts->split_args, ts->parts[part].splits, k, b);
     if (r == 0)
         r = chc_buf_addch(b, ')');
     if (r == 0 && dshard >= 0) {
         r = chc_buf_addstr(b, " AND (");
         if (r == 0) {
-            r = plan_route_filter(tb, ts->key_type, (size_t)dshard, b, err);
+            r = plan_route_filter(tb, &ts->key, (size_t)dshard, b, err);
             if (r < 0)
                 return r;
         }
@@ -97,6 +97,7 @@ int piece__copy_sql(const struct tstate *ts, size_t part, unsigned k, size_t sha
                     const struct target *t, struct chc_buf *b, struct chc_err *err)
 {
     const struct cfg_table *tb = ts->tb;
+    const struct cfg_settings *pull[2] = {&ts->w->task->settings, &ts->w->task->settings_pull};
     struct chc_buf name = CHC_BUF_INIT;
     int r;
 
@@ -114,7 +115,10 @@ int piece__copy_sql(const struct tstate *ts, size_t part, unsigned k, size_t sha
     chc_buf_release(&name);
     if (r < 0)
         return oom(err);
-    return piece_where(ts, part, k, (int)t->shard, b, err);
+    r = piece_where(ts, part, k, (int)t->shard, b, err);
+    if (r == 0 && plan_settings_clause(pull, 2, b) < 0)
+        r = oom(err);
+    return r;
 }
 
 static int query_id(const struct tstate *ts, size_t part, unsigned k, struct chc_buf *b)
@@ -314,8 +318,9 @@ static int job_start_pipe(struct worker *w, struct job *j, struct chc_err *err)
         wk__params_init(&pp.dst, ts->targets[t].rep, ins.buf, w->task, 1);
         pp.src.query_id = qid.buf;
         pp.dst.query_id = qid.buf;
-        if (w->o->copy_fault_probability > 0 &&
-            (double)rand() / RAND_MAX < w->o->copy_fault_probability) {
+        if (wk__fault_draw(w, w->o->copy_fault_probability, "copy %s %s %u %zu %zu %u",
+                           ts->tb->def_hash_hex, ts->parts[j->part].lit, j->k, j->shard, t,
+                           ts->ptries[j->part * ts->splits + j->k])) {
             j->failed = 1;
             chc_err_set(&j->err, CHC_EFAULT_INJECTED, "copy fault injected");
         }
@@ -341,6 +346,7 @@ static int job_start(struct worker *w, struct job *j, struct chc_err *err)
     size_t t;
     int r = 0;
 
+    ts->ptries[j->part * ts->splits + j->k]++;
     if (ts->pipe)
         return job_start_pipe(w, j, err);
     j->q = calloc(ts->n_targets, sizeof(*j->q));
@@ -360,8 +366,9 @@ static int job_start(struct worker *w, struct job *j, struct chc_err *err)
             r = oom(err);
             break;
         }
-        if (w->o->copy_fault_probability > 0 &&
-            (double)rand() / RAND_MAX < w->o->copy_fault_probability) {
+        if (wk__fault_draw(w, w->o->copy_fault_probability, "copy %s %s %u %zu %zu %u",
+                           ts->tb->def_hash_hex, ts->parts[j->part].lit, j->k, j->shard, t,
+                           ts->ptries[j->part * ts->splits + j->k])) {
             /* The original's test hook: a copy that fails after sending a few rows. */
             r = chc_buf_addstr(&sql, " LIMIT 1");
             if (r < 0)
@@ -528,7 +535,9 @@ int piece__job_finish(struct worker *w, struct job *j, struct chc_err *err)
     if (j->failed) {
         lf.event = "piece_failed";
         lf.error = j->err.msg;
-        chc_log_at(CHC_LOG_WARN, &lf, "copy failed, the piece is dirty and will be redone: %s",
+        chc_log_at(CHC_LOG_WARN, &lf, "copy failed, the piece is dirty and will be %s: %s",
+                   chc_err_is_permanent(j->err.code) ? "redone once the cause is fixed"
+                                                     : "redone",
                    j->err.msg);
         /* For `status`: the piece's last error (best effort, version-checked). */
         if (zkstate__piece_read(w, ts, j->part, j->k, &ps, NULL) == 0 && ps.exists) {

@@ -10,6 +10,7 @@
 
 #include "chcopier/engine.h"
 #include "chcopier/plan.h"
+#include "chcopier/sqlhash.h"
 #include "chcopier/task.h"
 
 #include "banned.h"
@@ -178,22 +179,18 @@ unsigned plan_splits(const struct cfg_table *tb)
     return tb->engine->n_key_columns ? tb->number_of_splits : 1;
 }
 
-static int add_key_columns(const struct cfg_table *tb, struct chc_buf *out)
+/* Sorting key element i without a trailing ASC/DESC: "intHash32(UserID)"
+ * for "intHash32(UserID) DESC". */
+int plan_key_expr(const struct cfg_table *tb, size_t i, struct chc_buf *out)
 {
-    size_t i;
-    int r = 0;
+    const char *c = tb->engine->key_columns[i];
+    size_t n = strlen(c);
 
-    for (i = 0; r == 0 && i < tb->engine->n_key_columns; i++) {
-        const char *c = tb->engine->key_columns[i];
-        size_t n = strlen(c);
-        /* "x DESC" in a sorting key: hash the expression only. */
-        if (n > 5 && !strcasecmp(c + n - 5, " DESC"))
-            n -= 5;
-        else if (n > 4 && !strcasecmp(c + n - 4, " ASC"))
-            n -= 4;
-        r = chc_buf_addf(out, "%s%.*s", i ? ", " : "", (int)n, c);
-    }
-    return r;
+    if (n > 5 && !strcasecmp(c + n - 5, " DESC"))
+        n -= 5;
+    else if (n > 4 && !strcasecmp(c + n - 4, " ASC"))
+        n -= 4;
+    return chc_buf_add(out, c, n);
 }
 
 unsigned plan_part_splits(const struct cfg_table *tb, long long max_shard_rows,
@@ -210,18 +207,11 @@ unsigned plan_part_splits(const struct cfg_table *tb, long long max_shard_rows,
     return want < (long long)n ? (unsigned)want : n;
 }
 
-int plan_piece_filter(const struct cfg_table *tb, unsigned n, unsigned k, struct chc_buf *out)
+int plan_piece_filter(const char *split_args, unsigned n, unsigned k, struct chc_buf *out)
 {
-    int r;
-
-    if (n <= 1)
+    if (n <= 1 || !split_args || !*split_args)
         return chc_buf_addstr(out, "1");
-    r = chc_buf_addstr(out, "cityHash64(");
-    if (r == 0)
-        r = add_key_columns(tb, out);
-    if (r == 0)
-        r = chc_buf_addf(out, ") %% %u = %u", n, k);
-    return r;
+    return chc_buf_addf(out, "cityHash64(%s) %% %u = %u", split_args, n, k);
 }
 
 int plan_is_nondeterministic(const char *expr)
@@ -263,12 +253,90 @@ int plan_is_nondeterministic(const char *expr)
     return 0;
 }
 
-int plan_route_filter(const struct cfg_table *tb, const char *key_type, size_t shard_idx,
+int plan_expr_uses_columns(const char *expr, const char *const *cols, size_t n)
+{
+    const char *p = expr;
+    size_t i, len;
+
+    while (*p) {
+        const char *s = p;
+        if (*p == '\'' || *p == '"') {
+            char q = *p++;
+            while (*p && *p != q)
+                p += (*p == '\\' && p[1]) ? 2 : 1;
+            p += *p ? 1 : 0;
+            continue;
+        }
+        if (*p == '`') {
+            s = ++p;
+            while (*p && *p != '`')
+                p++;
+            len = (size_t)(p - s);
+            p += *p ? 1 : 0;
+        } else if (isalpha((unsigned char)*p) || *p == '_') {
+            while (isalnum((unsigned char)*p) || *p == '_' || *p == '.')
+                p++;
+            len = (size_t)(p - s);
+            while (*p == ' ')
+                p++;
+            if (*p == '(')
+                continue; /* a function */
+        } else {
+            p++;
+            continue;
+        }
+        for (i = 0; i < n; i++)
+            if (strlen(cols[i]) == len && !strncmp(s, cols[i], len))
+                return 1;
+    }
+    return 0;
+}
+
+/* The value Distributed takes modulo the total weight, as SQL: for a
+ * non-constant column, StorageDistributed::createSelector casts IntN/UIntN
+ * to UInt32 (N <= 32) or UInt64 with C++ semantics, so a negative Int8 is
+ * sign-extended (-1 -> 4294967295); a constant column is cast to the
+ * unsigned type of its own width. LowCardinality keys route by their
+ * dictionary type. */
+static int route_key(const struct cfg_table *tb, const struct plan_key *key, struct chc_buf *out,
+                     struct chc_err *err)
+{
+    unsigned bits = 0;
+    int sign = 0, lc;
+
+    if (plan_is_nondeterministic(tb->sharding_key)) {
+        if (!key->split_args || !*key->split_args)
+            return chc_err_set(err, CHC_ECONFIG,
+                               "table '%s': sharding_key '%s' is not deterministic and the "
+                               "destination has no ORDER BY key to hash instead; use a "
+                               "deterministic sharding_key",
+                               tb->name, tb->sharding_key);
+        return chc_buf_addf(out, "sipHash64(%s)", key->split_args);
+    }
+    if (!key->type || !sqlhash_int_key(key->type, &bits, &sign))
+        return chc_err_set(err, CHC_ECONFIG,
+                           "table '%s': <sharding_key> '%s' is of type %s on the source; a "
+                           "Distributed table (and so chcopier) needs an integer key: wrap it, "
+                           "e.g. cityHash64(...)",
+                           tb->name, tb->sharding_key, key->type ? key->type : "unknown");
+    lc = !strncmp(key->type, "LowCardinality(", 15);
+    if (!sign && !lc)
+        return chc_buf_addf(out, "(%s)", tb->sharding_key);
+    if (!sign)
+        return chc_buf_addf(out, "CAST(%s AS UInt%u)", tb->sharding_key, bits);
+    if (lc)
+        return chc_buf_addf(out, "toUInt%u(CAST(%s AS Int%u))",
+                            key->constant ? bits : bits <= 32 ? 32 : 64, tb->sharding_key, bits);
+    return chc_buf_addf(out, "toUInt%u(%s)", key->constant ? bits : bits <= 32 ? 32 : 64,
+                        tb->sharding_key);
+}
+
+int plan_route_filter(const struct cfg_table *tb, const struct plan_key *key, size_t shard_idx,
                       struct chc_buf *out, struct chc_err *err)
 {
     const struct cfg_cluster *c = tb->push;
     unsigned total = cfg_cluster_total_weight(c), lo = 0, hi;
-    struct chc_buf key = CHC_BUF_INIT;
+    struct chc_buf k = CHC_BUF_INIT;
     size_t i;
     int r;
 
@@ -281,31 +349,59 @@ int plan_route_filter(const struct cfg_table *tb, const char *key_type, size_t s
         return chc_buf_addstr(out, "1");
     if (hi == lo)
         return chc_buf_addstr(out, "0");
-    if (plan_is_nondeterministic(tb->sharding_key)) {
-        if (tb->engine->n_key_columns == 0)
-            return chc_err_set(err, CHC_ECONFIG,
-                               "table '%s': sharding_key '%s' is not deterministic and the "
-                               "destination has no ORDER BY key to hash instead; use a "
-                               "deterministic sharding_key",
-                               tb->name, tb->sharding_key);
-        r = chc_buf_addstr(&key, "sipHash64(");
-        if (r == 0)
-            r = add_key_columns(tb, &key);
-        if (r == 0)
-            r = chc_buf_addch(&key, ')');
-    } else if (key_type && !strncmp(key_type, "Int", 3) && isdigit((unsigned char)key_type[3])) {
-        r = chc_buf_addf(&key, "toU%s(%s)", key_type, tb->sharding_key);
-    } else {
-        r = chc_buf_addf(&key, "(%s)", tb->sharding_key);
-    }
+    r = route_key(tb, key, &k, err);
     if (r == 0 && hi - lo == 1)
-        r = chc_buf_addf(out, "%s %% %u = %u", key.buf, total, lo);
+        r = chc_buf_addf(out, "%s %% %u = %u", k.buf, total, lo);
     else if (r == 0)
-        r = chc_buf_addf(out, "%s %% %u BETWEEN %u AND %u", key.buf, total, lo, hi - 1);
-    chc_buf_release(&key);
-    if (r < 0)
+        r = chc_buf_addf(out, "%s %% %u BETWEEN %u AND %u", k.buf, total, lo, hi - 1);
+    chc_buf_release(&k);
+    if (r == -ENOMEM || r == CHC_ETOOBIG)
         return chc_err_set(err, r, "out of memory");
-    return 0;
+    return r;
+}
+
+/* A setting's value in a SETTINGS clause: numbers as they are (18.16
+ * refuses '1' for a number setting), anything else as a string literal. */
+static int add_setting_value(struct chc_buf *out, const char *v)
+{
+    const char *p = v + (*v == '-');
+    int digits = 0, dot = 0;
+
+    for (; *p; p++) {
+        if (isdigit((unsigned char)*p))
+            digits++;
+        else if (*p == '.' && !dot)
+            dot = 1;
+        else
+            return chc_buf_add_sqlstr(out, v);
+    }
+    return digits ? chc_buf_addstr(out, v) : chc_buf_add_sqlstr(out, v);
+}
+
+int plan_settings_clause(const struct cfg_settings *const *sets, size_t n, struct chc_buf *out)
+{
+    size_t s, i, k, m = 0;
+    int r = 0;
+
+    for (s = 0; r == 0 && s < n; s++) {
+        for (i = 0; r == 0 && sets[s] && i < sets[s]->n; i++) {
+            const struct cfg_setting *it = &sets[s]->items[i];
+            int later = 0;
+            if (!strcmp(it->name, "readonly"))
+                continue; /* applies to a whole query, not to its SELECT */
+            for (k = s; !later && k < n; k++) { /* a later one wins */
+                size_t j;
+                for (j = k == s ? i + 1 : 0; !later && sets[k] && j < sets[k]->n; j++)
+                    later = !strcmp(sets[k]->items[j].name, it->name);
+            }
+            if (later)
+                continue;
+            r = chc_buf_addf(out, "%s%s = ", m++ ? ", " : " SETTINGS ", it->name);
+            if (r == 0)
+                r = add_setting_value(out, it->value);
+        }
+    }
+    return r;
 }
 
 int plan_piece_table(const struct cfg_table *tb, unsigned k, struct chc_buf *out)

@@ -457,10 +457,51 @@ out:
     return r;
 }
 
+/* "  worker <id>\n    <note>\n..." and [{"worker":..,"note":..},...] from
+ * each worker's workers/<id> node (worker__registration). */
+static int worker_notes(struct zk_session *zs, const struct chc_options *o, char **workers,
+                        size_t n, struct chc_buf *text, struct chc_buf *json, struct chc_err *err)
+{
+    struct chc_buf path = CHC_BUF_INIT, data = CHC_BUF_INIT;
+    size_t i, m = 0, len = 0;
+    int r = 0;
+
+    for (i = 0; r == 0 && i < n; i++) {
+        const char *p;
+        r = chc_buf_addf(text, "  worker %s\n", workers[i]);
+        if (r < 0 || wk__zpath(&path, "%s/workers/%s", o->task_path, workers[i]) < 0 ||
+            zk_get(zs, path.buf, &data, NULL, NULL) < 0)
+            continue; /* gone meanwhile */
+        for (p = data.buf; r == 0 && *p; p += len + (p[len] == '\n')) {
+            char *line;
+            len = strcspn(p, "\n");
+            if (strncmp(p, "note ", 5))
+                continue;
+            line = chc_strndup(p + 5, len - 5);
+            r = line ? chc_buf_addf(text, "    %s\n", line) : -ENOMEM;
+            if (r == 0)
+                r = chc_buf_addf(json, "%s{\"worker\":\"", m++ ? "," : "");
+            if (r == 0)
+                r = chc_buf_add_json(json, workers[i]);
+            if (r == 0)
+                r = chc_buf_addstr(json, "\",\"note\":\"");
+            if (r == 0)
+                r = chc_buf_add_json(json, line);
+            if (r == 0)
+                r = chc_buf_addstr(json, "\"}");
+            free(line);
+        }
+    }
+    chc_buf_release(&path);
+    chc_buf_release(&data);
+    return r < 0 ? chc_err_set(err, r, "out of memory") : 0;
+}
+
 int worker_status(const struct chc_options *o, struct zk_session *zs, struct chc_err *err)
 {
     struct worker w;
     struct chc_buf out = CHC_BUF_INIT, path = CHC_BUF_INIT;
+    struct chc_buf notes_text = CHC_BUF_INIT, notes_json = CHC_BUF_INIT;
     char **workers = NULL;
     size_t n_workers = 0, i;
     struct zk_stat active;
@@ -487,6 +528,10 @@ int worker_status(const struct chc_options *o, struct zk_session *zs, struct chc
         r = chc_err_set(err, r, "out of memory");
     if (r < 0)
         goto out;
+    if (r == 0)
+        r = worker_notes(zs, o, workers, n_workers, &notes_text, &notes_json, err);
+    if (r < 0)
+        goto out;
     if (o->json) {
         r = chc_buf_addstr(&out, "{\"task_path\":\"");
         if (r == 0)
@@ -502,13 +547,13 @@ int worker_status(const struct chc_options *o, struct zk_session *zs, struct chc
                 r = chc_buf_addch(&out, '"');
         }
         if (r == 0)
-            r = chc_buf_addstr(&out, "],\"tables\":[");
+            r = chc_buf_addf(&out, "],\"notes\":[%s],\"tables\":[", notes_json.buf);
     } else {
         r = chc_buf_addf(&out, "task %s: %zu worker(s) running, %d piece(s) being copied "
                                "(max_workers %u)\n",
                          o->task_path, n_workers, active.num_children, w.task->max_workers);
-        for (i = 0; r == 0 && i < n_workers; i++)
-            r = chc_buf_addf(&out, "  worker %s\n", workers[i]);
+        if (r == 0)
+            r = chc_buf_addstr(&out, notes_text.buf);
     }
     for (i = 0; r == 0 && i < w.task->n_tables; i++) {
         const struct cfg_table *tb = &w.task->tables[i];
@@ -575,6 +620,8 @@ out:
     chc_strv_free(workers, n_workers);
     chc_buf_release(&out);
     chc_buf_release(&path);
+    chc_buf_release(&notes_text);
+    chc_buf_release(&notes_json);
     cfg_task_free(w.task);
     return r;
 }

@@ -18,6 +18,7 @@
 #include "chcopier/engine.h"
 #include "chcopier/log.h"
 #include "chcopier/plan.h"
+#include "chcopier/sqlhash.h"
 #include "chcopier/task.h"
 #include "chcopier/zk.h"
 #include "worker-internal.h"
@@ -34,6 +35,8 @@ void tables__tstate_free(struct tstate *ts)
         return;
     free(ts->zroot);
     free(ts->key_type);
+    free(ts->split_args);
+    free(ts->nodes);
     columns_release(ts);
     free(ts->src_rep);
     free(ts->order);
@@ -48,6 +51,7 @@ void tables__tstate_free(struct tstate *ts)
     free(ts->pbusy);
     free(ts->pnext);
     free(ts->pfails);
+    free(ts->ptries);
     free(ts);
 }
 
@@ -172,27 +176,26 @@ int tables__target_reps(const struct tstate *ts, const struct cfg_replica ***ret
     return 0;
 }
 
-/* One column as checksum input: cast to the destination type on the source
- * side; NULLs hashed as (isNull, default) so they still count. */
-static int add_hash_arg(struct chc_buf *b, const struct column *c, int cast)
+/* One column as checksum input (sqlhash.h): the source casts to the
+ * destination's type (without LowCardinality, which 18.16 cannot hash) so
+ * that both sides hash the same values. */
+static int add_hash_arg(struct chc_buf *b, const struct column *c, int cast, struct chc_err *err)
 {
-    struct chc_buf x = CHC_BUF_INIT;
-    int r;
+    struct chc_buf x = CHC_BUF_INIT, t = CHC_BUF_INIT;
+    int r = 0;
 
     if (cast) {
-        r = chc_buf_addstr(&x, "CAST(");
-        if (r == 0)
-            r = chc_buf_add_ident(&x, c->name);
-        if (r == 0)
-            r = chc_buf_addf(&x, " AS %s)", c->type);
-    } else {
-        r = chc_buf_add_ident(&x, c->name);
+        r = sqlhash_strip_lc(c->type, &t, err);
+        if (r == 0 && (chc_buf_addstr(&x, "CAST(") < 0 || chc_buf_add_ident(&x, c->name) < 0 ||
+                       chc_buf_addf(&x, " AS %s)", t.buf) < 0))
+            r = oom(err);
+    } else if (chc_buf_add_ident(&x, c->name) < 0) {
+        r = oom(err);
     }
-    if (r == 0 && !strncmp(c->type, "Nullable(", 9))
-        r = chc_buf_addf(b, "isNull(%s), assumeNotNull(%s)", x.buf, x.buf);
-    else if (r == 0)
-        r = chc_buf_addstr(b, x.buf);
+    if (r == 0)
+        r = sqlhash_args(x.buf, cast ? t.buf : c->type, b, err);
     chc_buf_release(&x);
+    chc_buf_release(&t);
     return r;
 }
 
@@ -241,7 +244,8 @@ int tables__columns_load(struct tstate *ts, const struct ch_rows *dst_cols, stru
             r = -ENOMEM;
             break;
         }
-        if (!strcmp(kind, "MATERIALIZED") || !strcmp(kind, "ALIAS"))
+        if (!strcmp(kind, "MATERIALIZED") || !strcmp(kind, "ALIAS") ||
+            !strcmp(kind, "EPHEMERAL"))
             continue;
         if (m++) {
             r = chc_buf_addstr(&cc, ", ");
@@ -263,9 +267,9 @@ int tables__columns_load(struct tstate *ts, const struct ch_rows *dst_cols, stru
         if (r == 0)
             r = chc_buf_add_ident(&ct, c->name);
         if (r == 0)
-            r = add_hash_arg(&hs, c, 1);
+            r = add_hash_arg(&hs, c, 1, err);
         if (r == 0)
-            r = add_hash_arg(&hd, c, 0);
+            r = add_hash_arg(&hd, c, 0, err);
     }
     if (r == 0)
         r = chc_buf_addch(&hs, ')');
@@ -276,6 +280,9 @@ int tables__columns_load(struct tstate *ts, const struct ch_rows *dst_cols, stru
         chc_buf_release(&hs);
         chc_buf_release(&hd);
         chc_buf_release(&ct);
+        if (r == CHC_EPARSE)
+            return chc_err_prefix(err, "table '%s': column types of the destination",
+                                  ts->tb->name);
         return m == 0 && r == 0 ? chc_err_set(err, CHC_ECONFIG, "table '%s': no columns to copy",
                                               ts->tb->name)
                                 : oom(err);
@@ -375,23 +382,19 @@ out:
 
 /* Create the database and the destination table on every node of the push
  * cluster; every node must succeed. */
-static int prepare_tables(struct worker *w, struct tstate *ts, struct chc_err *err)
+static int create_destination(struct worker *w, struct tstate *ts,
+                              const struct cfg_replica *const *nodes, size_t n_nodes,
+                              struct chc_err *err)
 {
     const struct cfg_table *tb = ts->tb;
-    const struct cfg_replica **nodes = NULL;
     struct ch_rows *src_cols = NULL;
     struct chc_buf sql = CHC_BUF_INIT;
-    size_t n_nodes = 0;
     int r;
 
     r = tables__describe(w, ts->src_rep[0], 0, tb->database_pull, tb->table_pull, &src_cols, err);
     if (r < 0) {
         chc_err_prefix(err, "table '%s': cannot read the source table %s.%s", tb->name,
                        tb->database_pull, tb->table_pull);
-        goto out;
-    }
-    if (tables__push_nodes(tb->push, &nodes, &n_nodes) < 0) {
-        r = oom(err);
         goto out;
     }
     r = chc_buf_addstr(&sql, "CREATE DATABASE IF NOT EXISTS ");
@@ -413,9 +416,57 @@ static int prepare_tables(struct worker *w, struct tstate *ts, struct chc_err *e
         chc_err_prefix(err, "table '%s': cannot create the destination table", tb->name);
 out:
     ch_rows_free(src_cols);
-    free(nodes);
     chc_buf_release(&sql);
     return r;
+}
+
+/* Create the database and the destination table on every live node of the
+ * push cluster; every one must succeed. */
+static int prepare_tables(struct worker *w, struct tstate *ts, struct chc_err *err)
+{
+    const struct cfg_replica **nodes = NULL;
+    size_t n_nodes = 0;
+    int r;
+
+    if (preflight__push_nodes(ts, &nodes, &n_nodes) < 0)
+        return oom(err);
+    r = create_destination(w, ts, nodes, n_nodes, err);
+    free(nodes);
+    return r;
+}
+
+/* The table is done: a destination replica that was skipped because it did
+ * not answer gets the table now if it answers, so that replication brings
+ * it the data; else say what to do. Best effort. */
+void tables__create_on_returned(struct worker *w, struct tstate *ts)
+{
+    struct chc_err e = CHC_ERR_INIT;
+    size_t i;
+
+    for (i = 0; i < ts->n_nodes; i++) {
+        const struct cfg_replica *rep = ts->nodes[i].rep;
+        size_t s, j;
+        int push = 0;
+        if (ts->nodes[i].alive)
+            continue;
+        for (s = 0; s < ts->tb->push->n_shards; s++)
+            for (j = 0; j < ts->tb->push->shards[s].n_replicas; j++)
+                push |= &ts->tb->push->shards[s].replicas[j] == rep;
+        if (!push)
+            continue;
+        if (wk__query_each(w, &rep, 1, "SELECT 1", 1, 10000, NULL, &e, &e) == 0 && e.code == 0 &&
+            create_destination(w, ts, &rep, 1, &e) == 0) {
+            chc_log_info("table '%s': replica %s:%d answers again: created %s.%s there",
+                         ts->tb->name, rep->host, rep->http_port, ts->tb->database_push,
+                         ts->tb->table_push);
+            continue;
+        }
+        chc_log_warn("table '%s': replica %s:%d was skipped and is still away (%s): create "
+                     "%s.%s there when it is back (`chcopier plan` prints the statement)%s",
+                     ts->tb->name, rep->host, rep->http_port, e.msg, ts->tb->database_push,
+                     ts->tb->table_push,
+                     ts->tb->engine->replicated ? "; replication then brings it the data" : "");
+    }
 }
 
 static int add_part(struct tstate *ts, const char *lit, size_t *cap, struct chc_err *err)
@@ -644,7 +695,7 @@ retry:
         r = pull ? wk__multi_query(w, ts->src_rep, S, sqls, NULL, out, pull, err) : oom(err);
         free(pull);
     }
-    if (r == CHC_ECH_EXCEPTION && ts->sums_key) {
+    if ((r == CHC_ECH_EXCEPTION || r == CHC_ECH_PERMANENT) && ts->sums_key) {
         /* The checksum casts source values to the destination's types; if
          * they do not fit (the copy will say so too), count only. */
         chc_log_warn("table '%s': %s; discovering without checksums", tb->name, err->msg);
@@ -827,44 +878,6 @@ int tables__is_local_host(const char *host, const char *me)
            !strcmp(host, me);
 }
 
-static int sharding_key_type(struct worker *w, struct tstate *ts, struct chc_err *err)
-{
-    const struct cfg_table *tb = ts->tb;
-    struct chc_buf sql = CHC_BUF_INIT, out = CHC_BUF_INIT;
-    size_t s;
-    int r = 0;
-
-    if (plan_is_nondeterministic(tb->sharding_key) || tb->push->n_shards == 1)
-        return 0;
-    for (s = 0; s < tb->pull->n_shards && !ts->key_type; s++) {
-        chc_buf_reset(&sql);
-        r = chc_buf_addf(&sql, "SELECT toTypeName(%s) FROM ", tb->sharding_key);
-        if (r == 0)
-            r = chc_buf_add_ident(&sql, tb->database_pull);
-        if (r == 0)
-            r = chc_buf_addch(&sql, '.');
-        if (r == 0)
-            r = chc_buf_add_ident(&sql, tb->table_pull);
-        if (r == 0)
-            r = chc_buf_addstr(&sql, " LIMIT 1 FORMAT TabSeparated");
-        if (r < 0) {
-            r = oom(err);
-            break;
-        }
-        r = wk__query(w, ts->src_rep[s], 0, sql.buf, &out, err);
-        if (r < 0) {
-            chc_err_prefix(err, "table '%s': sharding_key '%s'", tb->name, tb->sharding_key);
-            break;
-        }
-        chc_buf_trim(&out);
-        if (out.len)
-            ts->key_type = chc_strdup(out.buf);
-    }
-    chc_buf_release(&sql);
-    chc_buf_release(&out);
-    return r;
-}
-
 /* Sync the staging tables with the destination; if some had to be
  * recreated, every partition not yet assembled is copied again. */
 int tables__staging_check(struct worker *w, struct tstate *ts, struct chc_err *err)
@@ -897,7 +910,7 @@ int tables__layout(struct worker *w, const struct cfg_table *tb, struct tstate *
     struct tstate *ts = calloc(1, sizeof(*ts));
     struct chc_buf b = CHC_BUF_INIT;
     int *local = NULL;
-    size_t s, i, j;
+    size_t s, j;
     int r;
 
     if (!ts)
@@ -915,37 +928,18 @@ int tables__layout(struct worker *w, const struct cfg_table *tb, struct tstate *
     if (r < 0)
         goto oom;
     ts->zroot = chc_buf_take(&b, NULL);
-    /* Source replicas: a local one if any, else the first; shards ordered by
-     * proximity. */
+    /* Shards ordered by proximity; source replicas and staging nodes are
+     * chosen among the live ones by the preflight. */
     ts->src_rep = calloc(tb->pull->n_shards, sizeof(*ts->src_rep));
     ts->order = calloc(tb->pull->n_shards, sizeof(*ts->order));
     local = calloc(tb->pull->n_shards, sizeof(*local));
     if (!ts->src_rep || !ts->order || !local)
         goto oom;
-    for (s = 0; s < tb->pull->n_shards; s++) {
-        ts->src_rep[s] = &tb->pull->shards[s].replicas[0];
+    for (s = 0; s < tb->pull->n_shards; s++)
         for (j = 0; j < tb->pull->shards[s].n_replicas; j++)
-            if (tables__is_local_host(tb->pull->shards[s].replicas[j].host, w->host)) {
-                local[s] = 1;
-                ts->src_rep[s] = &tb->pull->shards[s].replicas[j];
-            }
-    }
+            local[s] |= tables__is_local_host(tb->pull->shards[s].replicas[j].host, w->host);
     plan_shard_order(tb->pull, w->host, local, ts->order);
-    /* Staging nodes: replicated destination -> first replica of each shard;
-     * otherwise every replica holds its own copy. */
-    for (i = 0; i < tb->push->n_shards; i++)
-        ts->n_targets += tb->engine->replicated ? 1 : tb->push->shards[i].n_replicas;
-    ts->targets = calloc(ts->n_targets, sizeof(*ts->targets));
-    if (!ts->targets)
-        goto oom;
-    ts->n_targets = 0;
-    for (i = 0; i < tb->push->n_shards; i++)
-        for (j = 0; j < (tb->engine->replicated ? 1 : tb->push->shards[i].n_replicas); j++) {
-            ts->targets[ts->n_targets].shard = i;
-            ts->targets[ts->n_targets].rep = &tb->push->shards[i].replicas[j];
-            ts->n_targets++;
-        }
-    r = sharding_key_type(w, ts, err);
+    r = preflight__run(w, ts, err);
     if (r < 0)
         goto fail;
     free(local);
@@ -997,7 +991,8 @@ int tables__prepare(struct worker *w, const struct cfg_table *tb, struct tstate 
     ts->pbusy = calloc(ts->n_parts * ts->splits + 1, 1);
     ts->pnext = calloc(ts->n_parts * ts->splits + 1, sizeof(*ts->pnext));
     ts->pfails = calloc(ts->n_parts * ts->splits + 1, 1);
-    if (!ts->pdone || !ts->pbusy || !ts->pnext || !ts->pfails) {
+    ts->ptries = calloc(ts->n_parts * ts->splits + 1, sizeof(*ts->ptries));
+    if (!ts->pdone || !ts->pbusy || !ts->pnext || !ts->pfails || !ts->ptries) {
         r = oom(err);
         goto fail;
     }

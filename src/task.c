@@ -6,6 +6,7 @@
  * elements, cluster names, numbers, the engine clause, duplicates) so that a
  * bad task fails before any side effect. It never logs.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -474,6 +475,17 @@ static void settings_release(struct cfg_settings *s)
     s->n = 0;
 }
 
+/* Setting names go into SQL (a SETTINGS clause) and URLs. */
+static int is_setting_name(const char *s)
+{
+    if (!*s || isdigit((unsigned char)*s))
+        return 0;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '_')
+            return 0;
+    return 1;
+}
+
 static int parse_settings(struct ctx *c, const xmlNode *root, const char *name,
                           struct cfg_settings *s)
 {
@@ -489,6 +501,11 @@ static int parse_settings(struct ctx *c, const xmlNode *root, const char *name,
         if (has_element_children(n))
             return chc_err_set(c->err, CHC_ECONFIG,
                                "%s: <%s/%s> must be a plain value, not nested elements",
+                               c->source, name, (const char *)n->name);
+        if (!is_setting_name((const char *)n->name))
+            return chc_err_set(c->err, CHC_ECONFIG,
+                               "%s: <%s/%s> is not a ClickHouse setting name (letters, digits "
+                               "and _ only)",
                                c->source, name, (const char *)n->name);
         if (s->n == cap) {
             size_t ncap = cap ? cap * 2 : 8;

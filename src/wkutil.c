@@ -4,6 +4,7 @@
  * loop running; test fault points; metrics labelled with the table. Owns no
  * state of its own and decides nothing: callers log and retry.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include "chcopier/log.h"
 #include "chcopier/metrics.h"
 #include "chcopier/task.h"
+#include "chcopier/zk.h"
 #include "worker-internal.h"
 
 #include "banned.h"
@@ -66,6 +68,53 @@ void wk__fault_point(const struct worker *w, const char *name)
         chc_log_warn("fault point '%s' reached: exiting abruptly", name);
         _exit(99);
     }
+}
+
+/* splitmix64's finaliser: a well-mixed 64-bit value from any input. */
+static uint64_t mix64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+int wk__fault_draw(const struct worker *w, double p, const char *fmt, ...)
+{
+    char what[512];
+    va_list ap;
+    uint64_t h;
+
+    if (p <= 0)
+        return 0;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    h = mix64(w->fault_seed ^ chc_hash64(CHC_HASH64_INIT, what, strlen(what)));
+    return (double)(h >> 11) / (double)(1ULL << 53) < p;
+}
+
+void wk__note(struct worker *w, const char *fmt, ...)
+{
+    struct chc_buf path = CHC_BUF_INIT, data = CHC_BUF_INIT, note = CHC_BUF_INIT;
+    va_list ap;
+    int r;
+
+    va_start(ap, fmt);
+    r = chc_buf_addvf(&note, fmt, ap);
+    va_end(ap);
+    if (r < 0 || !strcmp(note.buf, w->note.buf) || !w->zs || w->o->cmd != CHC_CMD_RUN)
+        goto out;
+    chc_buf_reset(&w->note);
+    if (chc_buf_addstr(&w->note, note.buf) < 0 || worker__registration(w, &data) < 0 ||
+        wk__zpath(&path, "%s/workers/%s", w->o->task_path, w->id) < 0)
+        goto out;
+    if (zk_set(w->zs, path.buf, data.buf, data.len, ZK_ANY_VERSION, NULL, NULL) < 0)
+        chc_log_debug("cannot update this worker's note in ZooKeeper, ignoring");
+out:
+    chc_buf_release(&path);
+    chc_buf_release(&data);
+    chc_buf_release(&note);
 }
 
 /* `db`.`table` */
@@ -121,26 +170,34 @@ static void batch_cb(struct ch_query *q, void *data)
 /* Run n statements at once (sqls[i] on reps[i]; one sql for all when
  * sqls is NULL), at most MULTI_INFLIGHT at a time (ClickHouse refuses more
  * than max_concurrent_queries, 100 by default, and other workers query it
- * too); wait for all; every one must succeed. outs (optional) receive the
- * bodies. */
+ * too), and wait for all. q[i] receives each started query (NULL if it could
+ * not start); the caller reads and frees them. */
 #define MULTI_INFLIGHT 32
 
-int wk__multi_query(struct worker *w, const struct cfg_replica *const *reps, size_t n,
-                    const char *const *sqls, const char *sql, struct chc_buf *outs,
-                    const int *pushes, struct chc_err *err)
+static int run_all(struct worker *w, const struct cfg_replica *const *reps, size_t n,
+                   const char *const *sqls, const char *sql, const int *pushes, long timeout_ms,
+                   struct ch_query **q, struct chc_err *err)
 {
-    struct ch_query **q = calloc(n ? n : 1, sizeof(*q));
     struct batch b = {0};
     struct ch_query_params p;
-    size_t i, len, started = 0;
+    size_t i, started = 0;
     int r = 0;
 
-    if (!q)
-        return oom(err);
     while (r == 0 && started < n) {
         while (r == 0 && started < n && b.pending < MULTI_INFLIGHT) {
             i = started;
+            /* Statements of a round run under claims that end with the
+             * session: once it is gone, send no more of them. */
+            if (w->zs && zk_session_expired(w->zs)) {
+                r = chc_err_set(err, CHC_EZK_EXPIRED, "ZooKeeper session lost: %zu of %zu "
+                                "statements not sent", n - started, n);
+                break;
+            }
             wk__params_init(&p, reps[i], sqls ? sqls[i] : sql, w->task, pushes ? pushes[i] : 1);
+            if (timeout_ms > 0) {
+                p.timeout_ms = timeout_ms;
+                p.connect_timeout_ms = timeout_ms < 5000 ? timeout_ms : 5000;
+            }
             chc_log_trace("%s:%d: %s", reps[i]->host, reps[i]->http_port, p.sql);
             r = ch_query_start(w->ch, &p, batch_cb, &b, &q[i], err);
             if (r < 0)
@@ -153,19 +210,72 @@ int wk__multi_query(struct worker *w, const struct cfg_replica *const *reps, siz
     }
     while (b.pending > 0)
         uv_run(&w->loop, UV_RUN_ONCE);
+    return r;
+}
+
+/* Copy a finished query's body into out. */
+static int take_body(struct ch_query *q, struct chc_buf *out, struct chc_err *err)
+{
+    size_t len;
+    const char *body = ch_query_body(q, &len);
+
+    chc_buf_reset(out);
+    return chc_buf_add(out, body, len) < 0 ? oom(err) : 0;
+}
+
+/* Every one must succeed; outs (optional) receive the bodies. */
+int wk__multi_query(struct worker *w, const struct cfg_replica *const *reps, size_t n,
+                    const char *const *sqls, const char *sql, struct chc_buf *outs,
+                    const int *pushes, struct chc_err *err)
+{
+    struct ch_query **q = calloc(n ? n : 1, sizeof(*q));
+    size_t i;
+    int r;
+
+    if (!q)
+        return oom(err);
+    r = run_all(w, reps, n, sqls, sql, pushes, 0, q, err);
     for (i = 0; i < n && q[i]; i++) {
         if (r == 0 && ch_query_status(q[i]) < 0)
             r = chc_err_set(err, ch_query_status(q[i]), "%s (failed on 1 of %zu nodes)",
                             ch_query_error(q[i])->msg, n);
-        if (r == 0 && outs) {
-            const char *body = ch_query_body(q[i], &len);
-            chc_buf_reset(&outs[i]);
-            if (chc_buf_add(&outs[i], body, len) < 0)
-                r = oom(err);
-        }
+        if (r == 0 && outs)
+            r = take_body(q[i], &outs[i], err);
         ch_query_free(q[i]);
     }
     free(q);
+    return r;
+}
+
+int wk__query_each(struct worker *w, const struct cfg_replica *const *reps, size_t n,
+                   const char *sql, int push, long timeout_ms, struct chc_buf *outs,
+                   struct chc_err *errs, struct chc_err *err)
+{
+    struct ch_query **q = calloc(n ? n : 1, sizeof(*q));
+    int *pushes = calloc(n ? n : 1, sizeof(*pushes));
+    size_t i;
+    int r;
+
+    if (!q || !pushes) {
+        free(q);
+        free(pushes);
+        return oom(err);
+    }
+    for (i = 0; i < n; i++)
+        pushes[i] = push;
+    r = run_all(w, reps, n, NULL, sql, pushes, timeout_ms, q, err);
+    for (i = 0; i < n; i++) {
+        chc_err_clear(&errs[i]);
+        if (!q[i])
+            chc_err_set(&errs[i], r < 0 ? r : CHC_ECANCELED, "not started");
+        else if (ch_query_status(q[i]) < 0)
+            chc_err_set(&errs[i], ch_query_status(q[i]), "%s", ch_query_error(q[i])->msg);
+        else if (r == 0 && outs && take_body(q[i], &outs[i], err) < 0)
+            r = -ENOMEM;
+        ch_query_free(q[i]);
+    }
+    free(q);
+    free(pushes);
     return r;
 }
 

@@ -50,6 +50,7 @@
 
 #include "chcopier/buf.h"
 #include "chcopier/err.h"
+#include "chcopier/plan.h"
 #include "chcopier/task.h"
 
 struct ch_client;
@@ -100,6 +101,14 @@ struct piece_state {
     char error[240];     /* last failure, "" if none */
 };
 
+/* A replica of the task's clusters, as the preflight probe found it. */
+struct node {
+    const struct cfg_replica *rep;
+    int alive;
+    char version[32]; /* SELECT version() */
+    char why[200];    /* why it did not answer */
+};
+
 struct column {
     char *name;
     char *type;
@@ -111,7 +120,11 @@ struct tstate {
     struct worker *w;
     const struct cfg_table *tb;
     char *zroot;
-    char *key_type;
+    char *key_type;   /* the sharding key's type on the source (preflight) */
+    char *split_args; /* the sorting key in hashable form (sqlhash.h) */
+    struct plan_key key; /* points into key_type and split_args */
+    struct node *nodes;  /* every replica of both clusters, probed */
+    size_t n_nodes;
     struct column *cols;
     size_t n_cols;
     char *copy_cols;  /* "`a`, `b`" */
@@ -138,6 +151,7 @@ struct tstate {
     unsigned char *pbusy;
     uint64_t *pnext;     /* per (part, k): not before this time (ms), after failures */
     unsigned char *pfails;
+    unsigned *ptries;    /* per (part, k): copies this worker started (fault draws) */
 };
 
 struct job {
@@ -168,6 +182,8 @@ struct worker {
     struct cfg_task *task;
     char host[256];
     char id[512];
+    char hostkey[128];    /* "<boot id>/<pid namespace>": whose pids we can see */
+    struct chc_buf claim; /* data of our claims: id and hostkey (zkstate.c) */
     struct job *jobs;
     size_t n_jobs;
     unsigned cap;
@@ -180,6 +196,8 @@ struct worker {
     int loop_ok;
     int desc_version;
     uint64_t slot_wait_logged;
+    uint64_t fault_seed; /* --fault-seed, else drawn from time and pid */
+    struct chc_buf note; /* see wk__note */
 };
 
 static inline unsigned char *pdone_at(const struct tstate *ts, size_t part, unsigned k)
@@ -241,6 +259,15 @@ void wk__metric(struct worker *w, const struct tstate *ts, const char *name, con
 void wk__sleep(struct worker *w, unsigned ms);
 /* --fault-point: exit abruptly (status 99) when `name` is reached. */
 void wk__fault_point(const struct worker *w, const char *name);
+/* Set this worker's note (one or more lines; "" clears it): what `status`
+ * shows under the worker, e.g. replicas skipped or shards waited for. Kept
+ * in its workers/<id> node; best effort. */
+void wk__note(struct worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Testing (--copy/move-fault-probability): 1 with probability p. The draw is
+ * a hash of --fault-seed and `what` (the piece or partition and its
+ * attempt), so a seed decides which attempts fail, whatever the timing. */
+int wk__fault_draw(const struct worker *w, double p, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* `db`.`table` */
 int wk__add_table_ref(struct chc_buf *b, const char *db, const char *table);
 void wk__params_init(struct ch_query_params *p, const struct cfg_replica *rep, const char *sql,
@@ -252,6 +279,12 @@ int wk__query(struct worker *w, const struct cfg_replica *rep, int push, const c
 int wk__multi_query(struct worker *w, const struct cfg_replica *const *reps, size_t n,
                     const char *const *sqls, const char *sql, struct chc_buf *outs,
                     const int *pushes, struct chc_err *err);
+/* One statement on n nodes at once; each node's outcome goes to errs[i]
+ * (code 0 = answered; its body in outs[i] if outs). timeout_ms > 0 bounds
+ * each query (and its connect, at most 5 s). < 0 only for ENOMEM. */
+int wk__query_each(struct worker *w, const struct cfg_replica *const *reps, size_t n,
+                   const char *sql, int push, long timeout_ms, struct chc_buf *outs,
+                   struct chc_err *errs, struct chc_err *err);
 /* One statement on n nodes at once, every one must succeed. */
 int wk__fanout(struct worker *w, const struct cfg_replica *const *reps, size_t n,
                const char *sql, struct chc_err *err);
@@ -264,13 +297,18 @@ int zkstate__piece_read(struct worker *w, struct tstate *ts, size_t part, unsign
                         struct piece_state *ps, struct chc_err *err);
 int zkstate__piece_write(struct worker *w, struct tstate *ts, size_t part, unsigned k,
                          struct piece_state *ps, struct chc_err *err);
-/* Partition move state ("" when none yet). */
+/* Partition move state ("" when none yet); _get also gives its version
+ * (-1: no node), which the conditional writes need. */
 int zkstate__part_state_read(struct worker *w, struct tstate *ts, size_t part,
                              struct chc_buf *out, struct chc_err *err);
+int zkstate__part_state_get(struct worker *w, struct tstate *ts, size_t part,
+                            struct chc_buf *out, int *ret_version, struct chc_err *err);
+/* Only over *version (read under the move lock); *version gets the new one. */
 int zkstate__part_state_write(struct worker *w, struct tstate *ts, size_t part,
-                              const char *state, struct chc_err *err);
+                              const char *state, int *version, struct chc_err *err);
 int zkstate__part_states_write(struct worker *w, struct tstate *ts, const size_t *parts,
-                               const char *const *states, size_t n, struct chc_err *err);
+                               const char *const *states, int *const *versions, size_t n,
+                               struct chc_err *err);
 int zkstate__ephemeral_take(struct worker *w, const char *path, struct chc_err *err);
 /* locks/<partition>#<what>; CHC_EZK_NODEEXISTS when someone else holds it. */
 int zkstate__lock_take(struct worker *w, struct tstate *ts, size_t part, const char *what,
@@ -281,6 +319,21 @@ void zkstate__reap_dead_local(struct worker *w);
 int zkstate__slot_take(struct worker *w, char **ret_path, struct chc_err *err);
 int zkstate__reset_pieces(struct worker *w, struct tstate *ts, size_t part,
                           struct chc_err *err);
+
+/* ---- preflight.c ---- */
+
+/* Probe every node; choose source replicas and staging nodes (ts->src_rep,
+ * ts->targets) among the live ones. */
+int preflight__nodes(struct worker *w, struct tstate *ts, struct chc_err *err);
+/* Everything preflight.c's top comment lists; writes nothing. */
+int preflight__run(struct worker *w, struct tstate *ts, struct chc_err *err);
+/* After a refused statement: the element at fault, or 0. */
+int preflight__diagnose(struct worker *w, struct tstate *ts, struct chc_err *err);
+const struct node *preflight__node(const struct tstate *ts, const struct cfg_replica *rep);
+int preflight__alive(const struct tstate *ts, const struct cfg_replica *rep);
+/* Live nodes of the push cluster. */
+int preflight__push_nodes(const struct tstate *ts, const struct cfg_replica ***ret,
+                          size_t *ret_n);
 
 /* ---- tables.c ---- */
 
@@ -300,6 +353,7 @@ int tables__discover_query(struct worker *w, struct tstate *ts, struct chc_err *
 int tables__drop_helpers(struct worker *w, struct tstate *ts, struct chc_err *err);
 int tables__is_local_host(const char *host, const char *me);
 int tables__staging_check(struct worker *w, struct tstate *ts, struct chc_err *err);
+void tables__create_on_returned(struct worker *w, struct tstate *ts);
 int tables__layout(struct worker *w, const struct cfg_table *tb, struct tstate **ret,
                    struct chc_err *err);
 int tables__prepare(struct worker *w, const struct cfg_table *tb, struct tstate **ret,
@@ -335,5 +389,7 @@ int mover__move_ready(struct worker *w, struct tstate *ts, unsigned *move_failur
 int worker__open(struct worker *w, const struct chc_options *o, struct zk_session *zs,
                  const struct cfg_task *task, struct chc_err *err);
 void worker__close(struct worker *w);
+/* The data of this worker's workers/<id> node. */
+int worker__registration(const struct worker *w, struct chc_buf *out);
 
 #endif

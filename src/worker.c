@@ -6,6 +6,7 @@
  * progress line and the metrics gauges. The concurrency model and the
  * exactly-once rules are in worker-internal.h.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,11 +64,35 @@ static void metrics_update(struct worker *w, const struct tstate *ts)
                zk_session_expired(w->zs) ? 1.0 : 0.0, 1);
 }
 
-/* Finished jobs: record them; returns how many completed successfully. */
-static int reap_jobs(struct worker *w, unsigned *failures)
+/* A statement was refused for good (chc_err_is_permanent): name the task
+ * element at fault if a check of the task's expressions finds it, else
+ * keep the server's message. The table stops; its staging state is dirty
+ * at worst, which the next run cleans. */
+static int refused(struct worker *w, struct tstate *ts, const char *what, struct chc_err *err)
+{
+    struct chc_err e = CHC_ERR_INIT;
+    int r = preflight__diagnose(w, ts, &e);
+
+    if (r < 0 && !chc_err_is_transient(r))
+        return chc_err_set(err, r, "%s", e.msg);
+    return chc_err_prefix(err, "table '%s': %s was refused and would be again (fix the cause "
+                          "and start the worker again)", ts->tb->name, what);
+}
+
+static int move_ready(struct worker *w, struct tstate *ts, unsigned *move_failures,
+                      struct chc_err *err)
+{
+    int r = mover__move_ready(w, ts, move_failures, err);
+
+    return r == CHC_ECH_PERMANENT ? refused(w, ts, "moving partitions", err) : r;
+}
+
+/* Finished jobs: record them; returns how many completed successfully, or
+ * < 0 when one was refused for good. */
+static int reap_jobs(struct worker *w, unsigned *failures, struct chc_err *ret_err)
 {
     struct job **pp = &w->jobs;
-    int ok = 0;
+    int ok = 0, fatal = 0;
 
     while (*pp) {
         struct job *j = *pp;
@@ -87,8 +112,12 @@ static int reap_jobs(struct worker *w, unsigned *failures)
             (*failures)++;
             wk__metric(w, j->ts, CHC_METRIC_RETRIES, NULL, NULL, 1, 0);
             wk__metric(w, j->ts, CHC_METRIC_ERRORS, "kind", chc_err_name(err.code), 1, 0);
-            if (!j->failed)
+            if (!fatal && chc_err_is_permanent(err.code)) {
+                *ret_err = err;
+                fatal = refused(w, j->ts, "copying a piece", ret_err);
+            } else if (!j->failed) {
                 chc_log_warn("table '%s': %s, retrying", j->ts->tb->name, err.msg);
+            }
         } else {
             size_t idx = j->part * j->ts->splits + j->k;
             j->ts->pfails[idx] = 0; /* copied: no longer dirty, no backoff */
@@ -97,7 +126,7 @@ static int reap_jobs(struct worker *w, unsigned *failures)
         metrics_update(w, j->ts);
         piece__job_free(j);
     }
-    return ok;
+    return fatal < 0 ? fatal : ok;
 }
 
 /* max_workers is re-read live from the description. */
@@ -269,27 +298,53 @@ static void progress_show(struct worker *w, const struct tstate *ts)
                    eta < 0 ? 0 : eta);
 }
 
-static int process_table(struct worker *w, const struct cfg_table *tb, struct chc_err *err)
+/* Prepare a table (preflight, tables, partition list), retrying what may
+ * pass: --max-table-tries times in all; a server that does not answer (a
+ * shard without a live replica) is waited for up to 10 times as many tries,
+ * the delay doubling from --retry-delay-ms up to 30 s, and shown in
+ * `status` as this worker's note. */
+static int prepare(struct worker *w, const struct cfg_table *tb, struct tstate **ts,
+                   struct chc_err *err)
 {
-    struct tstate *ts = NULL;
-    struct chc_buf path = CHC_BUF_INIT;
-    unsigned failures = 0, move_failures = 0, tries = 0, checked_failures = 0, finish_tries = 0;
-    uint64_t t0 = now_ms();
-    int r, remote_waiting = 0, allow_remote = 0;
+    unsigned tries = 0, waits = 0;
+    uint64_t delay;
+    int r;
 
-restart:
     for (;;) {
-        r = tables__prepare(w, tb, &ts, err);
+        r = tables__prepare(w, tb, ts, err);
         if (r == 0)
             break;
         if (r == CHC_EZK_EXPIRED && recover_session(w, err) == 0)
             continue;
-        if (++tries >= w->o->max_table_tries || !chc_err_is_transient(r)) {
-            chc_buf_release(&path); /* set when finishing was retried */
-            return r;
-        }
-        chc_log_warn("table '%s': %s, retrying", tb->name, err->msg);
-        wk__sleep(w, w->o->retry_delay_ms);
+        if (!chc_err_is_transient(r))
+            break;
+        if (r == CHC_ECH_CONN ? ++waits >= 10 * w->o->max_table_tries
+                              : ++tries >= w->o->max_table_tries)
+            break;
+        delay = (uint64_t)w->o->retry_delay_ms << (waits < 16 ? waits : 16);
+        delay = r == CHC_ECH_CONN ? (delay < 30000 ? delay : 30000) : w->o->retry_delay_ms;
+        chc_log_warn("table '%s': %s, retrying in %.1f s", tb->name, err->msg,
+                     (double)delay / 1000.0);
+        if (r == CHC_ECH_CONN)
+            wk__note(w, "waiting: %s", err->msg);
+        wk__sleep(w, (unsigned)delay);
+    }
+    return r;
+}
+
+static int process_table(struct worker *w, const struct cfg_table *tb, struct chc_err *err)
+{
+    struct tstate *ts = NULL;
+    struct chc_buf path = CHC_BUF_INIT;
+    unsigned failures = 0, move_failures = 0, checked_failures = 0, finish_tries = 0;
+    uint64_t t0 = now_ms();
+    int r, remote_waiting = 0, allow_remote = 0;
+
+restart:
+    r = prepare(w, tb, &ts, err);
+    if (r < 0) {
+        chc_buf_release(&path); /* set when finishing was retried */
+        return r;
     }
     if (!ts)
         CHC_BUG("table_prepare succeeded without a table state");
@@ -349,19 +404,19 @@ restart:
         progress_show(w, ts);
         started = fill(w, ts, allow_remote, &remote_waiting, err);
         if (started < 0) {
-            r = started;
+            r = started == CHC_ECH_PERMANENT ? refused(w, ts, "preparing a piece", err) : started;
             continue;
         }
         if (w->n_jobs > 0) {
             uv_run(&w->loop, UV_RUN_ONCE);
-            r = 0;
-            if (reap_jobs(w, &failures) > 0) {
+            r = reap_jobs(w, &failures, err);
+            if (r > 0) {
                 /* Keep the slots busy while we move what just completed. */
                 started = fill(w, ts, allow_remote, &remote_waiting, err);
-                r = started < 0 ? started : mover__move_ready(w, ts, &move_failures, err);
-                if (r > 0)
-                    r = 0;
+                r = started < 0 ? started : move_ready(w, ts, &move_failures, err);
             }
+            if (r > 0)
+                r = 0;
             continue;
         }
         /* Idle after failures: the operator may have fixed the destination. */
@@ -378,7 +433,7 @@ restart:
             continue;
         if (r == 1)
             break;
-        r = mover__move_ready(w, ts, &move_failures, err);
+        r = move_ready(w, ts, &move_failures, err);
         if (r < 0)
             continue;
         if (r > 0 || started > 0)
@@ -394,6 +449,7 @@ restart:
     /* Every partition done: drop the helpers, mark the table done. Both are
      * safe to repeat: a ZooKeeper or server outage right now (a restart, a
      * lost session) is waited out like any other, not a failed task. */
+    tables__create_on_returned(w, ts);
     r = tables__drop_helpers(w, ts, err);
     if (r == 0)
         r = wk__zpath(&path, "%s/done", ts->zroot);
@@ -427,10 +483,26 @@ out:
     return r;
 }
 
+/* workers/<id>: "host H\npid P\n" and the worker's note ("note <line>"
+ * per line), which `status` shows. */
+int worker__registration(const struct worker *w, struct chc_buf *out)
+{
+    const char *p = w->note.buf;
+    int r;
+
+    chc_buf_reset(out);
+    r = chc_buf_addf(out, "host %s\npid %ld\nhostkey %s\n", w->host, (long)getpid(), w->hostkey);
+    while (r == 0 && *p) {
+        size_t n = strcspn(p, "\n");
+        r = chc_buf_addf(out, "note %.*s\n", (int)n, p);
+        p += n + (p[n] == '\n');
+    }
+    return r;
+}
+
 static int worker_register(struct worker *w, struct chc_err *err)
 {
-    struct chc_buf path = CHC_BUF_INIT;
-    char data[512];
+    struct chc_buf path = CHC_BUF_INIT, data = CHC_BUF_INIT;
     int r;
 
     r = wk__zpath(&path, "%s/workers", w->o->task_path);
@@ -442,14 +514,35 @@ static int worker_register(struct worker *w, struct chc_err *err)
         r = zk_create_parents(w->zs, path.buf, err);
     if (r == 0)
         r = wk__zpath(&path, "%s/workers/%s", w->o->task_path, w->id);
+    if (r == 0)
+        r = worker__registration(w, &data);
     if (r < 0)
         goto out;
     zkstate__reap_dead_local(w);
-    snprintf(data, sizeof(data), "host %s\npid %ld\n", w->host, (long)getpid());
-    r = zk_create(w->zs, path.buf, data, strlen(data), ZK_EPHEMERAL, NULL, err);
+    r = zk_create(w->zs, path.buf, data.buf, data.len, ZK_EPHEMERAL, NULL, err);
 out:
     chc_buf_release(&path);
+    chc_buf_release(&data);
     return r;
+}
+
+/* "<boot id>/<pid namespace>": processes with the same key see the same
+ * pids (zkstate.c's takeover of dead local workers relies on it). */
+static void host_key(char *out, size_t cap)
+{
+    char boot[64] = "", ns[64] = "";
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+    ssize_t n;
+
+    if (f) {
+        if (!fgets(boot, sizeof(boot), f))
+            boot[0] = '\0';
+        fclose(f);
+        boot[strcspn(boot, "\n")] = '\0';
+    }
+    n = readlink("/proc/self/ns/pid", ns, sizeof(ns) - 1);
+    ns[n > 0 ? n : 0] = '\0';
+    snprintf(out, cap, "%s/%s", boot[0] ? boot : "?", ns[0] ? ns : "?");
 }
 
 /* Loop, ClickHouse client, identity: shared by run, plan and clean. The
@@ -462,15 +555,27 @@ int worker__open(struct worker *w, const struct chc_options *o, struct zk_sessio
     int r;
 
     memset(w, 0, sizeof(*w));
+    chc_buf_init(&w->note, 4096);
+    chc_buf_init(&w->claim, 4096);
     w->o = o;
     w->zs = zs;
     w->cap = o->max_pieces_in_flight ? o->max_pieces_in_flight : 4;
-    srand((unsigned)(now ^ getpid()));
+    srand((unsigned)(now ^ getpid())); /* query id nonces */
+    w->fault_seed = o->fault_seed >= 0 ? (uint64_t)o->fault_seed
+                                       : ((uint64_t)now * 1000003u ^ (uint64_t)getpid()) &
+                                             ((1ULL << 62) - 1);
+    if (o->copy_fault_probability > 0 || o->move_fault_probability > 0)
+        chc_log_info("fault injection: copy %.3f, move %.3f, --fault-seed %llu",
+                     o->copy_fault_probability, o->move_fault_probability,
+                     (unsigned long long)w->fault_seed);
     gethostname(w->host, sizeof(w->host) - 1);
     localtime_r(&now, &tm);
     snprintf(w->id, sizeof(w->id), "%s#%04d%02d%02d%02d%02d%02d_%ld", w->host,
              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
              (long)getpid());
+    host_key(w->hostkey, sizeof(w->hostkey));
+    if (chc_buf_addf(&w->claim, "%s\nhostkey %s\n", w->id, w->hostkey) < 0)
+        return chc_err_set(err, -ENOMEM, "out of memory");
     r = uv_loop_init(&w->loop);
     if (r < 0)
         return chc_err_set(err, r, "cannot start the event loop: %s", uv_strerror(r));
@@ -498,6 +603,8 @@ int worker__open(struct worker *w, const struct chc_options *o, struct zk_sessio
 
 void worker__close(struct worker *w)
 {
+    chc_buf_release(&w->note);
+    chc_buf_release(&w->claim);
     if (!w->loop_ok)
         return;
     w->metrics = chc_metrics_free(w->metrics);

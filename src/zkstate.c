@@ -179,16 +179,20 @@ out:
     return r;
 }
 
-/* Partition move state. */
-int zkstate__part_state_read(struct worker *w, struct tstate *ts, size_t part, struct chc_buf *out,
-                             struct chc_err *err)
+/* Partition move state ("" when none yet); *ret_version (optional) gets
+ * the node's version, -1 when it does not exist. */
+int zkstate__part_state_get(struct worker *w, struct tstate *ts, size_t part, struct chc_buf *out,
+                            int *ret_version, struct chc_err *err)
 {
     struct chc_buf path = CHC_BUF_INIT;
+    struct zk_stat st;
     int r;
 
     r = part_path(ts, part, &path);
     if (r == 0)
-        r = zk_get(w->zs, path.buf, out, NULL, err);
+        r = zk_get(w->zs, path.buf, out, &st, err);
+    if (ret_version)
+        *ret_version = r == 0 ? st.version : -1;
     if (r == CHC_EZK_NONODE) {
         chc_buf_reset(out);
         r = 0;
@@ -197,50 +201,86 @@ int zkstate__part_state_read(struct worker *w, struct tstate *ts, size_t part, s
     return r;
 }
 
+int zkstate__part_state_read(struct worker *w, struct tstate *ts, size_t part, struct chc_buf *out,
+                             struct chc_err *err)
+{
+    return zkstate__part_state_get(w, ts, part, out, NULL, err);
+}
+
+/* A conditional write: only over the version read under the move lock
+ * (*version, -1 = the node did not exist), so a mover that lost its lock
+ * while stalled cannot set a state back (CHC_EZK_BADVERSION or
+ * CHC_EZK_NODEEXISTS). *version gets the new version. */
 int zkstate__part_state_write(struct worker *w, struct tstate *ts, size_t part, const char *state,
-                              struct chc_err *err)
+                              int *version, struct chc_err *err)
 {
     struct chc_buf path = CHC_BUF_INIT;
+    struct zk_stat st;
     int r;
 
     r = part_path(ts, part, &path);
-    if (r == 0) {
-        r = zk_set(w->zs, path.buf, state, strlen(state), ZK_ANY_VERSION, NULL, err);
-        if (r == CHC_EZK_NONODE)
-            r = zk_create(w->zs, path.buf, state, strlen(state), ZK_PERSISTENT, NULL, err);
+    if (r == 0 && *version < 0) {
+        r = zk_create(w->zs, path.buf, state, strlen(state), ZK_PERSISTENT, NULL, err);
+        if (r == 0)
+            *version = 0;
+    } else if (r == 0) {
+        r = zk_set(w->zs, path.buf, state, strlen(state), *version, &st, err);
+        if (r == 0)
+            *version = st.version;
     }
     chc_buf_release(&path);
     return r;
 }
 
-/* Several partitions' move states, one write each. Not one multi-op
- * transaction: libzookeeper_mt 3.8's zoo_amulti frees the caller's op paths
- * when it fails before sending (ASan caught a double free and a
+/* Several partitions' move states, one conditional write each. Not one
+ * multi-op transaction: libzookeeper_mt 3.8's zoo_amulti frees the caller's
+ * op paths when it fails before sending (ASan caught a double free and a
  * use-after-free there in a chaos run, under session loss), and these
  * writes need no atomicity across partitions. */
 int zkstate__part_states_write(struct worker *w, struct tstate *ts, const size_t *parts,
-                               const char *const *states, size_t n, struct chc_err *err)
+                               const char *const *states, int *const *versions, size_t n,
+                               struct chc_err *err)
 {
     size_t i;
     int r = 0;
 
     for (i = 0; r == 0 && i < n; i++)
-        r = zkstate__part_state_write(w, ts, parts[i], states[i], err);
+        r = zkstate__part_state_write(w, ts, parts[i], states[i], versions[i], err);
     return r;
 }
 
-/* A worker id is "<host>#<YYYYMMDDhhmmss>_<pid>". A holder on this host
- * whose process is gone cannot act any more, but its ephemeral nodes live
- * until its session expires; taking them over at once saves a restarted
- * worker that wait (clickhouse-copier waits). A reused pid only makes us
- * wait, never take over a live worker's claim. */
-static int holder_dead(const struct worker *w, const char *holder)
+/* Ownership of an ephemeral node is the session that created it
+ * (ephemeralOwner), never the id written in it: 1 if path exists and our
+ * session holds it (st, optional, gets its stat), 0 if not, < 0 on error. */
+static int owned(struct worker *w, const char *path, struct zk_stat *st, struct chc_err *err)
 {
-    const char *hash = strrchr(holder, '#'), *us;
+    struct zk_stat s;
+    int r = zk_exists(w->zs, path, st ? st : &s, err);
+
+    if (r == CHC_EZK_NONODE)
+        return 0;
+    if (r < 0)
+        return r;
+    return (st ? st : &s)->ephemeral_owner == zk_session_id(w->zs);
+}
+
+/* A claim's data is "<worker id>\nhostkey <boot id>/<pid namespace>\n"
+ * (worker__claim_data). A holder whose process is gone cannot act any more,
+ * but its ephemeral nodes live until its session expires; taking them over
+ * at once saves a restarted worker that wait (clickhouse-copier waits).
+ * Gone means: same kernel boot and pid namespace as us (so that its pid
+ * means the same thing here; a container on the same host name does not
+ * qualify) and no process with its pid. A reused pid only makes us wait. */
+static int holder_dead(const struct worker *w, const char *id, const char *data)
+{
+    const char *hash = strrchr(id, '#'), *us, *key = strstr(data, "hostkey ");
+    size_t kl = strlen(w->hostkey);
     long pid;
 
-    if (!hash || (size_t)(hash - holder) != strlen(w->host) ||
-        strncmp(holder, w->host, (size_t)(hash - holder)))
+    if (!hash || !key || strncmp(key + 8, w->hostkey, kl) || (key[8 + kl] != '\n' &&
+                                                              key[8 + kl] != '\0'))
+        return 0;
+    if ((size_t)(hash - id) != strlen(w->host) || strncmp(id, w->host, (size_t)(hash - id)))
         return 0;
     us = strrchr(hash, '_');
     if (!us)
@@ -251,32 +291,39 @@ static int holder_dead(const struct worker *w, const char *holder)
     return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
 }
 
-/* Create an ephemeral node holding our id; if a dead local worker holds it,
- * take it over. Takeovers of one node are serialised by "<path>.takeover"
- * (itself ephemeral): two workers that both see the dead holder must not
- * both delete-and-create, or the second would delete the first's fresh node
- * (same version) and both would hold it. Under that lock the node is read
- * again and replaced only if the same dead holder still has it. */
-int zkstate__ephemeral_take(struct worker *w, const char *path, struct chc_err *err)
+/* The first line of a claim's data: the holder's worker id. */
+static void claim_holder(const struct chc_buf *data, char *id, size_t cap)
+{
+    snprintf(id, cap, "%.*s", (int)strcspn(data->buf, "\n"), data->buf);
+}
+
+/* Take over `path` from a dead local holder (see holder_dead). Takeovers of
+ * one node are serialised by "<path>.takeover" (itself ephemeral): two
+ * workers that both see the dead holder must not both delete-and-create, or
+ * the second would delete the first's fresh node (same version) and both
+ * would hold it. Under that lock the node is read again and replaced only if
+ * the same dead holder still has it. CHC_EZK_NODEEXISTS if not taken. */
+static int take_over(struct worker *w, const char *path, struct chc_err *err)
 {
     struct chc_buf holder = CHC_BUF_INIT, again = CHC_BUF_INIT, tk = CHC_BUF_INIT;
     struct zk_stat st, st2;
-    int r;
+    char id[512];
+    int r = CHC_EZK_NODEEXISTS;
 
-    r = zk_create(w->zs, path, w->id, strlen(w->id), ZK_EPHEMERAL, NULL, err);
-    if (r != CHC_EZK_NODEEXISTS)
-        return r;
-    if (zk_get(w->zs, path, &holder, &st, err) < 0 || !holder_dead(w, holder.buf))
+    if (zk_get(w->zs, path, &holder, &st, err) < 0)
+        goto out;
+    claim_holder(&holder, id, sizeof(id));
+    if (!holder_dead(w, id, holder.buf))
         goto out;
     if (chc_buf_addf(&tk, "%s.takeover", path) < 0 ||
-        zk_create(w->zs, tk.buf, w->id, strlen(w->id), ZK_EPHEMERAL, NULL, NULL) < 0)
+        zk_create(w->zs, tk.buf, w->claim.buf, w->claim.len, ZK_EPHEMERAL, NULL, NULL) < 0)
         goto out; /* someone else is taking it over */
     if (zk_get(w->zs, path, &again, &st2, err) == 0 && !strcmp(again.buf, holder.buf) &&
-        st2.czxid == st.czxid && holder_dead(w, again.buf) &&
+        st2.czxid == st.czxid && holder_dead(w, id, again.buf) &&
         zk_delete(w->zs, path, st2.version, err) == 0) {
         chc_log_warn("'%s' was held by %s, a worker on this host that is gone: taking it over",
-                     path, holder.buf);
-        r = zk_create(w->zs, path, w->id, strlen(w->id), ZK_EPHEMERAL, NULL, err);
+                     path, id);
+        r = zk_create(w->zs, path, w->claim.buf, w->claim.len, ZK_EPHEMERAL, NULL, err);
     }
     if (zk_delete(w->zs, tk.buf, ZK_ANY_VERSION, NULL) < 0)
         chc_log_debug("cannot remove '%s'", tk.buf);
@@ -285,6 +332,27 @@ out:
     chc_buf_release(&again);
     chc_buf_release(&tk);
     return r;
+}
+
+/* Create an ephemeral claim holding our id. A create whose reply was lost
+ * (connection loss, then "node exists" on the retry) may have succeeded:
+ * the node is ours when our session owns it. If a dead local worker holds
+ * it, take it over. CHC_EZK_NODEEXISTS when someone else holds it. */
+int zkstate__ephemeral_take(struct worker *w, const char *path, struct chc_err *err)
+{
+    int r, mine;
+
+    r = zk_create(w->zs, path, w->claim.buf, w->claim.len, ZK_EPHEMERAL, NULL, err);
+    if (r != CHC_EZK_NODEEXISTS && r != CHC_EZK_CONNLOSS)
+        return r;
+    mine = owned(w, path, NULL, NULL);
+    if (mine == 1) {
+        chc_log_debug("'%s' is already ours (a reply was lost)", path);
+        return 0;
+    }
+    if (r == CHC_EZK_CONNLOSS)
+        return r;
+    return take_over(w, path, err);
 }
 
 int zkstate__lock_take(struct worker *w, struct tstate *ts, size_t part, const char *what,
@@ -309,8 +377,9 @@ int zkstate__lock_take(struct worker *w, struct tstate *ts, size_t part, const c
 void zkstate__reap_dead_local(struct worker *w)
 {
     static const char *const dirs[] = {"active", "workers"};
-    struct chc_buf path = CHC_BUF_INIT, p = CHC_BUF_INIT;
+    struct chc_buf path = CHC_BUF_INIT, p = CHC_BUF_INIT, data = CHC_BUF_INIT;
     struct chc_err err = CHC_ERR_INIT;
+    struct zk_stat st;
     size_t d, i, n = 0;
     char **kids = NULL;
 
@@ -319,15 +388,14 @@ void zkstate__reap_dead_local(struct worker *w)
             zk_children(w->zs, path.buf, &kids, &n, &err) < 0)
             continue;
         for (i = 0; i < n; i++) {
-            char *cut = d == 0 ? strrchr(kids[i], '#') : NULL;
-            if (cut)
-                *cut = '\0';
-            if (!holder_dead(w, kids[i]))
+            char id[512], *hash = d == 0 ? strrchr(kids[i], '#') : NULL;
+            /* active/<id>#<n>: the id is before the last '#' */
+            snprintf(id, sizeof(id), "%.*s",
+                     (int)(hash ? (size_t)(hash - kids[i]) : strlen(kids[i])), kids[i]);
+            if (wk__zpath(&p, "%s/%s", path.buf, kids[i]) < 0 ||
+                zk_get(w->zs, p.buf, &data, &st, &err) < 0 || !holder_dead(w, id, data.buf))
                 continue;
-            if (cut)
-                *cut = '#';
-            if (wk__zpath(&p, "%s/%s", path.buf, kids[i]) == 0 &&
-                zk_delete(w->zs, p.buf, ZK_ANY_VERSION, &err) == 0)
+            if (zk_delete(w->zs, p.buf, st.version, &err) == 0)
                 chc_log_info("removed '%s' of a worker on this host that is gone", p.buf);
         }
         chc_strv_free(kids, n);
@@ -336,12 +404,15 @@ void zkstate__reap_dead_local(struct worker *w)
     }
     chc_buf_release(&path);
     chc_buf_release(&p);
+    chc_buf_release(&data);
 }
 
+/* Delete a claim we hold, and only if we hold it: a claim lost with the
+ * session may belong to another worker by now. */
 void zkstate__lock_release(struct worker *w, char **path)
 {
     struct chc_err err = CHC_ERR_INIT;
-
+    struct zk_stat st;
     int r, tries = 0;
 
     if (!*path)
@@ -349,9 +420,14 @@ void zkstate__lock_release(struct worker *w, char **path)
     /* A release lost to a connection loss would leave the node owned by
      * our still-live session, and every worker would wait on it: retry
      * until ZooKeeper answers (or the session is gone, which frees it). */
-    while ((r = zk_delete(w->zs, *path, ZK_ANY_VERSION, &err)) == CHC_EZK_CONNLOSS &&
-           !zk_session_expired(w->zs) && ++tries < 300)
+    for (;;) {
+        r = owned(w, *path, &st, &err);
+        if (r == 1)
+            r = zk_delete(w->zs, *path, st.version, &err);
+        if (r != CHC_EZK_CONNLOSS || zk_session_expired(w->zs) || ++tries >= 300)
+            break;
         wk__sleep(w, 100);
+    }
     if (r < 0 && r != CHC_EZK_NONODE)
         chc_log_debug("cannot release '%s': %s", *path, err.msg);
     free(*path);
@@ -359,7 +435,9 @@ void zkstate__lock_release(struct worker *w, char **path)
 }
 
 /* max_workers: a slot is an ephemeral child of <task>/active, taken with a
- * version check on <task>/active so concurrent takers cannot overshoot. */
+ * version check on <task>/active so concurrent takers cannot overshoot. A
+ * commit whose reply was lost may have taken the slot: it is ours when our
+ * session owns the child. */
 int zkstate__slot_take(struct worker *w, char **ret_path, struct chc_err *err)
 {
     struct chc_buf active = CHC_BUF_INIT, child = CHC_BUF_INIT;
@@ -390,9 +468,11 @@ int zkstate__slot_take(struct worker *w, char **ret_path, struct chc_err *err)
     if (!t)
         goto oom;
     if (zk_txn_set(t, active.buf, "", 0, st.version) < 0 ||
-        zk_txn_create(t, child.buf, "", 0, ZK_EPHEMERAL) < 0)
+        zk_txn_create(t, child.buf, w->claim.buf, w->claim.len, ZK_EPHEMERAL) < 0)
         goto oom;
     r = zk_txn_commit(w->zs, t, NULL, err);
+    if (r == CHC_EZK_CONNLOSS && owned(w, child.buf, NULL, NULL) == 1)
+        r = 0;
     if (r == CHC_EZK_BADVERSION)
         r = CHC_EBUSY;
     if (r == 0)

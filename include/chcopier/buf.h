@@ -9,6 +9,7 @@
 #ifndef CHC_BUF_H
 #define CHC_BUF_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 extern char chc_buf_slopbuf[];
@@ -36,6 +37,8 @@ int chc_buf_addstr(struct chc_buf *b, const char *s) CHC_WUR;
 int chc_buf_addch(struct chc_buf *b, char c) CHC_WUR;
 int chc_buf_addf(struct chc_buf *b, const char *fmt, ...) CHC_WUR
     __attribute__((format(printf, 2, 3)));
+int chc_buf_addvf(struct chc_buf *b, const char *fmt, va_list ap) CHC_WUR
+    __attribute__((format(printf, 2, 0)));
 /* Append s as a single-quoted SQL string literal (backslash-escaped). */
 int chc_buf_add_sqlstr(struct chc_buf *b, const char *s) CHC_WUR;
 /* Append s as a back-quoted SQL identifier. */

@@ -32,10 +32,15 @@
  *                      Retryable; after the request was sent the server may
  *                      still have run (part of) the query.
  *   CHC_ECH_AUTH       HTTP 401/403 or exception 192/193/194/516.
- *   CHC_ECH_EXCEPTION  the server reported an exception; its number is
- *                      ch_query_exception_code(). Also raised for an HTTP 200
- *                      body that ends in "Code: N, ... DB::Exception" (an
- *                      exception thrown after streaming had begun).
+ *   CHC_ECH_PERMANENT  the server reported an exception that the same
+ *                      statement meets on every try (ch_exception_is_permanent:
+ *                      syntax, unknown names, types, parse errors, access,
+ *                      disk space); its number is ch_query_exception_code().
+ *   CHC_ECH_EXCEPTION  any other exception (worth retrying: too many parts,
+ *                      memory, ZooKeeper, timeouts, ...). Both are also raised
+ *                      for an HTTP 200 body that ends in "Code: N, ...
+ *                      DB::Exception" (an exception thrown after streaming
+ *                      had begun).
  *   CHC_ECH_HTTP       any other HTTP failure (no exception text, bad TLS
  *                      certificate, protocol errors).
  *   CHC_ETOOBIG        the response exceeded max_response.
@@ -276,6 +281,9 @@ int ch_pipe_compressed(const struct ch_pipe *p);
 void ch_client_set_rate(struct ch_client *c, long long bytes_per_second);
 
 /* ---- pure helpers (no I/O; unit-tested) ---- */
+
+/* 1 if a ClickHouse exception code is deterministic (see CHC_ECH_PERMANENT). */
+int ch_exception_is_permanent(int code);
 
 /* The request URL: http[s]://host:port/?query_id=..&database=..&<settings>
  * [&wait_end_of_query=1], every name and value percent-encoded, IPv6 hosts in

@@ -58,6 +58,8 @@ struct chc_options {
     long long min_piece_rows;       /* small partitions get fewer pieces */
     int progress;                   /* live progress line on a terminal (default on) */
     const char *fault_point;        /* --fault-point or CHC_FAULT_POINT */
+    int allow_dead_replicas;        /* a non-replicated destination may skip a dead replica */
+    long long fault_seed;           /* seeds the copy/move fault draws; -1 = from time/pid */
 };
 
 void cli_options_init(struct chc_options *o);

@@ -27,6 +27,8 @@
     XX(ECH_HTTP, "clickhouse http error")                                      \
     XX(ECH_EXCEPTION, "clickhouse exception")                                  \
     XX(ECH_AUTH, "clickhouse authentication failed")                           \
+    XX(ECH_PERMANENT, "clickhouse refused the statement for good")             \
+    XX(EPREFLIGHT, "the table task cannot run as given")                       \
     XX(ECANCELED, "operation canceled")                                        \
     XX(EMISMATCH, "verification mismatch")                                     \
     XX(EBUSY, "resource busy")                                                 \
@@ -65,8 +67,12 @@ int chc_err_prefix(struct chc_err *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void chc_err_clear(struct chc_err *err);
 
-/* True for causes worth retrying: lost connections, timeouts, busy servers. */
+/* True for causes worth retrying: lost connections, timeouts, busy servers,
+ * server exceptions not known to be deterministic. */
 int chc_err_is_transient(int code);
+/* True for causes that retrying cannot fix: bad input, a statement the
+ * server refused deterministically, a refused preflight, failed auth. */
+int chc_err_is_permanent(int code);
 
 /* Abort with file:line for impossible states (programmer errors only). */
 #define CHC_BUG(...) chc__bug(__FILE__, __LINE__, __VA_ARGS__)

@@ -6,7 +6,7 @@
  * prints it in FORMAT Values ("201801", "'2018-01-01'", "(1,'a')"); the
  * literal "tuple()" stands for the single partition of a table without
  * PARTITION BY. A piece is (partition, source shard, k) with
- * cityHash64(<destination key columns>) % number_of_splits = k.
+ * cityHash64(<destination key columns, hashable form>) % splits = k.
  */
 #ifndef CHC_PLAN_H
 #define CHC_PLAN_H
@@ -63,20 +63,44 @@ unsigned plan_splits(const struct cfg_table *tb);
 unsigned plan_part_splits(const struct cfg_table *tb, long long max_shard_rows,
                           long long min_piece_rows);
 
-/* "cityHash64(<key columns>) % n = k" or "1" when n is 1. */
-int plan_piece_filter(const struct cfg_table *tb, unsigned n, unsigned k, struct chc_buf *out);
+/* Sorting key element i without a trailing ASC/DESC ("intHash32(UserID)"
+ * for "intHash32(UserID) DESC"): what pieces hash. */
+int plan_key_expr(const struct cfg_table *tb, size_t i, struct chc_buf *out);
+
+/* "cityHash64(<split_args>) % n = k", or "1" when n is 1 or there is no
+ * key. split_args: the sorting key's expressions in their hashable form
+ * (sqlhash_args with their types on the source). */
+int plan_piece_filter(const char *split_args, unsigned n, unsigned k, struct chc_buf *out);
+
+/* The sharding key as the source sees it. */
+struct plan_key {
+    const char *type;       /* toTypeName(<sharding_key>) on the source */
+    int constant;           /* the key uses no column */
+    const char *split_args; /* as for plan_piece_filter: hashed instead of a
+                             * non-deterministic key */
+};
 
 /* Routing like Distributed(cluster_push, db, table, sharding_key): rows whose
- * (unsigned key) % total_weight falls into destination shard `shard_idx`'s
- * slot range. `key_type` is the ClickHouse type of the sharding key (from
- * toTypeName); signed IntN keys are reinterpreted as UIntN like Distributed
- * does. A non-deterministic key (rand(), ...) is replaced by a hash of the
- * destination key columns so that every row is routed exactly once. "1" when
- * the destination has one shard. */
-int plan_route_filter(const struct cfg_table *tb, const char *key_type, size_t shard_idx,
+ * key % total_weight falls into destination shard `shard_idx`'s slot range,
+ * the key cast exactly as Distributed casts it (signed keys sign-extended to
+ * UInt32/UInt64, see route_key in plan.c). A key that is not an integer is
+ * refused (CHC_ECONFIG), as Distributed refuses it. A non-deterministic key
+ * (rand(), ...) is replaced by sipHash64 of the sorting key so that every row
+ * is routed exactly once. "1" when the destination has one shard. */
+int plan_route_filter(const struct cfg_table *tb, const struct plan_key *key, size_t shard_idx,
                       struct chc_buf *out, struct chc_err *err);
+/* 1 if the expression names one of the columns (bare or back-quoted,
+ * outside string literals, not as a function name). */
+int plan_expr_uses_columns(const char *expr, const char *const *cols, size_t n);
 /* 1 if the expression calls a non-deterministic function. */
 int plan_is_nondeterministic(const char *expr);
+
+/* " SETTINGS a = 1, b = 'x'" for the settings of sets[0..n) (a later set
+ * wins for a name; readonly is left out), "" when there are none: how
+ * <settings> and <settings_pull> reach the SELECT inside the pull path's
+ * INSERT ... SELECT, which the destination runs. */
+struct cfg_settings;
+int plan_settings_clause(const struct cfg_settings *const *sets, size_t n, struct chc_buf *out);
 
 /* Staging table names. */
 int plan_piece_table(const struct cfg_table *tb, unsigned k, struct chc_buf *out);

@@ -215,7 +215,7 @@ TEST(syntax_error_is_exception_62)
     params_init(&p, "SELEC 1");
     run_one(&loop, c, &p, &r);
     printf("# %s\n", r.msg);
-    ASSERT_EQ(r.status, CHC_ECH_EXCEPTION);
+    ASSERT_EQ(r.status, CHC_ECH_PERMANENT);
     ASSERT_EQ(r.exc, 62);
     ASSERT(strncmp(r.msg, hostport_prefix, strlen(hostport_prefix)) == 0);
     ASSERT_CONTAINS(r.msg, "Syntax error");
@@ -604,7 +604,7 @@ TEST(late_exception_detected_streamed_or_not)
     run_one(&loop, c, &p, &r);
     printf("# streamed: %zu bytes received: %s\n", r.len, r.msg);
     ASSERT(r.len > 1000000);
-    ASSERT_EQ(r.status, CHC_ECH_EXCEPTION);
+    ASSERT_EQ(r.status, CHC_ECH_PERMANENT);
     ASSERT_EQ(r.exc, 395);
     ASSERT_CONTAINS(r.msg, "throwIf");
     ASSERT(one_line(r.msg));
@@ -614,7 +614,7 @@ TEST(late_exception_detected_streamed_or_not)
     run_one(&loop, c, &p, &r);
     printf("# buffered: %zu bytes received: %s\n", r.len, r.msg);
     ASSERT(r.len < 1000);
-    ASSERT_EQ(r.status, CHC_ECH_EXCEPTION);
+    ASSERT_EQ(r.status, CHC_ECH_PERMANENT);
     ASSERT_EQ(r.exc, 395);
     res_release(&r);
     close_client(&loop, c);
@@ -649,7 +649,7 @@ TEST(settings_override_and_database)
     p.database = "chc_smoke_no_such_db";
     run_one(&loop, c, &p, &r);
     printf("# %s\n", r.msg);
-    ASSERT_EQ(r.status, CHC_ECH_EXCEPTION);
+    ASSERT_EQ(r.status, CHC_ECH_PERMANENT);
     ASSERT_EQ(r.exc, 81);
     res_release(&r);
     close_client(&loop, c);
@@ -674,7 +674,7 @@ TEST(secrets_are_masked_in_messages)
     p.redact[0] = "hunter2-remote-pw";
     run_one(&loop, c, &p, &r);
     printf("# %s\n", r.msg);
-    ASSERT_EQ(r.status, CHC_ECH_EXCEPTION);
+    ASSERT_EQ(r.status, CHC_ECH_PERMANENT);
     ASSERT_CONTAINS(r.msg, "***");
     ASSERT(!strstr(r.msg, "hunter2"));
     ASSERT(!strstr(r.msg, env_replica.password));
@@ -822,7 +822,7 @@ TEST(stress_mixed_outcomes_and_cancels)
             ASSERT_EQ(s[i].status, 0);
             break;
         case 2:
-            ASSERT_EQ(s[i].status, CHC_ECH_EXCEPTION);
+            ASSERT_EQ(s[i].status, CHC_ECH_PERMANENT);
             break;
         case 3:
             ASSERT_EQ(s[i].status, 0);

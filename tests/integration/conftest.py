@@ -16,7 +16,8 @@ named in the output) otherwise or with CHC_KEEP_TMP=1.
 
 Env: CHCOPIER (the binary; default $CHC_BUILD_ROOT/chcopier),
 CHC_BUILD_ROOT (default build-test, else build), CHC_KEEP_TMP.
-Option: --chc-summary FILE writes "passed=N failed=N" for scripts/test.
+Option: --chc-summary FILE writes "passed=N failed=N" for scripts/test
+(harness.accounting).
 """
 
 import os
@@ -51,11 +52,6 @@ def _build_root():
 
 BUILD = _build_root()
 CHCOPIER = os.environ.get('CHCOPIER') or os.path.join(BUILD, 'chcopier')
-
-
-def pytest_addoption(parser):
-    parser.addoption('--chc-summary', metavar='FILE',
-                     help='write passed=N failed=N (unexpected skips count as failed) to FILE')
 
 
 def pytest_generate_tests(metafunc):
@@ -189,41 +185,6 @@ def chcopier(chcopier_bin, cluster, module_dir, data_path):
 
 # ---------------------------------------------------------------- accounting
 
-_outcomes = {}
-
-
-def pytest_runtest_logreport(report):
-    prev = _outcomes.get(report.nodeid)
-    if report.failed:
-        _outcomes[report.nodeid] = 'failed'
-    elif report.skipped and prev != 'failed':
-        _outcomes[report.nodeid] = 'skipped'
-    elif report.when == 'call' and report.passed and prev is None:
-        _outcomes[report.nodeid] = 'passed'
-
-
-def _unexpected_skips():
-    return [n for n, o in _outcomes.items() if o == 'skipped' and n not in EXPECTED_SKIPS]
-
-
-def pytest_terminal_summary(terminalreporter):
-    bad = _unexpected_skips()
-    if bad:
-        terminalreporter.write_line(f'{len(bad)} unexpected skip(s), counted as failed '
-                                    f'(list expected ones in conftest.EXPECTED_SKIPS):', red=True)
-        for n in bad:
-            terminalreporter.write_line(f'  {n}', red=True)
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_sessionfinish(session, exitstatus):
-    bad = _unexpected_skips()
-    passed = sum(1 for o in _outcomes.values() if o == 'passed')
-    passed += sum(1 for n, o in _outcomes.items() if o == 'skipped' and n in EXPECTED_SKIPS)
-    failed = sum(1 for o in _outcomes.values() if o == 'failed') + len(bad)
-    if bad and session.exitstatus == 0:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    path = session.config.getoption('--chc-summary')
-    if path:
-        with open(path, 'w') as f:
-            f.write(f'passed={passed}\nfailed={failed}\n')
+# One outcome per test, unexpected skips counted as failed, --chc-summary.
+from harness.accounting import (  # noqa: E402,F401
+    pytest_addoption, pytest_configure, pytest_runtest_logreport, pytest_sessionfinish, pytest_terminal_summary)

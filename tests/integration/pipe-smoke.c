@@ -519,7 +519,7 @@ TEST(source_exception_mid_stream_fails_both)
         pp.compression = modes[m];
         run_pipe(&loop, c, &pp, &r);
         printf("# %s, after %llu bytes: %s\n", mode_name(modes[m]), r.bytes, r.msg);
-        ASSERT_EQ(r.status, CHC_ECH_EXCEPTION);
+        ASSERT_EQ(r.status, CHC_ECH_PERMANENT);
         ASSERT_EQ(r.exc, 395);
         ASSERT(starts_with(r.msg, prefix[SRC]));
         ASSERT_CONTAINS(r.msg, "Code: 395");
@@ -536,7 +536,7 @@ TEST(source_exception_mid_stream_fails_both)
     pp.compression = CH_PIPE_COMPRESS_AUTO;
     pp.dst.settings[0] = &atomic;
     run_pipe(&loop, c, &pp, &r);
-    ASSERT_EQ(r.status, CHC_ECH_EXCEPTION);
+    ASSERT_EQ(r.status, CHC_ECH_PERMANENT);
     ASSERT(starts_with(r.msg, prefix[SRC]));
     assert_stays_empty(c, "chc_pipe.t");
 
@@ -544,7 +544,7 @@ TEST(source_exception_mid_stream_fails_both)
      * blocks of 1048576 rows it completed (documented in ch.h). */
     pp.dst.settings[0] = NULL;
     run_pipe(&loop, c, &pp, &r);
-    ASSERT_EQ(r.status, CHC_ECH_EXCEPTION);
+    ASSERT_EQ(r.status, CHC_ECH_PERMANENT);
     assert_gone(c, DST, "query LIKE 'INSERT INTO chc_pipe.t%'");
     left = scalar(c, DST, "SELECT count() FROM chc_pipe.t");
     printf("# default settings, exception at row 3000000 after %llu bytes: %s rows left in "
@@ -571,7 +571,7 @@ TEST(source_errors_before_streaming)
     pipe_params(&pp, "SELEC 1 FORMAT Native", "INSERT INTO chc_pipe.t (a, s) FORMAT Native");
     run_pipe(&loop, c, &pp, &r);
     printf("# %s\n", r.msg);
-    ASSERT_EQ(r.status, CHC_ECH_EXCEPTION);
+    ASSERT_EQ(r.status, CHC_ECH_PERMANENT);
     ASSERT_EQ(r.exc, 62);
     ASSERT(starts_with(r.msg, prefix[SRC]));
     ASSERT_CONTAINS(r.msg, "Syntax error");
@@ -592,7 +592,7 @@ TEST(source_errors_before_streaming)
     pipe_params(&pp, "SELECT nosuchcolumn FROM system.one FORMAT Native",
                 "INSERT INTO chc_pipe.t (a) FORMAT Native");
     run_pipe(&loop, c, &pp, &r);
-    ASSERT_EQ(r.status, CHC_ECH_EXCEPTION);
+    ASSERT_EQ(r.status, CHC_ECH_PERMANENT);
     ASSERT_EQ(r.exc, 47);
     assert_stays_empty(c, "chc_pipe.t");
     drop_db(c);
@@ -615,7 +615,7 @@ TEST(destination_error_aborts_source)
     pp.src.query_id = "chc-pipe-dst-missing";
     run_pipe(&loop, c, &pp, &r);
     printf("# after %.2f s, %llu bytes: %s\n", r.t_done - r.t0, r.bytes, r.msg);
-    ASSERT_EQ(r.status, CHC_ECH_EXCEPTION);
+    ASSERT_EQ(r.status, CHC_ECH_PERMANENT);
     ASSERT_EQ(r.exc, 60);
     ASSERT(starts_with(r.msg, prefix[DST]));
     ASSERT_CONTAINS(r.msg, "doesn't exist");
@@ -628,7 +628,7 @@ TEST(destination_error_aborts_source)
     pp.src.query_id = "chc-pipe-dst-type";
     run_pipe(&loop, c, &pp, &r);
     printf("# after %.2f s, %llu bytes: %s\n", r.t_done - r.t0, r.bytes, r.msg);
-    ASSERT_EQ(r.status, CHC_ECH_EXCEPTION);
+    ASSERT_EQ(r.status, CHC_ECH_PERMANENT);
     ASSERT(starts_with(r.msg, prefix[DST]));
     ASSERT(r.t_done - r.t0 < 60.0); /* 200 M rows would take minutes */
     assert_gone(c, SRC, "query_id = 'chc-pipe-dst-type'");
@@ -811,7 +811,7 @@ TEST(empty_result_still_runs_the_insert)
     /* ... which is how a missing destination table still shows. */
     pp.dst.sql = "INSERT INTO chc_pipe.missing (a, s) FORMAT Native";
     run_pipe(&loop, c, &pp, &r);
-    ASSERT_EQ(r.status, CHC_ECH_EXCEPTION);
+    ASSERT_EQ(r.status, CHC_ECH_PERMANENT);
     ASSERT(starts_with(r.msg, prefix[DST]));
     drop_db(c);
     close_client(&loop, c);
@@ -934,7 +934,7 @@ TEST(stress_mixed_pipes_and_cancels)
             break;
         case 2:
         case 3:
-            ASSERT_EQ(s[i].status, CHC_ECH_EXCEPTION);
+            ASSERT_EQ(s[i].status, CHC_ECH_PERMANENT);
             break;
         }
         n_ok += s[i].status == 0;

@@ -206,6 +206,24 @@ TEST(url_appends_to_existing_buffer)
     chc_buf_release(&b);
 }
 
+TEST(exception_classes)
+{
+    ASSERT_EQ(ch_exception_is_permanent(62), 1);  /* SYNTAX_ERROR */
+    ASSERT_EQ(ch_exception_is_permanent(47), 1);  /* UNKNOWN_IDENTIFIER */
+    ASSERT_EQ(ch_exception_is_permanent(43), 1);  /* ILLEGAL_TYPE_OF_ARGUMENT */
+    ASSERT_EQ(ch_exception_is_permanent(53), 1);  /* TYPE_MISMATCH */
+    ASSERT_EQ(ch_exception_is_permanent(60), 1);  /* UNKNOWN_TABLE */
+    ASSERT_EQ(ch_exception_is_permanent(497), 1); /* ACCESS_DENIED */
+    ASSERT_EQ(ch_exception_is_permanent(243), 1); /* NOT_ENOUGH_SPACE */
+    ASSERT_EQ(ch_exception_is_permanent(252), 0); /* TOO_MANY_PARTS */
+    ASSERT_EQ(ch_exception_is_permanent(241), 0); /* MEMORY_LIMIT_EXCEEDED */
+    ASSERT_EQ(ch_exception_is_permanent(209), 0); /* SOCKET_TIMEOUT */
+    ASSERT_EQ(ch_exception_is_permanent(210), 0); /* NETWORK_ERROR */
+    ASSERT_EQ(ch_exception_is_permanent(242), 0); /* TABLE_IS_READ_ONLY */
+    ASSERT_EQ(ch_exception_is_permanent(999), 0); /* KEEPER_EXCEPTION */
+    ASSERT_EQ(ch_exception_is_permanent(0), 0);
+}
+
 TEST(exception_code_parsing)
 {
     /* ClickHouse 18.16 */

@@ -138,10 +138,16 @@ TEST(piece_filter_hashes_key_columns)
     struct chc_buf b = CHC_BUF_INIT;
 
     ASSERT_EQ(plan_splits(&t->tables[0]), 5);
-    ASSERT_OK(plan_piece_filter(&t->tables[0], 5, 3, &b));
-    ASSERT_STREQ(b.buf, "cityHash64(CounterID, intHash32(UserID)) % 5 = 3");
+    ASSERT_OK(plan_key_expr(&t->tables[0], 1, &b));
+    ASSERT_STREQ(b.buf, "intHash32(UserID)"); /* DESC dropped */
     chc_buf_reset(&b);
-    ASSERT_OK(plan_piece_filter(&t->tables[0], 1, 0, &b));
+    ASSERT_OK(plan_piece_filter("CounterID, toString(u)", 5, 3, &b));
+    ASSERT_STREQ(b.buf, "cityHash64(CounterID, toString(u)) % 5 = 3");
+    chc_buf_reset(&b);
+    ASSERT_OK(plan_piece_filter("CounterID", 1, 0, &b));
+    ASSERT_STREQ(b.buf, "1");
+    chc_buf_reset(&b);
+    ASSERT_OK(plan_piece_filter("", 5, 0, &b));
     ASSERT_STREQ(b.buf, "1");
     chc_buf_release(&b);
     cfg_task_free(t);
@@ -168,13 +174,22 @@ TEST(empty_key_means_one_piece)
     struct chc_buf b = CHC_BUF_INIT;
 
     ASSERT_EQ(plan_splits(&t->tables[0]), 1);
-    ASSERT_OK(plan_piece_filter(&t->tables[0], plan_splits(&t->tables[0]), 0, &b));
+    ASSERT_OK(plan_piece_filter(NULL, plan_splits(&t->tables[0]), 0, &b));
     ASSERT_STREQ(b.buf, "1");
     chc_buf_reset(&b);
     ASSERT_OK(plan_partition_filter(&t->tables[0], PLAN_UNPARTITIONED, &b));
     ASSERT_STREQ(b.buf, "1");
     chc_buf_release(&b);
     cfg_task_free(t);
+}
+
+static int route(const struct cfg_table *tb, const char *type, int constant, size_t shard,
+                 struct chc_buf *b, struct chc_err *e)
+{
+    struct plan_key k = {type, constant, "CounterID, intHash32(UserID)"};
+
+    chc_buf_reset(b);
+    return plan_route_filter(tb, &k, shard, b, e);
 }
 
 TEST(route_filter_respects_weights)
@@ -184,26 +199,65 @@ TEST(route_filter_respects_weights)
     struct chc_buf b = CHC_BUF_INIT;
 
     /* weights 1, 2, 0: slots [0] -> shard 1, [1, 2] -> shard 2, none -> 3 */
-    ASSERT_OK(plan_route_filter(&t->tables[0], "UInt64", 0, &b, &e));
+    ASSERT_OK(route(&t->tables[0], "UInt64", 0, 0, &b, &e));
     ASSERT_STREQ(b.buf, "(UserID) % 3 = 0");
-    chc_buf_reset(&b);
-    ASSERT_OK(plan_route_filter(&t->tables[0], "UInt64", 1, &b, &e));
+    ASSERT_OK(route(&t->tables[0], "UInt64", 0, 1, &b, &e));
     ASSERT_STREQ(b.buf, "(UserID) % 3 BETWEEN 1 AND 2");
-    chc_buf_reset(&b);
-    ASSERT_OK(plan_route_filter(&t->tables[0], "UInt64", 2, &b, &e));
+    ASSERT_OK(route(&t->tables[0], "UInt64", 0, 2, &b, &e));
     ASSERT_STREQ(b.buf, "0");
-    chc_buf_reset(&b);
-    /* Signed keys are reinterpreted as unsigned of the same width. */
-    ASSERT_OK(plan_route_filter(&t->tables[0], "Int16", 0, &b, &e));
-    ASSERT_STREQ(b.buf, "toUInt16(UserID) % 3 = 0");
     chc_buf_release(&b);
     cfg_task_free(t);
+}
+
+/* StorageDistributed::createSelector: a non-constant IntN key is cast to
+ * UInt32 (N <= 32) or UInt64, sign-extending negatives; a constant one to
+ * the unsigned type of its own width; LowCardinality by its dictionary
+ * type. */
+TEST(route_filter_casts_keys_as_distributed)
+{
+    struct cfg_task *t = load(ENG, "UserID");
+    struct chc_err e = CHC_ERR_INIT;
+    struct chc_buf b = CHC_BUF_INIT;
+
+    ASSERT_OK(route(&t->tables[0], "Int8", 0, 0, &b, &e));
+    ASSERT_STREQ(b.buf, "toUInt32(UserID) % 3 = 0");
+    ASSERT_OK(route(&t->tables[0], "Int16", 0, 0, &b, &e));
+    ASSERT_STREQ(b.buf, "toUInt32(UserID) % 3 = 0");
+    ASSERT_OK(route(&t->tables[0], "Int32", 0, 0, &b, &e));
+    ASSERT_STREQ(b.buf, "toUInt32(UserID) % 3 = 0");
+    ASSERT_OK(route(&t->tables[0], "Int64", 0, 0, &b, &e));
+    ASSERT_STREQ(b.buf, "toUInt64(UserID) % 3 = 0");
+    ASSERT_OK(route(&t->tables[0], "Int8", 1, 0, &b, &e));
+    ASSERT_STREQ(b.buf, "toUInt8(UserID) % 3 = 0");
+    ASSERT_OK(route(&t->tables[0], "UInt8", 0, 0, &b, &e));
+    ASSERT_STREQ(b.buf, "(UserID) % 3 = 0");
+    ASSERT_OK(route(&t->tables[0], "LowCardinality(Int16)", 0, 0, &b, &e));
+    ASSERT_STREQ(b.buf, "toUInt32(CAST(UserID AS Int16)) % 3 = 0");
+    ASSERT_OK(route(&t->tables[0], "LowCardinality(UInt16)", 0, 0, &b, &e));
+    ASSERT_STREQ(b.buf, "CAST(UserID AS UInt16) % 3 = 0");
+    ASSERT_EQ(route(&t->tables[0], "String", 0, 0, &b, &e), CHC_ECONFIG);
+    ASSERT_CONTAINS(e.msg, "<sharding_key> 'UserID' is of type String");
+    ASSERT_EQ(route(&t->tables[0], "Nullable(Int8)", 0, 0, &b, &e), CHC_ECONFIG);
+    chc_buf_release(&b);
+    cfg_task_free(t);
+}
+
+TEST(expr_uses_columns)
+{
+    static const char *const cols[] = {"id", "my col", "d"};
+
+    ASSERT(plan_expr_uses_columns("intHash64(id)", cols, 3));
+    ASSERT(plan_expr_uses_columns("`my col` + 1", cols, 3));
+    ASSERT(!plan_expr_uses_columns("-1", cols, 3));
+    ASSERT(!plan_expr_uses_columns("id(1) + 'id'", cols, 3));
+    ASSERT(!plan_expr_uses_columns("idx", cols, 3));
 }
 
 TEST(nondeterministic_key_is_replaced)
 {
     struct cfg_task *t = load(ENG, "rand()");
     struct cfg_task *u = load("MergeTree ORDER BY tuple()", "rand64() % 7");
+    struct plan_key none = {"UInt32", 0, ""};
     struct chc_err e = CHC_ERR_INIT;
     struct chc_buf b = CHC_BUF_INIT;
 
@@ -211,13 +265,33 @@ TEST(nondeterministic_key_is_replaced)
     ASSERT(plan_is_nondeterministic("x + RAND64 ()"));
     ASSERT(!plan_is_nondeterministic("cityHash64(operand, 'rand()')"));
     ASSERT(!plan_is_nondeterministic("brand(x)"));
-    ASSERT_OK(plan_route_filter(&t->tables[0], NULL, 0, &b, &e));
+    ASSERT_OK(route(&t->tables[0], "UInt32", 0, 0, &b, &e));
     ASSERT_STREQ(b.buf, "sipHash64(CounterID, intHash32(UserID)) % 3 = 0");
-    ASSERT_EQ(plan_route_filter(&u->tables[0], NULL, 0, &b, &e), CHC_ECONFIG);
+    ASSERT_EQ(plan_route_filter(&u->tables[0], &none, 0, &b, &e), CHC_ECONFIG);
     ASSERT_CONTAINS(e.msg, "is not deterministic");
     chc_buf_release(&b);
     cfg_task_free(t);
     cfg_task_free(u);
+}
+
+TEST(settings_clause)
+{
+    char n1[] = "max_threads", v1[] = "4", n2[] = "readonly", v2[] = "1", n3[] = "load_balancing",
+         v3[] = "in_order", n4[] = "max_threads", v4[] = "1", n5[] = "max_block_size",
+         v5[] = "8192", n6[] = "prefer", v6[] = "it's", n7[] = "ratio", v7[] = "-0.5";
+    struct cfg_setting a[] = {{n1, v1}, {n2, v2}, {n3, v3}};
+    struct cfg_setting b[] = {{n4, v4}, {n5, v5}, {n6, v6}, {n7, v7}};
+    struct cfg_settings sa = {a, 3}, sb = {b, 4}, none = {NULL, 0};
+    const struct cfg_settings *both[2] = {&sa, &sb}, *empty[2] = {&none, &none};
+    struct chc_buf out = CHC_BUF_INIT;
+
+    ASSERT_OK(plan_settings_clause(both, 2, &out));
+    ASSERT_STREQ(out.buf, " SETTINGS load_balancing = 'in_order', max_threads = 1, "
+                          "max_block_size = 8192, prefer = 'it\\'s', ratio = -0.5");
+    chc_buf_reset(&out);
+    ASSERT_OK(plan_settings_clause(empty, 2, &out));
+    ASSERT_STREQ(out.buf, "");
+    chc_buf_release(&out);
 }
 
 TEST(staging_names)
