@@ -947,8 +947,9 @@ class Chaos:
         return 0
 
 
-def run_chaos(cluster, cfg):
-    """One chaos run on CLUSTER (up); the exit code."""
+def run_chaos(cluster, cfg, own=False):
+    """One chaos run on CLUSTER (up); the exit code. Names the run's files
+    at the end unless the cluster is OWN (its directory is named then)."""
     # not from the seed: two runs with the same seed must not share tables
     run_id = os.urandom(4).hex()
     run = os.path.join(cluster.dir, f'chaos-{run_id}')
@@ -981,7 +982,8 @@ def run_chaos(cluster, cfg):
             c.restore_infra()
         for s, h in old.items():
             signal.signal(s, h)
-        print(f'{PROG}: run files in {run}', flush=True)
+        if not own:
+            print(f'{PROG}: run files in {run}', flush=True)
 
 
 def main(argv=None):
@@ -1014,7 +1016,7 @@ def main(argv=None):
         return 2
     rc = 1
     try:
-        rc = run_chaos(cluster, cfg)
+        rc = run_chaos(cluster, cfg, own=bool(own))
     except Usage as e:
         print(f'{PROG}: {e}', file=sys.stderr)
         rc = 2
