@@ -34,8 +34,8 @@ so concurrent edits of the working tree do not leak in; default HEAD;
 binary, build nothing), BENCH_BUILD_DIR (build-bench),
 BENCH_CLICKHOUSE_COPIER (/usr/bin/clickhouse-copier), BENCH_ZKCLI
 (/usr/share/zookeeper/bin/zkCli.sh), BENCH_GNU_TIME (/usr/bin/time; empty:
-peak RSS and CPU from the rusage wait4() returns, which is what GNU time
-reports), CHQ_LONG (s, timeout of the long queries, 900).
+peak RSS sampled from /proc/<pid>/status every 0.1 s, CPU from the rusage
+wait4() returns), CHQ_LONG (s, timeout of the long queries, 900).
 """
 
 import os
@@ -343,8 +343,28 @@ class Bench:
         with open(f'{rd}/w{k}.out', 'wb') as out:
             p = subprocess.Popen(argv + cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
         p.usage = None
+        p.hwm = None
+        if not self.gnu_time:
+            # The peak RSS wait4() reports for timeout(1) would include what
+            # this process had when it forked it (Linux keeps the highest
+            # RSS across exec): sample the copier's own VmHWM instead.
+            threading.Thread(target=self.sample_hwm, args=(p,), daemon=True).start()
         self.procs.append(p)
         return p
+
+    def sample_hwm(self, p):
+        """Keep the last VmHWM (kB) of the copier under P in p.hwm."""
+        child = None
+        while p.returncode is None:
+            child = child or next(iter(self.children(p.pid)), None)
+            if child:
+                try:
+                    m = re.search(r'^VmHWM:\s+([0-9]+)', open(f'/proc/{child}/status').read(), re.M)
+                    if m:
+                        p.hwm = int(m.group(1))
+                except OSError:
+                    pass
+            time.sleep(0.1)
 
     @staticmethod
     def wait(p):
@@ -385,7 +405,7 @@ class Bench:
             return (int(rss.group(1)) if rss else None,
                     float(u.group(1)) + float(s.group(1)) if u and s else None)
         if p.usage:
-            return p.usage.ru_maxrss, p.usage.ru_utime + p.usage.ru_stime
+            return p.hwm, p.usage.ru_utime + p.usage.ru_stime
         return None, None
 
     def kill_at(self, copier):
@@ -567,7 +587,7 @@ class Bench:
             out.append(f"{self.wl_label(r['wl']):<11} {r['copier']:<17} {r['wall']:7.2f} {r['rps']:>9} {ratio:>6} "
                        f"{r['rss']:>7} {r['cpu']:>6} {r['scpu']:>7} {r['sread'] + 'x':>8} {r['left']:>7} "
                        f"{self.zk_creates(r['tp']):>7} {r['other']:>6}  {r['status']}")
-        how = 'GNU time' if self.gnu_time else 'rusage from wait4()'
+        how = 'GNU time' if self.gnu_time else 'VmHWM sampled from /proc'
         out.append(f"""
 ratio = chcopier rows/s / clickhouse-copier rows/s on the same workload.
 RSS = worker peak resident set ({how}, max over workers);
