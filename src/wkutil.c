@@ -288,15 +288,12 @@ int wk__fanout(struct worker *w, const struct cfg_replica *const *reps, size_t n
 
 int wk__zpath(struct chc_buf *b, const char *fmt, ...)
 {
-    char tmp[2048];
     va_list ap;
-    int n;
+    int r;
 
-    va_start(ap, fmt);
-    n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof(tmp))
-        return CHC_ETOOBIG;
     chc_buf_reset(b);
-    return chc_buf_addstr(b, tmp);
+    va_start(ap, fmt);
+    r = chc_buf_addvf(b, fmt, ap);
+    va_end(ap);
+    return r;
 }
