@@ -474,6 +474,7 @@ int piece__try(struct worker *w, struct tstate *ts, size_t part, size_t shard, u
         job_cancel(w, j);
         goto out;
     }
+    wk__fault_point(w, "during_copy"); /* the copy's statements are on their way */
     j->next = w->jobs;
     w->jobs = j;
     w->n_jobs++;

@@ -5,6 +5,7 @@
  * state of its own and decides nothing: callers log and retry.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,9 +65,21 @@ void wk__sleep(struct worker *w, unsigned ms)
 
 void wk__fault_point(const struct worker *w, const char *name)
 {
-    if (w->o->fault_point && !strcmp(w->o->fault_point, name)) {
+    const char *fp = w->o->fault_point;
+    size_t n = strlen(name);
+
+    if (!fp || strncmp(fp, name, n))
+        return;
+    if (!fp[n]) {
         chc_log_warn("fault point '%s' reached: exiting abruptly", name);
         _exit(99);
+    }
+    if (!strcmp(fp + n, ":stop")) {
+        /* A zombie: frozen with its claims in hand until someone sends
+         * SIGCONT (after its session expired, say), then it carries on. */
+        chc_log_warn("fault point '%s' reached: stopping (SIGSTOP) until continued", name);
+        raise(SIGSTOP);
+        chc_log_warn("fault point '%s': continued", name);
     }
 }
 

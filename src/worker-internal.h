@@ -259,7 +259,9 @@ void wk__metric(struct worker *w, const struct tstate *ts, const char *name, con
                 const char *value, double v, int set);
 /* Sleep while keeping transfers flowing. */
 void wk__sleep(struct worker *w, unsigned ms);
-/* --fault-point: exit abruptly (status 99) when `name` is reached. */
+/* --fault-point NAME: exit abruptly (status 99) when `name` is reached;
+ * NAME:stop: SIGSTOP ourselves there (a frozen worker), carry on when
+ * continued. */
 void wk__fault_point(const struct worker *w, const char *name);
 /* Set this worker's note (one or more lines; "" clears it): what `status`
  * shows under the worker, e.g. replicas skipped or shards waited for. Kept
