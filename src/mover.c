@@ -408,6 +408,8 @@ static int mv_step(struct worker *w, struct tstate *ts, struct batch *b, enum mo
             ns++;
         }
     }
+    if (r == 0 && q > 0 && step == MOVE_REPLACE)
+        wk__fault_point(w, "before_replace"); /* the lock checked, not yet used */
     if (r == 0 && q > 0)
         r = wk__multi_query(w, reps, q, sqls, NULL, NULL, NULL, err);
     for (i = 0; sql && i < ns; i++)
@@ -829,6 +831,8 @@ static int move_batch(struct worker *w, struct tstate *ts, const size_t *parts, 
         wk__fault_point(w, "after_replace");
     if (r >= 0)
         r = mv_record(w, ts, &b, "moved", to_replace, err);
+    if (r >= 0)
+        wk__fault_point(w, "before_verify");
     if (r >= 0)
         r = batch_verify(w, ts, &b, move_failures, err);
     if (r >= 0)

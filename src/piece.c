@@ -25,10 +25,17 @@
 
 static int add_remote(struct chc_buf *b, const struct cfg_table *tb, const struct cfg_replica *src)
 {
+    struct chc_buf hp = CHC_BUF_INIT;
+    int v6 = strchr(src->host, ':') && src->host[0] != '[';
     int r;
 
-    r = chc_buf_addf(b, "%s('%s:%d', ", src->secure ? "remoteSecure" : "remote", src->host,
-                     src->port);
+    r = chc_buf_addf(&hp, "%s%s%s:%d", v6 ? "[" : "", src->host, v6 ? "]" : "", src->port);
+    if (r == 0)
+        r = chc_buf_addf(b, "%s(", src->secure ? "remoteSecure" : "remote");
+    if (r == 0)
+        r = chc_buf_add_sqlstr(b, hp.buf);
+    if (r == 0)
+        r = chc_buf_addstr(b, ", ");
     if (r == 0)
         r = chc_buf_add_sqlstr(b, tb->database_pull);
     if (r == 0)
@@ -46,6 +53,7 @@ static int add_remote(struct chc_buf *b, const struct cfg_table *tb, const struc
     }
     if (r == 0)
         r = chc_buf_addch(b, ')');
+    chc_buf_release(&hp);
     return r;
 }
 
@@ -466,6 +474,7 @@ int piece__try(struct worker *w, struct tstate *ts, size_t part, size_t shard, u
         job_cancel(w, j);
         goto out;
     }
+    wk__fault_point(w, "during_copy"); /* the copy's statements are on their way */
     j->next = w->jobs;
     w->jobs = j;
     w->n_jobs++;

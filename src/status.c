@@ -326,16 +326,11 @@ static int status_table(struct worker *w, const struct cfg_table *tb, struct tab
         goto out;
     }
     ts->zroot = chc_buf_take(&b, NULL);
-    r = wk__zpath(&b, "%s/partitions", ts->zroot);
-    if (r == 0)
-        r = zk_get(w->zs, b.buf, &data, &pst, err);
+    r = tables__parts_read(w, ts, &pst, err);
     if (r == CHC_EZK_NONODE) {
         r = 0;
         goto out;
     }
-    if (r < 0)
-        goto out;
-    r = tables__parts_load(ts, data.buf, err);
     if (r < 0)
         goto out;
     st->state = "copying";

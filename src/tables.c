@@ -47,6 +47,7 @@ void tables__tstate_free(struct tstate *ts)
         free(ts->parts[i].on_shard);
     }
     free(ts->parts);
+    chc_strmap_release(&ts->part_index);
     free(ts->pdone);
     free(ts->pbusy);
     free(ts->pnext);
@@ -469,23 +470,23 @@ void tables__create_on_returned(struct worker *w, struct tstate *ts)
     }
 }
 
-static int add_part(struct tstate *ts, const char *lit, size_t *cap, struct chc_err *err)
+/* The index of partition `lit`, added if new. */
+static int add_part(struct tstate *ts, const char *lit, struct chc_err *err)
 {
     struct chc_buf zn = CHC_BUF_INIT;
     struct part *p;
+    size_t old;
     uint64_t h;
-    size_t i;
 
-    for (i = 0; i < ts->n_parts; i++)
-        if (!strcmp(ts->parts[i].lit, lit))
-            return (int)i;
-    if (ts->n_parts == *cap) {
-        size_t ncap = *cap ? *cap * 2 : 16;
+    if (chc_strmap_get(&ts->part_index, lit, &old))
+        return (int)old;
+    if (ts->n_parts == ts->parts_cap) {
+        size_t ncap = ts->parts_cap ? ts->parts_cap * 2 : 16;
         struct part *np = realloc(ts->parts, ncap * sizeof(*np));
         if (!np)
             return oom(err);
         ts->parts = np;
-        *cap = ncap;
+        ts->parts_cap = ncap;
     }
     p = &ts->parts[ts->n_parts];
     memset(p, 0, sizeof(*p));
@@ -504,6 +505,12 @@ static int add_part(struct tstate *ts, const char *lit, size_t *cap, struct chc_
     p->zname = chc_buf_take(&zn, NULL);
     h = chc_hash64(CHC_HASH64_INIT, lit, strlen(lit));
     snprintf(p->hash, sizeof(p->hash), "%016" PRIx64, h);
+    if (chc_strmap_put(&ts->part_index, p->lit, ts->n_parts, NULL) < 0) {
+        free(p->lit);
+        free(p->on_shard);
+        free(p->zname);
+        return oom(err);
+    }
     return (int)ts->n_parts++;
 }
 
@@ -519,7 +526,6 @@ uint64_t tables__sums_key_of(const struct tstate *ts)
 int tables__parts_load(struct tstate *ts, const char *data, struct chc_err *err)
 {
     const char *p = data;
-    size_t cap = 0;
 
     if (!strncmp(p, "#sums ", 6)) {
         ts->sums_key = strtoull(p + 6, NULL, 16);
@@ -544,7 +550,7 @@ int tables__parts_load(struct tstate *ts, const char *data, struct chc_err *err)
             nl = f[4] + strlen(f[4]);
         if (chc_buf_add(&lit, f[4], (size_t)(nl - f[4])) < 0)
             return oom(err);
-        idx = add_part(ts, lit.buf, &cap, err);
+        idx = add_part(ts, lit.buf, err);
         chc_buf_release(&lit);
         if (idx < 0)
             return idx;
@@ -641,7 +647,7 @@ static int group_parts(struct worker *w, struct tstate *ts, struct chc_err *err)
 int tables__discover_query(struct worker *w, struct tstate *ts, struct chc_err *err)
 {
     const struct cfg_table *tb = ts->tb;
-    size_t S = tb->pull->n_shards, cap = 0, s, i, n = 0;
+    size_t S = tb->pull->n_shards, s, i, n = 0;
     struct chc_buf *sql = calloc(S, sizeof(*sql)), *out = calloc(S, sizeof(*out));
     const char **sqls = calloc(S, sizeof(*sqls));
     char **vals = NULL;
@@ -656,7 +662,7 @@ int tables__discover_query(struct worker *w, struct tstate *ts, struct chc_err *
     if (tb->has_enabled_partitions) {
         /* As given, in the given order, assumed on every shard. */
         for (i = 0; i < tb->n_enabled_partitions; i++) {
-            int idx = add_part(ts, tb->enabled_partitions[i], &cap, err);
+            int idx = add_part(ts, tb->enabled_partitions[i], err);
             if (idx < 0) {
                 r = idx;
                 goto out;
@@ -726,7 +732,7 @@ retry:
                 goto out;
             }
             *comma = '\0';
-            idx = add_part(ts, tb->engine->partition_by ? vals[i] : PLAN_UNPARTITIONED, &cap, err);
+            idx = add_part(ts, tb->engine->partition_by ? vals[i] : PLAN_UNPARTITIONED, err);
             if (idx < 0) {
                 r = idx;
                 goto out;
@@ -788,6 +794,104 @@ int tables__drop_helpers(struct worker *w, struct tstate *ts, struct chc_err *er
     return r;
 }
 
+/* The partition list is one node while it fits in PLIST_CHUNK bytes (its
+ * text as tables__parts_load reads it), else "#chunks N" with the text in
+ * <zroot>/plist/0 .. N-1, written before it: 100 k partitions are several
+ * MiB, a ZooKeeper node at most 1 MiB. */
+#define PLIST_CHUNK (512 * 1024)
+
+/* PLIST_CHUNK, or CHC_PLIST_CHUNK (testing: >= 100 bytes). */
+static size_t plist_chunk(void)
+{
+    const char *env = getenv("CHC_PLIST_CHUNK");
+    long long v;
+
+    return env && chc_parse_ll(env, 100, PLIST_CHUNK, &v) == 0 ? (size_t)v : PLIST_CHUNK;
+}
+
+int tables__parts_read(struct worker *w, struct tstate *ts, struct zk_stat *st,
+                       struct chc_err *err)
+{
+    struct chc_buf path = CHC_BUF_INIT, data = CHC_BUF_INIT, *outs = NULL;
+    char **paths = NULL;
+    int *codes = NULL, r;
+    unsigned long n = 0, i;
+
+    r = wk__zpath(&path, "%s/partitions", ts->zroot) < 0 ? oom(err) : 0;
+    if (r == 0)
+        r = zk_get(w->zs, path.buf, &data, st, err);
+    if (r == 0 && sscanf(data.buf, "#chunks %lu", &n) == 1) {
+        paths = calloc(n + 1, sizeof(*paths));
+        outs = calloc(n + 1, sizeof(*outs));
+        codes = calloc(n + 1, sizeof(*codes));
+        r = paths && outs && codes ? 0 : oom(err);
+        for (i = 0; r == 0 && i < n; i++) {
+            chc_buf_init(&outs[i], 0);
+            if (wk__zpath(&path, "%s/plist/%lu", ts->zroot, i) < 0)
+                r = oom(err);
+            else
+                paths[i] = chc_buf_take(&path, NULL);
+        }
+        if (r == 0)
+            r = zk_get_many(w->zs, (const char *const *)paths, n, outs, codes, err);
+        chc_buf_reset(&data);
+        for (i = 0; r == 0 && i < n; i++)
+            r = codes[i] < 0 ? chc_err_set(err, CHC_ESTATE, "partition list chunk %s is missing",
+                                           paths[i])
+                : chc_buf_add(&data, outs[i].buf, outs[i].len) < 0 ? oom(err)
+                                                                  : 0;
+    }
+    if (r == 0)
+        r = tables__parts_load(ts, data.buf, err);
+    for (i = 0; outs && i < n; i++)
+        chc_buf_release(&outs[i]);
+    chc_strv_free(paths, n);
+    free(outs);
+    free(codes);
+    chc_buf_release(&path);
+    chc_buf_release(&data);
+    return r;
+}
+
+/* Write the list (table_init's owner only): the chunks, then the node whose
+ * existence says the list is complete. */
+static int parts_publish(struct worker *w, struct tstate *ts, struct chc_err *err)
+{
+    struct chc_buf text = CHC_BUF_INIT, path = CHC_BUF_INIT, head = CHC_BUF_INIT;
+    size_t off = 0, n = 0, chunk = plist_chunk();
+    int r = parts_format(ts, &text) < 0 ? oom(err) : 0;
+
+    while (r == 0 && text.len > chunk && off < text.len) {
+        size_t len = text.len - off > chunk ? chunk : text.len - off;
+        while (off + len < text.len && len > 0 && text.buf[off + len - 1] != '\n')
+            len--; /* whole lines per chunk */
+        if (len == 0)
+            r = chc_err_set(err, CHC_ETOOBIG, "table '%s': a partition literal is longer "
+                            "than %zu bytes", ts->tb->name, chunk);
+        if (r == 0 && wk__zpath(&path, "%s/plist/%zu", ts->zroot, n) < 0)
+            r = oom(err);
+        if (r == 0 && n == 0)
+            r = zk_create_parents(w->zs, path.buf, err);
+        if (r == 0)
+            r = zk_set(w->zs, path.buf, text.buf + off, len, ZK_ANY_VERSION, NULL, err);
+        if (r == CHC_EZK_NONODE) /* a dead owner may have left chunks: overwrite them */
+            r = zk_create(w->zs, path.buf, text.buf + off, len, ZK_PERSISTENT, NULL, err);
+        off += len;
+        n++;
+    }
+    if (r == 0 && n && chc_buf_addf(&head, "#chunks %zu\n", n) < 0)
+        r = oom(err);
+    if (r == 0 && wk__zpath(&path, "%s/partitions", ts->zroot) < 0)
+        r = oom(err);
+    if (r == 0)
+        r = n ? zk_create(w->zs, path.buf, head.buf, head.len, ZK_PERSISTENT, NULL, err)
+              : zk_create(w->zs, path.buf, text.buf, text.len, ZK_PERSISTENT, NULL, err);
+    chc_buf_release(&text);
+    chc_buf_release(&path);
+    chc_buf_release(&head);
+    return r;
+}
+
 /* The first worker on a table definition owns its initialisation, under the
  * ephemeral lock <zroot>/init: empty the staging tables (they may hold
  * leftovers of an earlier definition or run), then discover the partitions
@@ -797,26 +901,24 @@ int tables__drop_helpers(struct worker *w, struct tstate *ts, struct chc_err *er
  * staging_reset says the tables were already emptied). */
 static int table_init(struct worker *w, struct tstate *ts, struct chc_err *err)
 {
-    struct chc_buf path = CHC_BUF_INIT, lock = CHC_BUF_INIT, out = CHC_BUF_INIT;
+    struct chc_buf lock = CHC_BUF_INIT, out = CHC_BUF_INIT;
     uint64_t waited = 0;
+    char *held = NULL;
     int r, dropped;
 
-    r = wk__zpath(&path, "%s/partitions", ts->zroot);
-    if (r == 0)
-        r = wk__zpath(&lock, "%s/init", ts->zroot);
-    if (r < 0)
+    if (wk__zpath(&lock, "%s/init", ts->zroot) < 0)
         goto oom;
     for (;;) {
-        r = zk_get(w->zs, path.buf, &out, NULL, err);
-        if (r == 0) {
-            r = tables__parts_load(ts, out.buf, err);
+        r = tables__parts_read(w, ts, NULL, err);
+        if (r == 0)
             goto out;
-        }
         if (r != CHC_EZK_NONODE)
             goto out;
         r = zkstate__ephemeral_take(w, lock.buf, err);
-        if (r == 0)
+        if (r == 0) {
+            held = chc_buf_take(&lock, NULL);
             break;
+        }
         if (r != CHC_EZK_NODEEXISTS)
             goto out;
         if (waited % 10000 == 0)
@@ -826,11 +928,9 @@ static int table_init(struct worker *w, struct tstate *ts, struct chc_err *err)
         waited += 200;
     }
     /* We own the initialisation. */
-    r = zk_get(w->zs, path.buf, &out, NULL, err);
-    if (r == 0) {
-        r = tables__parts_load(ts, out.buf, err);
+    r = tables__parts_read(w, ts, NULL, err);
+    if (r == 0)
         goto release;
-    }
     chc_buf_reset(&out);
     if (wk__zpath(&out, "%s/staging_reset", ts->zroot) < 0)
         goto oom;
@@ -852,21 +952,13 @@ static int table_init(struct worker *w, struct tstate *ts, struct chc_err *err)
         r = tables__discover_query(w, ts, err);
     if (r < 0)
         goto release;
-    chc_buf_reset(&out);
-    r = parts_format(ts, &out);
-    if (r < 0) {
-        r = oom(err);
-        goto release;
-    }
-    r = zk_create(w->zs, path.buf, out.buf, out.len, ZK_PERSISTENT, NULL, err);
+    r = parts_publish(w, ts, err);
 release:
-    if (zk_delete(w->zs, lock.buf, ZK_ANY_VERSION, NULL) < 0)
-        chc_log_debug("cannot release '%s'", lock.buf);
+    zkstate__lock_release(w, &held);
     goto out;
 oom:
     r = oom(err);
 out:
-    chc_buf_release(&path);
     chc_buf_release(&lock);
     chc_buf_release(&out);
     return r;

@@ -22,6 +22,7 @@
 
 #include "chcopier/buf.h"
 #include "chcopier/engine.h"
+#include "chcopier/strmap.h"
 #include "chcopier/task.h"
 
 #include "banned.h"
@@ -279,6 +280,17 @@ static void cluster_release(struct cfg_cluster *cl)
     free(cl->name);
 }
 
+/* Host names go into URLs and into remote('host:port', ...). */
+static int is_host_name(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && !strchr(".-_:[]", *s))
+            return 0;
+    return 1;
+}
+
 static int parse_replica(struct ctx *c, const xmlNode *n, const char *path,
                          struct cfg_replica *rep)
 {
@@ -289,6 +301,11 @@ static int parse_replica(struct ctx *c, const xmlNode *n, const char *path,
     r = get_required(c, n, path, "host", &rep->host);
     if (r < 0)
         return r;
+    if (!is_host_name(rep->host))
+        return chc_err_set(c->err, CHC_ECONFIG,
+                           "%s: <%s/host> '%s' is not a host name or address (letters, digits, "
+                           "'.', '-', '_', ':' and [ ] for IPv6 only)",
+                           c->source, path, rep->host);
     r = get_ll(c, n, path, "port", 1, 65535, 9000, &v);
     if (r < 0)
         return r;
@@ -559,9 +576,66 @@ static void table_release(struct cfg_table *tb)
     free(tb->enabled_partitions);
 }
 
+/* A partition literal as ClickHouse prints it (it goes into SQL as is, and
+ * a line of the partition list in ZooKeeper): a number, a quoted string
+ * (backslash escapes), or a tuple of those; no control characters. Returns
+ * the length of the literal at s (0: not one). */
+static size_t literal_len(const char *s, int depth)
+{
+    const char *p = s;
+
+    if (depth > 16)
+        return 0;
+    if (*p == '\'') {
+        for (p++; *p && *p != '\''; p++)
+            if ((unsigned char)*p < ' ' || (*p == '\\' && !*++p))
+                return 0;
+        return *p ? (size_t)(p + 1 - s) : 0;
+    }
+    if (*p == '(' || !strncmp(p, "tuple(", 6)) {
+        p += *p == '(' ? 1 : 6;
+        while (*p == ' ')
+            p++;
+        while (*p && *p != ')') {
+            size_t n = literal_len(p, depth + 1);
+            if (!n)
+                return 0;
+            for (p += n; *p == ' '; p++)
+                ;
+            if (*p == ',')
+                for (p++; *p == ' '; p++)
+                    ;
+            else if (*p != ')')
+                return 0;
+        }
+        return *p ? (size_t)(p + 1 - s) : 0;
+    }
+    if (*p == '-' || *p == '+')
+        p++;
+    while (isdigit((unsigned char)*p) || *p == '.' || *p == 'e' || *p == 'E' ||
+           ((*p == '-' || *p == '+') && (p[-1] == 'e' || p[-1] == 'E')))
+        p++;
+    return p > s && isdigit((unsigned char)p[-1]) ? (size_t)(p - s) : 0;
+}
+
 static int push_partition(struct ctx *c, struct cfg_table *tb, const char *s, size_t n,
                           size_t *cap)
 {
+    char *lit = chc_strndup(s, n);
+    size_t len = lit ? literal_len(lit, 0) : 0;
+
+    if (!lit)
+        return oom(c);
+    if (len != n) {
+        int r = chc_err_set(c->err, CHC_ECONFIG,
+                            "%s: <tables/%s/enabled_partitions>: '%s' is not a partition "
+                            "literal as ClickHouse prints it (201801, '2018-01-01', "
+                            "(1, 'a'))",
+                            c->source, tb->name, lit);
+        free(lit);
+        return r;
+    }
+    free(lit);
     if (tb->n_enabled_partitions == *cap) {
         size_t ncap = *cap ? *cap * 2 : 8;
         char **np = realloc(tb->enabled_partitions, ncap * sizeof(*np));
@@ -582,6 +656,7 @@ static int push_partition(struct ctx *c, struct cfg_table *tb, const char *s, si
 static int parse_enabled_partitions(struct ctx *c, const xmlNode *tn, struct cfg_table *tb)
 {
     const xmlNode *ep = child(tn, "enabled_partitions"), *n;
+    struct chc_strmap seen = CHC_STRMAP_INIT;
     size_t cap = 0, i, j;
     char *text;
     int r = 0;
@@ -631,14 +706,17 @@ static int parse_enabled_partitions(struct ctx *c, const xmlNode *tn, struct cfg
         if (r < 0)
             return r;
     }
-    for (i = 0; i < tb->n_enabled_partitions; i++)
-        for (j = 0; j < i; j++)
-            if (!strcmp(tb->enabled_partitions[i], tb->enabled_partitions[j]))
-                return chc_err_set(c->err, CHC_ECONFIG,
-                                   "%s: <tables/%s/enabled_partitions>: partition %s is "
-                                   "listed twice",
-                                   c->source, tb->name, tb->enabled_partitions[i]);
-    return 0;
+    for (i = 0, r = 0; r == 0 && i < tb->n_enabled_partitions; i++) {
+        r = chc_strmap_put(&seen, tb->enabled_partitions[i], i, NULL);
+        if (r == 1)
+            r = chc_err_set(c->err, CHC_ECONFIG,
+                            "%s: <tables/%s/enabled_partitions>: partition %s is listed twice",
+                            c->source, tb->name, tb->enabled_partitions[i]);
+        else if (r < 0)
+            r = oom(c);
+    }
+    chc_strmap_release(&seen);
+    return r;
 }
 
 static int hash_str(uint64_t *h, const char *s)

@@ -5,6 +5,7 @@
  * state of its own and decides nothing: callers log and retry.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,9 +65,21 @@ void wk__sleep(struct worker *w, unsigned ms)
 
 void wk__fault_point(const struct worker *w, const char *name)
 {
-    if (w->o->fault_point && !strcmp(w->o->fault_point, name)) {
+    const char *fp = w->o->fault_point;
+    size_t n = strlen(name);
+
+    if (!fp || strncmp(fp, name, n))
+        return;
+    if (!fp[n]) {
         chc_log_warn("fault point '%s' reached: exiting abruptly", name);
         _exit(99);
+    }
+    if (!strcmp(fp + n, ":stop")) {
+        /* A zombie: frozen with its claims in hand until someone sends
+         * SIGCONT (after its session expired, say), then it carries on. */
+        chc_log_warn("fault point '%s' reached: stopping (SIGSTOP) until continued", name);
+        raise(SIGSTOP);
+        chc_log_warn("fault point '%s': continued", name);
     }
 }
 
@@ -288,15 +301,12 @@ int wk__fanout(struct worker *w, const struct cfg_replica *const *reps, size_t n
 
 int wk__zpath(struct chc_buf *b, const char *fmt, ...)
 {
-    char tmp[2048];
     va_list ap;
-    int n;
+    int r;
 
-    va_start(ap, fmt);
-    n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof(tmp))
-        return CHC_ETOOBIG;
     chc_buf_reset(b);
-    return chc_buf_addstr(b, tmp);
+    va_start(ap, fmt);
+    r = chc_buf_addvf(b, fmt, ap);
+    va_end(ap);
+    return r;
 }

@@ -51,6 +51,7 @@
 #include "chcopier/buf.h"
 #include "chcopier/err.h"
 #include "chcopier/plan.h"
+#include "chcopier/strmap.h"
 #include "chcopier/task.h"
 
 struct ch_client;
@@ -136,7 +137,8 @@ struct tstate {
     struct target *targets;
     size_t n_targets;
     struct part *parts;
-    size_t n_parts;
+    size_t n_parts, parts_cap;
+    struct chc_strmap part_index; /* literal -> index into parts */
     unsigned splits;
     int finished;
     int pipe; /* data path: 1 = through this worker, 0 = pull (remote()) */
@@ -257,7 +259,9 @@ void wk__metric(struct worker *w, const struct tstate *ts, const char *name, con
                 const char *value, double v, int set);
 /* Sleep while keeping transfers flowing. */
 void wk__sleep(struct worker *w, unsigned ms);
-/* --fault-point: exit abruptly (status 99) when `name` is reached. */
+/* --fault-point NAME: exit abruptly (status 99) when `name` is reached;
+ * NAME:stop: SIGSTOP ourselves there (a frozen worker), carry on when
+ * continued. */
 void wk__fault_point(const struct worker *w, const char *name);
 /* Set this worker's note (one or more lines; "" clears it): what `status`
  * shows under the worker, e.g. replicas skipped or shards waited for. Kept
@@ -288,7 +292,7 @@ int wk__query_each(struct worker *w, const struct cfg_replica *const *reps, size
 /* One statement on n nodes at once, every one must succeed. */
 int wk__fanout(struct worker *w, const struct cfg_replica *const *reps, size_t n,
                const char *sql, struct chc_err *err);
-/* Format a ZooKeeper path into b (reset first); CHC_ETOOBIG past 2 KiB. */
+/* Format a ZooKeeper path into b (reset first). */
 int wk__zpath(struct chc_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- zkstate.c ---- */
@@ -319,6 +323,10 @@ void zkstate__reap_dead_local(struct worker *w);
 int zkstate__slot_take(struct worker *w, char **ret_path, struct chc_err *err);
 int zkstate__reset_pieces(struct worker *w, struct tstate *ts, size_t part,
                           struct chc_err *err);
+/* Re-read every unfinished partition's state and the pieces of groups still
+ * to move (those no job of ours holds) into the cache, in one pipelined
+ * round; 1 when every partition is done. */
+int zkstate__refresh(struct worker *w, struct tstate *ts, struct chc_err *err);
 
 /* ---- preflight.c ---- */
 
@@ -349,6 +357,11 @@ int tables__target_reps(const struct tstate *ts, const struct cfg_replica ***ret
 int tables__columns_load(struct tstate *ts, const struct ch_rows *dst_cols, struct chc_err *err);
 uint64_t tables__sums_key_of(const struct tstate *ts);
 int tables__parts_load(struct tstate *ts, const char *data, struct chc_err *err);
+/* The published partition list (one node, or chunks), into ts; its node's
+ * stat into st (optional). CHC_EZK_NONODE while there is none. */
+struct zk_stat;
+int tables__parts_read(struct worker *w, struct tstate *ts, struct zk_stat *st,
+                       struct chc_err *err);
 int tables__discover_query(struct worker *w, struct tstate *ts, struct chc_err *err);
 int tables__drop_helpers(struct worker *w, struct tstate *ts, struct chc_err *err);
 int tables__is_local_host(const char *host, const char *me);

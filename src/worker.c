@@ -207,41 +207,7 @@ static int fill(struct worker *w, struct tstate *ts, int allow_remote, int *ret_
 /* Re-read every unfinished partition's state into the cache; 1 when all done. */
 static int refresh(struct worker *w, struct tstate *ts, struct chc_err *err)
 {
-    unsigned char *done = calloc(ts->tb->pull->n_shards, 1);
-    struct piece_state ps = {done, -1, 0, -1, 0};
-    struct chc_buf state = CHC_BUF_INIT;
-    size_t i;
-    unsigned k;
-    int r = 0, all = 1;
-
-    if (!done)
-        return oom(err);
-    for (i = 0; r == 0 && i < ts->n_parts; i++) {
-        if (ts->parts[i].done)
-            continue;
-        r = zkstate__part_state_read(w, ts, i, &state, err);
-        if (r < 0)
-            break;
-        if (!strncmp(state.buf, "done", 4))
-            ts->parts[i].done = 1;
-        else
-            all = 0;
-    }
-    /* Pieces, once per group that still has a partition to move. */
-    for (i = 0; r == 0 && i < ts->n_parts; i++) {
-        if (ts->parts[i].lead != i || group_done(ts, i))
-            continue;
-        for (k = 0; r == 0 && k < ts->parts[i].splits; k++) {
-            if (ts->pbusy[i * ts->splits + k])
-                continue;
-            r = zkstate__piece_read(w, ts, i, k, &ps, err);
-            if (r == 0)
-                memcpy(pdone_at(ts, i, k), ps.done, ts->tb->pull->n_shards);
-        }
-    }
-    free(done);
-    chc_buf_release(&state);
-    return r < 0 ? r : all;
+    return zkstate__refresh(w, ts, err);
 }
 
 /* A new ZooKeeper session after expiry: our claims are gone, so are our

@@ -64,6 +64,7 @@ struct zk_call {
     int done;
     int rc;
     int oom;
+    int too_big; /* a node larger than ZK_NODE_MAX: an error, never truncated */
     struct Stat stat;
     char *data; /* zoo_aget's value, zoo_acreate's path */
     size_t len;
@@ -410,8 +411,10 @@ static void data_done(int rc, const char *value, int value_len, const struct Sta
 
     if (rc == ZOK && stat)
         c->stat = *stat;
-    if (rc == ZOK && value && value_len > 0) {
-        n = (size_t)value_len < ZK_NODE_MAX ? (size_t)value_len : ZK_NODE_MAX;
+    if (rc == ZOK && value && value_len > ZK_NODE_MAX) {
+        c->too_big = 1;
+    } else if (rc == ZOK && value && value_len > 0) {
+        n = (size_t)value_len;
         c->data = malloc(n);
         if (c->data) {
             memcpy(c->data, value, n);
@@ -491,11 +494,16 @@ static int call_wait(struct zk_session *zs, struct zk_call *c, int submit_rc, co
     }
     deadline_after(&deadline, zs->call_timeout_ms);
     pthread_mutex_lock(&zs->lock);
-    while (!c->done) {
+    while (!c->done && !atomic_load(&zs->abandoned)) {
         if (pthread_cond_timedwait(&zs->cond, &zs->lock, &deadline) != 0) {
             late = !c->done;
             break;
         }
+    }
+    if (!c->done && !late) { /* an earlier call of a pipelined batch gave up on it */
+        pthread_mutex_unlock(&zs->lock);
+        return chc_err_set(err, CHC_EZK_EXPIRED, "zookeeper %s '%s': session abandoned", op,
+                           path);
     }
     pthread_mutex_unlock(&zs->lock);
     if (late) {
@@ -506,6 +514,9 @@ static int call_wait(struct zk_session *zs, struct zk_call *c, int submit_rc, co
     }
     if (c->rc == ZOK && c->oom)
         return chc_err_set(err, -ENOMEM, "out of memory");
+    if (c->rc == ZOK && c->too_big)
+        return chc_err_set(err, CHC_ETOOBIG, "zookeeper %s '%s': the node is larger than %d bytes",
+                           op, path, ZK_NODE_MAX);
     return 0;
 }
 
@@ -518,6 +529,26 @@ static int call_finish(struct zk_session *zs, struct zk_call *c, int submit_rc, 
     if (r == 0 && c->rc != ZOK)
         r = fail_rc(zs, c->rc, op, path, err);
     return r;
+}
+
+/* Testing: CHC_ZK_LOSE_REPLY="<substring>:<n>" reports every n-th
+ * successful create of a path containing <substring> as a connection loss,
+ * as when the reply is lost on the way back (the node was created). */
+static int lose_reply(const char *path)
+{
+    static atomic_uint seen;
+    const char *env = getenv("CHC_ZK_LOSE_REPLY"), *colon = env ? strrchr(env, ':') : NULL;
+    unsigned long every;
+    char sub[256], *end;
+
+    if (!colon || colon == env || (size_t)(colon - env) >= sizeof(sub))
+        return 0;
+    memcpy(sub, env, (size_t)(colon - env));
+    sub[colon - env] = '\0';
+    every = strtoul(colon + 1, &end, 10);
+    if (*end || every == 0 || !strstr(path, sub))
+        return 0;
+    return (atomic_fetch_add(&seen, 1) + 1) % every == 0;
 }
 
 int zk_create(struct zk_session *zs, const char *path, const void *data, size_t len,
@@ -535,6 +566,9 @@ int zk_create(struct zk_session *zs, const char *path, const void *data, size_t 
     rc = zoo_acreate(zs->zh, path, data, data ? (int)len : -1, &ZOO_OPEN_ACL_UNSAFE,
                      zmode(mode), string_done, c);
     r = call_finish(zs, c, rc, "create", path, err);
+    if (r == 0 && lose_reply(path))
+        r = chc_err_set(err, CHC_EZK_CONNLOSS, "zookeeper create '%s': connection loss "
+                        "(reply dropped by CHC_ZK_LOSE_REPLY)", path);
     if (r == 0 && ret_path) {
         *ret_path = c->data ? c->data : chc_strdup(path);
         c->data = NULL;
@@ -588,6 +622,46 @@ int zk_get(struct zk_session *zs, const char *path, struct chc_buf *out, struct 
             copy_stat(stat, &c->stat);
     }
     call_put(c);
+    return r;
+}
+
+/* At most this many reads of zk_get_many in flight. */
+#define GET_MANY_INFLIGHT 512
+
+int zk_get_many(struct zk_session *zs, const char *const *paths, size_t n, struct chc_buf *outs,
+                int *codes, struct chc_err *err)
+{
+    struct zk_call **c = calloc(GET_MANY_INFLIGHT, sizeof(*c));
+    int *rc = calloc(GET_MANY_INFLIGHT, sizeof(*rc));
+    size_t done = 0, i, m;
+    int r = c && rc ? 0 : chc_err_set(err, -ENOMEM, "out of memory");
+
+    while (r == 0 && done < n) {
+        m = n - done < GET_MANY_INFLIGHT ? n - done : GET_MANY_INFLIGHT;
+        for (i = 0; i < m; i++) { /* every request out first ... */
+            c[i] = NULL;
+            codes[done + i] = call_new(zs, "get", paths[done + i], &c[i], err);
+            if (codes[done + i] == 0)
+                rc[i] = zoo_aget(zs->zh, paths[done + i], 0, data_done, c[i]);
+        }
+        for (i = 0; i < m; i++) { /* ... then the answers, in order */
+            struct chc_err e = CHC_ERR_INIT;
+            int *code = &codes[done + i];
+            if (*code == 0)
+                *code = call_finish(zs, c[i], rc[i], "get", paths[done + i], &e);
+            if (*code == 0) {
+                chc_buf_reset(&outs[done + i]);
+                if (chc_buf_add(&outs[done + i], c[i]->data ? c[i]->data : "", c[i]->len) < 0)
+                    *code = -ENOMEM;
+            }
+            if (r == 0 && *code < 0 && *code != CHC_EZK_NONODE)
+                r = chc_err_set(err, *code, "%s", e.code ? e.msg : "out of memory");
+            call_put(c[i]);
+        }
+        done += m;
+    }
+    free(c);
+    free(rc);
     return r;
 }
 

@@ -11,6 +11,7 @@
  * No ClickHouse here; the coordinator decides what to do with the answers.
  */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -485,6 +486,113 @@ out:
     chc_buf_release(&active);
     chc_buf_release(&child);
     return r;
+}
+
+/* Paths to read in one pipelined round (zk_get_many), with what they are. */
+struct reads {
+    char **paths;
+    size_t *part;
+    unsigned *k; /* UINT_MAX: the partition's state, else piece k */
+    size_t n, cap;
+};
+
+static int reads_add(struct reads *rd, struct chc_buf *path, size_t part, unsigned k)
+{
+    if (rd->n == rd->cap) {
+        size_t ncap = rd->cap ? rd->cap * 2 : 256;
+        char **np = realloc(rd->paths, ncap * sizeof(*np));
+        size_t *nq = np ? realloc(rd->part, ncap * sizeof(*nq)) : NULL;
+        unsigned *nk = nq ? realloc(rd->k, ncap * sizeof(*nk)) : NULL;
+        if (np)
+            rd->paths = np;
+        if (nq)
+            rd->part = nq;
+        if (!nk)
+            return -ENOMEM;
+        rd->k = nk;
+        rd->cap = ncap;
+    }
+    rd->paths[rd->n] = chc_buf_take(path, NULL);
+    rd->part[rd->n] = part;
+    rd->k[rd->n++] = k;
+    return 0;
+}
+
+static void reads_release(struct reads *rd)
+{
+    chc_strv_free(rd->paths, rd->n);
+    free(rd->part);
+    free(rd->k);
+}
+
+/* Every unfinished partition's state and, per group with a partition still
+ * to move, its pieces that no job of ours holds, in one pipelined round. */
+static int refresh_paths(struct tstate *ts, struct reads *rd)
+{
+    struct chc_buf b = CHC_BUF_INIT;
+    size_t i;
+    unsigned k;
+    int r = 0;
+
+    for (i = 0; r == 0 && i < ts->n_parts; i++)
+        if (!ts->parts[i].done) {
+            r = part_path(ts, i, &b);
+            if (r == 0)
+                r = reads_add(rd, &b, i, UINT_MAX);
+        }
+    for (i = 0; r == 0 && i < ts->n_parts; i++) {
+        if (ts->parts[i].lead != i || group_done(ts, i))
+            continue;
+        for (k = 0; r == 0 && k < ts->parts[i].splits; k++) {
+            if (ts->pbusy[i * ts->splits + k])
+                continue;
+            r = piece_path(ts, i, k, &b);
+            if (r == 0)
+                r = reads_add(rd, &b, i, k);
+        }
+    }
+    chc_buf_release(&b);
+    return r;
+}
+
+int zkstate__refresh(struct worker *w, struct tstate *ts, struct chc_err *err)
+{
+    struct reads rd = {0};
+    struct chc_buf *outs = NULL;
+    struct piece_state ps = {.started = -1, .version = -1};
+    int *codes = NULL, r, all = 1;
+    size_t i;
+
+    ps.done = calloc(ts->tb->pull->n_shards, 1);
+    r = ps.done && refresh_paths(ts, &rd) == 0 ? 0 : oom(err);
+    if (r == 0 && rd.n) {
+        outs = calloc(rd.n, sizeof(*outs));
+        codes = calloc(rd.n, sizeof(*codes));
+        for (i = 0; outs && i < rd.n; i++)
+            chc_buf_init(&outs[i], 0);
+        r = outs && codes ? zk_get_many(w->zs, (const char *const *)rd.paths, rd.n, outs, codes,
+                                        err)
+                          : oom(err);
+    }
+    for (i = 0; r == 0 && i < rd.n; i++) {
+        size_t part = rd.part[i];
+        const char *data = codes[i] == 0 ? outs[i].buf : "";
+        if (rd.k[i] == UINT_MAX) {
+            ts->parts[part].done |= !strncmp(data, "done", 4);
+            all &= ts->parts[part].done;
+        } else if (piece_state_parse(data, ts->tb->pull->n_shards, &ps) < 0) {
+            r = chc_err_set(err, CHC_ESTATE, "bad piece state at %s", rd.paths[i]);
+        } else {
+            memcpy(pdone_at(ts, part, rd.k[i]), ps.done, ts->tb->pull->n_shards);
+        }
+    }
+    for (i = 0; outs && i < rd.n; i++)
+        chc_buf_release(&outs[i]);
+    free(outs);
+    free(codes);
+    free(ps.done);
+    reads_release(&rd);
+    return r < 0 ? r : all;
 }
 
 /* Forget every copied piece of the partition's group: it is copied again

@@ -73,6 +73,12 @@ int zk_create(struct zk_session *zs, const char *path, const void *data, size_t 
 int zk_create_parents(struct zk_session *zs, const char *path, struct chc_err *err);
 int zk_get(struct zk_session *zs, const char *path, struct chc_buf *out, struct zk_stat *stat,
            struct chc_err *err);
+/* Read n nodes pipelined (all requests sent before the answers are waited
+ * for: about one round trip instead of n). codes[i] gets each read's
+ * outcome (0, CHC_EZK_NONODE, ...), outs[i] its data. Returns the first
+ * failure other than CHC_EZK_NONODE (the others may then be unread). */
+int zk_get_many(struct zk_session *zs, const char *const *paths, size_t n, struct chc_buf *outs,
+                int *codes, struct chc_err *err);
 int zk_set(struct zk_session *zs, const char *path, const void *data, size_t len, int version,
            struct zk_stat *stat, struct chc_err *err);
 int zk_delete(struct zk_session *zs, const char *path, int version, struct chc_err *err);

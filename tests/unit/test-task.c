@@ -298,6 +298,40 @@ TEST(bad_booleans_and_partitions)
                "children must be <partition> elements");
 }
 
+/* Partition literals and host names reach SQL: only what ClickHouse itself
+ * prints passes. */
+TEST(bad_partition_literals_and_hosts)
+{
+    struct chc_err e = CHC_ERR_INIT;
+    struct cfg_task *t = NULL;
+    char *x = edited("<sharding_key>",
+                     "<enabled_partitions><partition>201801</partition><partition>"
+                     "'2018-01-01'</partition><partition>(1, 'a\\'b')</partition>"
+                     "<partition>-3</partition><partition>tuple()</partition>"
+                     "<partition>1.5e-3</partition></enabled_partitions><sharding_key>");
+
+    ASSERT_OK(cfg_task_parse(x, strlen(x), "x", &t, &e));
+    ASSERT_EQ(t->tables[0].n_enabled_partitions, 6);
+    cfg_task_free(t);
+    free(x);
+    ASSERT_BAD("<sharding_key>",
+               "<enabled_partitions><partition>1) OR (1 = 1</partition></enabled_partitions>"
+               "<sharding_key>",
+               "'1) OR (1 = 1' is not a partition literal");
+    ASSERT_BAD("<sharding_key>",
+               "<enabled_partitions><partition>'a\tb'</partition></enabled_partitions>"
+               "<sharding_key>",
+               "is not a partition literal");
+    ASSERT_BAD("<sharding_key>",
+               "<enabled_partitions><partition>'open</partition></enabled_partitions>"
+               "<sharding_key>",
+               "is not a partition literal");
+    ASSERT_BAD("<sharding_key>", "<enabled_partitions>201801 x</enabled_partitions><sharding_key>",
+               "'x' is not a partition literal");
+    ASSERT_BAD("<host>h1</host>", "<host>h1', 'x</host>", "<remote_servers/src/shard/replica/host>");
+    ASSERT_BAD("<host>h1</host>", "<host>a b</host>", "is not a host name");
+}
+
 TEST(unreadable_file)
 {
     struct chc_err e = CHC_ERR_INIT;
