@@ -1,26 +1,29 @@
 """harness.verify — owns the one verification of a copy, used by the
 integration tests, the chaos run, the benchmark and the demo:
 
-  1. per partition, count() and sum(<checksum>) of the destination (the
+  1. every replica of each destination shard holds the same rows per
+     partition (after SYSTEM SYNC REPLICA on each, for Replicated tables,
+     retried for up to replica_wait s: a replica restarted moments ago, or
+     one that was down while a partition moved through another, may not
+     have pulled the log yet); with defer_lagging a shard whose replicas
+     still differ is returned in Verdict.lagging and the comparison with
+     the source is left to a later verify() (Verdict.deferred);
+  2. per partition, count() and sum(<checksum>) of the destination (the
      first replica of every destination shard) equal the source's (every
      source shard, optionally filtered, plus rows expected to be there
      already), and the source is not empty. The default checksum hashes
      every column of the destination table with NULLs as (isNull(c),
      assumeNotNull(c)): cityHash64(*) is NULL for a row with any NULL
      column, and sum() skips it, so such rows were only counted;
-  2. no id appears twice in the destination;
-  3. every other replica of each destination shard holds the same rows per
-     partition as the first (after SYSTEM SYNC REPLICA for Replicated
-     tables, retried for up to replica_wait s: a replica restarted moments
-     ago may not have pulled the log yet); with defer_lagging a replica
-     still behind is returned in Verdict.lagging instead of as a problem;
+  3. no id appears twice in the destination;
   4. no staging table of the destination table (<table>_*, which covers
      <table>_piece_<k> and <table>_assembly) is left on any destination node;
   5. optionally, every row sits on the shard its sharding key routes it to
      (placement='<unsigned key expression>', with the cluster's weights).
 
 verify() returns a Verdict: truthy when every check passed, .problems says
-what did not, .source/.destination hold the per-partition sums.
+what did not, .deferred that the source comparison waits for lagging
+replicas, .source/.destination hold the per-partition sums.
 """
 
 import time
@@ -33,14 +36,16 @@ M64 = 1 << 64
 class Verdict:
     def __init__(self):
         self.problems = []
-        self.lagging = []           # (node, db.table) replicas still behind
+        self.lagging = []           # (node, db.table) replicas that still differ
+        self.deferred = False       # the comparison with the source was left out
         self.source = {}            # partition -> (count, sum)
         self.destination = {}
         self.notes = []
 
     @property
     def ok(self):
-        return not self.problems
+        """Every check passed (a deferred comparison is not a pass)."""
+        return not self.problems and not self.deferred
 
     def __bool__(self):
         return self.ok
@@ -143,12 +148,23 @@ def verify(cluster, src, dst, partition_by, *, checksum=None, where=None, extra=
         v.source = sums(cluster, cluster.src_all(sdb, st), partition_by, checksum, where, timeout=timeout)
         if extra:
             v.source = merge(v.source, sums(cluster, f'({extra})', partition_by, checksum, timeout=timeout))
+    except QueryError as e:
+        v.problems.append(f'{what}: cannot read: {e}')
+        return v
+
+    if replicas and cluster.dst_replicas > 1:
+        _check_replicas(cluster, v, ddb, dt, partition_by, checksum, replica_wait, defer_lagging)
+
+    try:
         v.destination = sums(cluster, cluster.dst_all(ddb, dt), partition_by, checksum, timeout=timeout)
     except QueryError as e:
         v.problems.append(f'{what}: cannot read: {e}')
         return v
     if not v.source:
         v.problems.append(f'{what}: the source {sdb}.{st} has no rows to compare')
+    elif v.lagging:
+        v.deferred = True
+        v.notes.append(f'{what}: compared with the source once its replicas agree')
     elif v.source != v.destination:
         v.problems.append(f'{what}: partitions differ from the source (partition, count, checksum; '
                           f'< source, > destination):\n  ' + '\n  '.join(diff(v.source, v.destination)))
@@ -159,9 +175,6 @@ def verify(cluster, src, dst, partition_by, *, checksum=None, where=None, extra=
                                   timeout=timeout)[0]
         if n != '0':
             v.problems.append(f'{what}: {n} {unique} values appear more than once (e.g. {example})')
-
-    if replicas and cluster.dst_replicas > 1:
-        _check_replicas(cluster, v, ddb, dt, partition_by, checksum, replica_wait, defer_lagging)
 
     if staging:
         for node, names in staging_tables(cluster, ddb, dt).items():
@@ -182,50 +195,38 @@ def verify(cluster, src, dst, partition_by, *, checksum=None, where=None, extra=
 
 
 def _check_replicas(cluster, v, db, table, partition_by, checksum, wait, defer):
+    """Every replica of each shard equal to the shard's first, per partition;
+    Replicated tables get SYSTEM SYNC REPLICA on every replica and up to
+    WAIT s to converge."""
     for s in range(1, cluster.dst_shards + 1):
-        first, *others = cluster.dst_replica_nodes(s)
-        ref = sums(cluster, f'{db}.{table}', partition_by, checksum, node=first)
-        for n in others:
-            replicated = engine(cluster, n, db, table).startswith('Replicated')
-            end = time.monotonic() + wait
-            tries = 0
-            err = ''
-            while True:
-                tries += 1
+        nodes = cluster.dst_replica_nodes(s)
+        replicated = engine(cluster, nodes[0], db, table).startswith('Replicated')
+        end = time.monotonic() + wait
+        tries = 0
+        while True:
+            tries += 1
+            got, err = {}, ''
+            for n in nodes:
                 try:
                     if replicated:
                         cluster.query(n, f'SYSTEM SYNC REPLICA {db}.{table}', timeout=max(wait, 10))
-                    got = sums(cluster, f'{db}.{table}', partition_by, checksum, node=n)
+                    got[n.name] = sums(cluster, f'{db}.{table}', partition_by, checksum, node=n)
                 except QueryError as e:
-                    got, err = None, str(e)
-                if got == ref or time.monotonic() >= end:
-                    break
-                time.sleep(2)
-            if got == ref:
-                if tries > 1:
-                    v.notes.append(f'replica {n.name} caught up with {first.name} after {tries} tries')
-                continue
-            if defer:
-                v.lagging.append((n.name, f'{db}.{table}'))
-                v.notes.append(f'replica {n.name} not caught up with {first.name} after {tries} tries '
-                               f'over {wait} s ({err[:160]})')
-            else:
-                lines = diff(ref, got or {})
-                v.problems.append(f'{db}.{table}: replica {n.name} differs from {first.name} after '
-                                  f'{tries} tries ({err[:160]}):\n  ' + '\n  '.join(lines))
-
-
-def replica_caught_up(cluster, node, db, table, partition_by, checksum=None):
-    """A lagging replica (see Verdict.lagging) now equals its shard's first."""
-    n = cluster.node(node)
-    checksum = checksum or row_hash(cluster, db, table)
-    first = cluster.dst_replica_nodes(n.shard)[0]
-    try:
-        cluster.query(n, f'SYSTEM SYNC REPLICA {db}.{table}', timeout=120)
-    except QueryError:
-        pass
-    try:
-        return sums(cluster, f'{db}.{table}', partition_by, checksum, node=first) == \
-            sums(cluster, f'{db}.{table}', partition_by, checksum, node=n)
-    except QueryError:
-        return False
+                    got[n.name], err = None, str(e)
+            ref = got[nodes[0].name]
+            differ = [n for n in nodes[1:] if got[n.name] != ref]
+            if ref is not None and not differ or not replicated or time.monotonic() >= end:
+                break
+            time.sleep(2)
+        if ref is not None and not differ:
+            if tries > 1:
+                v.notes.append(f'shard {s}: replicas agree after {tries} tries')
+            continue
+        if defer and replicated:
+            v.lagging += [(n.name, f'{db}.{table}') for n in nodes if got[n.name] != ref or ref is None]
+            v.notes.append(f'shard {s}: replicas still differ after {tries} tries over {wait} s ({err[:160]})')
+            continue
+        for n in differ or nodes[:1]:
+            lines = diff(ref or {}, got[n.name] or {})
+            v.problems.append(f'{db}.{table}: replica {n.name} differs from {nodes[0].name} after {tries} tries '
+                              f'({err[:160]}):\n  ' + '\n  '.join(lines))
