@@ -18,7 +18,8 @@ import pytest
 
 from harness import ROOT
 from harness.chcopier import wait_for
-from harness.cluster import alive, listening_ports, read_env
+from harness.cluster import Cluster, alive, listening_ports, read_env
+from harness.verify import verify
 
 CLUSTER = os.path.join(ROOT, 'scripts', 'cluster')
 CHQ = os.path.join(ROOT, 'scripts', 'chq')
@@ -253,12 +254,15 @@ def test_reference_clickhouse_copier_round_trip(clusters, module_dir):
                         '/copier/t1', '--base-dir', os.path.join(module_dir.path, 'copier')],
                        cwd=module_dir.path, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
+    # clickhouse-copier inserts through any replica of a shard: bring the
+    # replicas to agreement (harness.verify) before counting through r1.
+    v = verify(Cluster.load(a), 'default.src', 'default.dst', 'd', unique='x')
+    assert v, v.report()
     total = q(a, 'd1r1', f"SELECT count(), sum(x) FROM remote('127.0.0.1:{e['CH_D1R1_TCP']},"
                          f"127.0.0.1:{e['CH_D2R1_TCP']}', default.dst)")
     assert total == '1000\t499500'
     for node in ('d1r2', 'd2r2'):
-        assert wait_for(lambda: chq(a, node, 'SELECT count() > 0 FROM default.dst')[1] == '1', 30), \
-            f'{node} did not get replicated rows'
+        assert chq(a, node, 'SELECT count() > 0 FROM default.dst')[1] == '1', f'{node} did not get replicated rows'
 
 
 @pytest.mark.parametrize('which', ['a', 'b'])
