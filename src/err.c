@@ -119,6 +119,7 @@ int chc_err_is_permanent(int code)
     case CHC_ECH_PERMANENT:
     case CHC_EPREFLIGHT:
     case CHC_ECH_AUTH:
+    case CHC_EZK_NOAUTH:
         return 1;
     default:
         return 0;

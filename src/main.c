@@ -212,6 +212,11 @@ int main(int argc, char **argv)
                        NULL, &zs, &err);
     if (r < 0)
         goto fail;
+    if (!zkcfg->identity && (o.cmd == CHC_CMD_RUN || o.cmd == CHC_CMD_UPLOAD))
+        chc_log_warn("%s has no <identity>user:password</identity>: the task description at "
+                     "%s/description, with its passwords, and the copy's state are readable "
+                     "and writable by anyone who reaches ZooKeeper at %s",
+                     o.config, o.task_path, zkcfg->hosts);
     if (task_text && (o.cmd == CHC_CMD_RUN || o.cmd == CHC_CMD_UPLOAD)) {
         enum taskstore_upload_result res;
         r = taskstore_upload(zs, o.task_path, task_text, task_len, o.task_upload_force, &res,

@@ -23,7 +23,11 @@ int taskstore_upload(struct zk_session *zs, const char *task_path, const char *t
     r = chc_buf_addf(&path, "%s/description", task_path);
     if (r < 0)
         goto oom;
-    r = zk_create_parents(zs, task_path, err);
+    /* The task path and what is below it are ours (closed with an
+     * identity); the nodes above it may be shared. */
+    r = zk_create_ancestors(zs, task_path, err);
+    if (r == 0)
+        r = zk_create_parents(zs, task_path, err);
     if (r < 0)
         goto out;
     r = zk_create(zs, path.buf, text, len, ZK_PERSISTENT, NULL, err);
