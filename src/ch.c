@@ -34,6 +34,7 @@
 #include "chcopier/ch.h"
 #include "chcopier/err.h"
 #include "chcopier/log.h"
+#include "chcopier/secrets.h"
 #include "chcopier/task.h"
 #include "ch-internal.h"
 #include "config.h"
@@ -42,7 +43,6 @@
 
 /* How far from the end of a body a trailing exception may start. */
 #define TRAILING_EXCEPTION_WINDOW ((size_t)64 << 10)
-#define SECRETS_MAX (1 + CH_REDACT_MAX)
 
 enum query_state {
     QUERY_RUNNING, /* easy handle in the multi, on c->running */
@@ -114,7 +114,7 @@ struct ch_query {
     int exc_code, hdr_exc_code;
     struct chc_err err;
     char *hostport;
-    char *secrets[SECRETS_MAX];
+    struct chc_secrets *secrets; /* the replica's password and p->redact */
     char errbuf[CURL_ERROR_SIZE];
     struct ch_pipe *pipe; /* set for the two halves of a pipe */
     enum pipe_side side;
@@ -774,48 +774,41 @@ static int classify_curl(CURLcode rc)
     }
 }
 
-/* Append n bytes of s to out[*o] as one line: control characters become
- * spaces and every secret is masked. Never writes past out[size - 1]. */
-static void emit(const struct ch_query *q, char *out, size_t size, size_t *o, const char *s,
-                 size_t n)
+/* Append n bytes of s to raw[*o] (size bytes); *cut once something did
+ * not fit. */
+static void gather(char *raw, size_t size, size_t *o, int *cut, const char *s, size_t n)
 {
-    size_t i, k;
+    size_t room = size - *o;
 
-    for (i = 0; i < n && *o + 1 < size; i++) {
-        int masked = 0;
-
-        for (k = 0; k < SECRETS_MAX && q->secrets[k]; k++) {
-            size_t sl = strlen(q->secrets[k]);
-
-            if (sl && sl <= n - i && !memcmp(s + i, q->secrets[k], sl)) {
-                const char *star = "***";
-
-                while (*star && *o + 1 < size)
-                    out[(*o)++] = *star++;
-                i += sl - 1;
-                masked = 1;
-                break;
-            }
-        }
-        if (masked)
-            continue;
-        out[(*o)++] = ((unsigned char)s[i] < ' ' || s[i] == 0x7f) ? ' ' : s[i];
+    if (n > room) {
+        n = room;
+        *cut = 1;
     }
+    memcpy(raw + *o, s, n);
+    *o += n;
 }
 
-/* Fail q with "<host>:<port>: <what><text>" (what and text may be NULL). */
+/* Fail q with "<host>:<port>: <what><text>" (what and text may be NULL): one
+ * line (control characters become spaces) in which every form of the
+ * replica's password and of p->redact is masked (secrets.h), on the text
+ * before it is cut to the message's size. */
 static void fail_query(struct ch_query *q, int code, const char *what, const char *text,
                        size_t len)
 {
-    char out[CHC_ERR_MSG_MAX];
-    size_t o = 0;
+    char raw[4 * CHC_ERR_MSG_MAX], out[CHC_ERR_MSG_MAX];
+    size_t n = 0, o, i;
+    int cut = 0;
 
-    emit(q, out, sizeof(out), &o, q->hostport, strlen(q->hostport));
-    emit(q, out, sizeof(out), &o, ": ", 2);
+    gather(raw, sizeof(raw), &n, &cut, q->hostport, strlen(q->hostport));
+    gather(raw, sizeof(raw), &n, &cut, ": ", 2);
     if (what)
-        emit(q, out, sizeof(out), &o, what, strlen(what));
+        gather(raw, sizeof(raw), &n, &cut, what, strlen(what));
     if (text)
-        emit(q, out, sizeof(out), &o, text, len);
+        gather(raw, sizeof(raw), &n, &cut, text, len);
+    o = chc_secrets_mask(q->secrets, raw, n, cut, out, sizeof(out));
+    for (i = 0; i < o; i++)
+        if ((unsigned char)out[i] < ' ' || out[i] == 0x7f)
+            out[i] = ' ';
     while (o > 0 && out[o - 1] == ' ')
         o--;
     out[o] = '\0';
@@ -1276,8 +1269,6 @@ struct ch_client *ch_client_free(struct ch_client *c)
 
 static struct ch_query *query_destroy(struct ch_query *q)
 {
-    size_t i;
-
     if (!q)
         return NULL;
     if (q->easy)
@@ -1288,12 +1279,7 @@ static struct ch_query *query_destroy(struct ch_query *q)
     chc_buf_release(&q->body);
     chc_buf_release(&q->salvage);
     free(q->hostport);
-    for (i = 0; i < SECRETS_MAX; i++) {
-        if (q->secrets[i]) {
-            memset(q->secrets[i], 0, strlen(q->secrets[i]));
-            free(q->secrets[i]);
-        }
-    }
+    chc_secrets_free(q->secrets);
     free(q);
     return NULL;
 }
@@ -1343,7 +1329,7 @@ static int query_setup(struct ch_query *q, const struct ch_query_params *p, cons
     const struct cfg_replica *rep = p->replica;
     struct chc_buf hp = CHC_BUF_INIT;
     CURLcode cc = CURLE_OK;
-    size_t i, n = 0;
+    size_t i;
     int r;
 
     r = add_hostport(&hp, rep);
@@ -1352,18 +1338,12 @@ static int query_setup(struct ch_query *q, const struct ch_query_params *p, cons
     q->hostport = chc_buf_take(&hp, NULL);
     if (!q->hostport)
         goto oom;
-    if (rep->password && *rep->password) {
-        q->secrets[n] = chc_strdup(rep->password);
-        if (!q->secrets[n++])
+    q->secrets = chc_secrets_new();
+    if (!q->secrets || chc_secrets_add(q->secrets, rep->password) < 0)
+        goto oom;
+    for (i = 0; i < CH_REDACT_MAX && p->redact[i]; i++)
+        if (chc_secrets_add(q->secrets, p->redact[i]) < 0)
             goto oom;
-    }
-    for (i = 0; i < CH_REDACT_MAX && p->redact[i]; i++) {
-        if (!*p->redact[i])
-            continue;
-        q->secrets[n] = chc_strdup(p->redact[i]);
-        if (!q->secrets[n++])
-            goto oom;
-    }
     if ((rep->user && has_newline(rep->user)) || (rep->password && has_newline(rep->password)))
         return chc_err_set(err, -EINVAL, "%s: user or password contains a line break",
                            q->hostport);

@@ -14,6 +14,7 @@
 #include "chcopier/buf.h"
 #include "chcopier/cli.h"
 #include "chcopier/log.h"
+#include "chcopier/secrets.h"
 #include "chcopier/task.h"
 #include "chcopier/taskstore.h"
 #include "chcopier/worker.h"
@@ -99,6 +100,20 @@ static int write_pid_file(const char *path, struct chc_err *err)
     return 0;
 }
 
+/* The ZooKeeper identity "user:password" and its password are secrets too. */
+static int add_identity_secret(const char *identity, struct chc_err *err)
+{
+    const char *colon;
+
+    if (!identity)
+        return 0;
+    colon = strchr(identity, ':');
+    if (chc_secrets_add_global(identity) < 0 ||
+        (colon && chc_secrets_add_global(colon + 1) < 0))
+        return chc_err_set(err, -ENOMEM, "out of memory");
+    return 0;
+}
+
 static void report_upload(enum taskstore_upload_result res, const char *task_path)
 {
     switch (res) {
@@ -150,6 +165,8 @@ int main(int argc, char **argv)
 
     /* 1. Everything that can be validated locally, before any side effect. */
     r = cfg_zk_load_file(o.config, &zkcfg, &err);
+    if (r == 0)
+        r = add_identity_secret(zkcfg->identity, &err);
     if (r < 0)
         goto fail;
     if (o.log_level) {
@@ -169,6 +186,8 @@ int main(int argc, char **argv)
     chc_log_set_level(level);
     if (o.task_file) {
         r = cfg_task_load_file(o.task_file, &file_task, &task_text, &err);
+        if (r == 0 && chc_secrets_add_task(file_task) < 0)
+            r = chc_err_set(&err, -ENOMEM, "out of memory");
         if (r < 0)
             goto fail;
         task_len = strlen(task_text);

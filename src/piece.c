@@ -378,10 +378,10 @@ static int job_start(struct worker *w, struct job *j, struct chc_err *err)
         wk__params_init(&p, ts->targets[t].rep, sql.buf, w->task, 1);
         p.query_id = qid.buf;
         p.timeout_ms = 0;
-        /* remote() carries the source password: never let it reach a log. */
+        /* remote() carries the source password: the log masks every form of
+         * it (secrets.h), the query's messages too. */
         p.redact[0] = ts->src_rep[j->shard]->password;
-        if (chc_log__level >= CHC_LOG_TRACE && !ts->src_rep[j->shard]->password)
-            chc_log_trace("%s: %s", ts->targets[t].rep->host, sql.buf);
+        chc_log_trace("%s: %s", ts->targets[t].rep->host, sql.buf);
         r = ch_query_start(w->ch, &p, job_cb, j, &j->q[t], err);
         if (r < 0)
             break;

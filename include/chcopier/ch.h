@@ -48,8 +48,10 @@
  *   -ENOMEM
  * The message is one line "<host>:<port>: <server or curl text>"; newlines
  * of the server text are replaced by spaces, and the replica's password and
- * every string in p->redact are masked as "***". Credentials travel only in
- * the X-ClickHouse-User/X-ClickHouse-Key request headers, never in the URL.
+ * every string in p->redact are masked as "***" in every form they take
+ * (as is, SQL-escaped as in remote(), percent-encoded, ...: secrets.h), as
+ * are the process-wide secrets. Credentials travel only in the
+ * X-ClickHouse-User/X-ClickHouse-Key request headers, never in the URL.
  *
  * Cancellation only abandons the transfer (the connection is closed). With
  * wait_end_of_query=1 the server notices that only when it answers, so a

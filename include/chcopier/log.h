@@ -5,6 +5,8 @@
  * stderr. Two formats: text (redis-like: time with ms, pid, level char, tags,
  * message) and json (one object per line). The level is checked before any
  * formatting. Safe to call from any thread: each line is one locked write().
+ * Every line (message and error field) is masked with the process-wide
+ * secrets (secrets.h) first, at every level.
  */
 #ifndef CHC_LOG_H
 #define CHC_LOG_H
