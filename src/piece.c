@@ -293,6 +293,7 @@ static int job_start_pipe(struct worker *w, struct job *j, struct chc_err *err)
 {
     struct tstate *ts = j->ts;
     struct chc_buf sel = CHC_BUF_INIT, ins = CHC_BUF_INIT, qid = CHC_BUF_INIT;
+    struct chc_buf qid_w = CHC_BUF_INIT;
     struct ch_pipe_params pp;
     size_t t;
     int r = 0;
@@ -305,10 +306,16 @@ static int job_start_pipe(struct worker *w, struct job *j, struct chc_err *err)
         chc_buf_reset(&sel);
         chc_buf_reset(&ins);
         chc_buf_reset(&qid);
+        chc_buf_reset(&qid_w);
         r = pipe_sqls(ts, j->part, j->k, &ts->targets[t], &sel, &ins, err);
+        /* The SELECT and the INSERT each get an id with the piece's prefix
+         * (KILL QUERY ... LIKE finds both), -r and -w: the source may be a
+         * staging node too, and a server refuses an id already running. */
         if (r == 0)
             r = query_id(ts, j->part, j->k, &qid) < 0 ||
-                        chc_buf_addf(&qid, "%zu-%zu-%08x", j->shard + 1, t, (unsigned)rand()) < 0
+                        chc_buf_addf(&qid, "%zu-%zu-%08x", j->shard + 1, t, (unsigned)rand()) < 0 ||
+                        chc_buf_addf(&qid_w, "%s-w", qid.buf) < 0 ||
+                        chc_buf_addstr(&qid, "-r") < 0
                     ? oom(err)
                     : 0;
         if (r < 0)
@@ -317,7 +324,7 @@ static int job_start_pipe(struct worker *w, struct job *j, struct chc_err *err)
         wk__params_init(&pp.src, ts->src_rep[j->shard], sel.buf, w->task, 0);
         wk__params_init(&pp.dst, ts->targets[t].rep, ins.buf, w->task, 1);
         pp.src.query_id = qid.buf;
-        pp.dst.query_id = qid.buf;
+        pp.dst.query_id = qid_w.buf;
         if (wk__fault_draw(w, w->o->copy_fault_probability, "copy %s %s %u %zu %zu %u",
                            ts->tb->def_hash_hex, ts->parts[j->part].lit, j->k, j->shard, t,
                            ts->pfails[j->part * ts->splits + j->k])) {
@@ -335,6 +342,7 @@ static int job_start_pipe(struct worker *w, struct job *j, struct chc_err *err)
     chc_buf_release(&sel);
     chc_buf_release(&ins);
     chc_buf_release(&qid);
+    chc_buf_release(&qid_w);
     return r;
 }
 
