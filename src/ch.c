@@ -140,6 +140,7 @@ struct ch_pipe {
     int throttled;                 /* the upload waits for c->throttle */
     int src_ok;                    /* the SELECT ended cleanly: the upload may end */
     int garbled;                   /* the source stream did not decode */
+    int suspect;                   /* it ended like an exception: the INSERT's parse decides */
     int compressed;                /* compress=1 / decompress=1 (else plain Native) */
     struct ch_query *probe;        /* while PIPE_PROBING */
     char *plain_url[_PIPE_SIDE_MAX];
@@ -1793,15 +1794,21 @@ static void finish_pipe_src(struct ch_query *q, CURLcode rc)
                    strlen(p->dec->why));
         return;
     }
+    /* An end that looks like an exception may be data (a String value
+     * ending so). Only the INSERT can tell: hand it everything; an exception
+     * text never parses as Native data (its "Cod" reads as 67 columns of
+     * 111 rows and a 100-byte name), so a real one fails the INSERT and
+     * blame_source_exception() reports it, while data commits. */
     r = stream_exception(p, &buf, &exc, &len);
     if (r < 0) {
         fail_query(q, -ENOMEM, "out of memory checking the end of the result", NULL, 0);
         return;
     }
-    if (r > 0) {
-        finish_exception(q, http, exc, len);
-        free(buf);
-        return;
+    free(buf);
+    if (r > 0 && rc == CURLE_OK) {
+        p->suspect = 1;
+        chc_log_debug("ch: pipe %s -> %s: the result ends like an exception; the INSERT decides",
+                      q->hostport, p->side[PIPE_DST]->hostport);
     }
     if (rc == CURLE_OK && !ch__cstream_at_boundary(p->dec)) {
         fail_query(q, CHC_ECH_HTTP, "the compressed result ends inside a block", NULL, 0);
@@ -1812,8 +1819,9 @@ static void finish_pipe_src(struct ch_query *q, CURLcode rc)
         p->src_ok = 1;
 }
 
-/* The INSERT failed while the SELECT had already streamed an exception: the
- * destination choked on that text, the source is the one to blame. */
+/* The INSERT failed while the SELECT had streamed an exception (while it
+ * still ran, or at its end: p->suspect): the destination choked on that
+ * text, the source is the one to blame. */
 static void blame_source_exception(struct ch_pipe *p)
 {
     struct ch_query *src = p->side[PIPE_SRC];
@@ -1821,7 +1829,7 @@ static void blame_source_exception(struct ch_pipe *p)
     char *buf;
     size_t len;
 
-    if (p->status || p->src_ok || p->garbled)
+    if (p->status || p->garbled || (p->src_ok && !p->suspect))
         return;
     if (stream_exception(p, &buf, &exc, &len) <= 0)
         return;

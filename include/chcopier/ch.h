@@ -183,10 +183,15 @@ int ch_query_sync(struct ch_client *c, const struct ch_query_params *p, struct c
  *     decode, or ended inside a compressed block), CHC_ECANCELED, -ENOMEM.
  *   An exception thrown while the SELECT streams arrives as text after the
  *   last complete block of an HTTP 200 body (inside the last compressed
- *   block when compressed); the pipe looks at the end of the stream (it
- *   follows the LZ4 blocks as they pass) and fails instead of ending the
- *   INSERT. If the INSERT fails first, having choked on that text, the
- *   source's exception is reported.
+ *   block when compressed). Data can end the same way (a String value
+ *   "... Code: 395, ... DB::Exception: ...\n" last), so the end of the
+ *   stream alone decides nothing: the INSERT gets all of it. Exception text
+ *   never parses as Native data, so a real one fails the INSERT, and then
+ *   (as when the INSERT chokes on it while the SELECT still runs) the pipe
+ *   looks at the end of the stream (it follows the LZ4 blocks as they pass)
+ *   and reports the source's exception; data that merely looks like one
+ *   commits. Running queries on the same server need distinct query ids:
+ *   give src and dst different ones.
  *
  * What the destination keeps after a failure. The INSERT connection is
  * always closed with a TCP reset: ClickHouse 18.16 takes a clean close at a
