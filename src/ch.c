@@ -2626,6 +2626,18 @@ size_t ch_rows_len(const struct ch_rows *r, size_t row, size_t col)
     return f ? f->len : 0;
 }
 
+const char *ch_rows_str(const struct ch_rows *r, size_t row, size_t col)
+{
+    const char *v = ch_rows_get(r, row, col);
+
+    return v ? v : "";
+}
+
+int ch_rows_is_null(const struct ch_rows *r, size_t row, size_t col)
+{
+    return field(r, row, col) && !ch_rows_get(r, row, col);
+}
+
 struct ch_rows *ch_rows_free(struct ch_rows *r)
 {
     if (!r)

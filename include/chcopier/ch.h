@@ -318,8 +318,15 @@ int ch_tsv_parse(const char *body, size_t len, struct ch_rows **ret, struct chc_
 size_t ch_rows_count(const struct ch_rows *r);
 size_t ch_rows_ncols(const struct ch_rows *r);
 /* The unescaped field, NUL-terminated; NULL for \N or an index out of range.
- * Valid until ch_rows_free(). A field may contain NUL bytes: see _len. */
+ * Valid until ch_rows_free(). A field may contain NUL bytes: see _len.
+ * Callers that need a string must not pass it on unchecked: a server may
+ * answer \N where a value was expected (e.g. a DESCRIBE field); use
+ * ch_rows_str() there. */
 const char *ch_rows_get(const struct ch_rows *r, size_t row, size_t col);
+/* As ch_rows_get(), but never NULL: "" for \N or an index out of range. */
+const char *ch_rows_str(const struct ch_rows *r, size_t row, size_t col);
+/* 1 if the field exists and is \N, else 0. */
+int ch_rows_is_null(const struct ch_rows *r, size_t row, size_t col);
 size_t ch_rows_len(const struct ch_rows *r, size_t row, size_t col);
 struct ch_rows *ch_rows_free(struct ch_rows *r);
 

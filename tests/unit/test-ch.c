@@ -301,6 +301,14 @@ TEST(tsv_escapes_and_nulls)
     ASSERT_STREQ(ch_rows_get(r, 3, 2), "");
     ASSERT_NULL(ch_rows_get(r, 4, 0));
     ASSERT_NULL(ch_rows_get(r, 0, 3));
+    /* Never NULL for callers that need a string. */
+    ASSERT_STREQ(ch_rows_str(r, 1, 1), "");
+    ASSERT_STREQ(ch_rows_str(r, 0, 1), "hello\tworld");
+    ASSERT_STREQ(ch_rows_str(r, 4, 0), "");
+    ASSERT_STREQ(ch_rows_str(r, 0, 3), "");
+    ASSERT_EQ(ch_rows_is_null(r, 1, 1), 1);
+    ASSERT_EQ(ch_rows_is_null(r, 3, 2), 0); /* empty is not NULL */
+    ASSERT_EQ(ch_rows_is_null(r, 4, 0), 0); /* out of range is not NULL */
     r = ch_rows_free(r);
     ASSERT_NULL(r);
 }
