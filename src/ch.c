@@ -906,24 +906,40 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userp)
     return r < 0 ? CURL_WRITEFUNC_ERROR : n;
 }
 
-static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userp)
+int ch__header_line(const char *line, size_t n, int *ret_code)
 {
     static const char name[] = "X-ClickHouse-Exception-Code:";
-    struct ch_query *q = userp;
-    size_t n = size * nmemb, i;
+    size_t i;
     int code = 0;
 
-    if (n >= 5 && !memcmp(ptr, "HTTP/", 5)) {
-        q->hdr_exc_code = 0; /* a new response (after 100 Continue) */
-        return n;
-    }
-    if (n <= sizeof(name) - 1 || strncasecmp(ptr, name, sizeof(name) - 1) != 0)
-        return n;
-    for (i = sizeof(name) - 1; i < n && ptr[i] == ' '; i++)
+    if (n >= 5 && !memcmp(line, "HTTP/", 5))
+        return CH_HEADER_STATUS;
+    if (n <= sizeof(name) - 1 || strncasecmp(line, name, sizeof(name) - 1) != 0)
+        return CH_HEADER_OTHER;
+    for (i = sizeof(name) - 1; i < n && line[i] == ' '; i++)
         ;
-    for (; i < n && ptr[i] >= '0' && ptr[i] <= '9' && code < 100000000; i++)
-        code = code * 10 + (ptr[i] - '0');
-    q->hdr_exc_code = code;
+    for (; i < n && line[i] >= '0' && line[i] <= '9' && code < 100000000; i++)
+        code = code * 10 + (line[i] - '0');
+    *ret_code = code;
+    return CH_HEADER_EXCEPTION_CODE;
+}
+
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userp)
+{
+    struct ch_query *q = userp;
+    size_t n = size * nmemb;
+    int code = 0;
+
+    switch (ch__header_line(ptr, n, &code)) {
+    case CH_HEADER_STATUS:
+        q->hdr_exc_code = 0; /* a new response (after 100 Continue) */
+        break;
+    case CH_HEADER_EXCEPTION_CODE:
+        q->hdr_exc_code = code;
+        break;
+    default:
+        break;
+    }
     return n;
 }
 
@@ -1944,29 +1960,43 @@ static int on_dst_closesocket(void *clientp, curl_socket_t fd)
     return close(fd);
 }
 
-/* The INSERT's outcome; a transfer that broke may have an answer salvaged. */
-static void finish_pipe_dst(struct ch_query *q, CURLcode rc)
+int ch__salvaged_answer(const char *s, size_t len, long *ret_http, const char **ret_text,
+                        size_t *ret_len)
 {
-    const char *s = q->salvage.buf, *body, *text, *eol;
-    size_t len = q->salvage.len, i;
+    const char *body, *text, *eol;
     long http = 0;
+    size_t i;
 
-    curl_easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &http);
-    if (rc == CURLE_OK || http != 0 || len < 13 || memcmp(s, "HTTP/1.", 7) != 0) {
-        finish_query(q, rc);
-        return;
-    }
+    if (len < 13 || memcmp(s, "HTTP/1.", 7) != 0 || s[8] != ' ')
+        return 0;
     for (i = 9; i < 12 && s[i] >= '0' && s[i] <= '9'; i++)
         http = http * 10 + (s[i] - '0');
     body = mem_find(s, len, "\r\n\r\n");
     text = body ? mem_find(body, len - (size_t)(body - s), "Code: ") : NULL;
-    if (http < 400 || !text) {
+    if (i != 12 || http < 400 || !text)
+        return 0;
+    eol = mem_find(text, len - (size_t)(text - s), "\r\n");
+    *ret_http = http;
+    *ret_text = text;
+    *ret_len = eol ? (size_t)(eol - text) : len - (size_t)(text - s);
+    return 1;
+}
+
+/* The INSERT's outcome; a transfer that broke may have an answer salvaged. */
+static void finish_pipe_dst(struct ch_query *q, CURLcode rc)
+{
+    const char *text;
+    size_t len;
+    long http = 0;
+
+    curl_easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &http);
+    if (rc == CURLE_OK || http != 0 ||
+        !ch__salvaged_answer(q->salvage.buf, q->salvage.len, &http, &text, &len)) {
         finish_query(q, rc);
         return;
     }
-    eol = mem_find(text, len - (size_t)(text - s), "\r\n");
     chc_log_debug("ch: %s: INSERT answer read after '%s'", q->hostport, curl_easy_strerror(rc));
-    finish_exception(q, http, text, eol ? (size_t)(eol - text) : len - (size_t)(text - s));
+    finish_exception(q, http, text, len);
 }
 
 /* Every close of an INSERT connection is a reset. ClickHouse 18.16 takes a
