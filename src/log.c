@@ -218,8 +218,10 @@ static int format_json(struct chc_buf *b, const char *ts, int level,
 
     r = chc_buf_addf(b, "{\"time\":\"%s\",\"level\":\"%s\",\"pid\":%ld", ts,
                      level_names[level], (long)getpid());
+    /* Always there, "" until the worker has its id: lines logged before it
+     * (the open-task warning, an upload) keep the schema. */
     if (r == 0)
-        r = json_str(b, "worker", worker_id[0] ? worker_id : NULL);
+        r = json_str(b, "worker", worker_id);
     if (r == 0 && f) {
         r = json_str(b, "table", f->table);
         if (r == 0)

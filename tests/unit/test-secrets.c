@@ -180,6 +180,7 @@ TEST(log_lines_are_masked_at_every_level)
     ASSERT_NOT_NULL(text);
     ASSERT(!strstr(text, "s3cr"));
     ASSERT_CONTAINS(text, "\"error\":\"source ***\"");
+    ASSERT_CONTAINS(text, "\"worker\":\"\""); /* before the worker has an id */
     free(text);
     remove_logdir(dir);
     rmdir(base);
