@@ -18,6 +18,7 @@
 #include "chcopier/log.h"
 #include "chcopier/metrics.h"
 #include "chcopier/plan.h"
+#include "chcopier/protocol.h"
 #include "chcopier/task.h"
 #include "worker-internal.h"
 
@@ -420,8 +421,8 @@ int piece__try(struct worker *w, struct tstate *ts, size_t part, size_t shard, u
     struct piece_state ps = {done, -1, 0, -1, 0};
     struct job *j = NULL;
     char kbuf[16];
-    size_t s;
-    int r, any_done = 0;
+    enum piece_action action;
+    int r;
 
     if (!done)
         return oom(err);
@@ -447,7 +448,8 @@ int piece__try(struct worker *w, struct tstate *ts, size_t part, size_t shard, u
     if (r < 0)
         goto out;
     memcpy(pdone_at(ts, part, k), ps.done, ts->tb->pull->n_shards);
-    if (ps.done[shard]) {
+    action = protocol_piece(ps.exists, ps.done, ps.started, ts->tb->pull->n_shards, shard);
+    if (action == PIECE_SKIP) {
         r = 0; /* someone finished it meanwhile */
         goto out;
     }
@@ -455,12 +457,7 @@ int piece__try(struct worker *w, struct tstate *ts, size_t part, size_t shard, u
     if (r < 0)
         goto out; /* CHC_EBUSY: every max_workers slot is taken */
     wk__fault_point(w, "after_claim");
-    for (s = 0; s < ts->tb->pull->n_shards; s++)
-        any_done |= ps.done[s];
-    /* A piece nobody ever started holds nothing in staging: the staging
-     * tables were emptied when this definition's state was created
-     * (table_init). Anything else with no shard done may hold strays. */
-    if (ps.exists && (ps.started >= 0 || !any_done)) {
+    if (action == PIECE_CLEAN_THEN_COPY) {
         if (ps.started >= 0)
             chc_log_at(CHC_LOG_WARN, &lf, "piece is dirty (source shard %d started and did not "
                        "finish): cleaning it", ps.started + 1);
