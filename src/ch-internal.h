@@ -1,4 +1,5 @@
-/* ch-internal.h — pure helpers of ch.c's pipes, exposed for tests/unit/test-ch.c.
+/* ch-internal.h — pure helpers of ch.c, exposed for tests/unit/test-ch.c and
+ * the fuzzers (tests/fuzz/).
  *
  * Nothing here does I/O. struct ch_ring is the bounded byte FIFO between a
  * pipe's download and its upload; struct ch_cstream follows ClickHouse's
@@ -6,7 +7,7 @@
  * checks its framing and decompresses it into a 64 KiB window so that the end
  * of the stream can be inspected for an exception text (in raw mode the
  * window simply keeps the end of an uncompressed stream). Not part of the
- * module's interface: only ch.c and the unit test include this file.
+ * module's interface: only ch.c, its unit test and the fuzzers include it.
  */
 #ifndef CHC_CH_INTERNAL_H
 #define CHC_CH_INTERNAL_H
@@ -92,5 +93,26 @@ size_t ch__cstream_tail(const struct ch_cstream *s, char *out, size_t max);
  * candidates the earliest one with no NUL byte up to the end wins (the whole
  * message), else the last one. */
 const char *ch__find_stream_exception(const char *s, size_t len);
+
+/* ---- HTTP responses ---- */
+
+enum ch__header_kind {
+    CH_HEADER_OTHER,
+    CH_HEADER_STATUS,         /* "HTTP/...": a new response begins (after 100) */
+    CH_HEADER_EXCEPTION_CODE, /* "X-ClickHouse-Exception-Code: N" */
+};
+
+/* Classify one response header line as curl hands it (n bytes, not
+ * NUL-terminated, CRLF included). For CH_HEADER_EXCEPTION_CODE *ret_code
+ * gets N (its first 9 digits; 0 without digits). */
+int ch__header_line(const char *line, size_t n, int *ret_code);
+
+/* What a failed INSERT's server had answered, read from the socket after
+ * curl gave up (len raw bytes: "HTTP/1.x NNN ...\r\n<headers>\r\n\r\n<body>").
+ * 1 if it is an HTTP status >= 400 whose body holds "Code: ": *ret_http,
+ * and *ret_text and *ret_len the text from "Code: " to the next CRLF or the
+ * end (inside s). 0 otherwise (outputs untouched). */
+int ch__salvaged_answer(const char *s, size_t len, long *ret_http, const char **ret_text,
+                        size_t *ret_len);
 
 #endif

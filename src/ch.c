@@ -34,6 +34,7 @@
 #include "chcopier/ch.h"
 #include "chcopier/err.h"
 #include "chcopier/log.h"
+#include "chcopier/secrets.h"
 #include "chcopier/task.h"
 #include "ch-internal.h"
 #include "config.h"
@@ -42,7 +43,6 @@
 
 /* How far from the end of a body a trailing exception may start. */
 #define TRAILING_EXCEPTION_WINDOW ((size_t)64 << 10)
-#define SECRETS_MAX (1 + CH_REDACT_MAX)
 
 enum query_state {
     QUERY_RUNNING, /* easy handle in the multi, on c->running */
@@ -114,7 +114,7 @@ struct ch_query {
     int exc_code, hdr_exc_code;
     struct chc_err err;
     char *hostport;
-    char *secrets[SECRETS_MAX];
+    struct chc_secrets *secrets; /* the replica's password and p->redact */
     char errbuf[CURL_ERROR_SIZE];
     struct ch_pipe *pipe; /* set for the two halves of a pipe */
     enum pipe_side side;
@@ -140,6 +140,7 @@ struct ch_pipe {
     int throttled;                 /* the upload waits for c->throttle */
     int src_ok;                    /* the SELECT ended cleanly: the upload may end */
     int garbled;                   /* the source stream did not decode */
+    int suspect;                   /* it ended like an exception: the INSERT's parse decides */
     int compressed;                /* compress=1 / decompress=1 (else plain Native) */
     struct ch_query *probe;        /* while PIPE_PROBING */
     char *plain_url[_PIPE_SIDE_MAX];
@@ -774,48 +775,41 @@ static int classify_curl(CURLcode rc)
     }
 }
 
-/* Append n bytes of s to out[*o] as one line: control characters become
- * spaces and every secret is masked. Never writes past out[size - 1]. */
-static void emit(const struct ch_query *q, char *out, size_t size, size_t *o, const char *s,
-                 size_t n)
+/* Append n bytes of s to raw[*o] (size bytes); *cut once something did
+ * not fit. */
+static void gather(char *raw, size_t size, size_t *o, int *cut, const char *s, size_t n)
 {
-    size_t i, k;
+    size_t room = size - *o;
 
-    for (i = 0; i < n && *o + 1 < size; i++) {
-        int masked = 0;
-
-        for (k = 0; k < SECRETS_MAX && q->secrets[k]; k++) {
-            size_t sl = strlen(q->secrets[k]);
-
-            if (sl && sl <= n - i && !memcmp(s + i, q->secrets[k], sl)) {
-                const char *star = "***";
-
-                while (*star && *o + 1 < size)
-                    out[(*o)++] = *star++;
-                i += sl - 1;
-                masked = 1;
-                break;
-            }
-        }
-        if (masked)
-            continue;
-        out[(*o)++] = ((unsigned char)s[i] < ' ' || s[i] == 0x7f) ? ' ' : s[i];
+    if (n > room) {
+        n = room;
+        *cut = 1;
     }
+    memcpy(raw + *o, s, n);
+    *o += n;
 }
 
-/* Fail q with "<host>:<port>: <what><text>" (what and text may be NULL). */
+/* Fail q with "<host>:<port>: <what><text>" (what and text may be NULL): one
+ * line (control characters become spaces) in which every form of the
+ * replica's password and of p->redact is masked (secrets.h), on the text
+ * before it is cut to the message's size. */
 static void fail_query(struct ch_query *q, int code, const char *what, const char *text,
                        size_t len)
 {
-    char out[CHC_ERR_MSG_MAX];
-    size_t o = 0;
+    char raw[4 * CHC_ERR_MSG_MAX], out[CHC_ERR_MSG_MAX];
+    size_t n = 0, o, i;
+    int cut = 0;
 
-    emit(q, out, sizeof(out), &o, q->hostport, strlen(q->hostport));
-    emit(q, out, sizeof(out), &o, ": ", 2);
+    gather(raw, sizeof(raw), &n, &cut, q->hostport, strlen(q->hostport));
+    gather(raw, sizeof(raw), &n, &cut, ": ", 2);
     if (what)
-        emit(q, out, sizeof(out), &o, what, strlen(what));
+        gather(raw, sizeof(raw), &n, &cut, what, strlen(what));
     if (text)
-        emit(q, out, sizeof(out), &o, text, len);
+        gather(raw, sizeof(raw), &n, &cut, text, len);
+    o = chc_secrets_mask(q->secrets, raw, n, cut, out, sizeof(out));
+    for (i = 0; i < o; i++)
+        if ((unsigned char)out[i] < ' ' || out[i] == 0x7f)
+            out[i] = ' ';
     while (o > 0 && out[o - 1] == ' ')
         o--;
     out[o] = '\0';
@@ -912,24 +906,40 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userp)
     return r < 0 ? CURL_WRITEFUNC_ERROR : n;
 }
 
-static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userp)
+int ch__header_line(const char *line, size_t n, int *ret_code)
 {
     static const char name[] = "X-ClickHouse-Exception-Code:";
-    struct ch_query *q = userp;
-    size_t n = size * nmemb, i;
+    size_t i;
     int code = 0;
 
-    if (n >= 5 && !memcmp(ptr, "HTTP/", 5)) {
-        q->hdr_exc_code = 0; /* a new response (after 100 Continue) */
-        return n;
-    }
-    if (n <= sizeof(name) - 1 || strncasecmp(ptr, name, sizeof(name) - 1) != 0)
-        return n;
-    for (i = sizeof(name) - 1; i < n && ptr[i] == ' '; i++)
+    if (n >= 5 && !memcmp(line, "HTTP/", 5))
+        return CH_HEADER_STATUS;
+    if (n <= sizeof(name) - 1 || strncasecmp(line, name, sizeof(name) - 1) != 0)
+        return CH_HEADER_OTHER;
+    for (i = sizeof(name) - 1; i < n && line[i] == ' '; i++)
         ;
-    for (; i < n && ptr[i] >= '0' && ptr[i] <= '9' && code < 100000000; i++)
-        code = code * 10 + (ptr[i] - '0');
-    q->hdr_exc_code = code;
+    for (; i < n && line[i] >= '0' && line[i] <= '9' && code < 100000000; i++)
+        code = code * 10 + (line[i] - '0');
+    *ret_code = code;
+    return CH_HEADER_EXCEPTION_CODE;
+}
+
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userp)
+{
+    struct ch_query *q = userp;
+    size_t n = size * nmemb;
+    int code = 0;
+
+    switch (ch__header_line(ptr, n, &code)) {
+    case CH_HEADER_STATUS:
+        q->hdr_exc_code = 0; /* a new response (after 100 Continue) */
+        break;
+    case CH_HEADER_EXCEPTION_CODE:
+        q->hdr_exc_code = code;
+        break;
+    default:
+        break;
+    }
     return n;
 }
 
@@ -1276,8 +1286,6 @@ struct ch_client *ch_client_free(struct ch_client *c)
 
 static struct ch_query *query_destroy(struct ch_query *q)
 {
-    size_t i;
-
     if (!q)
         return NULL;
     if (q->easy)
@@ -1288,12 +1296,7 @@ static struct ch_query *query_destroy(struct ch_query *q)
     chc_buf_release(&q->body);
     chc_buf_release(&q->salvage);
     free(q->hostport);
-    for (i = 0; i < SECRETS_MAX; i++) {
-        if (q->secrets[i]) {
-            memset(q->secrets[i], 0, strlen(q->secrets[i]));
-            free(q->secrets[i]);
-        }
-    }
+    chc_secrets_free(q->secrets);
     free(q);
     return NULL;
 }
@@ -1343,7 +1346,7 @@ static int query_setup(struct ch_query *q, const struct ch_query_params *p, cons
     const struct cfg_replica *rep = p->replica;
     struct chc_buf hp = CHC_BUF_INIT;
     CURLcode cc = CURLE_OK;
-    size_t i, n = 0;
+    size_t i;
     int r;
 
     r = add_hostport(&hp, rep);
@@ -1352,18 +1355,12 @@ static int query_setup(struct ch_query *q, const struct ch_query_params *p, cons
     q->hostport = chc_buf_take(&hp, NULL);
     if (!q->hostport)
         goto oom;
-    if (rep->password && *rep->password) {
-        q->secrets[n] = chc_strdup(rep->password);
-        if (!q->secrets[n++])
+    q->secrets = chc_secrets_new();
+    if (!q->secrets || chc_secrets_add(q->secrets, rep->password) < 0)
+        goto oom;
+    for (i = 0; i < CH_REDACT_MAX && p->redact[i]; i++)
+        if (chc_secrets_add(q->secrets, p->redact[i]) < 0)
             goto oom;
-    }
-    for (i = 0; i < CH_REDACT_MAX && p->redact[i]; i++) {
-        if (!*p->redact[i])
-            continue;
-        q->secrets[n] = chc_strdup(p->redact[i]);
-        if (!q->secrets[n++])
-            goto oom;
-    }
     if ((rep->user && has_newline(rep->user)) || (rep->password && has_newline(rep->password)))
         return chc_err_set(err, -EINVAL, "%s: user or password contains a line break",
                            q->hostport);
@@ -1813,15 +1810,21 @@ static void finish_pipe_src(struct ch_query *q, CURLcode rc)
                    strlen(p->dec->why));
         return;
     }
+    /* An end that looks like an exception may be data (a String value
+     * ending so). Only the INSERT can tell: hand it everything; an exception
+     * text never parses as Native data (its "Cod" reads as 67 columns of
+     * 111 rows and a 100-byte name), so a real one fails the INSERT and
+     * blame_source_exception() reports it, while data commits. */
     r = stream_exception(p, &buf, &exc, &len);
     if (r < 0) {
         fail_query(q, -ENOMEM, "out of memory checking the end of the result", NULL, 0);
         return;
     }
-    if (r > 0) {
-        finish_exception(q, http, exc, len);
-        free(buf);
-        return;
+    free(buf);
+    if (r > 0 && rc == CURLE_OK) {
+        p->suspect = 1;
+        chc_log_debug("ch: pipe %s -> %s: the result ends like an exception; the INSERT decides",
+                      q->hostport, p->side[PIPE_DST]->hostport);
     }
     if (rc == CURLE_OK && !ch__cstream_at_boundary(p->dec)) {
         fail_query(q, CHC_ECH_HTTP, "the compressed result ends inside a block", NULL, 0);
@@ -1832,8 +1835,9 @@ static void finish_pipe_src(struct ch_query *q, CURLcode rc)
         p->src_ok = 1;
 }
 
-/* The INSERT failed while the SELECT had already streamed an exception: the
- * destination choked on that text, the source is the one to blame. */
+/* The INSERT failed while the SELECT had streamed an exception (while it
+ * still ran, or at its end: p->suspect): the destination choked on that
+ * text, the source is the one to blame. */
 static void blame_source_exception(struct ch_pipe *p)
 {
     struct ch_query *src = p->side[PIPE_SRC];
@@ -1841,7 +1845,7 @@ static void blame_source_exception(struct ch_pipe *p)
     char *buf;
     size_t len;
 
-    if (p->status || p->src_ok || p->garbled)
+    if (p->status || p->garbled || (p->src_ok && !p->suspect))
         return;
     if (stream_exception(p, &buf, &exc, &len) <= 0)
         return;
@@ -1956,29 +1960,43 @@ static int on_dst_closesocket(void *clientp, curl_socket_t fd)
     return close(fd);
 }
 
-/* The INSERT's outcome; a transfer that broke may have an answer salvaged. */
-static void finish_pipe_dst(struct ch_query *q, CURLcode rc)
+int ch__salvaged_answer(const char *s, size_t len, long *ret_http, const char **ret_text,
+                        size_t *ret_len)
 {
-    const char *s = q->salvage.buf, *body, *text, *eol;
-    size_t len = q->salvage.len, i;
+    const char *body, *text, *eol;
     long http = 0;
+    size_t i;
 
-    curl_easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &http);
-    if (rc == CURLE_OK || http != 0 || len < 13 || memcmp(s, "HTTP/1.", 7) != 0) {
-        finish_query(q, rc);
-        return;
-    }
+    if (len < 13 || memcmp(s, "HTTP/1.", 7) != 0 || s[8] != ' ')
+        return 0;
     for (i = 9; i < 12 && s[i] >= '0' && s[i] <= '9'; i++)
         http = http * 10 + (s[i] - '0');
     body = mem_find(s, len, "\r\n\r\n");
     text = body ? mem_find(body, len - (size_t)(body - s), "Code: ") : NULL;
-    if (http < 400 || !text) {
+    if (i != 12 || http < 400 || !text)
+        return 0;
+    eol = mem_find(text, len - (size_t)(text - s), "\r\n");
+    *ret_http = http;
+    *ret_text = text;
+    *ret_len = eol ? (size_t)(eol - text) : len - (size_t)(text - s);
+    return 1;
+}
+
+/* The INSERT's outcome; a transfer that broke may have an answer salvaged. */
+static void finish_pipe_dst(struct ch_query *q, CURLcode rc)
+{
+    const char *text;
+    size_t len;
+    long http = 0;
+
+    curl_easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &http);
+    if (rc == CURLE_OK || http != 0 ||
+        !ch__salvaged_answer(q->salvage.buf, q->salvage.len, &http, &text, &len)) {
         finish_query(q, rc);
         return;
     }
-    eol = mem_find(text, len - (size_t)(text - s), "\r\n");
     chc_log_debug("ch: %s: INSERT answer read after '%s'", q->hostport, curl_easy_strerror(rc));
-    finish_exception(q, http, text, eol ? (size_t)(eol - text) : len - (size_t)(text - s));
+    finish_exception(q, http, text, len);
 }
 
 /* Every close of an INSERT connection is a reset. ClickHouse 18.16 takes a
@@ -2636,6 +2654,18 @@ size_t ch_rows_len(const struct ch_rows *r, size_t row, size_t col)
     const struct ch_field *f = field(r, row, col);
 
     return f ? f->len : 0;
+}
+
+const char *ch_rows_str(const struct ch_rows *r, size_t row, size_t col)
+{
+    const char *v = ch_rows_get(r, row, col);
+
+    return v ? v : "";
+}
+
+int ch_rows_is_null(const struct ch_rows *r, size_t row, size_t col)
+{
+    return field(r, row, col) && !ch_rows_get(r, row, col);
 }
 
 struct ch_rows *ch_rows_free(struct ch_rows *r)

@@ -1,6 +1,7 @@
 /* err.c — error code names, descriptions and the message buffer helpers.
  * Owns the mapping from CHC_E* to text; it knows nothing about ZooKeeper or
- * curl (their codes are translated in zk.c and ch.c).
+ * curl (their codes are translated in zk.c and ch.c). Every message is
+ * masked with the process-wide secrets (secrets.h) before it is stored.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -8,6 +9,7 @@
 #include <string.h>
 
 #include "chcopier/err.h"
+#include "chcopier/secrets.h"
 
 #include "banned.h"
 
@@ -44,18 +46,30 @@ const char *chc_strerror(int code)
     }
 }
 
-int chc_err_setv(struct chc_err *err, int code, const char *fmt, va_list ap)
+/* Every message passes here: secrets masked (on the whole text, before it
+ * is cut to size), then made one line. */
+static void finish_msg(struct chc_err *err, char *text, size_t size, int truncated)
 {
     char *p;
 
-    if (!err)
-        return code;
-    err->code = code;
-    vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+    chc_secrets_mask_str(text, size, truncated);
+    snprintf(err->msg, sizeof(err->msg), "%s", text);
     /* Messages are one line by contract, even when they quote user input. */
     for (p = err->msg; *p; p++)
         if (*p == '\n' || *p == '\r' || *p == '\t')
             *p = ' ';
+}
+
+int chc_err_setv(struct chc_err *err, int code, const char *fmt, va_list ap)
+{
+    char text[4 * CHC_ERR_MSG_MAX];
+    int n;
+
+    if (!err)
+        return code;
+    err->code = code;
+    n = vsnprintf(text, sizeof(text), fmt, ap);
+    finish_msg(err, text, sizeof(text), n >= (int)sizeof(text));
     return code;
 }
 
@@ -73,7 +87,9 @@ int chc_err_prefix(struct chc_err *err, const char *fmt, ...)
 {
     char prefix[CHC_ERR_MSG_MAX];
     char old[CHC_ERR_MSG_MAX];
+    char text[2 * CHC_ERR_MSG_MAX + 2];
     va_list ap;
+    int n;
 
     if (!err)
         return -EINVAL;
@@ -81,8 +97,8 @@ int chc_err_prefix(struct chc_err *err, const char *fmt, ...)
     vsnprintf(prefix, sizeof(prefix), fmt, ap);
     va_end(ap);
     memcpy(old, err->msg, sizeof(old));
-    if (snprintf(err->msg, sizeof(err->msg), "%s: %s", prefix, old) >= (int)sizeof(err->msg))
-        err->msg[sizeof(err->msg) - 1] = '\0'; /* truncated, still terminated */
+    n = snprintf(text, sizeof(text), "%s: %s", prefix, old);
+    finish_msg(err, text, sizeof(text), n >= (int)sizeof(text));
     return err->code;
 }
 
@@ -119,6 +135,7 @@ int chc_err_is_permanent(int code)
     case CHC_ECH_PERMANENT:
     case CHC_EPREFLIGHT:
     case CHC_ECH_AUTH:
+    case CHC_EZK_NOAUTH:
         return 1;
     default:
         return 0;

@@ -1,6 +1,7 @@
 /* log.c — writes log lines to the worker's log directory and stderr.
- * Owns the log files and the global level. Never logs credentials itself:
- * callers pass redacted text (ch.c redacts query strings).
+ * Owns the log files and the global level. Every line, at every level, is
+ * masked with the process-wide secrets (secrets.h) before it is written, so
+ * a password in a statement or a server message never reaches a log.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +18,7 @@
 
 #include "chcopier/buf.h"
 #include "chcopier/log.h"
+#include "chcopier/secrets.h"
 
 #include "banned.h"
 
@@ -216,8 +218,10 @@ static int format_json(struct chc_buf *b, const char *ts, int level,
 
     r = chc_buf_addf(b, "{\"time\":\"%s\",\"level\":\"%s\",\"pid\":%ld", ts,
                      level_names[level], (long)getpid());
+    /* Always there, "" until the worker has its id: lines logged before it
+     * (the open-task warning, an upload) keep the schema. */
     if (r == 0)
-        r = json_str(b, "worker", worker_id[0] ? worker_id : NULL);
+        r = json_str(b, "worker", worker_id);
     if (r == 0 && f) {
         r = json_str(b, "table", f->table);
         if (r == 0)
@@ -247,18 +251,27 @@ static int format_json(struct chc_buf *b, const char *ts, int level,
 void chc__log(int level, const struct chc_log_fields *f, const char *fmt, ...)
 {
     struct chc_buf line = CHC_BUF_INIT;
-    char msg[8192];
+    struct chc_log_fields masked;
+    char msg[8192], error[2048];
     char ts[64];
     struct timeval tv;
     struct tm tm;
     va_list ap;
-    int r;
+    int r, n;
 
     if (level < CHC_LOG_ERROR || level > CHC_LOG_TRACE)
         level = CHC_LOG_INFO;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    n = vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    chc_secrets_mask_str(msg, sizeof(msg), n >= (int)sizeof(msg));
+    if (f && f->error) {
+        masked = *f;
+        n = snprintf(error, sizeof(error), "%s", f->error);
+        chc_secrets_mask_str(error, sizeof(error), n >= (int)sizeof(error));
+        masked.error = error;
+        f = &masked;
+    }
     gettimeofday(&tv, NULL);
     localtime_r(&tv.tv_sec, &tm);
     snprintf(ts, sizeof(ts), "%04d-%02d-%02d %02d:%02d:%02d.%03ld", tm.tm_year + 1900,

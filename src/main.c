@@ -14,6 +14,7 @@
 #include "chcopier/buf.h"
 #include "chcopier/cli.h"
 #include "chcopier/log.h"
+#include "chcopier/secrets.h"
 #include "chcopier/task.h"
 #include "chcopier/taskstore.h"
 #include "chcopier/worker.h"
@@ -99,6 +100,20 @@ static int write_pid_file(const char *path, struct chc_err *err)
     return 0;
 }
 
+/* The ZooKeeper identity "user:password" and its password are secrets too. */
+static int add_identity_secret(const char *identity, struct chc_err *err)
+{
+    const char *colon;
+
+    if (!identity)
+        return 0;
+    colon = strchr(identity, ':');
+    if (chc_secrets_add_global(identity) < 0 ||
+        (colon && chc_secrets_add_global(colon + 1) < 0))
+        return chc_err_set(err, -ENOMEM, "out of memory");
+    return 0;
+}
+
 static void report_upload(enum taskstore_upload_result res, const char *task_path)
 {
     switch (res) {
@@ -121,6 +136,108 @@ static void report_upload(enum taskstore_upload_result res, const char *task_pat
     }
 }
 
+/* The log level: --log-level, else zookeeper.xml's <logger><level>, else info. */
+static int pick_level(const struct chc_options *o, const struct cfg_zk *z, int *ret,
+                      struct chc_err *err)
+{
+    int level = CHC_LOG_INFO;
+
+    if (o->log_level) {
+        level = chc_log_level_from_string(o->log_level);
+        if (level < 0)
+            return chc_err_set(err, CHC_EUSAGE,
+                               "--log-level: unknown level '%s' (error, warning, info, debug, "
+                               "trace)",
+                               o->log_level);
+    } else if (z->log_level && chc_log_level_from_string(z->log_level) >= 0) {
+        level = chc_log_level_from_string(z->log_level);
+    }
+    *ret = level;
+    return 0;
+}
+
+/* Step 2: daemon, pid file, logs (files for run, stderr for the others). */
+static int setup_process(struct chc_options *o, int level, char **ret_log_dir,
+                         struct chc_err *err)
+{
+    struct chc_log_options lo = {o->base_dir ? o->base_dir : ".", 0, o->log_json, NULL};
+    int r;
+
+    if (o->daemon && o->cmd == CHC_CMD_RUN) {
+        r = daemonize(err);
+        if (r < 0)
+            return r;
+    }
+    if (o->pid_file) {
+        r = write_pid_file(o->pid_file, err);
+        if (r < 0)
+            return r;
+    }
+    if (o->cmd != CHC_CMD_RUN) {
+        chc_log_set_stderr(1);
+        if (!o->log_level && level > CHC_LOG_WARN && o->cmd != CHC_CMD_UPLOAD)
+            chc_log_set_level(CHC_LOG_WARN);
+        return 0;
+    }
+    if (o->log_stdout < 0)
+        o->log_stdout = !o->daemon && isatty(STDERR_FILENO);
+    lo.to_stderr = o->log_stdout;
+    return chc_log_open(&lo, ret_log_dir, err);
+}
+
+/* Step 3: the ZooKeeper session; for run and upload the warning about an
+ * open task and the upload of --task-file. */
+static int open_zookeeper(const struct chc_options *o, const struct cfg_zk *zkcfg,
+                          const char *task_text, struct zk_session **ret, struct chc_err *err)
+{
+    enum taskstore_upload_result res;
+    int writes = o->cmd == CHC_CMD_RUN || o->cmd == CHC_CMD_UPLOAD;
+    int r;
+
+    r = zk_session_new(zkcfg, zkcfg->session_timeout_ms < 10000 ? zkcfg->session_timeout_ms
+                                                                : 10000,
+                       NULL, ret, err);
+    if (r < 0)
+        return r;
+    if (!zkcfg->identity && writes)
+        chc_log_warn("%s has no <identity>user:password</identity>: the task description at "
+                     "%s/description, with its passwords, and the copy's state are readable "
+                     "and writable by anyone who reaches ZooKeeper at %s",
+                     o->config, o->task_path, zkcfg->hosts);
+    if (!task_text || !writes)
+        return 0;
+    r = taskstore_upload(*ret, o->task_path, task_text, strlen(task_text), o->task_upload_force,
+                         &res, err);
+    if (r == 0)
+        report_upload(res, o->task_path);
+    return r;
+}
+
+/* Step 4. The worker takes over the session (it may replace it). */
+static int dispatch(const struct chc_options *o, const struct cfg_zk *zkcfg,
+                    struct zk_session **zs, const struct cfg_task *file_task,
+                    const char *log_dir, struct chc_err *err)
+{
+    struct zk_session *s = *zs;
+
+    switch (o->cmd) {
+    case CHC_CMD_RUN:
+        *zs = NULL;
+        return worker_run(o, zkcfg, s, log_dir, err);
+    case CHC_CMD_STATUS:
+        return worker_status(o, s, err);
+    case CHC_CMD_PLAN:
+        return worker_plan(o, s, file_task, err);
+    case CHC_CMD_CLEAN:
+        return worker_clean(o, s, err);
+    case CHC_CMD_UPLOAD:
+    case CHC_CMD_HELP:
+    case CHC_CMD_VERSION:
+        break;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct chc_err err = CHC_ERR_INIT;
@@ -130,8 +247,7 @@ int main(int argc, char **argv)
     struct zk_session *zs = NULL;
     char *task_text = NULL, *log_dir = NULL;
     char *abs_base = NULL, *abs_pid = NULL;
-    size_t task_len = 0;
-    int r, level;
+    int r, level = CHC_LOG_INFO;
 
     cli_options_init(&o);
     r = cli_parse(argc, argv, &o, &err);
@@ -148,30 +264,22 @@ int main(int argc, char **argv)
         return 0;
     }
 
-    /* 1. Everything that can be validated locally, before any side effect. */
+    /* 1. Everything that can be validated locally, before any side effect.
+     * The passwords join the secrets before anything can be logged. */
     r = cfg_zk_load_file(o.config, &zkcfg, &err);
+    if (r == 0)
+        r = add_identity_secret(zkcfg->identity, &err);
+    if (r == 0)
+        r = pick_level(&o, zkcfg, &level, &err);
     if (r < 0)
         goto fail;
-    if (o.log_level) {
-        level = chc_log_level_from_string(o.log_level);
-        if (level < 0) {
-            r = chc_err_set(&err, CHC_EUSAGE,
-                            "--log-level: unknown level '%s' (error, warning, info, debug, "
-                            "trace)",
-                            o.log_level);
-            goto fail;
-        }
-    } else if (zkcfg->log_level && chc_log_level_from_string(zkcfg->log_level) >= 0) {
-        level = chc_log_level_from_string(zkcfg->log_level);
-    } else {
-        level = CHC_LOG_INFO;
-    }
     chc_log_set_level(level);
     if (o.task_file) {
         r = cfg_task_load_file(o.task_file, &file_task, &task_text, &err);
+        if (r == 0 && chc_secrets_add_task(file_task) < 0)
+            r = chc_err_set(&err, -ENOMEM, "out of memory");
         if (r < 0)
             goto fail;
-        task_len = strlen(task_text);
     }
     r = absolutize(&o.base_dir, &abs_base, &err);
     if (r == 0)
@@ -181,68 +289,12 @@ int main(int argc, char **argv)
     if (o.umask >= 0)
         umask((mode_t)o.umask);
 
-    /* 2. Process setup: daemon, pid file, logs. */
-    if (o.daemon && (o.cmd == CHC_CMD_RUN)) {
-        r = daemonize(&err);
-        if (r < 0)
-            goto fail;
-    }
-    if (o.pid_file) {
-        r = write_pid_file(o.pid_file, &err);
-        if (r < 0)
-            goto fail;
-    }
-    if (o.cmd == CHC_CMD_RUN) {
-        struct chc_log_options lo = {o.base_dir ? o.base_dir : ".", 0, o.log_json, NULL};
-        if (o.log_stdout < 0)
-            o.log_stdout = !o.daemon && isatty(STDERR_FILENO);
-        lo.to_stderr = o.log_stdout;
-        r = chc_log_open(&lo, &log_dir, &err);
-        if (r < 0)
-            goto fail;
-    } else {
-        chc_log_set_stderr(1);
-        if (!o.log_level && level > CHC_LOG_WARN && o.cmd != CHC_CMD_UPLOAD)
-            chc_log_set_level(CHC_LOG_WARN);
-    }
-
-    /* 3. ZooKeeper. */
-    r = zk_session_new(zkcfg, zkcfg->session_timeout_ms < 10000 ? zkcfg->session_timeout_ms
-                                                                : 10000,
-                       NULL, &zs, &err);
-    if (r < 0)
-        goto fail;
-    if (task_text && (o.cmd == CHC_CMD_RUN || o.cmd == CHC_CMD_UPLOAD)) {
-        enum taskstore_upload_result res;
-        r = taskstore_upload(zs, o.task_path, task_text, task_len, o.task_upload_force, &res,
-                             &err);
-        if (r < 0)
-            goto fail;
-        report_upload(res, o.task_path);
-    }
-
-    /* 4. Dispatch. */
-    switch (o.cmd) {
-    case CHC_CMD_UPLOAD:
-        r = 0;
-        break;
-    case CHC_CMD_RUN:
-        r = worker_run(&o, zkcfg, zs, log_dir, &err);
-        zs = NULL; /* the worker owns (and may replace) the session */
-        break;
-    case CHC_CMD_STATUS:
-        r = worker_status(&o, zs, &err);
-        break;
-    case CHC_CMD_PLAN:
-        r = worker_plan(&o, zs, file_task, &err);
-        break;
-    case CHC_CMD_CLEAN:
-        r = worker_clean(&o, zs, &err);
-        break;
-    case CHC_CMD_HELP:
-    case CHC_CMD_VERSION:
-        break;
-    }
+    /* 2.-4. */
+    r = setup_process(&o, level, &log_dir, &err);
+    if (r == 0)
+        r = open_zookeeper(&o, zkcfg, task_text, &zs, &err);
+    if (r == 0)
+        r = dispatch(&o, zkcfg, &zs, file_task, log_dir, &err);
 fail:
     if (r < 0) {
         /* One line on stderr, always; the log files get it too. */

@@ -22,6 +22,7 @@
 #include "chcopier/log.h"
 #include "chcopier/metrics.h"
 #include "chcopier/plan.h"
+#include "chcopier/protocol.h"
 #include "chcopier/task.h"
 #include "chcopier/zk.h"
 #include "worker-internal.h"
@@ -31,10 +32,8 @@
 /* Partitions moved together (one round of statements per step). */
 #define MOVE_BATCH 32
 
-struct sums {
-    unsigned long long rows;
-    unsigned long long hash;
-};
+/* Rows and checksum of some rows (protocol.h). */
+#define sums proto_sums
 
 /* Count and checksum of n partitions in one statement:
  * "SELECT multiIf(<p> = a, 1, <p> = b, 2, ..., 0) AS _i, count(), sum(hash)
@@ -210,26 +209,20 @@ static int round_run(struct worker *w, struct sums_round *b, struct chc_err *err
     return r;
 }
 
-/* Per-target sums of one partition as one total: the replicas of a shard
- * (the staging nodes of one destination shard) must agree, and the shards
- * add up. -1 and *bad = a target that disagrees with its shard's first. */
+/* Per-target sums of one partition as one total (protocol_targets_total):
+ * -1 and *bad = a target that disagrees with its shard's first. */
 static int targets_total(const struct tstate *ts, const struct sums *per, struct sums *total,
                          size_t *bad)
 {
-    size_t t, first = 0;
+    size_t *shard = calloc(ts->n_targets + 1, sizeof(*shard)), t;
+    int ok;
 
-    memset(total, 0, sizeof(*total));
-    for (t = 0; t < ts->n_targets; t++) {
-        if (t == 0 || ts->targets[t].shard != ts->targets[t - 1].shard) {
-            first = t;
-            total->rows += per[t].rows;
-            total->hash += per[t].hash;
-        } else if (per[t].rows != per[first].rows || per[t].hash != per[first].hash) {
-            *bad = t;
-            return -1;
-        }
-    }
-    return 0;
+    *bad = 0;
+    for (t = 0; shard && t < ts->n_targets; t++)
+        shard[t] = ts->targets[t].shard;
+    ok = shard && protocol_targets_total(per, shard, ts->n_targets, total, bad);
+    free(shard);
+    return ok ? 0 : -1;
 }
 
 /* All pieces of the partition's group copied from every shard that has
@@ -474,6 +467,8 @@ static void batch_release(struct worker *w, struct batch *b)
 static int batch_claim(struct worker *w, struct tstate *ts, const size_t *parts, size_t n,
                        struct batch *b, struct chc_err *err)
 {
+    struct proto_sums recorded;
+    enum move_from from;
     size_t i, active = 0;
     int r = 0;
 
@@ -496,19 +491,25 @@ static int batch_claim(struct worker *w, struct tstate *ts, const size_t *parts,
             r = zkstate__part_state_get(w, ts, m->part, &m->state, &m->version, err);
         if (r < 0)
             return r;
-        if (!strncmp(m->state.buf, "done", 4)) {
+        from = protocol_move(m->state.buf, &recorded);
+        if (from == MOVE_DONE) {
             ts->parts[m->part].done = 1;
             continue;
         }
+        if (from == MOVE_BAD_STATE)
+            return chc_err_set(err, CHC_ESTATE, "table '%s': partition %s has a bad state '%s'",
+                               ts->tb->name, ts->parts[m->part].lit, m->state.buf);
         r = part_ready(w, ts, m->part, err);
         if (r < 0)
             return r;
         if (r == 0)
             continue;
         m->active = 1;
-        m->again = !strcmp(m->state.buf, "assembling");
-        m->assemble = strncmp(m->state.buf, "assembled", 9) && strncmp(m->state.buf, "moved", 5);
-        m->recheck = !strncmp(m->state.buf, "assembled", 9);
+        m->again = from == MOVE_REASSEMBLE;
+        m->assemble = from == MOVE_ASSEMBLE || from == MOVE_REASSEMBLE;
+        m->recheck = from == MOVE_RECHECK;
+        m->exp_rows = recorded.rows;
+        m->exp_hash = recorded.hash;
         active++;
     }
     return (int)active;
@@ -578,18 +579,21 @@ static int assembled_check(struct worker *w, struct tstate *ts, struct mv *m,
                                       .error = "staging mismatch"};
     struct sums got;
     size_t bad = 0;
+    int agree = targets_total(ts, m->staged, &got, &bad) == 0;
 
-    if (targets_total(ts, m->staged, &got, &bad) < 0) {
+    m->exp_rows = m->before_total.rows + m->src.rows;
+    m->exp_hash = m->before_total.hash + m->src.hash;
+    switch (protocol_assembled(agree, got, m->before_total, m->src)) {
+    case ASSEMBLED_OK:
+        return 1;
+    case ASSEMBLED_STRAY:
         chc_log_at(CHC_LOG_ERROR, &lf, "the assembly on %s:%d differs from the other staging "
                    "node(s) of destination shard %zu (a stray insert?)",
                    ts->targets[bad].rep->host, ts->targets[bad].rep->http_port,
                    ts->targets[bad].shard + 1);
         mv_recopy(w, ts, m, "staging replicas disagree", move_failures);
         return 0;
-    }
-    m->exp_rows = m->before_total.rows + m->src.rows;
-    m->exp_hash = m->before_total.hash + m->src.hash;
-    if (got.rows != m->exp_rows || got.hash != m->exp_hash) {
+    case ASSEMBLED_MISMATCH:
         /* A stray insert of a dead worker shows here, before anything
          * reaches the destination: copy the partition again. */
         chc_log_at(CHC_LOG_ERROR, &lf,
@@ -600,7 +604,7 @@ static int assembled_check(struct worker *w, struct tstate *ts, struct mv *m,
         mv_recopy(w, ts, m, "staging does not match the source", move_failures);
         return 0;
     }
-    return 1;
+    return 0;
 }
 
 /* 3. Assemble in <table>_assembly on every staging node (the destination's
@@ -659,25 +663,15 @@ static int batch_assemble(struct worker *w, struct tstate *ts, struct batch *b,
     return r;
 }
 
-/* The rows and checksum recorded for a partition assembled or moved by an
- * earlier attempt. */
-static void batch_recorded(struct worker *w, struct tstate *ts, struct batch *b,
-                           unsigned *move_failures)
+/* An assembly recorded by an earlier attempt is replaced from (after
+ * batch_recheck); its expected sums came with its state. */
+static void batch_recorded(struct batch *b)
 {
-    struct chc_err e = CHC_ERR_INIT;
     size_t i;
 
-    for (i = 0; i < b->n; i++) {
-        struct mv *m = &b->mv[i];
-        if (!m->active || m->assemble)
-            continue;
-        if (sscanf(m->state.buf, "%*s %llu %llu", &m->exp_rows, &m->exp_hash) != 2) {
-            chc_err_set(&e, CHC_ESTATE, "bad partition state '%s'", m->state.buf);
-            mv_fail(w, ts, m, &e, move_failures);
-            continue;
-        }
-        m->replace = m->recheck;
-    }
+    for (i = 0; i < b->n; i++)
+        if (b->mv[i].active && b->mv[i].recheck)
+            b->mv[i].replace = 1;
 }
 
 /* 4. Partitions assembled by an earlier attempt: the assembly must still
@@ -721,17 +715,22 @@ static int batch_recheck(struct worker *w, struct tstate *ts, struct batch *b,
     chc_buf_release(&asm_name);
     for (i = 0; r == 0 && i < b->n; i++) {
         struct mv *m = &b->mv[i];
+        struct sums exp = {m->exp_rows, m->exp_hash}, dest;
+        int asm_agree, dest_agree;
         if (!m->active || !m->recheck)
             continue;
-        if (targets_total(ts, m->staged, &got, &bad) == 0 && got.rows == m->exp_rows &&
-            got.hash == m->exp_hash)
+        asm_agree = targets_total(ts, m->staged, &got, &bad) == 0;
+        dest_agree = targets_total(ts, m->after, &dest, &bad) == 0;
+        switch (protocol_recheck(asm_agree, got, dest_agree, dest, exp)) {
+        case RECHECK_REPLACE:
             continue; /* the assembly is intact: REPLACE from it */
-        if (targets_total(ts, m->after, &got, &bad) == 0 && got.rows == m->exp_rows &&
-            got.hash == m->exp_hash) {
+        case RECHECK_VERIFY_ONLY:
             chc_log_info("table '%s': partition %s was already replaced: verifying it",
                          ts->tb->name, ts->parts[m->part].lit);
             m->replace = 0;
             continue;
+        case RECHECK_RECOPY:
+            break;
         }
         chc_log_warn("table '%s': the assembly of partition %s no longer holds the %llu rows "
                      "recorded (staging tables re-created?); the destination is untouched",
@@ -768,20 +767,23 @@ static int batch_verify(struct worker *w, struct tstate *ts, struct batch *b,
                                           .shard = -1, .event = "move", .rows = -1, .bytes = -1,
                                           .duration = -1.0, .error = "destination mismatch"};
         struct chc_err e = CHC_ERR_INIT;
+        struct sums exp = {m->exp_rows, m->exp_hash};
+        int agree;
         if (!m->active)
             continue;
-        if (targets_total(ts, m->after, &got, &bad) < 0) {
+        agree = targets_total(ts, m->after, &got, &bad) == 0;
+        if (protocol_verified(agree, got, exp))
+            continue;
+        if (!agree) {
             chc_log_at(CHC_LOG_ERROR, &lf, "verification failed: %s:%d differs from the other "
                        "replica(s) of destination shard %zu",
                        ts->targets[bad].rep->host, ts->targets[bad].rep->http_port,
                        ts->targets[bad].shard + 1);
-        } else if (got.rows != m->exp_rows || got.hash != m->exp_hash) {
+        } else {
             chc_log_at(CHC_LOG_ERROR, &lf,
                        "verification failed: destination has %llu rows (checksum %llu), "
                        "expected %llu (checksum %llu)",
                        got.rows, got.hash, m->exp_rows, m->exp_hash);
-        } else {
-            continue;
         }
         chc_err_set(&e, CHC_EMISMATCH, "partition %s failed verification",
                     ts->parts[m->part].lit);
@@ -822,7 +824,7 @@ static int move_batch(struct worker *w, struct tstate *ts, const size_t *parts, 
     if (r >= 0 && assembling)
         r = batch_assemble(w, ts, &b, move_failures, err);
     if (r >= 0) {
-        batch_recorded(w, ts, &b, move_failures);
+        batch_recorded(&b);
         r = batch_recheck(w, ts, &b, move_failures, err);
     }
     if (r >= 0)

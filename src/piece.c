@@ -18,6 +18,7 @@
 #include "chcopier/log.h"
 #include "chcopier/metrics.h"
 #include "chcopier/plan.h"
+#include "chcopier/protocol.h"
 #include "chcopier/task.h"
 #include "worker-internal.h"
 
@@ -301,6 +302,7 @@ static int job_start_pipe(struct worker *w, struct job *j, struct chc_err *err)
 {
     struct tstate *ts = j->ts;
     struct chc_buf sel = CHC_BUF_INIT, ins = CHC_BUF_INIT, qid = CHC_BUF_INIT;
+    struct chc_buf qid_w = CHC_BUF_INIT;
     struct ch_pipe_params pp;
     size_t t;
     int r = 0;
@@ -313,10 +315,16 @@ static int job_start_pipe(struct worker *w, struct job *j, struct chc_err *err)
         chc_buf_reset(&sel);
         chc_buf_reset(&ins);
         chc_buf_reset(&qid);
+        chc_buf_reset(&qid_w);
         r = pipe_sqls(ts, j->part, j->k, &ts->targets[t], &sel, &ins, err);
+        /* The SELECT and the INSERT each get an id with the piece's prefix
+         * (KILL QUERY ... LIKE finds both), -r and -w: the source may be a
+         * staging node too, and a server refuses an id already running. */
         if (r == 0)
             r = query_id(ts, j->part, j->k, &qid) < 0 ||
-                        chc_buf_addf(&qid, "%zu-%zu-%08x", j->shard + 1, t, (unsigned)rand()) < 0
+                        chc_buf_addf(&qid, "%zu-%zu-%08x", j->shard + 1, t, (unsigned)rand()) < 0 ||
+                        chc_buf_addf(&qid_w, "%s-w", qid.buf) < 0 ||
+                        chc_buf_addstr(&qid, "-r") < 0
                     ? oom(err)
                     : 0;
         if (r < 0)
@@ -325,7 +333,7 @@ static int job_start_pipe(struct worker *w, struct job *j, struct chc_err *err)
         wk__params_init(&pp.src, ts->src_rep[j->shard], sel.buf, w->task, 0);
         wk__params_init(&pp.dst, ts->targets[t].rep, ins.buf, w->task, 1);
         pp.src.query_id = qid.buf;
-        pp.dst.query_id = qid.buf;
+        pp.dst.query_id = qid_w.buf;
         if (wk__fault_draw(w, w->o->copy_fault_probability, "copy %s %s %u %zu %zu %u",
                            ts->tb->def_hash_hex, ts->parts[j->part].lit, j->k, j->shard, t,
                            ts->ptries[j->part * ts->splits + j->k])) {
@@ -343,6 +351,7 @@ static int job_start_pipe(struct worker *w, struct job *j, struct chc_err *err)
     chc_buf_release(&sel);
     chc_buf_release(&ins);
     chc_buf_release(&qid);
+    chc_buf_release(&qid_w);
     return r;
 }
 
@@ -387,10 +396,10 @@ static int job_start(struct worker *w, struct job *j, struct chc_err *err)
         wk__params_init(&p, ts->targets[t].rep, sql.buf, w->task, 1);
         p.query_id = qid.buf;
         p.timeout_ms = 0;
-        /* remote() carries the source password: never let it reach a log. */
+        /* remote() carries the source password: the log masks every form of
+         * it (secrets.h), the query's messages too. */
         p.redact[0] = ts->src_rep[j->shard]->password;
-        if (chc_log__level >= CHC_LOG_TRACE && !ts->src_rep[j->shard]->password)
-            chc_log_trace("%s: %s", ts->targets[t].rep->host, sql.buf);
+        chc_log_trace("%s: %s", ts->targets[t].rep->host, sql.buf);
         r = ch_query_start(w->ch, &p, job_cb, j, &j->q[t], err);
         if (r < 0)
             break;
@@ -412,8 +421,8 @@ int piece__try(struct worker *w, struct tstate *ts, size_t part, size_t shard, u
     struct piece_state ps = {done, -1, 0, -1, 0};
     struct job *j = NULL;
     char kbuf[16];
-    size_t s;
-    int r, any_done = 0;
+    enum piece_action action;
+    int r;
 
     if (!done)
         return oom(err);
@@ -439,7 +448,8 @@ int piece__try(struct worker *w, struct tstate *ts, size_t part, size_t shard, u
     if (r < 0)
         goto out;
     memcpy(pdone_at(ts, part, k), ps.done, ts->tb->pull->n_shards);
-    if (ps.done[shard]) {
+    action = protocol_piece(ps.exists, ps.done, ps.started, ts->tb->pull->n_shards, shard);
+    if (action == PIECE_SKIP) {
         r = 0; /* someone finished it meanwhile */
         goto out;
     }
@@ -447,12 +457,7 @@ int piece__try(struct worker *w, struct tstate *ts, size_t part, size_t shard, u
     if (r < 0)
         goto out; /* CHC_EBUSY: every max_workers slot is taken */
     wk__fault_point(w, "after_claim");
-    for (s = 0; s < ts->tb->pull->n_shards; s++)
-        any_done |= ps.done[s];
-    /* A piece nobody ever started holds nothing in staging: the staging
-     * tables were emptied when this definition's state was created
-     * (table_init). Anything else with no shard done may hold strays. */
-    if (ps.exists && (ps.started >= 0 || !any_done)) {
+    if (action == PIECE_CLEAN_THEN_COPY) {
         if (ps.started >= 0)
             chc_log_at(CHC_LOG_WARN, &lf, "piece is dirty (source shard %d started and did not "
                        "finish): cleaning it", ps.started + 1);

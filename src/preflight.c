@@ -333,21 +333,20 @@ static int source_columns(struct worker *w, struct tstate *ts, struct ch_rows **
         const struct ch_rows *a = rows[0], *b = rows[s];
         size_t n = ch_rows_count(a) > ch_rows_count(b) ? ch_rows_count(a) : ch_rows_count(b);
         for (i = 0; r == 0 && i < n; i++) {
-            const char *an = i < ch_rows_count(a) ? ch_rows_get(a, i, 0) : NULL;
-            const char *bn = i < ch_rows_count(b) ? ch_rows_get(b, i, 0) : NULL;
+            const char *an = i < ch_rows_count(a) ? ch_rows_str(a, i, 0) : NULL;
+            const char *bn = i < ch_rows_count(b) ? ch_rows_str(b, i, 0) : NULL;
             int same = an && bn && !strcmp(an, bn);
             for (c = 1; same && c < 3 && c < ch_rows_ncols(a) && c < ch_rows_ncols(b); c++)
-                same = !strcmp(ch_rows_get(a, i, c) ? ch_rows_get(a, i, c) : "",
-                               ch_rows_get(b, i, c) ? ch_rows_get(b, i, c) : "");
+                same = !strcmp(ch_rows_str(a, i, c), ch_rows_str(b, i, c));
             if (!same)
                 r = chc_err_set(err, CHC_EPREFLIGHT,
                                 "table '%s': the source table %s.%s differs between shards: "
                                 "column %zu is `%s` %s on shard 1 (%s:%d) but `%s` %s on shard "
                                 "%zu (%s:%d); make them equal first",
                                 tb->name, tb->database_pull, tb->table_pull, i + 1,
-                                an ? an : "(none)", an ? ch_rows_get(a, i, 1) : "",
+                                an ? an : "(none)", an ? ch_rows_str(a, i, 1) : "",
                                 ts->src_rep[0]->host, ts->src_rep[0]->http_port,
-                                bn ? bn : "(none)", bn ? ch_rows_get(b, i, 1) : "", s + 1,
+                                bn ? bn : "(none)", bn ? ch_rows_str(b, i, 1) : "", s + 1,
                                 ts->src_rep[s]->host, ts->src_rep[s]->http_port);
         }
     }
@@ -406,7 +405,7 @@ static int source_engine(struct worker *w, struct tstate *ts, struct chc_err *er
     int r;
 
     r = table_facts(w, ts->src_rep[0], 0, tb->database_pull, tb->table_pull, &f, err);
-    if (r == 0 && f && !strcmp(ch_rows_get(f, 0, 0), "Distributed"))
+    if (r == 0 && f && !strcmp(ch_rows_str(f, 0, 0), "Distributed"))
         r = chc_err_set(err, CHC_EPREFLIGHT,
                         "table '%s': the source %s.%s is a Distributed table: reading it on "
                         "every source shard would copy each row once per shard; name its "
@@ -530,7 +529,7 @@ static int split_args(const struct cfg_table *tb, const struct ch_rows *hdr, str
         if (r == 0 && i)
             r = chc_buf_addstr(out, ", ") < 0 ? oom(err) : 0;
         if (r == 0)
-            r = sqlhash_args(e.buf, ch_rows_get(hdr, 1, 1 + i), out, err);
+            r = sqlhash_args(e.buf, ch_rows_str(hdr, 1, 1 + i), out, err);
     }
     chc_buf_release(&e);
     return r;
@@ -548,11 +547,11 @@ static int key_facts(struct tstate *ts, const struct ch_rows *hdr, const struct 
     if (!names)
         return oom(err);
     for (i = 0; i < ch_rows_count(cols); i++)
-        names[i] = ch_rows_get(cols, i, 0);
+        names[i] = ch_rows_str(cols, i, 0);
     free(ts->key_type);
     free(ts->split_args);
     ts->split_args = NULL;
-    ts->key_type = chc_strdup(ch_rows_get(hdr, 1, 0));
+    ts->key_type = chc_strdup(ch_rows_str(hdr, 1, 0));
     r = ts->key_type ? split_args(tb, hdr, &sa, err) : oom(err);
     if (r == 0) {
         ts->split_args = chc_buf_take(&sa, NULL);
@@ -688,14 +687,14 @@ static int dest_columns(struct worker *w, struct tstate *ts, const struct ch_row
 
     r = tables__describe(w, ts->targets[0].rep, 1, tb->database_push, tb->table_push, &dst, err);
     for (i = 0; r == 0 && i < ch_rows_count(dst); i++) {
-        const char *name = ch_rows_get(dst, i, 0);
-        const char *kind = ch_rows_ncols(dst) > 2 ? ch_rows_get(dst, i, 2) : "";
+        const char *name = ch_rows_str(dst, i, 0);
+        const char *kind = ch_rows_str(dst, i, 2);
         int found = 0;
-        if (kind && (!strcmp(kind, "MATERIALIZED") || !strcmp(kind, "ALIAS") ||
+        if ((!strcmp(kind, "MATERIALIZED") || !strcmp(kind, "ALIAS") ||
                      !strcmp(kind, "EPHEMERAL")))
             continue;
         for (j = 0; !found && j < ch_rows_count(src); j++)
-            found = !strcmp(name, ch_rows_get(src, j, 0));
+            found = !strcmp(name, ch_rows_str(src, j, 0));
         if (!found)
             r = chc_err_set(err, CHC_EPREFLIGHT,
                             "table '%s': the destination %s.%s stores column `%s`, which the "
@@ -720,7 +719,7 @@ static int destination(struct worker *w, struct tstate *ts, const struct ch_rows
     r = table_facts(w, ts->targets[0].rep, 1, tb->database_push, tb->table_push, &f, err);
     if (r < 0 || !f)
         goto out;
-    engine = ch_rows_get(f, 0, 0);
+    engine = ch_rows_str(f, 0, 0);
     base = !strncmp(engine, "Replicated", 10) ? engine + 10 : engine;
     if (!strcmp(engine, "Distributed")) {
         r = chc_err_set(err, CHC_EPREFLIGHT,
@@ -736,9 +735,9 @@ static int destination(struct worker *w, struct tstate *ts, const struct ch_rows
                         tb->name, tb->database_push, tb->table_push, engine, e->name);
         goto out;
     }
-    r = same_expr(e->partition_by ? e->partition_by : "", ch_rows_get(f, 0, 1), &same_part);
+    r = same_expr(e->partition_by ? e->partition_by : "", ch_rows_str(f, 0, 1), &same_part);
     if (r == 0)
-        r = same_expr(e->order_by, ch_rows_get(f, 0, 2), &same_order);
+        r = same_expr(e->order_by, ch_rows_str(f, 0, 2), &same_order);
     if (r < 0) {
         r = oom(err);
         goto out;
@@ -749,7 +748,7 @@ static int destination(struct worker *w, struct tstate *ts, const struct ch_rows
                         "says '%s'; make them agree",
                         tb->name, tb->database_push, tb->table_push,
                         same_part ? "ORDER BY" : "PARTITION BY",
-                        ch_rows_get(f, 0, same_part ? 2 : 1),
+                        ch_rows_str(f, 0, same_part ? 2 : 1),
                         same_part ? e->order_by : e->partition_by ? e->partition_by : "");
         goto out;
     }

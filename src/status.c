@@ -2,7 +2,8 @@
  * it: status (ZooKeeper only: progress, speed, claims in flight, last
  * errors; text or JSON), plan (the partitions, pieces and every DDL and SQL
  * statement a worker would run; writes nothing) and clean (drop staging
- * tables, remove the task's state; refuses while workers run).
+ * tables, remove the task's state; refuses while workers run). What they
+ * print passes the task's secrets mask (secrets.h) first.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include "chcopier/ch.h"
 #include "chcopier/cli.h"
 #include "chcopier/plan.h"
+#include "chcopier/secrets.h"
 #include "chcopier/task.h"
 #include "chcopier/taskstore.h"
 #include "chcopier/worker.h"
@@ -22,19 +24,27 @@
 
 #include "banned.h"
 
-/* Print SQL with the source password (if any) masked. */
-static void print_sql(const struct tstate *ts, const char *indent, const char *sql)
+/* Print text with every password of the task masked (secrets.h: each
+ * replica's, in every form, e.g. SQL-escaped inside remote()). Fails closed:
+ * what cannot be masked is not printed. */
+static void print_masked(const char *indent, const char *text, const char *end)
 {
-    const char *pw = ts->src_rep[0]->password;
-    const char *p = sql, *hit;
+    size_t size = strlen(text) + 1;
+    char *copy = malloc(size);
 
-    fputs(indent, stdout);
-    while (pw && *pw && (hit = strstr(p, pw))) {
-        fwrite(p, 1, (size_t)(hit - p), stdout);
-        fputs("***", stdout);
-        p = hit + strlen(pw);
+    if (!copy) {
+        printf("%s(not shown: out of memory)%s", indent, end);
+        return;
     }
-    printf("%s;\n", p);
+    memcpy(copy, text, size);
+    chc_secrets_mask_str(copy, size, 0);
+    printf("%s%s%s", indent, copy, end);
+    free(copy);
+}
+
+static void print_sql(const char *indent, const char *sql)
+{
+    print_masked(indent, sql, ";\n");
 }
 
 static void print_nodes(const char *what, const struct cfg_replica *const *reps, size_t n)
@@ -115,7 +125,7 @@ static int plan_table(struct worker *w, const struct cfg_table *tb, struct chc_e
     r = tables__create_sql(tb, src_cols, tb->table_push, 0, &sql, err);
     if (r < 0)
         goto out;
-    print_sql(ts, "    ", sql.buf);
+    print_sql("    ", sql.buf);
     printf("  staging tables (on the staging nodes):\n");
     for (k = 0; k <= ts->splits; k++) {
         chc_buf_reset(&name);
@@ -125,7 +135,7 @@ static int plan_table(struct worker *w, const struct cfg_table *tb, struct chc_e
         r = tables__create_sql(tb, dst_cols ? dst_cols : src_cols, name.buf, 1, &sql, err);
         if (r < 0)
             goto out;
-        print_sql(ts, "    ", sql.buf);
+        print_sql("    ", sql.buf);
     }
     if (ts->n_parts == 0)
         goto out;
@@ -145,7 +155,7 @@ static int plan_table(struct worker *w, const struct cfg_table *tb, struct chc_e
                     goto out;
                 printf("    -- piece %u, source shard %zu, on %s:%d\n", k, s + 1,
                        ts->targets[t].rep->host, ts->targets[t].rep->http_port);
-                print_sql(ts, "    ", sql.buf);
+                print_sql("    ", sql.buf);
             }
     }
     printf("  move, on every staging node:\n");
@@ -161,7 +171,7 @@ static int plan_table(struct worker *w, const struct cfg_table *tb, struct chc_e
                 chc_buf_reset(&sql);
                 if (mover__stmt(ts, steps[st], 0, k, &sql) < 0)
                     goto oom;
-                print_sql(ts, "    ", sql.buf);
+                print_sql("    ", sql.buf);
             }
         }
     }
@@ -373,6 +383,7 @@ static int status_table(struct worker *w, const struct cfg_table *tb, struct tab
                 st->pieces_done += group_on_shard(ts, i, sh) && ps.done[sh];
             staged += ps.rows;
             if (ps.error[0]) {
+                chc_secrets_mask_str(ps.error, sizeof(ps.error), 0);
                 st->failing++;
                 snprintf(st->last_error, sizeof(st->last_error), "partition %.100s piece %u: %.240s",
                          ts->parts[i].lit, k, ps.error);
@@ -608,7 +619,7 @@ int worker_status(const struct chc_options *o, struct zk_session *zs, struct chc
         r = chc_buf_addstr(&out, "]}\n");
     if (r < 0)
         goto out;
-    fputs(out.buf, stdout);
+    print_masked("", out.buf, "");
 out:
     if (r == -ENOMEM || r == CHC_ETOOBIG)
         chc_err_set(err, r, "out of memory");

@@ -104,13 +104,12 @@ out:
 static int add_col_def(struct chc_buf *b, const struct cfg_table *tb, const struct ch_rows *rows,
                        size_t i)
 {
-    const char *kind = ch_rows_ncols(rows) > 2 ? ch_rows_get(rows, i, 2) : "";
-    const char *expr = ch_rows_ncols(rows) > 3 ? ch_rows_get(rows, i, 3) : "";
+    const char *kind = ch_rows_str(rows, i, 2), *expr = ch_rows_str(rows, i, 3);
     int r;
 
-    r = chc_buf_add_ident(b, ch_rows_get(rows, i, 0));
+    r = chc_buf_add_ident(b, ch_rows_str(rows, i, 0));
     if (r == 0)
-        r = chc_buf_addf(b, " %s", ch_rows_get(rows, i, 1));
+        r = chc_buf_addf(b, " %s", ch_rows_str(rows, i, 1));
     if (r == 0 && *kind && *expr &&
         !(tb->allow_alias_materialized && (!strcmp(kind, "MATERIALIZED") || !strcmp(kind, "ALIAS"))))
         r = chc_buf_addf(b, " %s %s", kind, expr);
@@ -235,12 +234,12 @@ int tables__columns_load(struct tstate *ts, const struct ch_rows *dst_cols, stru
     if (r == 0)
         r = chc_buf_addstr(&hd, "cityHash64(");
     for (i = 0; r == 0 && i < ch_rows_count(dst_cols); i++) {
-        const char *kind = ch_rows_ncols(dst_cols) > 2 ? ch_rows_get(dst_cols, i, 2) : "";
+        const char *kind = ch_rows_str(dst_cols, i, 2);
         struct column *c = &ts->cols[ts->n_cols++];
-        c->name = chc_strdup(ch_rows_get(dst_cols, i, 0));
-        c->type = chc_strdup(ch_rows_get(dst_cols, i, 1));
+        c->name = chc_strdup(ch_rows_str(dst_cols, i, 0));
+        c->type = chc_strdup(ch_rows_str(dst_cols, i, 1));
         c->kind = chc_strdup(kind);
-        c->expr = chc_strdup(ch_rows_ncols(dst_cols) > 3 ? ch_rows_get(dst_cols, i, 3) : "");
+        c->expr = chc_strdup(ch_rows_str(dst_cols, i, 3));
         if (!c->name || !c->type || !c->kind || !c->expr) {
             r = -ENOMEM;
             break;
@@ -304,7 +303,7 @@ static int columns_signature(const struct ch_rows *cols, struct chc_buf *out)
 
     chc_buf_reset(out);
     for (i = 0; r == 0 && i < ch_rows_count(cols); i++)
-        r = chc_buf_addf(out, "%s %s\n", ch_rows_get(cols, i, 0), ch_rows_get(cols, i, 1));
+        r = chc_buf_addf(out, "%s %s\n", ch_rows_str(cols, i, 0), ch_rows_str(cols, i, 1));
     return r;
 }
 

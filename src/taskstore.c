@@ -1,10 +1,13 @@
 /* taskstore.c — uploads and fetches <task-path>/description. Knows nothing
- * of the XML beyond handing it to task.c; never logs.
+ * of the XML beyond handing it to task.c; never logs. Every fetched task's
+ * passwords join the process-wide secrets (secrets.h).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "chcopier/buf.h"
+#include "chcopier/secrets.h"
 #include "chcopier/task.h"
 #include "chcopier/taskstore.h"
 #include "chcopier/zk.h"
@@ -23,7 +26,11 @@ int taskstore_upload(struct zk_session *zs, const char *task_path, const char *t
     r = chc_buf_addf(&path, "%s/description", task_path);
     if (r < 0)
         goto oom;
-    r = zk_create_parents(zs, task_path, err);
+    /* The task path and what is below it are ours (closed with an
+     * identity); the nodes above it may be shared. */
+    r = zk_create_ancestors(zs, task_path, err);
+    if (r == 0)
+        r = zk_create_parents(zs, task_path, err);
     if (r < 0)
         goto out;
     r = zk_create(zs, path.buf, text, len, ZK_PERSISTENT, NULL, err);
@@ -78,6 +85,11 @@ int taskstore_fetch(struct zk_session *zs, const char *task_path, struct cfg_tas
     if (r < 0)
         goto out;
     r = cfg_task_parse(text.buf, text.len, path.buf, ret, err);
+    /* From now on no log line or message shows a password of the task. */
+    if (r == 0 && chc_secrets_add_task(*ret) < 0) {
+        *ret = cfg_task_free(*ret);
+        r = chc_err_set(err, -ENOMEM, "out of memory");
+    }
     if (r == 0 && ret_version)
         *ret_version = st.version;
 out:

@@ -22,6 +22,15 @@
  * completions a closed handle never delivers.
  * ZooKeeper's own log lines are routed into chc_log at debug level.
  * Paths it creates are chosen by callers (see docs/zookeeper.md).
+ *
+ * Access control: with an <identity> (user:password) the session adds that
+ * digest auth and waits for it to be accepted before zk_session_new()
+ * returns; every node created afterwards (zk_create, zk_create_parents,
+ * the creates of a multi) gets ZOO_CREATOR_ALL_ACL: only that identity can
+ * read, write, delete or list it. zk_create_ancestors() is the one
+ * exception (see zk.h). Without an identity nodes are world-open
+ * (ZOO_OPEN_ACL_UNSAFE). A call refused for lack of rights fails with
+ * CHC_EZK_NOAUTH, naming the path and the missing <identity>.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -49,6 +58,8 @@ struct zk_session {
     atomic_int abandoned; /* expired by us: a call got no answer in time */
     int call_timeout_ms;
     uv_async_t *wake;
+    struct ACL_vector *acl; /* of every node created: creator-only with an identity */
+    int has_identity;
     pthread_mutex_t lock;
     pthread_cond_t cond;     /* CLOCK_MONOTONIC: state changes and call completions */
     struct zk_call *pending; /* calls the library still owes a completion (under lock) */
@@ -86,6 +97,7 @@ static int map_rc(int rc)
     case ZNODEEXISTS: return CHC_EZK_NODEEXISTS;
     case ZBADVERSION: return CHC_EZK_BADVERSION;
     case ZNOTEMPTY: return CHC_EZK_NOTEMPTY;
+    case ZNOAUTH: return CHC_EZK_NOAUTH;
     case ZSESSIONEXPIRED:
     case ZSESSIONMOVED:
     case ZINVALIDSTATE: return CHC_EZK_EXPIRED;
@@ -103,6 +115,15 @@ static int fail_rc(struct zk_session *zs, int rc, const char *op, const char *pa
 
     if (code == CHC_EZK_CONNLOSS && atomic_load(&zs->expired))
         code = CHC_EZK_EXPIRED;
+    if (code == CHC_EZK_NOAUTH)
+        return chc_err_set(err, code,
+                           "zookeeper %s '%s': not authorized: the node is protected by a "
+                           "digest ACL; %s",
+                           op, path,
+                           zs->has_identity
+                               ? "the <identity> in zookeeper.xml is not the one that created it"
+                               : "add the <identity>user:password</identity> it was created "
+                                 "with to zookeeper.xml");
     return chc_err_set(err, code, "zookeeper %s '%s': %s", op, path, zerror(rc));
 }
 
@@ -161,6 +182,8 @@ static void watcher(zhandle_t *zh, int type, int state, const char *path, void *
         uv_async_send(zs->wake);
 }
 
+static int add_auth(struct zk_session *zs, const char *identity, struct chc_err *err);
+
 int zk_session_new(const struct cfg_zk *cfg, int timeout_ms, void *wake,
                    struct zk_session **ret, struct chc_err *err)
 {
@@ -168,7 +191,7 @@ int zk_session_new(const struct cfg_zk *cfg, int timeout_ms, void *wake,
     struct zk_session *zs;
     struct timespec deadline;
     pthread_condattr_t ca;
-    int r, rc;
+    int r;
 
     zs = calloc(1, sizeof(*zs));
     if (!zs)
@@ -179,6 +202,7 @@ int zk_session_new(const struct cfg_zk *cfg, int timeout_ms, void *wake,
     pthread_cond_init(&zs->cond, &ca);
     pthread_condattr_destroy(&ca);
     zs->wake = wake;
+    zs->acl = &ZOO_OPEN_ACL_UNSAFE;
     zs->call_timeout_ms = call_timeout(cfg->session_timeout_ms);
     r = chc_buf_addf(&hosts, "%s%s", cfg->hosts, cfg->root ? cfg->root : "");
     if (r < 0)
@@ -210,12 +234,9 @@ int zk_session_new(const struct cfg_zk *cfg, int timeout_ms, void *wake,
         goto fail;
     }
     if (cfg->identity) {
-        rc = zoo_add_auth(zs->zh, "digest", cfg->identity, (int)strlen(cfg->identity), NULL,
-                          NULL);
-        if (rc != ZOK) {
-            r = chc_err_set(err, map_rc(rc), "ZooKeeper digest auth failed: %s", zerror(rc));
+        r = add_auth(zs, cfg->identity, err);
+        if (r < 0)
             goto fail;
-        }
     }
     chc_buf_release(&hosts);
     *ret = zs;
@@ -551,8 +572,35 @@ static int lose_reply(const char *path)
     return (atomic_fetch_add(&seen, 1) + 1) % every == 0;
 }
 
-int zk_create(struct zk_session *zs, const char *path, const void *data, size_t len,
-              enum zk_mode mode, char **ret_path, struct chc_err *err)
+/* Add the digest identity and wait until ZooKeeper accepted it: the library
+ * sends it ahead of later requests, but only its answer says whether it was
+ * taken (a refusal also ends the session). From then on nodes are created
+ * for this identity only. */
+static int add_auth(struct zk_session *zs, const char *identity, struct chc_err *err)
+{
+    struct zk_call *c = NULL;
+    int rc, r;
+
+    r = call_new(zs, "auth", "digest", &c, err);
+    if (r < 0)
+        return r;
+    rc = zoo_add_auth(zs->zh, "digest", identity, (int)strlen(identity), void_done, c);
+    r = call_wait(zs, c, rc, "auth", "digest", err);
+    if (r == 0 && c->rc != ZOK)
+        r = chc_err_set(err, c->rc == ZAUTHFAILED ? CHC_EZK_NOAUTH : map_rc(c->rc),
+                        "ZooKeeper refused the <identity> of zookeeper.xml (digest auth): %s",
+                        zerror(c->rc));
+    call_put(c);
+    if (r == 0) {
+        zs->acl = &ZOO_CREATOR_ALL_ACL;
+        zs->has_identity = 1;
+    }
+    return r;
+}
+
+static int create(struct zk_session *zs, const char *path, const void *data, size_t len,
+                  enum zk_mode mode, struct ACL_vector *acl, char **ret_path,
+                  struct chc_err *err)
 {
     struct zk_call *c = NULL;
     int rc, r;
@@ -563,8 +611,7 @@ int zk_create(struct zk_session *zs, const char *path, const void *data, size_t 
     r = call_new(zs, "create", path, &c, err);
     if (r < 0)
         return r;
-    rc = zoo_acreate(zs->zh, path, data, data ? (int)len : -1, &ZOO_OPEN_ACL_UNSAFE,
-                     zmode(mode), string_done, c);
+    rc = zoo_acreate(zs->zh, path, data, data ? (int)len : -1, acl, zmode(mode), string_done, c);
     r = call_finish(zs, c, rc, "create", path, err);
     if (r == 0 && lose_reply(path))
         r = chc_err_set(err, CHC_EZK_CONNLOSS, "zookeeper create '%s': connection loss "
@@ -579,7 +626,16 @@ int zk_create(struct zk_session *zs, const char *path, const void *data, size_t 
     return r;
 }
 
-int zk_create_parents(struct zk_session *zs, const char *path, struct chc_err *err)
+int zk_create(struct zk_session *zs, const char *path, const void *data, size_t len,
+              enum zk_mode mode, char **ret_path, struct chc_err *err)
+{
+    return create(zs, path, data, len, mode, zs->acl, ret_path, err);
+}
+
+/* Create the missing nodes on the way to path: its ancestors with acl, path
+ * itself (unless ancestors_only) with the session's. */
+static int create_path(struct zk_session *zs, const char *path, int ancestors_only,
+                       struct ACL_vector *acl, struct chc_err *err)
 {
     char tmp[1024];
     size_t i, n = strlen(path);
@@ -591,15 +647,27 @@ int zk_create_parents(struct zk_session *zs, const char *path, struct chc_err *e
     for (i = 1; i <= n; i++) {
         if (tmp[i] != '/' && tmp[i] != '\0')
             continue;
+        if (i == n && ancestors_only)
+            break;
         tmp[i] = '\0';
         r = zk_exists(zs, tmp, NULL, err);
         if (r == CHC_EZK_NONODE)
-            r = zk_create(zs, tmp, NULL, 0, ZK_PERSISTENT, NULL, err);
+            r = create(zs, tmp, NULL, 0, ZK_PERSISTENT, i == n ? zs->acl : acl, NULL, err);
         if (r < 0 && r != CHC_EZK_NODEEXISTS)
             return r;
         tmp[i] = path[i];
     }
     return 0;
+}
+
+int zk_create_parents(struct zk_session *zs, const char *path, struct chc_err *err)
+{
+    return create_path(zs, path, 0, zs->acl, err);
+}
+
+int zk_create_ancestors(struct zk_session *zs, const char *path, struct chc_err *err)
+{
+    return create_path(zs, path, 1, &ZOO_OPEN_ACL_UNSAFE, err);
 }
 
 int zk_get(struct zk_session *zs, const char *path, struct chc_buf *out, struct zk_stat *stat,
@@ -910,7 +978,7 @@ int zk_txn_commit(struct zk_session *zs, struct zk_txn *t, size_t *ret_failed,
         switch (o->kind) {
         case TXN_CREATE:
             zoo_create_op_init(&c->ops[i], o->path, o->has_data ? o->data : NULL,
-                               o->has_data ? (int)o->len : -1, &ZOO_OPEN_ACL_UNSAFE,
+                               o->has_data ? (int)o->len : -1, zs->acl,
                                zmode(o->mode), c->bufs[i], sizeof(c->bufs[i]));
             break;
         case TXN_SET:

@@ -48,8 +48,10 @@
  *   -ENOMEM
  * The message is one line "<host>:<port>: <server or curl text>"; newlines
  * of the server text are replaced by spaces, and the replica's password and
- * every string in p->redact are masked as "***". Credentials travel only in
- * the X-ClickHouse-User/X-ClickHouse-Key request headers, never in the URL.
+ * every string in p->redact are masked as "***" in every form they take
+ * (as is, SQL-escaped as in remote(), percent-encoded, ...: secrets.h), as
+ * are the process-wide secrets. Credentials travel only in the
+ * X-ClickHouse-User/X-ClickHouse-Key request headers, never in the URL.
  *
  * Cancellation only abandons the transfer (the connection is closed). With
  * wait_end_of_query=1 the server notices that only when it answers, so a
@@ -181,10 +183,15 @@ int ch_query_sync(struct ch_client *c, const struct ch_query_params *p, struct c
  *     decode, or ended inside a compressed block), CHC_ECANCELED, -ENOMEM.
  *   An exception thrown while the SELECT streams arrives as text after the
  *   last complete block of an HTTP 200 body (inside the last compressed
- *   block when compressed); the pipe looks at the end of the stream (it
- *   follows the LZ4 blocks as they pass) and fails instead of ending the
- *   INSERT. If the INSERT fails first, having choked on that text, the
- *   source's exception is reported.
+ *   block when compressed). Data can end the same way (a String value
+ *   "... Code: 395, ... DB::Exception: ...\n" last), so the end of the
+ *   stream alone decides nothing: the INSERT gets all of it. Exception text
+ *   never parses as Native data, so a real one fails the INSERT, and then
+ *   (as when the INSERT chokes on it while the SELECT still runs) the pipe
+ *   looks at the end of the stream (it follows the LZ4 blocks as they pass)
+ *   and reports the source's exception; data that merely looks like one
+ *   commits. Running queries on the same server need distinct query ids:
+ *   give src and dst different ones.
  *
  * What the destination keeps after a failure. The INSERT connection is
  * always closed with a TCP reset: ClickHouse 18.16 takes a clean close at a
@@ -311,8 +318,15 @@ int ch_tsv_parse(const char *body, size_t len, struct ch_rows **ret, struct chc_
 size_t ch_rows_count(const struct ch_rows *r);
 size_t ch_rows_ncols(const struct ch_rows *r);
 /* The unescaped field, NUL-terminated; NULL for \N or an index out of range.
- * Valid until ch_rows_free(). A field may contain NUL bytes: see _len. */
+ * Valid until ch_rows_free(). A field may contain NUL bytes: see _len.
+ * Callers that need a string must not pass it on unchecked: a server may
+ * answer \N where a value was expected (e.g. a DESCRIBE field); use
+ * ch_rows_str() there. */
 const char *ch_rows_get(const struct ch_rows *r, size_t row, size_t col);
+/* As ch_rows_get(), but never NULL: "" for \N or an index out of range. */
+const char *ch_rows_str(const struct ch_rows *r, size_t row, size_t col);
+/* 1 if the field exists and is \N, else 0. */
+int ch_rows_is_null(const struct ch_rows *r, size_t row, size_t col);
 size_t ch_rows_len(const struct ch_rows *r, size_t row, size_t col);
 struct ch_rows *ch_rows_free(struct ch_rows *r);
 

@@ -33,7 +33,8 @@
     XX(EMISMATCH, "verification mismatch")                                     \
     XX(EBUSY, "resource busy")                                                 \
     XX(EFAULT_INJECTED, "fault injected")                                      \
-    XX(ESTATE, "inconsistent state")
+    XX(ESTATE, "inconsistent state")                                           \
+    XX(EZK_NOAUTH, "zookeeper node not readable or writable without its identity")
 
 enum chc_errno {
     CHC__EFIRST = -4096,

@@ -3,8 +3,12 @@
  * Lines go to <base-dir>/chcopier_<YYYYMMDDhhmmss>_<pid>/log.log (everything at
  * or above the level) and log.err.log (warnings and errors), and optionally to
  * stderr. Two formats: text (redis-like: time with ms, pid, level char, tags,
- * message) and json (one object per line). The level is checked before any
- * formatting. Safe to call from any thread: each line is one locked write().
+ * message) and json (one object per line: time, level, pid, worker ("" until
+ * chc_log_set_worker()), the set fields, message). The level is checked
+ * before any formatting. Safe to call from any thread: each line is one
+ * locked write().
+ * Every line (message and error field) is masked with the process-wide
+ * secrets (secrets.h) first, at every level.
  */
 #ifndef CHC_LOG_H
 #define CHC_LOG_H

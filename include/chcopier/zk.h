@@ -18,9 +18,20 @@
  *      it (closing the handle ends the old session's ephemerals as soon as
  *      ZooKeeper answers, else at its session timeout) and open a new one.
  *
+ * Access. ZooKeeper ACLs are per node and not inherited. With an
+ * <identity>user:password</identity> in zookeeper.xml, zk_session_new()
+ * adds it (digest) and returns only once ZooKeeper accepted it; every node
+ * the session then creates (zk_create, zk_create_parents, zk_txn_create)
+ * gets ZOO_CREATOR_ALL_ACL: only clients with that identity can read, list,
+ * change or delete it, so the task description's passwords and the state
+ * that steers the copy are closed to everyone else. Without an identity
+ * nodes are open to anyone who reaches ZooKeeper (the caller warns).
+ *
  * Errors: CHC_EZK_NONODE, CHC_EZK_NODEEXISTS, CHC_EZK_BADVERSION,
  * CHC_EZK_NOTEMPTY, CHC_EZK_CONNLOSS (retryable), CHC_EZK_EXPIRED (the
- * session is gone: every ephemeral node, hence every claim, is lost), CHC_EZK.
+ * session is gone: every ephemeral node, hence every claim, is lost),
+ * CHC_EZK_NOAUTH (the node's ACL refuses this session: the message names the
+ * path and the <identity> to add), CHC_EZK.
  */
 #ifndef CHC_ZK_H
 #define CHC_ZK_H
@@ -71,6 +82,12 @@ int zk_create(struct zk_session *zs, const char *path, const void *data, size_t 
               enum zk_mode mode, char **ret_path, struct chc_err *err);
 /* Create path and missing ancestors as persistent empty nodes. */
 int zk_create_parents(struct zk_session *zs, const char *path, struct chc_err *err);
+/* Create the missing ancestors of path (not path itself) as persistent empty
+ * nodes open to everyone, whatever the identity: they are path components
+ * that other programs may share (a task under /clickhouse/copier must not
+ * lock ClickHouse's servers out of a /clickhouse it happened to create
+ * first). They hold nothing; what is below path keeps its own ACL. */
+int zk_create_ancestors(struct zk_session *zs, const char *path, struct chc_err *err);
 int zk_get(struct zk_session *zs, const char *path, struct chc_buf *out, struct zk_stat *stat,
            struct chc_err *err);
 /* Read n nodes pipelined (all requests sent before the answers are waited

@@ -683,6 +683,29 @@ TEST(secrets_are_masked_in_messages)
     close_client(&loop, c);
 }
 
+/* remote() carries a password SQL-escaped: 'zq\'x\\v7' for zq'x\v7. The
+ * server echoes that form, which must be masked as well as the raw one. */
+TEST(escaped_secrets_are_masked_in_messages)
+{
+    static const char pw[] = "zq'x\\v7"; /* z q ' x \ v 7 */
+    struct ch_query_params p;
+    struct ch_client *c;
+    struct res r;
+    uv_loop_t loop;
+
+    open_client(&loop, &c);
+    params_init(&p, "SELECT * FRM remote('h', db, t, 'u', 'zq\\'x\\\\v7')");
+    p.redact[0] = pw;
+    run_one(&loop, c, &p, &r);
+    printf("# %s\n", r.msg);
+    ASSERT_EQ(r.status, CHC_ECH_PERMANENT);
+    ASSERT_CONTAINS(r.body, "zq\\'x\\\\v7"); /* the server did echo it */
+    ASSERT_CONTAINS(r.msg, "'u', '***')");
+    ASSERT(!strstr(r.msg, "zq"));
+    res_release(&r);
+    close_client(&loop, c);
+}
+
 struct chain_ctx {
     struct ch_client *c;
     struct ch_query_params p;

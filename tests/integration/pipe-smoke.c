@@ -556,6 +556,60 @@ TEST(source_exception_mid_stream_fails_both)
     close_client(&loop, c);
 }
 
+/* Data is not an exception: a last String value that ends like one (with
+ * or without its newline; the last one or every one) arrives intact, plain
+ * and compressed (a result over 1 MiB, so that this server's compress=1
+ * answers it). */
+TEST(data_that_ends_like_an_exception_arrives)
+{
+    static const char *const fakes[] = {
+        "x Code: 395, e.displayText() = DB::Exception: fake\\n",
+        "x Code: 395, e.displayText() = DB::Exception: fake",
+        "Code: 60. DB::Exception: Table x doesn\\'t exist. (UNKNOWN_TABLE)\\n",
+    };
+    static const struct {
+        enum ch_pipe_compression mode;
+        unsigned rows;
+    } runs[] = {{CH_PIPE_COMPRESS_NEVER, 10}, {CH_PIPE_COMPRESS_NEVER, 200000},
+                {CH_PIPE_COMPRESS_UNCHECKED, 200000}};
+    struct ch_pipe_params pp;
+    struct ch_client *c;
+    char src[512], want[512], text[512];
+    struct res r;
+    uv_loop_t loop;
+    size_t f, m;
+
+    open_client(&loop, &c);
+    fresh_db(c);
+    make_ab(c, "t");
+    for (f = 0; f < sizeof(fakes) / sizeof(fakes[0]); f++)
+        for (m = 0; m < sizeof(runs) / sizeof(runs[0]); m++) {
+            sql(c, DST, "TRUNCATE TABLE chc_pipe.t", NULL);
+            /* Odd runs: every value ends so, not only the last. */
+            snprintf(src, sizeof(src),
+                     "SELECT number AS a, if(number = %u - 1 OR %d, '%s', toString(number)) AS s "
+                     "FROM numbers(%u) FORMAT Native",
+                     runs[m].rows, (int)(m % 2), fakes[f], runs[m].rows);
+            pipe_params(&pp, src, "INSERT INTO chc_pipe.t (a, s) FORMAT Native");
+            pp.compression = runs[m].mode;
+            run_pipe(&loop, c, &pp, &r);
+            printf("# %s, %u rows, '%s': %s\n", mode_name(runs[m].mode), runs[m].rows,
+                   fakes[f], r.status ? r.msg : "ok");
+            ASSERT_EQ(r.status, 0);
+            snprintf(want, sizeof(want), "%u", runs[m].rows);
+            ASSERT_STREQ(scalar(c, DST, "SELECT count() FROM chc_pipe.t"), want);
+            snprintf(text, sizeof(text), "SELECT countIf(s = '%s') FROM chc_pipe.t", fakes[f]);
+            snprintf(want, sizeof(want), "%u", m % 2 ? runs[m].rows : 1);
+            ASSERT_STREQ(scalar(c, DST, text), want);
+            snprintf(text, sizeof(text),
+                     "SELECT s = '%s' FROM chc_pipe.t WHERE a = %u - 1", fakes[f],
+                     runs[m].rows);
+            ASSERT_STREQ(scalar(c, DST, text), "1");
+        }
+    drop_db(c);
+    close_client(&loop, c);
+}
+
 TEST(source_errors_before_streaming)
 {
     struct cfg_replica bad;

@@ -301,6 +301,14 @@ TEST(tsv_escapes_and_nulls)
     ASSERT_STREQ(ch_rows_get(r, 3, 2), "");
     ASSERT_NULL(ch_rows_get(r, 4, 0));
     ASSERT_NULL(ch_rows_get(r, 0, 3));
+    /* Never NULL for callers that need a string. */
+    ASSERT_STREQ(ch_rows_str(r, 1, 1), "");
+    ASSERT_STREQ(ch_rows_str(r, 0, 1), "hello\tworld");
+    ASSERT_STREQ(ch_rows_str(r, 4, 0), "");
+    ASSERT_STREQ(ch_rows_str(r, 0, 3), "");
+    ASSERT_EQ(ch_rows_is_null(r, 1, 1), 1);
+    ASSERT_EQ(ch_rows_is_null(r, 3, 2), 0); /* empty is not NULL */
+    ASSERT_EQ(ch_rows_is_null(r, 4, 0), 0); /* out of range is not NULL */
     r = ch_rows_free(r);
     ASSERT_NULL(r);
 }
@@ -688,6 +696,59 @@ static void never_called(struct ch_pipe *p, void *data)
 {
     (void)p;
     *(int *)data += 1;
+}
+
+/* ------------------------------------------------- HTTP responses */
+
+TEST(header_lines)
+{
+    static const char exc[] = "X-ClickHouse-Exception-Code: 395\r\n";
+    static const char lower[] = "x-clickhouse-exception-code:60\r\n";
+    static const char bare[] = "X-ClickHouse-Exception-Code: \r\n";
+    int code = -1;
+
+    ASSERT_EQ(ch__header_line("HTTP/1.1 100 Continue\r\n", 23, &code), CH_HEADER_STATUS);
+    ASSERT_EQ(code, -1);
+    ASSERT_EQ(ch__header_line(exc, sizeof(exc) - 1, &code), CH_HEADER_EXCEPTION_CODE);
+    ASSERT_EQ(code, 395);
+    ASSERT_EQ(ch__header_line(lower, sizeof(lower) - 1, &code), CH_HEADER_EXCEPTION_CODE);
+    ASSERT_EQ(code, 60);
+    ASSERT_EQ(ch__header_line(bare, sizeof(bare) - 1, &code), CH_HEADER_EXCEPTION_CODE);
+    ASSERT_EQ(code, 0);
+    /* The name alone (n not past it), a prefix, another header. */
+    ASSERT_EQ(ch__header_line(exc, 28, &code), CH_HEADER_OTHER);
+    ASSERT_EQ(ch__header_line("HTTP", 4, &code), CH_HEADER_OTHER);
+    ASSERT_EQ(ch__header_line("Content-Type: x\r\n", 17, &code), CH_HEADER_OTHER);
+}
+
+/* ch__salvaged_answer() of a whole string literal. */
+#define salvaged(lit) ch__salvaged_answer(lit, sizeof(lit) - 1, &http, &text, &len)
+
+TEST(salvaged_answers)
+{
+    static const char ans[] = "HTTP/1.1 500 Internal Server Error\r\nConnection: Close\r\n\r\n"
+                              "Code: 27, e.displayText() = DB::Exception: Cannot parse\r\nmore";
+    static const char noeol[] = "HTTP/1.0 404 Not Found\r\n\r\nCode: 60, no such table";
+    const char *text = NULL;
+    size_t len = 0;
+    long http = 0;
+
+    ASSERT_EQ(ch__salvaged_answer(ans, sizeof(ans) - 1, &http, &text, &len), 1);
+    ASSERT_EQ(http, 500);
+    ASSERT_EQ(len, strlen("Code: 27, e.displayText() = DB::Exception: Cannot parse"));
+    ASSERT(!memcmp(text, "Code: 27, e.displayText()", 25));
+    ASSERT_EQ(ch__salvaged_answer(noeol, sizeof(noeol) - 1, &http, &text, &len), 1);
+    ASSERT_EQ(http, 404);
+    ASSERT_EQ(len, strlen("Code: 60, no such table"));
+    /* Not an error, no exception text, no 3-digit status, not HTTP, cut
+     * short: 0. */
+    http = 7;
+    ASSERT_EQ(salvaged("HTTP/1.1 200 OK\r\n\r\nCode: 1, x"), 0);
+    ASSERT_EQ(salvaged("HTTP/1.1 500 E\r\n\r\nno code"), 0);
+    ASSERT_EQ(salvaged("HTTP/1.1 5x0 E\r\n\r\nCode: 1, x"), 0);
+    ASSERT_EQ(salvaged("Code: 1, e.displayText() = x"), 0);
+    ASSERT_EQ(salvaged("HTTP/1.1 5"), 0);
+    ASSERT_EQ(http, 7); /* untouched */
 }
 
 TEST(pipe_start_checks_its_arguments)
