@@ -22,11 +22,12 @@ import urllib.request
 import pytest
 
 from harness import taskxml
-from harness.chcopier import wait_for
+from harness.chcopier import log_dirs, read, wait_for
 from harness.taskxml import rmt, table
 from harness.verify import staging_tables, verify
 
 DATA_PATHS = ['pull', 'pipe']
+FAULT_SEED = 6
 ROWS = int(os.environ.get('CHC_TEST_ROWS') or 60000)
 
 
@@ -243,23 +244,32 @@ def test_append_with_max_workers_1_and_two_workers(cluster, chcopier, source):
 def groups(cluster, chcopier, source):
     """Month-partitioned source into daily partitions (~100 days of a few
     hundred rows each); with --min-piece-rows 6000 consecutive days are
-    copied together, one read of the source per group. Two workers, random
-    copy faults (a dirty group is cleaned partition by partition) and move
-    faults."""
+    copied together, one read of the source per group. Two workers, both
+    with random copy faults (a dirty group is cleaned partition by
+    partition) and move faults."""
     xml = taskxml.task_xml(cluster, [table('daily', 'mixed', 'm_day', rmt('m_day', 'PARTITION BY d ORDER BY (u32, id)'),
                                            'sk', number_of_splits=3)])
     chcopier.upload('/chc/groups', taskxml.write(chcopier.path('task-groups.xml'), xml))
-    w1 = chcopier.worker('/chc/groups', '--min-piece-rows', 6000, '--copy-fault-probability', 0.2,
-                         '--move-fault-probability', 0.2, '--max-shard-partition-tries', 50,
-                         '--max-shard-partition-piece-tries-for-alter', 50, base_dir='logs4')
-    w2 = chcopier.worker('/chc/groups', '--min-piece-rows', 6000, base_dir='logs4')
+    # Both workers inject faults, from one --fault-seed (the same attempts
+    # of the same pieces fail whoever runs them and whatever the timing), so
+    # at least one lands on every run: with one faulty worker, the other
+    # could take most of the work, with 4 pieces in flight every max_workers
+    # slot. 2 pieces in flight each share the task's 4 slots between them.
+    faulty = ['--copy-fault-probability', 0.2, '--move-fault-probability', 0.2, '--max-shard-partition-tries', 50,
+              '--max-shard-partition-piece-tries-for-alter', 50, '--fault-seed', FAULT_SEED]
+    w1 = chcopier.worker('/chc/groups', '--min-piece-rows', 6000, '--max-pieces-in-flight', 2, *faulty,
+                         base_dir='logs4')
+    w2 = chcopier.worker('/chc/groups', '--min-piece-rows', 6000, '--max-pieces-in-flight', 2, *faulty,
+                         base_dir='logs4')
     rc = (w1.wait(), w2.wait())
     logs = chcopier.logs('logs4')
     m = re.search(r'partitions \(([0-9]*) copy groups', logs)
     days = int(cluster.q('s1', f'SELECT uniqExact(d) FROM {cluster.src_all("db", "mixed")}'))
     faults = sum(1 for line in logs.splitlines() if 'fault injected' in line)
     n = int(m.group(1)) if m and m.group(1) else 0
-    print(f'# {days} daily partitions in {n} copy groups, {faults} faults injected')
+    print(f'# {days} daily partitions in {n} copy groups, {faults} faults injected; pieces, moves per worker: '
+          + ', '.join(f"{read(d + '/log.log').count('piece copied')}, {read(d + '/log.log').count('moved and verified')}"
+                      for d in log_dirs(chcopier.path('logs4'))))
     return dict(rc=rc, groups=n, days=days, faults=faults)
 
 
