@@ -51,9 +51,14 @@ const char *chc_strerror(int code)
 static void finish_msg(struct chc_err *err, char *text, size_t size, int truncated)
 {
     char *p;
+    size_t n;
 
     chc_secrets_mask_str(text, size, truncated);
-    snprintf(err->msg, sizeof(err->msg), "%s", text);
+    n = strnlen(text, size);
+    if (n >= sizeof(err->msg))
+        n = sizeof(err->msg) - 1; /* cut to size, deliberately */
+    memcpy(err->msg, text, n);
+    err->msg[n] = '\0';
     /* Messages are one line by contract, even when they quote user input. */
     for (p = err->msg; *p; p++)
         if (*p == '\n' || *p == '\r' || *p == '\t')

@@ -764,14 +764,18 @@ out:
     return r;
 }
 
+/* Drop the staging tables on every live node of the push cluster, not only
+ * on today's staging nodes: staging may have been on another replica while
+ * the first was down. */
 int tables__drop_helpers(struct worker *w, struct tstate *ts, struct chc_err *err)
 {
     const struct cfg_replica **treps = NULL;
     struct chc_buf sql = CHC_BUF_INIT, name = CHC_BUF_INIT;
+    size_t n = 0;
     unsigned k;
     int r = 0;
 
-    if (tables__target_reps(ts, &treps) < 0)
+    if (preflight__push_nodes(ts, &treps, &n) < 0)
         return oom(err);
     for (k = 0; r == 0 && k <= ts->splits; k++) {
         chc_buf_reset(&sql);
@@ -785,7 +789,7 @@ int tables__drop_helpers(struct worker *w, struct tstate *ts, struct chc_err *er
             r = oom(err);
             break;
         }
-        r = wk__fanout(w, treps, ts->n_targets, sql.buf, err);
+        r = wk__fanout(w, treps, n, sql.buf, err);
     }
     free(treps);
     chc_buf_release(&sql);

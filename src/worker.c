@@ -427,10 +427,12 @@ restart:
     if (r < 0 && (r == CHC_EZK_EXPIRED || zk_session_expired(w->zs) || chc_err_is_transient(r)) &&
         ++finish_tries < 10 * w->o->max_table_tries) {
         chc_log_warn("table '%s': finishing: %s, retrying", tb->name, err->msg);
-        if (r == CHC_EZK_EXPIRED || zk_session_expired(w->zs))
+        if (r == CHC_EZK_EXPIRED || zk_session_expired(w->zs)) {
             r = recover_session(w, err);
-        else
+        } else {
             wk__sleep(w, w->o->retry_delay_ms);
+            r = 0; /* waited out: finish again */
+        }
         piece__jobs_abort(w);
         tables__tstate_free(ts);
         ts = NULL;

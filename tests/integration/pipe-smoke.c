@@ -669,10 +669,18 @@ TEST(destination_error_aborts_source)
     pp.src.query_id = "chc-pipe-dst-missing";
     run_pipe(&loop, c, &pp, &r);
     printf("# after %.2f s, %llu bytes: %s\n", r.t_done - r.t0, r.bytes, r.msg);
-    ASSERT_EQ(r.status, CHC_ECH_PERMANENT);
-    ASSERT_EQ(r.exc, 60);
     ASSERT(starts_with(r.msg, prefix[DST]));
-    ASSERT_CONTAINS(r.msg, "doesn't exist");
+    /* ClickHouse answers the missing table before it reads the body, then
+     * closes: the answer arrives unless the reset overtakes it while we are
+     * still sending (TCP discards what we had not read). Either way the
+     * destination's failure, quickly. */
+    if (r.status == CHC_ECH_CONN) {
+        ASSERT(strstr(r.msg, "reset") || strstr(r.msg, "Send failure"));
+    } else {
+        ASSERT_EQ(r.status, CHC_ECH_PERMANENT);
+        ASSERT_EQ(r.exc, 60);
+        ASSERT_CONTAINS(r.msg, "doesn't exist");
+    }
     ASSERT(r.t_done - r.t0 < 60.0); /* 200 M rows would take minutes */
     assert_gone(c, SRC, "query_id = 'chc-pipe-dst-missing'");
 

@@ -17,10 +17,8 @@ exactly-once before its fix.
     and the thawed worker exits.
 """
 
-import os
 import re
 import shutil
-import signal
 import subprocess
 import time
 
