@@ -23,10 +23,10 @@
 #include <string.h>
 #include <strings.h>
 
-#include "chcopier/ch.h"
-#include "ch-internal.h"
+#include "chcopier/ch/ch.h"
+#include "ch/ch-internal.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

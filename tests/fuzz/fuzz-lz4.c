@@ -21,10 +21,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chcopier/err.h"
-#include "ch-internal.h"
+#include "chcopier/base/err.h"
+#include "ch/ch-internal.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

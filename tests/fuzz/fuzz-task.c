@@ -12,10 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chcopier/err.h"
-#include "chcopier/task.h"
+#include "chcopier/base/err.h"
+#include "chcopier/config/task.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -15,11 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chcopier/buf.h"
-#include "chcopier/ch.h"
-#include "chcopier/err.h"
+#include "chcopier/base/buf.h"
+#include "chcopier/ch/ch.h"
+#include "chcopier/base/err.h"
 
-#include "banned.h"
+#include "base/banned.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -18,10 +18,10 @@
 
 #include <uv.h>
 
-#include "chcopier/buf.h"
-#include "chcopier/ch.h"
-#include "chcopier/err.h"
-#include "chcopier/task.h"
+#include "chcopier/base/buf.h"
+#include "chcopier/ch/ch.h"
+#include "chcopier/base/err.h"
+#include "chcopier/config/task.h"
 #include "../unit/tap.h"
 
 static struct cfg_replica env_replica;

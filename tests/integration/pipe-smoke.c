@@ -24,11 +24,11 @@
 
 #include <uv.h>
 
-#include "chcopier/buf.h"
-#include "chcopier/ch.h"
-#include "chcopier/err.h"
-#include "chcopier/log.h"
-#include "chcopier/task.h"
+#include "chcopier/base/buf.h"
+#include "chcopier/ch/ch.h"
+#include "chcopier/base/err.h"
+#include "chcopier/obs/log.h"
+#include "chcopier/config/task.h"
 #include "../unit/tap.h"
 
 #if defined(__SANITIZE_ADDRESS__)

@@ -1,4 +1,4 @@
-"""test_trust_secrets.py — replica passwords never shown (src/secrets.c),
+"""test_trust_secrets.py — replica passwords never shown (src/base/secrets.c),
 once per data path.
 
 The two source replicas are reached as users whose passwords need escaping:

@@ -1,4 +1,4 @@
-"""test_trust_zk_acl.py — ZooKeeper access control (src/zk.c): with
+"""test_trust_zk_acl.py — ZooKeeper access control (src/zk/zk.c): with
 <identity>user:password</identity> in zookeeper.xml every node chcopier
 creates is closed to clients without that identity.
 

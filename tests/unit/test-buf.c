@@ -2,8 +2,8 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "chcopier/buf.h"
-#include "chcopier/err.h"
+#include "chcopier/base/buf.h"
+#include "chcopier/base/err.h"
 #include "tap.h"
 
 TEST(empty_is_not_null)

@@ -12,11 +12,11 @@
 
 #include <uv.h>
 
-#include "chcopier/buf.h"
-#include "chcopier/ch.h"
-#include "chcopier/err.h"
-#include "chcopier/task.h"
-#include "ch-internal.h"
+#include "chcopier/base/buf.h"
+#include "chcopier/ch/ch.h"
+#include "chcopier/base/err.h"
+#include "chcopier/config/task.h"
+#include "ch/ch-internal.h"
 #include "tap.h"
 
 static struct cfg_replica replica(char *host, int port, int secure)

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chcopier/cli.h"
+#include "chcopier/cli/cli.h"
 #include "tap.h"
 
 static int parse(struct chc_options *o, struct chc_err *e, int argc, const char **argv)

@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chcopier/buf.h"
-#include "chcopier/engine.h"
-#include "chcopier/err.h"
+#include "chcopier/base/buf.h"
+#include "chcopier/config/engine.h"
+#include "chcopier/base/err.h"
 #include "tap.h"
 
 /* Parse text that must be accepted, rebuild it both ways and check that the

@@ -17,9 +17,9 @@
 
 #include "config.h"
 
-#include "chcopier/buf.h"
-#include "chcopier/err.h"
-#include "chcopier/metrics.h"
+#include "chcopier/base/buf.h"
+#include "chcopier/base/err.h"
+#include "chcopier/obs/metrics.h"
 #include "tap.h"
 
 #define DROPPED_TAIL                                                                       \

@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chcopier/buf.h"
-#include "chcopier/plan.h"
-#include "chcopier/task.h"
+#include "chcopier/base/buf.h"
+#include "chcopier/sql/plan.h"
+#include "chcopier/config/task.h"
 #include "tap.h"
 
 #define TASK_FMT \

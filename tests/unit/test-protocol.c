@@ -2,7 +2,7 @@
  * decisions (protocol.h). */
 #include <string.h>
 
-#include "chcopier/protocol.h"
+#include "chcopier/state/protocol.h"
 #include "tap.h"
 
 TEST(piece_transitions)

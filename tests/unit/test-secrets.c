@@ -12,11 +12,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "chcopier/buf.h"
-#include "chcopier/err.h"
-#include "chcopier/log.h"
-#include "chcopier/secrets.h"
-#include "chcopier/task.h"
+#include "chcopier/base/buf.h"
+#include "chcopier/base/err.h"
+#include "chcopier/obs/log.h"
+#include "chcopier/base/secrets.h"
+#include "chcopier/config/task.h"
 #include "tap.h"
 
 /* The 8 characters s 3 c r ' e \ t 9. */

@@ -3,8 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chcopier/buf.h"
-#include "chcopier/sqlhash.h"
+#include "chcopier/base/buf.h"
+#include "chcopier/sql/sqlhash.h"
 #include "tap.h"
 
 static char got[4096];

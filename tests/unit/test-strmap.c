@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chcopier/strmap.h"
+#include "chcopier/base/strmap.h"
 #include "tap.h"
 
 TEST(put_get_duplicates)

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chcopier/buf.h"
-#include "chcopier/engine.h"
-#include "chcopier/task.h"
+#include "chcopier/base/buf.h"
+#include "chcopier/config/engine.h"
+#include "chcopier/config/task.h"
 #include "config.h"
 #include "tap.h"
 

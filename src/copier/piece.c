@@ -1,0 +1,632 @@
+/* piece.c — the copy pipeline, one piece at a time (exactly-once rules 1 and 2
+ * in worker-internal.h): the piece's SQL (pull: INSERT ... SELECT FROM
+ * remote() on each staging node; pipe: SELECT on the source streamed into
+ * INSERT on the staging node), cleaning a dirty piece, claiming it and
+ * starting its copy as a job, recording a finished job, and aborting every
+ * job on session loss. Job callbacks only record completion.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "chcopier/base/buf.h"
+#include "chcopier/ch/ch.h"
+#include "chcopier/cli/cli.h"
+#include "chcopier/obs/log.h"
+#include "chcopier/obs/metrics.h"
+#include "chcopier/sql/plan.h"
+#include "chcopier/state/protocol.h"
+#include "chcopier/config/task.h"
+#include "worker-internal.h"
+
+#include "base/banned.h"
+
+static int add_remote(struct chc_buf *b, const struct cfg_table *tb, const struct cfg_replica *src)
+{
+    struct chc_buf hp = CHC_BUF_INIT;
+    int v6 = strchr(src->host, ':') && src->host[0] != '[';
+    int r;
+
+    r = chc_buf_addf(&hp, "%s%s%s:%d", v6 ? "[" : "", src->host, v6 ? "]" : "", src->port);
+    if (r == 0)
+        r = chc_buf_addf(b, "%s(", src->secure ? "remoteSecure" : "remote");
+    if (r == 0)
+        r = chc_buf_add_sqlstr(b, hp.buf);
+    if (r == 0)
+        r = chc_buf_addstr(b, ", ");
+    if (r == 0)
+        r = chc_buf_add_sqlstr(b, tb->database_pull);
+    if (r == 0)
+        r = chc_buf_addstr(b, ", ");
+    if (r == 0)
+        r = chc_buf_add_sqlstr(b, tb->table_pull);
+    if (r == 0 && src->user) {
+        r = chc_buf_addstr(b, ", ");
+        if (r == 0)
+            r = chc_buf_add_sqlstr(b, src->user);
+        if (r == 0)
+            r = chc_buf_addstr(b, ", ");
+        if (r == 0)
+            r = chc_buf_add_sqlstr(b, src->password ? src->password : "");
+    }
+    if (r == 0)
+        r = chc_buf_addch(b, ')');
+    chc_buf_release(&hp);
+    return r;
+}
+
+/* The rows of every partition of the group led by `lead`. */
+static int group_filter(const struct tstate *ts, size_t lead, struct chc_buf *b)
+{
+    const char *lits[GROUP_MAX];
+    size_t i, n = ts->parts[lead].n_group;
+
+    if (n < 1 || n > GROUP_MAX)
+        CHC_BUG("partition group of %zu members", n);
+    for (i = 0; i < n; i++)
+        lits[i] = ts->parts[lead + i].lit;
+    return plan_partition_set_filter(ts->tb, lits, n, b);
+}
+
+/* WHERE clause body for (partition group, piece k) [and destination shard]. */
+static int piece_where(const struct tstate *ts, size_t part, unsigned k, int dshard,
+                       struct chc_buf *b, struct chc_err *err)
+{
+    const struct cfg_table *tb = ts->tb;
+    int r;
+
+    r = chc_buf_addch(b, '(');
+    if (r == 0)
+        r = group_filter(ts, part, b);
+    if (r == 0)
+        r = chc_buf_addstr(b, ") AND (");
+    if (r == 0)
+        r = plan_piece_filter(ts->split_args, ts->parts[part].splits, k, b);
+    if (r == 0)
+        r = chc_buf_addch(b, ')');
+    if (r == 0 && dshard >= 0) {
+        r = chc_buf_addstr(b, " AND (");
+        if (r == 0) {
+            r = plan_route_filter(tb, &ts->key, (size_t)dshard, b, err);
+            if (r < 0)
+                return r;
+        }
+        if (r == 0)
+            r = chc_buf_addch(b, ')');
+    }
+    if (r == 0 && tb->where_condition)
+        r = chc_buf_addf(b, " AND (%s)", tb->where_condition);
+    return r < 0 ? oom(err) : 0;
+}
+
+int piece__copy_sql(const struct tstate *ts, size_t part, unsigned k, size_t shard,
+                    const struct target *t, struct chc_buf *b, struct chc_err *err)
+{
+    const struct cfg_table *tb = ts->tb;
+    const struct cfg_settings *pull[2] = {&ts->w->task->settings, &ts->w->task->settings_pull};
+    struct chc_buf name = CHC_BUF_INIT;
+    int r;
+
+    r = plan_piece_table(tb, k, &name);
+    if (r == 0)
+        r = chc_buf_addstr(b, "INSERT INTO ");
+    if (r == 0)
+        r = wk__add_table_ref(b, tb->database_push, name.buf);
+    if (r == 0)
+        r = chc_buf_addf(b, " (%s) SELECT %s FROM ", ts->copy_cols, ts->copy_cols);
+    if (r == 0)
+        r = add_remote(b, tb, ts->src_rep[shard]);
+    if (r == 0)
+        r = chc_buf_addstr(b, " WHERE ");
+    chc_buf_release(&name);
+    if (r < 0)
+        return oom(err);
+    r = piece_where(ts, part, k, (int)t->shard, b, err);
+    if (r == 0 && plan_settings_clause(pull, 2, b) < 0)
+        r = oom(err);
+    return r;
+}
+
+static int query_id(const struct tstate *ts, size_t part, unsigned k, struct chc_buf *b)
+{
+    return chc_buf_addf(b, "chc-%.8s-%.12s-%u-", ts->tb->def_hash_hex, ts->parts[part].hash, k);
+}
+
+/* Kill stray copies of (group, k) and drop the group's staging partitions
+ * everywhere. */
+static int clean_piece(struct worker *w, struct tstate *ts, size_t part, unsigned k,
+                       struct chc_err *err)
+{
+    const struct cfg_replica **treps = NULL;
+    struct chc_buf sql = CHC_BUF_INIT, name = CHC_BUF_INIT;
+    size_t i;
+    int r;
+
+    if (w->o->safe_mode)
+        return chc_err_set(err, CHC_ESTATE,
+                           "piece %u of partition %s needs cleaning but --safe-mode forbids "
+                           "DROP PARTITION",
+                           k, ts->parts[part].lit);
+    if (tables__target_reps(ts, &treps) < 0)
+        return oom(err);
+    r = chc_buf_addstr(&sql, "KILL QUERY WHERE query_id LIKE '");
+    if (r == 0)
+        r = query_id(ts, part, k, &sql);
+    if (r == 0)
+        r = chc_buf_addstr(&sql, "%' SYNC");
+    if (r < 0)
+        goto oom;
+    r = wk__fanout(w, treps, ts->n_targets, sql.buf, err);
+    if (r < 0)
+        goto out;
+    wk__fault_point(w, "during_cleanup");
+    r = plan_piece_table(ts->tb, k, &name);
+    if (r < 0)
+        goto oom;
+    /* DROP PARTITION of every partition of the group on every staging node
+     * (wk__multi_query bounds how many run at once). ClickHouse has no IF EXISTS
+     * here; a missing partition is fine. */
+    {
+        size_t ng = ts->parts[part].n_group, nq = ng * ts->n_targets, q = 0, t;
+        struct chc_buf *stmt = calloc(ng, sizeof(*stmt));
+        const struct cfg_replica **reps = calloc(nq, sizeof(*reps));
+        const char **sqls = calloc(nq, sizeof(*sqls));
+
+        for (i = 0; stmt && i < ng; i++)
+            chc_buf_init(&stmt[i], 0);
+        r = stmt && reps && sqls ? 0 : -ENOMEM;
+        for (i = 0; r == 0 && i < ng; i++) {
+            r = chc_buf_addstr(&stmt[i], "ALTER TABLE ");
+            if (r == 0)
+                r = wk__add_table_ref(&stmt[i], ts->tb->database_push, name.buf);
+            if (r == 0)
+                r = chc_buf_addstr(&stmt[i], " DROP ");
+            if (r == 0)
+                r = plan_partition_clause(ts->parts[part + i].lit, &stmt[i]);
+            for (t = 0; r == 0 && t < ts->n_targets; t++) {
+                reps[q] = ts->targets[t].rep;
+                sqls[q++] = stmt[i].buf;
+            }
+        }
+        if (r < 0)
+            r = oom(err);
+        else
+            r = wk__multi_query(w, reps, q, sqls, NULL, NULL, NULL, err);
+        for (i = 0; stmt && i < ng; i++)
+            chc_buf_release(&stmt[i]);
+        free(stmt);
+        free(reps);
+        free(sqls);
+    }
+    goto out;
+oom:
+    r = oom(err);
+out:
+    free(treps);
+    chc_buf_release(&sql);
+    chc_buf_release(&name);
+    return r;
+}
+
+static void job_cb(struct ch_query *q, void *data)
+{
+    struct job *j = data;
+
+    if (ch_query_status(q) < 0 && !j->failed) {
+        j->failed = 1;
+        chc_err_set(&j->err, ch_query_status(q), "%s", ch_query_error(q)->msg);
+    }
+    j->pending--;
+}
+
+static void job_pipe_cb(struct ch_pipe *pp, void *data)
+{
+    struct job *j = data;
+
+    j->bytes += ch_pipe_bytes(pp);
+    if (ch_pipe_status(pp) < 0 && !j->failed) {
+        j->failed = 1;
+        chc_err_set(&j->err, ch_pipe_status(pp), "%s", ch_pipe_error(pp)->msg);
+    }
+    j->pending--;
+}
+
+/* Stop a job's transfers and wait until their callbacks ran. */
+static void job_cancel(struct worker *w, struct job *j)
+{
+    size_t i;
+
+    for (i = 0; i < j->n_q; i++) {
+        if (j->q)
+            ch_query_cancel(j->q[i]);
+        if (j->pp)
+            ch_pipe_cancel(j->pp[i]);
+    }
+    while (j->pending > 0)
+        uv_run(&w->loop, UV_RUN_ONCE);
+}
+
+void piece__job_free(struct job *j)
+{
+    size_t i;
+
+    if (!j)
+        return;
+    for (i = 0; i < j->n_q; i++) {
+        if (j->q)
+            ch_query_free(j->q[i]);
+        if (j->pp)
+            ch_pipe_free(j->pp[i]);
+    }
+    free(j->q);
+    free(j->pp);
+    zkstate__lock_release(j->w, &j->lock_path);
+    zkstate__lock_release(j->w, &j->slot_path);
+    free(j);
+}
+
+/* Pipe path: "SELECT <columns> FROM <source> WHERE <piece and route>" on
+ * the source replica, streamed through this process into
+ * "INSERT INTO <piece table> (<columns>) FORMAT Native" on the staging node. */
+static int pipe_sqls(const struct tstate *ts, size_t part, unsigned k, const struct target *t,
+                     struct chc_buf *sel, struct chc_buf *ins, struct chc_err *err)
+{
+    struct chc_buf name = CHC_BUF_INIT;
+    int r;
+
+    r = chc_buf_addf(sel, "SELECT %s FROM ", ts->copy_cast);
+    if (r == 0)
+        r = wk__add_table_ref(sel, ts->tb->database_pull, ts->tb->table_pull);
+    if (r == 0)
+        r = chc_buf_addstr(sel, " WHERE ");
+    if (r == 0)
+        r = piece_where(ts, part, k, (int)t->shard, sel, err);
+    if (r == 0)
+        r = chc_buf_addstr(sel, " FORMAT Native");
+    if (r == 0)
+        r = plan_piece_table(ts->tb, k, &name);
+    if (r == 0)
+        r = chc_buf_addstr(ins, "INSERT INTO ");
+    if (r == 0)
+        r = wk__add_table_ref(ins, ts->tb->database_push, name.buf);
+    if (r == 0)
+        r = chc_buf_addf(ins, " (%s) FORMAT Native", ts->copy_cols);
+    chc_buf_release(&name);
+    return r < 0 && r != CHC_ECONFIG ? oom(err) : r;
+}
+
+static int job_start_pipe(struct worker *w, struct job *j, struct chc_err *err)
+{
+    struct tstate *ts = j->ts;
+    struct chc_buf sel = CHC_BUF_INIT, ins = CHC_BUF_INIT, qid = CHC_BUF_INIT;
+    struct chc_buf qid_w = CHC_BUF_INIT;
+    struct ch_pipe_params pp;
+    size_t t;
+    int r = 0;
+
+    j->pp = calloc(ts->n_targets, sizeof(*j->pp));
+    if (!j->pp)
+        return oom(err);
+    j->t0 = now_ms();
+    for (t = 0; t < ts->n_targets; t++) {
+        chc_buf_reset(&sel);
+        chc_buf_reset(&ins);
+        chc_buf_reset(&qid);
+        chc_buf_reset(&qid_w);
+        r = pipe_sqls(ts, j->part, j->k, &ts->targets[t], &sel, &ins, err);
+        /* The SELECT and the INSERT each get an id with the piece's prefix
+         * (KILL QUERY ... LIKE finds both), -r and -w: the source may be a
+         * staging node too, and a server refuses an id already running. */
+        if (r == 0)
+            r = query_id(ts, j->part, j->k, &qid) < 0 ||
+                        chc_buf_addf(&qid, "%zu-%zu-%08x", j->shard + 1, t, (unsigned)rand()) < 0 ||
+                        chc_buf_addf(&qid_w, "%s-w", qid.buf) < 0 ||
+                        chc_buf_addstr(&qid, "-r") < 0
+                    ? oom(err)
+                    : 0;
+        if (r < 0)
+            break;
+        memset(&pp, 0, sizeof(pp));
+        wk__params_init(&pp.src, ts->src_rep[j->shard], sel.buf, w->task, 0);
+        wk__params_init(&pp.dst, ts->targets[t].rep, ins.buf, w->task, 1);
+        pp.src.query_id = qid.buf;
+        pp.dst.query_id = qid_w.buf;
+        if (wk__fault_draw(w, w->o->copy_fault_probability, "copy %s %s %u %zu %zu %u",
+                           ts->tb->def_hash_hex, ts->parts[j->part].lit, j->k, j->shard, t,
+                           ts->ptries[j->part * ts->splits + j->k])) {
+            j->failed = 1;
+            chc_err_set(&j->err, CHC_EFAULT_INJECTED, "copy fault injected");
+        }
+        r = ch_pipe_start(w->ch, &pp, job_pipe_cb, j, &j->pp[t], err);
+        if (r < 0)
+            break;
+        j->n_q++;
+        j->pending++;
+        if (j->failed) /* the fault hook: abort after it started */
+            ch_pipe_cancel(j->pp[t]);
+    }
+    chc_buf_release(&sel);
+    chc_buf_release(&ins);
+    chc_buf_release(&qid);
+    chc_buf_release(&qid_w);
+    return r;
+}
+
+static int job_start(struct worker *w, struct job *j, struct chc_err *err)
+{
+    struct tstate *ts = j->ts;
+    struct chc_buf sql = CHC_BUF_INIT, qid = CHC_BUF_INIT;
+    struct ch_query_params p;
+    size_t t;
+    int r = 0;
+
+    ts->ptries[j->part * ts->splits + j->k]++;
+    if (ts->pipe)
+        return job_start_pipe(w, j, err);
+    j->q = calloc(ts->n_targets, sizeof(*j->q));
+    if (!j->q)
+        return oom(err);
+    j->t0 = now_ms();
+    for (t = 0; t < ts->n_targets; t++) {
+        chc_buf_reset(&sql);
+        chc_buf_reset(&qid);
+        r = piece__copy_sql(ts, j->part, j->k, j->shard, &ts->targets[t], &sql, err);
+        if (r < 0)
+            break;
+        r = query_id(ts, j->part, j->k, &qid);
+        if (r == 0)
+            r = chc_buf_addf(&qid, "%zu-%zu-%08x", j->shard + 1, t, (unsigned)rand());
+        if (r < 0) {
+            r = oom(err);
+            break;
+        }
+        if (wk__fault_draw(w, w->o->copy_fault_probability, "copy %s %s %u %zu %zu %u",
+                           ts->tb->def_hash_hex, ts->parts[j->part].lit, j->k, j->shard, t,
+                           ts->ptries[j->part * ts->splits + j->k])) {
+            /* The original's test hook: a copy that fails after sending a few rows. */
+            r = chc_buf_addstr(&sql, " LIMIT 1");
+            if (r < 0)
+                break;
+            j->failed = 1;
+            chc_err_set(&j->err, CHC_EFAULT_INJECTED, "copy fault injected");
+        }
+        wk__params_init(&p, ts->targets[t].rep, sql.buf, w->task, 1);
+        p.query_id = qid.buf;
+        p.timeout_ms = 0;
+        /* remote() carries the source password: the log masks every form of
+         * it (secrets.h), the query's messages too. */
+        p.redact[0] = ts->src_rep[j->shard]->password;
+        chc_log_trace("%s: %s", ts->targets[t].rep->host, sql.buf);
+        r = ch_query_start(w->ch, &p, job_cb, j, &j->q[t], err);
+        if (r < 0)
+            break;
+        j->n_q++;
+        j->pending++;
+    }
+    chc_buf_release(&sql);
+    chc_buf_release(&qid);
+    return r;
+}
+
+/* Claim (part, shard, k) and start its copy. 1 started, 0 not claimable. */
+int piece__try(struct worker *w, struct tstate *ts, size_t part, size_t shard, unsigned k,
+               struct chc_err *err)
+{
+    const struct chc_log_fields lf = {ts->tb->name, ts->parts[part].lit, (int)k, (int)shard + 1,
+                                      "claim", -1, -1, -1.0, NULL};
+    unsigned char *done = calloc(ts->tb->pull->n_shards, 1);
+    struct piece_state ps = {done, -1, 0, -1, 0};
+    struct job *j = NULL;
+    char kbuf[16];
+    enum piece_action action;
+    int r;
+
+    if (!done)
+        return oom(err);
+    j = calloc(1, sizeof(*j));
+    if (!j) {
+        r = oom(err);
+        goto out;
+    }
+    j->w = w;
+    j->ts = ts;
+    j->part = part;
+    j->k = k;
+    j->shard = shard;
+    snprintf(kbuf, sizeof(kbuf), "%u", k);
+    r = zkstate__lock_take(w, ts, part, kbuf, &j->lock_path, err);
+    if (r == CHC_EZK_NODEEXISTS) {
+        r = 0;
+        goto out;
+    }
+    if (r < 0)
+        goto out;
+    r = zkstate__piece_read(w, ts, part, k, &ps, err);
+    if (r < 0)
+        goto out;
+    memcpy(pdone_at(ts, part, k), ps.done, ts->tb->pull->n_shards);
+    action = protocol_piece(ps.exists, ps.done, ps.started, ts->tb->pull->n_shards, shard);
+    if (action == PIECE_SKIP) {
+        r = 0; /* someone finished it meanwhile */
+        goto out;
+    }
+    r = zkstate__slot_take(w, &j->slot_path, err);
+    if (r < 0)
+        goto out; /* CHC_EBUSY: every max_workers slot is taken */
+    wk__fault_point(w, "after_claim");
+    if (action == PIECE_CLEAN_THEN_COPY) {
+        if (ps.started >= 0)
+            chc_log_at(CHC_LOG_WARN, &lf, "piece is dirty (source shard %d started and did not "
+                       "finish): cleaning it", ps.started + 1);
+        r = clean_piece(w, ts, part, k, err);
+        if (r < 0)
+            goto out;
+        memset(ps.done, 0, ts->tb->pull->n_shards);
+        ps.started = -1;
+        ps.rows = 0;
+    }
+    ps.started = (int)shard;
+    r = zkstate__piece_write(w, ts, part, k, &ps, err);
+    if (r < 0)
+        goto out;
+    chc_log_at(CHC_LOG_INFO, &lf, "claimed, copying");
+    r = job_start(w, j, err);
+    if (r < 0) {
+        /* Transfers that did start are cancelled; the piece stays dirty. */
+        job_cancel(w, j);
+        goto out;
+    }
+    wk__fault_point(w, "during_copy"); /* the copy's statements are on their way */
+    j->next = w->jobs;
+    w->jobs = j;
+    w->n_jobs++;
+    ts->pbusy[part * ts->splits + k] = 1;
+    memcpy(pdone_at(ts, part, k), ps.done, ts->tb->pull->n_shards);
+    j = NULL;
+    r = 1;
+out:
+    piece__job_free(j);
+    free(done);
+    return r;
+}
+
+/* Rows of the group led by `part` in <table>_piece_<k>, one staging node
+ * per shard. */
+static int staging_rows(struct worker *w, struct tstate *ts, size_t part, unsigned k,
+                        long long *ret, struct chc_err *err)
+{
+    struct chc_buf sql = CHC_BUF_INIT, name = CHC_BUF_INIT, out = CHC_BUF_INIT;
+    size_t t, last = (size_t)-1;
+    long long total = 0, n;
+    int r = plan_piece_table(ts->tb, k, &name);
+
+    for (t = 0; r == 0 && t < ts->n_targets; t++) {
+        if (ts->targets[t].shard == last)
+            continue;
+        last = ts->targets[t].shard;
+        chc_buf_reset(&sql);
+        r = chc_buf_addstr(&sql, "SELECT count() FROM ");
+        if (r == 0)
+            r = wk__add_table_ref(&sql, ts->tb->database_push, name.buf);
+        if (r == 0)
+            r = chc_buf_addstr(&sql, " WHERE ");
+        if (r == 0)
+            r = group_filter(ts, part, &sql);
+        if (r < 0) {
+            r = oom(err);
+            break;
+        }
+        r = wk__query(w, ts->targets[t].rep, 1, sql.buf, &out, err);
+        if (r == 0 && chc_parse_ll(out.buf, 0, (1LL << 62), &n) < 0)
+            r = chc_err_set(err, CHC_EPARSE, "unexpected count '%.40s'", out.buf);
+        if (r == 0)
+            total += n;
+    }
+    if (r == 0)
+        *ret = total;
+    chc_buf_release(&sql);
+    chc_buf_release(&name);
+    chc_buf_release(&out);
+    return r;
+}
+
+/* A finished job: record it (or leave the piece dirty). */
+int piece__job_finish(struct worker *w, struct job *j, struct chc_err *err)
+{
+    struct tstate *ts = j->ts;
+    struct chc_log_fields lf = {ts->tb->name, ts->parts[j->part].lit, (int)j->k,
+                                (int)j->shard + 1, "piece_done", -1, -1, -1.0, NULL};
+    unsigned char *done = calloc(ts->tb->pull->n_shards, 1);
+    struct piece_state ps = {done, -1, 0, -1, 0};
+    int r;
+
+    if (!done)
+        return oom(err);
+    lf.duration = (double)(now_ms() - j->t0) / 1000.0;
+    if (j->failed) {
+        lf.event = "piece_failed";
+        lf.error = j->err.msg;
+        chc_log_at(CHC_LOG_WARN, &lf, "copy failed, the piece is dirty and will be %s: %s",
+                   chc_err_is_permanent(j->err.code) ? "redone once the cause is fixed"
+                                                     : "redone",
+                   j->err.msg);
+        /* For `status`: the piece's last error (best effort, version-checked). */
+        if (zkstate__piece_read(w, ts, j->part, j->k, &ps, NULL) == 0 && ps.exists) {
+            snprintf(ps.error, sizeof(ps.error), "source shard %zu: %.200s", j->shard + 1,
+                     j->err.msg);
+            if (zkstate__piece_write(w, ts, j->part, j->k, &ps, NULL) < 0)
+                chc_log_debug("cannot record the piece's error, ignoring");
+        }
+        r = j->err.code ? j->err.code : CHC_ECH_EXCEPTION;
+        chc_err_set(err, r, "%s", j->err.msg);
+        goto out;
+    }
+    wk__fault_point(w, "after_insert");
+    r = zkstate__piece_read(w, ts, j->part, j->k, &ps, err);
+    if (r < 0)
+        goto out;
+    if (ps.started != (int)j->shard) {
+        r = chc_err_set(err, CHC_ESTATE, "piece %u of %s changed under our claim", j->k,
+                        ts->parts[j->part].lit);
+        goto out;
+    }
+    {
+        long long rows = 0;
+        r = staging_rows(w, ts, j->part, j->k, &rows, err);
+        if (r < 0)
+            goto out;
+        lf.rows = rows - ps.rows;
+        ps.rows = rows;
+    }
+    ps.done[j->shard] = 1;
+    ps.started = -1;
+    ps.ms = (long long)(now_ms() - j->t0);
+    ps.error[0] = '\0';
+    r = zkstate__piece_write(w, ts, j->part, j->k, &ps, err);
+    if (r == 0)
+        memcpy(pdone_at(ts, j->part, j->k), ps.done, ts->tb->pull->n_shards);
+    if (r == 0) {
+        wk__metric(w, ts, CHC_METRIC_ROWS_COPIED, NULL, NULL, (double)lf.rows, 0);
+        w->rows_copied += (unsigned long long)(lf.rows > 0 ? lf.rows : 0);
+        w->bytes_copied += j->bytes;
+        if (ts->pipe)
+            wk__metric(w, ts, CHC_METRIC_BYTES_COPIED, NULL, NULL, (double)j->bytes, 0);
+        lf.bytes = ts->pipe ? (long long)j->bytes : -1;
+        chc_log_at(CHC_LOG_INFO, &lf, "piece copied: %lld rows in %.2f s", lf.rows, lf.duration);
+    }
+out:
+    free(done);
+    return r;
+}
+
+/* Stop every transfer we hold: cancel the HTTP side and, because the server
+ * keeps running a query whose client went away, KILL QUERY it too. */
+void piece__jobs_abort(struct worker *w)
+{
+    struct chc_buf sql = CHC_BUF_INIT;
+    struct chc_err err = CHC_ERR_INIT;
+    size_t q;
+
+    while (w->jobs) {
+        struct job *j = w->jobs;
+        job_cancel(w, j);
+        for (q = 0; q < j->n_q; q++) {
+            chc_buf_reset(&sql);
+            if (chc_buf_addstr(&sql, "KILL QUERY WHERE query_id LIKE '") < 0 ||
+                query_id(j->ts, j->part, j->k, &sql) < 0 ||
+                chc_buf_addf(&sql, "%zu-%zu-%%' SYNC", j->shard + 1, q) < 0)
+                break;
+            if (wk__query(w, j->ts->targets[q].rep, 1, sql.buf, NULL, &err) < 0)
+                chc_log_warn("cannot stop our copy on %s: %s, ignoring",
+                             j->ts->targets[q].rep->host, err.msg);
+        }
+        j->ts->pbusy[j->part * j->ts->splits + j->k] = 0;
+        w->jobs = j->next;
+        w->n_jobs--;
+        piece__job_free(j);
+    }
+    chc_buf_release(&sql);
+}

@@ -1,0 +1,1105 @@
+/* tables.c — a table task's layout and preparation: its ZooKeeper root,
+ * source replicas in proximity order and staging nodes; the destination and
+ * staging tables (created on every node, staging kept in step with the
+ * destination's columns); the columns to copy and checksum; partition
+ * discovery and the published partition list (table_init: first worker
+ * empties staging, discovers, publishes; the others wait for the list).
+ * Copies nothing and moves nothing.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chcopier/base/buf.h"
+#include "chcopier/ch/ch.h"
+#include "chcopier/cli/cli.h"
+#include "chcopier/config/engine.h"
+#include "chcopier/obs/log.h"
+#include "chcopier/sql/plan.h"
+#include "chcopier/sql/sqlhash.h"
+#include "chcopier/config/task.h"
+#include "chcopier/zk/zk.h"
+#include "worker-internal.h"
+
+#include "base/banned.h"
+
+static void columns_release(struct tstate *ts);
+
+void tables__tstate_free(struct tstate *ts)
+{
+    size_t i;
+
+    if (!ts)
+        return;
+    free(ts->zroot);
+    free(ts->key_type);
+    free(ts->split_args);
+    free(ts->nodes);
+    columns_release(ts);
+    free(ts->src_rep);
+    free(ts->order);
+    free(ts->targets);
+    for (i = 0; i < ts->n_parts; i++) {
+        free(ts->parts[i].lit);
+        free(ts->parts[i].zname);
+        free(ts->parts[i].on_shard);
+    }
+    free(ts->parts);
+    chc_strmap_release(&ts->part_index);
+    free(ts->pdone);
+    free(ts->pbusy);
+    free(ts->pnext);
+    free(ts->pfails);
+    free(ts->ptries);
+    free(ts);
+}
+
+int tables__id(const struct cfg_table *tb, struct chc_buf *out)
+{
+    int r;
+
+    r = plan_zk_name(tb->cluster_push, out);
+    if (r == 0)
+        r = chc_buf_addch(out, '.');
+    if (r == 0)
+        r = plan_zk_name(tb->database_push, out);
+    if (r == 0)
+        r = chc_buf_addch(out, '.');
+    if (r == 0)
+        r = plan_zk_name(tb->table_push, out);
+    return r;
+}
+
+/* Describe a table: name, type, default kind, default expression. */
+int tables__describe(struct worker *w, const struct cfg_replica *rep, int push, const char *db,
+                     const char *table, struct ch_rows **ret, struct chc_err *err)
+{
+    struct chc_buf sql = CHC_BUF_INIT, out = CHC_BUF_INIT;
+    int r;
+
+    r = chc_buf_addstr(&sql, "DESCRIBE TABLE ");
+    if (r == 0)
+        r = chc_buf_add_ident(&sql, db);
+    if (r == 0)
+        r = chc_buf_addch(&sql, '.');
+    if (r == 0)
+        r = chc_buf_add_ident(&sql, table);
+    if (r == 0)
+        r = chc_buf_addstr(&sql, " FORMAT TabSeparated");
+    if (r < 0) {
+        r = oom(err);
+        goto out;
+    }
+    r = wk__query(w, rep, push, sql.buf, &out, err);
+    if (r == 0)
+        r = ch_tsv_parse(out.buf, out.len, ret, err);
+out:
+    chc_buf_release(&sql);
+    chc_buf_release(&out);
+    return r;
+}
+
+static int add_col_def(struct chc_buf *b, const struct cfg_table *tb, const struct ch_rows *rows,
+                       size_t i)
+{
+    const char *kind = ch_rows_str(rows, i, 2), *expr = ch_rows_str(rows, i, 3);
+    int r;
+
+    r = chc_buf_add_ident(b, ch_rows_str(rows, i, 0));
+    if (r == 0)
+        r = chc_buf_addf(b, " %s", ch_rows_str(rows, i, 1));
+    if (r == 0 && *kind && *expr &&
+        !(tb->allow_alias_materialized && (!strcmp(kind, "MATERIALIZED") || !strcmp(kind, "ALIAS"))))
+        r = chc_buf_addf(b, " %s %s", kind, expr);
+    return r;
+}
+
+int tables__create_sql(const struct cfg_table *tb, const struct ch_rows *cols, const char *table,
+                       int plain, struct chc_buf *out, struct chc_err *err)
+{
+    size_t i;
+    int r;
+
+    r = chc_buf_addstr(out, "CREATE TABLE IF NOT EXISTS ");
+    if (r == 0)
+        r = chc_buf_add_ident(out, tb->database_push);
+    if (r == 0)
+        r = chc_buf_addch(out, '.');
+    if (r == 0)
+        r = chc_buf_add_ident(out, table);
+    if (r == 0)
+        r = chc_buf_addstr(out, " (");
+    for (i = 0; r == 0 && i < ch_rows_count(cols); i++) {
+        if (i)
+            r = chc_buf_addstr(out, ", ");
+        if (r == 0)
+            r = add_col_def(out, tb, cols, i);
+    }
+    if (r == 0)
+        r = chc_buf_addstr(out, ") ");
+    if (r < 0)
+        return oom(err);
+    return engine_build_clause(tb->engine, plain, out, err);
+}
+
+int tables__push_nodes(const struct cfg_cluster *c, const struct cfg_replica ***ret, size_t *ret_n)
+{
+    const struct cfg_replica **v;
+    size_t i, j, n = 0;
+
+    for (i = 0; i < c->n_shards; i++)
+        n += c->shards[i].n_replicas;
+    v = calloc(n ? n : 1, sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    n = 0;
+    for (i = 0; i < c->n_shards; i++)
+        for (j = 0; j < c->shards[i].n_replicas; j++)
+            v[n++] = &c->shards[i].replicas[j];
+    *ret = v;
+    *ret_n = n;
+    return 0;
+}
+
+int tables__target_reps(const struct tstate *ts, const struct cfg_replica ***ret)
+{
+    const struct cfg_replica **v = calloc(ts->n_targets ? ts->n_targets : 1, sizeof(*v));
+    size_t i;
+
+    if (!v)
+        return -ENOMEM;
+    for (i = 0; i < ts->n_targets; i++)
+        v[i] = ts->targets[i].rep;
+    *ret = v;
+    return 0;
+}
+
+/* One column as checksum input (sqlhash.h): the source casts to the
+ * destination's type (without LowCardinality, which 18.16 cannot hash) so
+ * that both sides hash the same values. */
+static int add_hash_arg(struct chc_buf *b, const struct column *c, int cast, struct chc_err *err)
+{
+    struct chc_buf x = CHC_BUF_INIT, t = CHC_BUF_INIT;
+    int r = 0;
+
+    if (cast) {
+        r = sqlhash_strip_lc(c->type, &t, err);
+        if (r == 0 && (chc_buf_addstr(&x, "CAST(") < 0 || chc_buf_add_ident(&x, c->name) < 0 ||
+                       chc_buf_addf(&x, " AS %s)", t.buf) < 0))
+            r = oom(err);
+    } else if (chc_buf_add_ident(&x, c->name) < 0) {
+        r = oom(err);
+    }
+    if (r == 0)
+        r = sqlhash_args(x.buf, cast ? t.buf : c->type, b, err);
+    chc_buf_release(&x);
+    chc_buf_release(&t);
+    return r;
+}
+
+static void columns_release(struct tstate *ts)
+{
+    size_t i;
+
+    for (i = 0; i < ts->n_cols; i++) {
+        free(ts->cols[i].name);
+        free(ts->cols[i].type);
+        free(ts->cols[i].kind);
+        free(ts->cols[i].expr);
+    }
+    free(ts->cols);
+    free(ts->copy_cols);
+    free(ts->copy_cast);
+    free(ts->hash_src);
+    free(ts->hash_dst);
+    ts->cols = NULL;
+    ts->n_cols = 0;
+    ts->copy_cols = ts->copy_cast = ts->hash_src = ts->hash_dst = NULL;
+}
+
+/* Columns to copy and to checksum: the destination's stored columns. */
+int tables__columns_load(struct tstate *ts, const struct ch_rows *dst_cols, struct chc_err *err)
+{
+    struct chc_buf cc = CHC_BUF_INIT, hs = CHC_BUF_INIT, hd = CHC_BUF_INIT, ct = CHC_BUF_INIT;
+    size_t i, m = 0;
+    int r;
+
+    columns_release(ts);
+    ts->cols = calloc(ch_rows_count(dst_cols) + 1, sizeof(*ts->cols));
+    if (!ts->cols)
+        return oom(err);
+    r = chc_buf_addstr(&hs, "cityHash64(");
+    if (r == 0)
+        r = chc_buf_addstr(&hd, "cityHash64(");
+    for (i = 0; r == 0 && i < ch_rows_count(dst_cols); i++) {
+        const char *kind = ch_rows_str(dst_cols, i, 2);
+        struct column *c = &ts->cols[ts->n_cols++];
+        c->name = chc_strdup(ch_rows_str(dst_cols, i, 0));
+        c->type = chc_strdup(ch_rows_str(dst_cols, i, 1));
+        c->kind = chc_strdup(kind);
+        c->expr = chc_strdup(ch_rows_str(dst_cols, i, 3));
+        if (!c->name || !c->type || !c->kind || !c->expr) {
+            r = -ENOMEM;
+            break;
+        }
+        if (!strcmp(kind, "MATERIALIZED") || !strcmp(kind, "ALIAS") ||
+            !strcmp(kind, "EPHEMERAL"))
+            continue;
+        if (m++) {
+            r = chc_buf_addstr(&cc, ", ");
+            if (r == 0)
+                r = chc_buf_addstr(&hs, ", ");
+            if (r == 0)
+                r = chc_buf_addstr(&hd, ", ");
+            if (r == 0)
+                r = chc_buf_addstr(&ct, ", ");
+        }
+        if (r == 0)
+            r = chc_buf_add_ident(&cc, c->name);
+        if (r == 0)
+            r = chc_buf_addstr(&ct, "CAST(");
+        if (r == 0)
+            r = chc_buf_add_ident(&ct, c->name);
+        if (r == 0)
+            r = chc_buf_addf(&ct, " AS %s) AS ", c->type);
+        if (r == 0)
+            r = chc_buf_add_ident(&ct, c->name);
+        if (r == 0)
+            r = add_hash_arg(&hs, c, 1, err);
+        if (r == 0)
+            r = add_hash_arg(&hd, c, 0, err);
+    }
+    if (r == 0)
+        r = chc_buf_addch(&hs, ')');
+    if (r == 0)
+        r = chc_buf_addch(&hd, ')');
+    if (r < 0 || m == 0) {
+        chc_buf_release(&cc);
+        chc_buf_release(&hs);
+        chc_buf_release(&hd);
+        chc_buf_release(&ct);
+        if (r == CHC_EPARSE)
+            return chc_err_prefix(err, "table '%s': column types of the destination",
+                                  ts->tb->name);
+        return m == 0 && r == 0 ? chc_err_set(err, CHC_ECONFIG, "table '%s': no columns to copy",
+                                              ts->tb->name)
+                                : oom(err);
+    }
+    ts->copy_cols = chc_buf_take(&cc, NULL);
+    ts->copy_cast = chc_buf_take(&ct, NULL);
+    ts->hash_src = chc_buf_take(&hs, NULL);
+    ts->hash_dst = chc_buf_take(&hd, NULL);
+    return 0;
+}
+
+/* "name type\n" per column: what must agree between a staging table and
+ * the destination for ATTACH PARTITION FROM to work. */
+static int columns_signature(const struct ch_rows *cols, struct chc_buf *out)
+{
+    size_t i;
+    int r = 0;
+
+    chc_buf_reset(out);
+    for (i = 0; r == 0 && i < ch_rows_count(cols); i++)
+        r = chc_buf_addf(out, "%s %s\n", ch_rows_str(cols, i, 0), ch_rows_str(cols, i, 1));
+    return r;
+}
+
+/* Staging twins follow the destination as it really is: an operator may fix
+ * the destination (say, a column type that rejected rows) while we run. A
+ * staging table whose columns differ is dropped and created again; its rows
+ * are then gone, so *ret_dropped tells the caller to recopy. */
+static int staging_sync(struct worker *w, struct tstate *ts, int *ret_dropped,
+                        struct chc_err *err)
+{
+    const struct cfg_table *tb = ts->tb;
+    const struct cfg_replica **treps = NULL;
+    struct ch_rows *dst_cols = NULL, *st_cols = NULL;
+    struct chc_buf sql = CHC_BUF_INIT, name = CHC_BUF_INIT, want = CHC_BUF_INIT, got = CHC_BUF_INIT;
+    size_t t;
+    unsigned k;
+    int r;
+
+    *ret_dropped = 0;
+    r = tables__describe(w, ts->targets[0].rep, 1, tb->database_push, tb->table_push, &dst_cols,
+                         err);
+    if (r == 0)
+        r = tables__columns_load(ts, dst_cols, err);
+    if (r < 0)
+        goto out;
+    if (columns_signature(dst_cols, &want) < 0 || tables__target_reps(ts, &treps) < 0)
+        goto oom;
+    for (k = 0; k <= ts->splits; k++) {
+        chc_buf_reset(&name);
+        r = k < ts->splits ? plan_piece_table(tb, k, &name) : plan_assembly_table(tb, &name);
+        if (r < 0)
+            goto oom;
+        for (t = 0; t < ts->n_targets; t++) {
+            st_cols = ch_rows_free(st_cols);
+            if (tables__describe(w, treps[t], 1, tb->database_push, name.buf, &st_cols, err) < 0)
+                continue; /* absent (or unreachable: CREATE below will say) */
+            if (columns_signature(st_cols, &got) < 0)
+                goto oom;
+            if (!strcmp(got.buf, want.buf))
+                continue;
+            chc_log_warn("table '%s': staging table %s on %s:%d does not match the destination's "
+                         "columns any more: recreating it",
+                         tb->name, name.buf, treps[t]->host, treps[t]->http_port);
+            chc_buf_reset(&sql);
+            if (chc_buf_addstr(&sql, "DROP TABLE IF EXISTS ") < 0 ||
+                wk__add_table_ref(&sql, tb->database_push, name.buf) < 0)
+                goto oom;
+            r = wk__fanout(w, &treps[t], 1, sql.buf, err);
+            if (r < 0)
+                goto out;
+            *ret_dropped = 1;
+        }
+        chc_buf_reset(&sql);
+        r = tables__create_sql(tb, dst_cols, name.buf, 1, &sql, err);
+        if (r < 0)
+            goto out;
+        r = wk__fanout(w, treps, ts->n_targets, sql.buf, err);
+        if (r < 0) {
+            chc_err_prefix(err, "table '%s': cannot create staging table %s", tb->name, name.buf);
+            goto out;
+        }
+    }
+    goto out;
+oom:
+    r = oom(err);
+out:
+    ch_rows_free(dst_cols);
+    ch_rows_free(st_cols);
+    free(treps);
+    chc_buf_release(&sql);
+    chc_buf_release(&name);
+    chc_buf_release(&want);
+    chc_buf_release(&got);
+    return r;
+}
+
+/* Create the database and the destination table on every node of the push
+ * cluster; every node must succeed. */
+static int create_destination(struct worker *w, struct tstate *ts,
+                              const struct cfg_replica *const *nodes, size_t n_nodes,
+                              struct chc_err *err)
+{
+    const struct cfg_table *tb = ts->tb;
+    struct ch_rows *src_cols = NULL;
+    struct chc_buf sql = CHC_BUF_INIT;
+    int r;
+
+    r = tables__describe(w, ts->src_rep[0], 0, tb->database_pull, tb->table_pull, &src_cols, err);
+    if (r < 0) {
+        chc_err_prefix(err, "table '%s': cannot read the source table %s.%s", tb->name,
+                       tb->database_pull, tb->table_pull);
+        goto out;
+    }
+    r = chc_buf_addstr(&sql, "CREATE DATABASE IF NOT EXISTS ");
+    if (r == 0)
+        r = chc_buf_add_ident(&sql, tb->database_push);
+    if (r < 0) {
+        r = oom(err);
+        goto out;
+    }
+    r = wk__fanout(w, nodes, n_nodes, sql.buf, err);
+    if (r < 0)
+        goto out;
+    chc_buf_reset(&sql);
+    r = tables__create_sql(tb, src_cols, tb->table_push, 0, &sql, err);
+    if (r < 0)
+        goto out;
+    r = wk__fanout(w, nodes, n_nodes, sql.buf, err);
+    if (r < 0)
+        chc_err_prefix(err, "table '%s': cannot create the destination table", tb->name);
+out:
+    ch_rows_free(src_cols);
+    chc_buf_release(&sql);
+    return r;
+}
+
+/* Create the database and the destination table on every live node of the
+ * push cluster; every one must succeed. */
+static int prepare_tables(struct worker *w, struct tstate *ts, struct chc_err *err)
+{
+    const struct cfg_replica **nodes = NULL;
+    size_t n_nodes = 0;
+    int r;
+
+    if (preflight__push_nodes(ts, &nodes, &n_nodes) < 0)
+        return oom(err);
+    r = create_destination(w, ts, nodes, n_nodes, err);
+    free(nodes);
+    return r;
+}
+
+/* The table is done: a destination replica that was skipped because it did
+ * not answer gets the table now if it answers, so that replication brings
+ * it the data; else say what to do. Best effort. */
+void tables__create_on_returned(struct worker *w, struct tstate *ts)
+{
+    struct chc_err e = CHC_ERR_INIT;
+    size_t i;
+
+    for (i = 0; i < ts->n_nodes; i++) {
+        const struct cfg_replica *rep = ts->nodes[i].rep;
+        size_t s, j;
+        int push = 0;
+        if (ts->nodes[i].alive)
+            continue;
+        for (s = 0; s < ts->tb->push->n_shards; s++)
+            for (j = 0; j < ts->tb->push->shards[s].n_replicas; j++)
+                push |= &ts->tb->push->shards[s].replicas[j] == rep;
+        if (!push)
+            continue;
+        if (wk__query_each(w, &rep, 1, "SELECT 1", 1, 10000, NULL, &e, &e) == 0 && e.code == 0 &&
+            create_destination(w, ts, &rep, 1, &e) == 0) {
+            chc_log_info("table '%s': replica %s:%d answers again: created %s.%s there",
+                         ts->tb->name, rep->host, rep->http_port, ts->tb->database_push,
+                         ts->tb->table_push);
+            continue;
+        }
+        chc_log_warn("table '%s': replica %s:%d was skipped and is still away (%s): create "
+                     "%s.%s there when it is back (`chcopier plan` prints the statement)%s",
+                     ts->tb->name, rep->host, rep->http_port, e.msg, ts->tb->database_push,
+                     ts->tb->table_push,
+                     ts->tb->engine->replicated ? "; replication then brings it the data" : "");
+    }
+}
+
+/* The index of partition `lit`, added if new. */
+static int add_part(struct tstate *ts, const char *lit, struct chc_err *err)
+{
+    struct chc_buf zn = CHC_BUF_INIT;
+    struct part *p;
+    size_t old;
+    uint64_t h;
+
+    if (chc_strmap_get(&ts->part_index, lit, &old))
+        return (int)old;
+    if (ts->n_parts == ts->parts_cap) {
+        size_t ncap = ts->parts_cap ? ts->parts_cap * 2 : 16;
+        struct part *np = realloc(ts->parts, ncap * sizeof(*np));
+        if (!np)
+            return oom(err);
+        ts->parts = np;
+        ts->parts_cap = ncap;
+    }
+    p = &ts->parts[ts->n_parts];
+    memset(p, 0, sizeof(*p));
+    p->lit = chc_strdup(lit);
+    p->on_shard = calloc(ts->tb->pull->n_shards, 1);
+    p->splits = ts->splits;
+    p->rows = -1;
+    p->lead = ts->n_parts;
+    p->n_group = 1;
+    if (plan_zk_name(lit, &zn) < 0 || !p->lit || !p->on_shard) {
+        free(p->lit);
+        free(p->on_shard);
+        chc_buf_release(&zn);
+        return oom(err);
+    }
+    p->zname = chc_buf_take(&zn, NULL);
+    h = chc_hash64(CHC_HASH64_INIT, lit, strlen(lit));
+    snprintf(p->hash, sizeof(p->hash), "%016" PRIx64, h);
+    if (chc_strmap_put(&ts->part_index, p->lit, ts->n_parts, NULL) < 0) {
+        free(p->lit);
+        free(p->on_shard);
+        free(p->zname);
+        return oom(err);
+    }
+    return (int)ts->n_parts++;
+}
+
+/* Which checksum expression the discovered source sums were computed with. */
+uint64_t tables__sums_key_of(const struct tstate *ts)
+{
+    return ts->hash_src ? chc_hash64(CHC_HASH64_INIT, ts->hash_src, strlen(ts->hash_src)) | 1 : 0;
+}
+
+/* Partition list node: "<shard>,<shard>\t<splits>\t<rows>\t<checksum>\t<literal>\n"
+ * (rows -1: not counted, the move asks the source; splits "=": copied by the
+ * pieces of the group of the partition before it). */
+int tables__parts_load(struct tstate *ts, const char *data, struct chc_err *err)
+{
+    const char *p = data;
+
+    if (!strncmp(p, "#sums ", 6)) {
+        ts->sums_key = strtoull(p + 6, NULL, 16);
+        p = strchr(p, '\n');
+        p = p ? p + 1 : "";
+    }
+    while (*p) {
+        const char *f[5], *nl;
+        struct chc_buf lit = CHC_BUF_INIT;
+        long long v;
+        int idx, i;
+
+        f[0] = p;
+        for (i = 1; i < 5; i++) {
+            f[i] = strchr(f[i - 1], '\t');
+            if (!f[i])
+                return chc_err_set(err, CHC_ESTATE, "bad partition list in ZooKeeper");
+            f[i]++;
+        }
+        nl = strchr(f[4], '\n');
+        if (!nl)
+            nl = f[4] + strlen(f[4]);
+        if (chc_buf_add(&lit, f[4], (size_t)(nl - f[4])) < 0)
+            return oom(err);
+        idx = add_part(ts, lit.buf, err);
+        chc_buf_release(&lit);
+        if (idx < 0)
+            return idx;
+        if (f[1][0] == '=') {
+            /* A member of the group of the partition before it. */
+            size_t lead = idx > 0 && (size_t)idx == ts->n_parts - 1 ? ts->parts[idx - 1].lead
+                                                                     : (size_t)idx;
+            if (lead == (size_t)idx || ts->parts[lead].n_group >= GROUP_MAX)
+                return chc_err_set(err, CHC_ESTATE, "bad partition group in ZooKeeper");
+            ts->parts[idx].lead = lead;
+            ts->parts[idx].n_group = 0;
+            ts->parts[lead].n_group++;
+            ts->parts[idx].splits = ts->parts[lead].splits;
+        } else {
+            v = strtoll(f[1], NULL, 10);
+            ts->parts[idx].splits =
+                v >= 1 && v <= (long long)ts->splits ? (unsigned)v : ts->splits;
+        }
+        ts->parts[idx].rows = strtoll(f[2], NULL, 10);
+        ts->parts[idx].src_hash = strtoull(f[3], NULL, 10);
+        while (p < f[1]) {
+            long sh = strtol(p, (char **)&p, 10);
+            if (sh >= 1 && (size_t)sh <= ts->tb->pull->n_shards)
+                ts->parts[idx].on_shard[sh - 1] = 1;
+            if (*p == ',')
+                p++;
+            else
+                break;
+        }
+        p = *nl ? nl + 1 : nl;
+    }
+    return 0;
+}
+
+static int parts_format(const struct tstate *ts, struct chc_buf *b)
+{
+    size_t i, s;
+    int r = 0;
+
+    if (ts->sums_key)
+        r = chc_buf_addf(b, "#sums %016" PRIx64 "\n", ts->sums_key);
+
+    for (i = 0; r == 0 && i < ts->n_parts; i++) {
+        size_t m = 0;
+        for (s = 0; r == 0 && s < ts->tb->pull->n_shards; s++)
+            if (ts->parts[i].on_shard[s])
+                r = chc_buf_addf(b, "%s%zu", m++ ? "," : "", s + 1);
+        if (r == 0 && ts->parts[i].lead != i) /* "=": in the group of the one before */
+            r = chc_buf_addf(b, "\t=\t%lld\t%llu\t%s\n", ts->parts[i].rows,
+                             ts->parts[i].src_hash, ts->parts[i].lit);
+        else if (r == 0)
+            r = chc_buf_addf(b, "\t%u\t%lld\t%llu\t%s\n", ts->parts[i].splits,
+                             ts->parts[i].rows, ts->parts[i].src_hash, ts->parts[i].lit);
+    }
+    return r;
+}
+
+/* Small partitions need fewer pieces, and are copied in groups (see
+ * plan_group_parts): a group's pieces split the sum of its rows. */
+static int group_parts(struct worker *w, struct tstate *ts, struct chc_err *err)
+{
+    long long *rows = calloc(ts->n_parts + 1, sizeof(*rows));
+    size_t *lead = calloc(ts->n_parts + 1, sizeof(*lead)), i;
+
+    if (!rows || !lead) {
+        free(rows);
+        free(lead);
+        return oom(err);
+    }
+    for (i = 0; i < ts->n_parts; i++)
+        rows[i] = ts->parts[i].max_shard_rows;
+    plan_group_parts(rows, ts->n_parts, w->o->min_piece_rows, GROUP_MAX, lead);
+    for (i = 0; i < ts->n_parts; i++) {
+        struct part *p = &ts->parts[i];
+        p->lead = lead[i];
+        p->n_group = p->lead == i;
+        if (p->lead != i) {
+            ts->parts[p->lead].n_group++;
+            rows[p->lead] += rows[i];
+        }
+    }
+    for (i = 0; i < ts->n_parts; i++)
+        if (ts->parts[i].lead == i)
+            ts->parts[i].splits = plan_part_splits(ts->tb, rows[i], w->o->min_piece_rows);
+        else
+            ts->parts[i].splits = ts->parts[ts->parts[i].lead].splits;
+    free(rows);
+    free(lead);
+    return 0;
+}
+
+/* Partitions of the source, by querying every source shard (or from
+ * enabled_partitions). Reads only. */
+int tables__discover_query(struct worker *w, struct tstate *ts, struct chc_err *err)
+{
+    const struct cfg_table *tb = ts->tb;
+    size_t S = tb->pull->n_shards, s, i, n = 0;
+    struct chc_buf *sql = calloc(S, sizeof(*sql)), *out = calloc(S, sizeof(*out));
+    const char **sqls = calloc(S, sizeof(*sqls));
+    char **vals = NULL;
+    int r = 0;
+
+    if (!sql || !out || !sqls)
+        goto oom;
+    for (s = 0; s < S; s++) {
+        chc_buf_init(&sql[s], 0);
+        chc_buf_init(&out[s], 0);
+    }
+    if (tb->has_enabled_partitions) {
+        /* As given, in the given order, assumed on every shard. */
+        for (i = 0; i < tb->n_enabled_partitions; i++) {
+            int idx = add_part(ts, tb->enabled_partitions[i], err);
+            if (idx < 0) {
+                r = idx;
+                goto out;
+            }
+            memset(ts->parts[idx].on_shard, 1, S);
+        }
+        goto out;
+    }
+    /* Partition values and their row counts, every source shard at once. */
+    ts->sums_key = tables__sums_key_of(ts);
+retry:
+    for (s = 0; s < S; s++) {
+        chc_buf_reset(&sql[s]);
+        /* The source checksum of every partition in the same pass: one read
+         * of the table instead of one per partition at move time. */
+        if (tb->engine->partition_by)
+            r = chc_buf_addf(&sql[s], "SELECT (%s) AS _p, count(), %s%s%s FROM ",
+                             tb->engine->partition_by, ts->sums_key ? "ifNull(sum(" : "0",
+                             ts->sums_key ? ts->hash_src : "", ts->sums_key ? "), 0)" : "");
+        else
+            r = chc_buf_addf(&sql[s], "SELECT 1 AS _p, count(), %s%s%s FROM ",
+                             ts->sums_key ? "ifNull(sum(" : "0", ts->sums_key ? ts->hash_src : "",
+                             ts->sums_key ? "), 0)" : "");
+        if (r == 0)
+            r = wk__add_table_ref(&sql[s], tb->database_pull, tb->table_pull);
+        if (r == 0 && tb->where_condition)
+            r = chc_buf_addf(&sql[s], " WHERE (%s)", tb->where_condition);
+        if (r == 0)
+            r = chc_buf_addstr(&sql[s], " GROUP BY _p ORDER BY _p FORMAT Values");
+        if (r < 0)
+            goto oom;
+        sqls[s] = sql[s].buf;
+    }
+    {
+        int *pull = calloc(S, sizeof(*pull)); /* source: settings_pull */
+        r = pull ? wk__multi_query(w, ts->src_rep, S, sqls, NULL, out, pull, err) : oom(err);
+        free(pull);
+    }
+    if ((r == CHC_ECH_EXCEPTION || r == CHC_ECH_PERMANENT) && ts->sums_key) {
+        /* The checksum casts source values to the destination's types; if
+         * they do not fit (the copy will say so too), count only. */
+        chc_log_warn("table '%s': %s; discovering without checksums", tb->name, err->msg);
+        ts->sums_key = 0;
+        goto retry;
+    }
+    if (r < 0) {
+        chc_err_prefix(err, "table '%s': partition discovery", tb->name);
+        goto out;
+    }
+    for (s = 0; s < S; s++) {
+        r = plan_parse_values(out[s].buf, &vals, &n, err);
+        if (r < 0)
+            goto out;
+        for (i = 0; i < n; i++) {
+            /* "<literal>,<count>,<checksum>": the last two fields are numbers. */
+            char *c2 = strrchr(vals[i], ','), *comma;
+            unsigned long long hash = 0;
+            long long rows = 0;
+            int idx;
+            if (c2)
+                *c2 = '\0';
+            comma = c2 ? strrchr(vals[i], ',') : NULL;
+            if (!comma || chc_parse_ll(comma + 1, 0, (1LL << 62), &rows) < 0 ||
+                sscanf(c2 + 1, "%llu", &hash) != 1) {
+                r = chc_err_set(err, CHC_EPARSE, "table '%s': unexpected discovery row '%s'",
+                                tb->name, vals[i]);
+                goto out;
+            }
+            *comma = '\0';
+            idx = add_part(ts, tb->engine->partition_by ? vals[i] : PLAN_UNPARTITIONED, err);
+            if (idx < 0) {
+                r = idx;
+                goto out;
+            }
+            if (ts->parts[idx].rows < 0)
+                ts->parts[idx].rows = 0;
+            ts->parts[idx].rows += rows;
+            ts->parts[idx].src_hash += hash;
+            ts->parts[idx].on_shard[s] = 1;
+            if (rows > ts->parts[idx].max_shard_rows)
+                ts->parts[idx].max_shard_rows = rows;
+        }
+        chc_strv_free(vals, n);
+        vals = NULL;
+        n = 0;
+    }
+    r = group_parts(w, ts, err);
+    goto out;
+oom:
+    r = oom(err);
+out:
+    chc_strv_free(vals, n);
+    for (s = 0; sql && out && s < S; s++) {
+        chc_buf_release(&sql[s]);
+        chc_buf_release(&out[s]);
+    }
+    free(sql);
+    free(out);
+    free(sqls);
+    return r;
+}
+
+/* Drop the staging tables on every live node of the push cluster, not only
+ * on today's staging nodes: staging may have been on another replica while
+ * the first was down. */
+int tables__drop_helpers(struct worker *w, struct tstate *ts, struct chc_err *err)
+{
+    const struct cfg_replica **treps = NULL;
+    struct chc_buf sql = CHC_BUF_INIT, name = CHC_BUF_INIT;
+    size_t n = 0;
+    unsigned k;
+    int r = 0;
+
+    if (preflight__push_nodes(ts, &treps, &n) < 0)
+        return oom(err);
+    for (k = 0; r == 0 && k <= ts->splits; k++) {
+        chc_buf_reset(&sql);
+        chc_buf_reset(&name);
+        r = k < ts->splits ? plan_piece_table(ts->tb, k, &name) : plan_assembly_table(ts->tb, &name);
+        if (r == 0)
+            r = chc_buf_addstr(&sql, "DROP TABLE IF EXISTS ");
+        if (r == 0)
+            r = wk__add_table_ref(&sql, ts->tb->database_push, name.buf);
+        if (r < 0) {
+            r = oom(err);
+            break;
+        }
+        r = wk__fanout(w, treps, n, sql.buf, err);
+    }
+    free(treps);
+    chc_buf_release(&sql);
+    chc_buf_release(&name);
+    return r;
+}
+
+/* The partition list is one node while it fits in PLIST_CHUNK bytes (its
+ * text as tables__parts_load reads it), else "#chunks N" with the text in
+ * <zroot>/plist/0 .. N-1, written before it: 100 k partitions are several
+ * MiB, a ZooKeeper node at most 1 MiB. */
+#define PLIST_CHUNK (512 * 1024)
+
+/* PLIST_CHUNK, or CHC_PLIST_CHUNK (testing: >= 100 bytes). */
+static size_t plist_chunk(void)
+{
+    const char *env = getenv("CHC_PLIST_CHUNK");
+    long long v;
+
+    return env && chc_parse_ll(env, 100, PLIST_CHUNK, &v) == 0 ? (size_t)v : PLIST_CHUNK;
+}
+
+int tables__parts_read(struct worker *w, struct tstate *ts, struct zk_stat *st,
+                       struct chc_err *err)
+{
+    struct chc_buf path = CHC_BUF_INIT, data = CHC_BUF_INIT, *outs = NULL;
+    char **paths = NULL;
+    int *codes = NULL, r;
+    unsigned long n = 0, i;
+
+    r = wk__zpath(&path, "%s/partitions", ts->zroot) < 0 ? oom(err) : 0;
+    if (r == 0)
+        r = zk_get(w->zs, path.buf, &data, st, err);
+    if (r == 0 && sscanf(data.buf, "#chunks %lu", &n) == 1) {
+        paths = calloc(n + 1, sizeof(*paths));
+        outs = calloc(n + 1, sizeof(*outs));
+        codes = calloc(n + 1, sizeof(*codes));
+        r = paths && outs && codes ? 0 : oom(err);
+        for (i = 0; r == 0 && i < n; i++) {
+            chc_buf_init(&outs[i], 0);
+            if (wk__zpath(&path, "%s/plist/%lu", ts->zroot, i) < 0)
+                r = oom(err);
+            else
+                paths[i] = chc_buf_take(&path, NULL);
+        }
+        if (r == 0)
+            r = zk_get_many(w->zs, (const char *const *)paths, n, outs, codes, err);
+        chc_buf_reset(&data);
+        for (i = 0; r == 0 && i < n; i++)
+            r = codes[i] < 0 ? chc_err_set(err, CHC_ESTATE, "partition list chunk %s is missing",
+                                           paths[i])
+                : chc_buf_add(&data, outs[i].buf, outs[i].len) < 0 ? oom(err)
+                                                                  : 0;
+    }
+    if (r == 0)
+        r = tables__parts_load(ts, data.buf, err);
+    for (i = 0; outs && i < n; i++)
+        chc_buf_release(&outs[i]);
+    chc_strv_free(paths, n);
+    free(outs);
+    free(codes);
+    chc_buf_release(&path);
+    chc_buf_release(&data);
+    return r;
+}
+
+/* Write the list (table_init's owner only): the chunks, then the node whose
+ * existence says the list is complete. */
+static int parts_publish(struct worker *w, struct tstate *ts, struct chc_err *err)
+{
+    struct chc_buf text = CHC_BUF_INIT, path = CHC_BUF_INIT, head = CHC_BUF_INIT;
+    size_t off = 0, n = 0, chunk = plist_chunk();
+    int r = parts_format(ts, &text) < 0 ? oom(err) : 0;
+
+    while (r == 0 && text.len > chunk && off < text.len) {
+        size_t len = text.len - off > chunk ? chunk : text.len - off;
+        while (off + len < text.len && len > 0 && text.buf[off + len - 1] != '\n')
+            len--; /* whole lines per chunk */
+        if (len == 0)
+            r = chc_err_set(err, CHC_ETOOBIG, "table '%s': a partition literal is longer "
+                            "than %zu bytes", ts->tb->name, chunk);
+        if (r == 0 && wk__zpath(&path, "%s/plist/%zu", ts->zroot, n) < 0)
+            r = oom(err);
+        if (r == 0 && n == 0)
+            r = zk_create_parents(w->zs, path.buf, err);
+        if (r == 0)
+            r = zk_set(w->zs, path.buf, text.buf + off, len, ZK_ANY_VERSION, NULL, err);
+        if (r == CHC_EZK_NONODE) /* a dead owner may have left chunks: overwrite them */
+            r = zk_create(w->zs, path.buf, text.buf + off, len, ZK_PERSISTENT, NULL, err);
+        off += len;
+        n++;
+    }
+    if (r == 0 && n && chc_buf_addf(&head, "#chunks %zu\n", n) < 0)
+        r = oom(err);
+    if (r == 0 && wk__zpath(&path, "%s/partitions", ts->zroot) < 0)
+        r = oom(err);
+    if (r == 0)
+        r = n ? zk_create(w->zs, path.buf, head.buf, head.len, ZK_PERSISTENT, NULL, err)
+              : zk_create(w->zs, path.buf, text.buf, text.len, ZK_PERSISTENT, NULL, err);
+    chc_buf_release(&text);
+    chc_buf_release(&path);
+    chc_buf_release(&head);
+    return r;
+}
+
+/* The first worker on a table definition owns its initialisation, under the
+ * ephemeral lock <zroot>/init: empty the staging tables (they may hold
+ * leftovers of an earlier definition or run), then discover the partitions
+ * and publish them. Copying starts only once the partition list exists, so
+ * nothing is ever copied into staging before it was emptied. The others
+ * wait for the list; if the owner dies, the next one takes over (the marker
+ * staging_reset says the tables were already emptied). */
+static int table_init(struct worker *w, struct tstate *ts, struct chc_err *err)
+{
+    struct chc_buf lock = CHC_BUF_INIT, out = CHC_BUF_INIT;
+    uint64_t waited = 0;
+    char *held = NULL;
+    int r, dropped;
+
+    if (wk__zpath(&lock, "%s/init", ts->zroot) < 0)
+        goto oom;
+    for (;;) {
+        r = tables__parts_read(w, ts, NULL, err);
+        if (r == 0)
+            goto out;
+        if (r != CHC_EZK_NONODE)
+            goto out;
+        r = zkstate__ephemeral_take(w, lock.buf, err);
+        if (r == 0) {
+            held = chc_buf_take(&lock, NULL);
+            break;
+        }
+        if (r != CHC_EZK_NODEEXISTS)
+            goto out;
+        if (waited % 10000 == 0)
+            chc_log_info("table '%s': waiting for another worker to discover partitions",
+                         ts->tb->name);
+        wk__sleep(w, 200);
+        waited += 200;
+    }
+    /* We own the initialisation. */
+    r = tables__parts_read(w, ts, NULL, err);
+    if (r == 0)
+        goto release;
+    chc_buf_reset(&out);
+    if (wk__zpath(&out, "%s/staging_reset", ts->zroot) < 0)
+        goto oom;
+    r = zk_exists(w->zs, out.buf, NULL, err);
+    if (r == CHC_EZK_NONODE) {
+        r = tables__drop_helpers(w, ts, err);
+        if (r == 0)
+            r = staging_sync(w, ts, &dropped, err);
+        if (r == 0)
+            r = zk_create(w->zs, out.buf, "", 0, ZK_PERSISTENT, NULL, err);
+        if (r == CHC_EZK_NODEEXISTS)
+            r = 0;
+    }
+    if (r < 0) /* not known to be emptied: nothing may be copied yet */
+        goto release;
+    if (!ts->hash_src) /* discovery needs the columns for the source checksums */
+        r = staging_sync(w, ts, &dropped, err);
+    if (r == 0)
+        r = tables__discover_query(w, ts, err);
+    if (r < 0)
+        goto release;
+    r = parts_publish(w, ts, err);
+release:
+    zkstate__lock_release(w, &held);
+    goto out;
+oom:
+    r = oom(err);
+out:
+    chc_buf_release(&lock);
+    chc_buf_release(&out);
+    return r;
+}
+
+int tables__is_local_host(const char *host, const char *me)
+{
+    return !strcmp(host, "localhost") || !strncmp(host, "127.", 4) || !strcmp(host, "::1") ||
+           !strcmp(host, me);
+}
+
+/* Sync the staging tables with the destination; if some had to be
+ * recreated, every partition not yet assembled is copied again. */
+int tables__staging_check(struct worker *w, struct tstate *ts, struct chc_err *err)
+{
+    struct chc_buf state = CHC_BUF_INIT;
+    size_t i;
+    int dropped = 0, r;
+
+    r = staging_sync(w, ts, &dropped, err);
+    for (i = 0; r == 0 && dropped && i < ts->n_parts; i++) {
+        r = zkstate__part_state_read(w, ts, i, &state, err);
+        if (r == 0 && state.len == 0) {
+            r = zkstate__reset_pieces(w, ts, i, err);
+            memset(pdone_at(ts, ts->parts[i].lead, 0), 0,
+                   (size_t)ts->splits * ts->tb->pull->n_shards);
+        }
+    }
+    if (r == 0 && dropped)
+        chc_log_info("table '%s': staging recreated, partitions not yet assembled will be "
+                     "copied again", ts->tb->name);
+    chc_buf_release(&state);
+    return r;
+}
+
+/* Everything about a table task that needs no writes: its ZooKeeper root,
+ * source replicas in proximity order, staging nodes, sharding key type. */
+int tables__layout(struct worker *w, const struct cfg_table *tb, struct tstate **ret,
+                   struct chc_err *err)
+{
+    struct tstate *ts = calloc(1, sizeof(*ts));
+    struct chc_buf b = CHC_BUF_INIT;
+    int *local = NULL;
+    size_t s, j;
+    int r;
+
+    if (!ts)
+        return oom(err);
+    ts->w = w;
+    ts->tb = tb;
+    ts->splits = plan_splits(tb);
+    /* Data path: --data-path overrides the task's <data_path>; pull by default. */
+    ts->pipe = w->o->data_path ? w->o->data_path == CHC_PATH_PIPE : tb->data_path == CFG_PATH_PIPE;
+    r = wk__zpath(&b, "%s/tables/", w->o->task_path);
+    if (r == 0)
+        r = tables__id(tb, &b);
+    if (r == 0)
+        r = chc_buf_addf(&b, "/%s", tb->def_hash_hex);
+    if (r < 0)
+        goto oom;
+    ts->zroot = chc_buf_take(&b, NULL);
+    /* Shards ordered by proximity; source replicas and staging nodes are
+     * chosen among the live ones by the preflight. */
+    ts->src_rep = calloc(tb->pull->n_shards, sizeof(*ts->src_rep));
+    ts->order = calloc(tb->pull->n_shards, sizeof(*ts->order));
+    local = calloc(tb->pull->n_shards, sizeof(*local));
+    if (!ts->src_rep || !ts->order || !local)
+        goto oom;
+    for (s = 0; s < tb->pull->n_shards; s++)
+        for (j = 0; j < tb->pull->shards[s].n_replicas; j++)
+            local[s] |= tables__is_local_host(tb->pull->shards[s].replicas[j].host, w->host);
+    plan_shard_order(tb->pull, w->host, local, ts->order);
+    r = preflight__run(w, ts, err);
+    if (r < 0)
+        goto fail;
+    free(local);
+    *ret = ts;
+    return 0;
+oom:
+    r = oom(err);
+fail:
+    free(local);
+    chc_buf_release(&b);
+    tables__tstate_free(ts);
+    return r;
+}
+
+int tables__prepare(struct worker *w, const struct cfg_table *tb, struct tstate **ret,
+                    struct chc_err *err)
+{
+    struct tstate *ts = NULL;
+    struct chc_buf b = CHC_BUF_INIT;
+    int r;
+
+    r = tables__layout(w, tb, &ts, err);
+    if (r < 0)
+        return r;
+    r = zk_create_parents(w->zs, ts->zroot, err);
+    if (r < 0)
+        goto fail;
+    r = wk__zpath(&b, "%s/parts", ts->zroot);
+    if (r == 0)
+        r = zk_create_parents(w->zs, b.buf, err);
+    if (r == 0)
+        r = wk__zpath(&b, "%s/locks", ts->zroot);
+    if (r == 0)
+        r = zk_create_parents(w->zs, b.buf, err);
+    if (r < 0)
+        goto fail;
+    r = wk__zpath(&b, "%s/done", ts->zroot);
+    if (r == 0 && zk_exists(w->zs, b.buf, NULL, err) == 0) {
+        ts->finished = 1;
+        goto done;
+    }
+    r = prepare_tables(w, ts, err);
+    if (r < 0)
+        goto fail;
+    r = table_init(w, ts, err);
+    if (r < 0)
+        goto fail;
+    ts->pdone = calloc(ts->n_parts * ts->splits * tb->pull->n_shards + 1, 1);
+    ts->pbusy = calloc(ts->n_parts * ts->splits + 1, 1);
+    ts->pnext = calloc(ts->n_parts * ts->splits + 1, sizeof(*ts->pnext));
+    ts->pfails = calloc(ts->n_parts * ts->splits + 1, 1);
+    ts->ptries = calloc(ts->n_parts * ts->splits + 1, sizeof(*ts->ptries));
+    if (!ts->pdone || !ts->pbusy || !ts->pnext || !ts->pfails || !ts->ptries) {
+        r = oom(err);
+        goto fail;
+    }
+    r = tables__staging_check(w, ts, err);
+    if (r < 0)
+        goto fail;
+done:
+    chc_buf_release(&b);
+    *ret = ts;
+    return 0;
+fail:
+    chc_buf_release(&b);
+    tables__tstate_free(ts);
+    return r;
+}
