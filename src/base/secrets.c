@@ -10,7 +10,6 @@
 
 #include "chcopier/base/buf.h"
 #include "chcopier/base/secrets.h"
-#include "chcopier/config/task.h"
 
 #include "base/banned.h"
 
@@ -239,21 +238,6 @@ int chc_secrets_add_global(const char *secret)
     r = global ? chc_secrets_add(global, secret) : -ENOMEM;
     pthread_mutex_unlock(&global_lock);
     return r;
-}
-
-int chc_secrets_add_task(const struct cfg_task *t)
-{
-    size_t c, s, i;
-    int r;
-
-    for (c = 0; c < t->n_clusters; c++)
-        for (s = 0; s < t->clusters[c].n_shards; s++)
-            for (i = 0; i < t->clusters[c].shards[s].n_replicas; i++) {
-                r = chc_secrets_add_global(t->clusters[c].shards[s].replicas[i].password);
-                if (r < 0)
-                    return r;
-            }
-    return 0;
 }
 
 void chc_secrets_mask_str(char *str, size_t size, int truncated)

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "chcopier/base/strmap.h"
-#include "chcopier/config/task.h"
+#include "chcopier/base/hash.h"
 
 #include "base/banned.h"
 

@@ -276,7 +276,7 @@ int main(int argc, char **argv)
     chc_log_set_level(level);
     if (o.task_file) {
         r = cfg_task_load_file(o.task_file, &file_task, &task_text, &err);
-        if (r == 0 && chc_secrets_add_task(file_task) < 0)
+        if (r == 0 && cfg_task_hide_passwords(file_task) < 0)
             r = chc_err_set(&err, -ENOMEM, "out of memory");
         if (r < 0)
             goto fail;

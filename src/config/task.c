@@ -23,6 +23,7 @@
 #include "chcopier/base/buf.h"
 #include "chcopier/config/engine.h"
 #include "chcopier/base/strmap.h"
+#include "chcopier/base/secrets.h"
 #include "chcopier/config/task.h"
 
 #include "base/banned.h"
@@ -32,55 +33,6 @@
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                            */
 /* ------------------------------------------------------------------------ */
-
-uint64_t chc_hash64(uint64_t h, const void *data, size_t n)
-{
-    const unsigned char *p = data;
-    size_t i;
-
-    for (i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-
-int chc_read_file(const char *path, size_t max, char **ret, size_t *ret_len,
-                  struct chc_err *err)
-{
-    struct chc_buf b;
-    char chunk[65536];
-    int fd, r;
-
-    chc_buf_init(&b, max);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    /* An unreadable file given by the operator is a configuration error. */
-    if (fd < 0)
-        return chc_err_set(err, CHC_ECONFIG, "%s: cannot read: %s", path, strerror(errno));
-    for (;;) {
-        ssize_t n = read(fd, chunk, sizeof(chunk));
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            r = chc_err_set(err, CHC_ECONFIG, "%s: cannot read: %s", path, strerror(errno));
-            goto fail;
-        }
-        if (n == 0)
-            break;
-        r = chc_buf_add(&b, chunk, (size_t)n);
-        if (r < 0) {
-            chc_err_set(err, r, "%s: file too large (max %zu bytes)", path, max);
-            goto fail;
-        }
-    }
-    close(fd);
-    *ret = chc_buf_take(&b, ret_len);
-    return *ret ? 0 : chc_err_set(err, -ENOMEM, "out of memory");
-fail:
-    close(fd);
-    chc_buf_release(&b);
-    return r;
-}
 
 static int is_elem(const xmlNode *n)
 {
@@ -1199,4 +1151,19 @@ int cfg_zk_load_file(const char *path, struct cfg_zk **ret, struct chc_err *err)
     r = cfg_zk_parse(text, len, path, ret, err);
     free(text);
     return r;
+}
+
+int cfg_task_hide_passwords(const struct cfg_task *t)
+{
+    size_t c, s, i;
+    int r;
+
+    for (c = 0; c < t->n_clusters; c++)
+        for (s = 0; s < t->clusters[c].n_shards; s++)
+            for (i = 0; i < t->clusters[c].shards[s].n_replicas; i++) {
+                r = chc_secrets_add_global(t->clusters[c].shards[s].replicas[i].password);
+                if (r < 0)
+                    return r;
+            }
+    return 0;
 }

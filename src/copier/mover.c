@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "chcopier/base/buf.h"
-#include "chcopier/cli/cli.h"
+#include "chcopier/config/options.h"
 #include "chcopier/obs/log.h"
 #include "chcopier/obs/metrics.h"
 #include "chcopier/sql/plan.h"

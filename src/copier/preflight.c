@@ -27,7 +27,7 @@
 
 #include "chcopier/base/buf.h"
 #include "chcopier/ch/ch.h"
-#include "chcopier/cli/cli.h"
+#include "chcopier/config/options.h"
 #include "chcopier/config/engine.h"
 #include "chcopier/obs/log.h"
 #include "chcopier/sql/plan.h"

@@ -13,7 +13,7 @@
 
 #include "chcopier/base/buf.h"
 #include "chcopier/ch/ch.h"
-#include "chcopier/cli/cli.h"
+#include "chcopier/config/options.h"
 #include "chcopier/sql/plan.h"
 #include "chcopier/base/secrets.h"
 #include "chcopier/config/task.h"

@@ -17,7 +17,7 @@
 
 #include "chcopier/base/buf.h"
 #include "chcopier/ch/ch.h"
-#include "chcopier/cli/cli.h"
+#include "chcopier/config/options.h"
 #include "chcopier/obs/log.h"
 #include "chcopier/obs/metrics.h"
 #include "chcopier/config/task.h"

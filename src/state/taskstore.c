@@ -86,7 +86,7 @@ int taskstore_fetch(struct zk_session *zs, const char *task_path, struct cfg_tas
         goto out;
     r = cfg_task_parse(text.buf, text.len, path.buf, ret, err);
     /* From now on no log line or message shows a password of the task. */
-    if (r == 0 && chc_secrets_add_task(*ret) < 0) {
+    if (r == 0 && cfg_task_hide_passwords(*ret) < 0) {
         *ret = cfg_task_free(*ret);
         r = chc_err_set(err, -ENOMEM, "out of memory");
     }

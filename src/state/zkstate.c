@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "chcopier/base/buf.h"
-#include "chcopier/cli/cli.h"
+#include "chcopier/config/options.h"
 #include "chcopier/obs/log.h"
 #include "chcopier/config/task.h"
 #include "chcopier/zk/zk.h"

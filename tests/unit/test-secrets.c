@@ -215,7 +215,7 @@ TEST(every_replica_password_of_a_task)
 
     chc_secrets_clear_global();
     ASSERT_OK(cfg_task_parse(xml, strlen(xml), "task.xml", &t, &err));
-    ASSERT_OK(chc_secrets_add_task(t));
+    ASSERT_OK(cfg_task_hide_passwords(t));
     snprintf(text, sizeof(text),
              "first'pw 'first\\'pw' second\\pw 'second\\\\pw' third pw third%%20pw "
              "fourth%%pw fourth%%25pw fifthpw");

@@ -16,7 +16,7 @@
  * masks a trailing beginning of any form.
  *
  * The process-wide set is fed once with the task's passwords (every replica
- * of every cluster: chc_secrets_add_task() when a description is read) and
+ * of every cluster: cfg_task_hide_passwords() when a description is read) and
  * with the ZooKeeper identity. chc_err_set()/chc_err_prefix() and the log
  * module apply it to every message and line, so no call site masks by hand;
  * output that bypasses both (status, plan) calls chc_secrets_mask_str().
@@ -27,7 +27,6 @@
 
 #include <stddef.h>
 
-struct cfg_task;
 struct chc_secrets;
 
 #define CHC_SECRETS_MASK "***"
@@ -49,8 +48,6 @@ size_t chc_secrets_mask(const struct chc_secrets *s, const char *in, size_t n, i
 
 /* ---- the process-wide set ---- */
 int chc_secrets_add_global(const char *secret);
-/* Every replica password of every cluster of t. 0 or -ENOMEM. */
-int chc_secrets_add_task(const struct cfg_task *t);
 /* Mask str (NUL-terminated, in a buffer of size bytes) in place with the
  * process-wide set; truncated as for chc_secrets_mask(). */
 void chc_secrets_mask_str(char *str, size_t size, int truncated);

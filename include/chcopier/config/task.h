@@ -17,6 +17,8 @@
 #include <stdint.h>
 
 #include "chcopier/base/err.h"
+#include "chcopier/base/file.h"
+#include "chcopier/base/hash.h"
 
 struct engine_info;
 
@@ -118,12 +120,8 @@ int cfg_zk_parse(const char *xml, size_t len, const char *source, struct cfg_zk 
 int cfg_zk_load_file(const char *path, struct cfg_zk **ret, struct chc_err *err);
 struct cfg_zk *cfg_zk_free(struct cfg_zk *z);
 
-/* Read a whole file (capped at max bytes). */
-int chc_read_file(const char *path, size_t max, char **ret, size_t *ret_len,
-                  struct chc_err *err);
-
-/* 64-bit FNV-1a, for definition hashes. */
-uint64_t chc_hash64(uint64_t h, const void *data, size_t n);
-#define CHC_HASH64_INIT 0xcbf29ce484222325ULL
+/* Add every replica password of every cluster of t to the process-wide
+ * secrets (base/secrets.h): they are masked in every text from then on. */
+int cfg_task_hide_passwords(const struct cfg_task *t);
 
 #endif
