@@ -6,7 +6,7 @@
  * idempotent, so a move interrupted anywhere is simply repeated.
  *
  * Fencing: the state of a partition is written only over the version read
- * under its lock (zkstate__part_state_write), the lock is checked to be
+ * under its lock (st_part_write), the lock is checked to be
  * ours right before each round of ALTERs, and no statement of a round is
  * sent once the session is gone (wk__multi_query). Every check reads every
  * staging node: the replicas of a non-replicated destination hold copies of
@@ -239,7 +239,7 @@ static int part_ready(struct worker *w, struct tstate *ts, size_t part, struct c
         return oom(err);
     part = ts->parts[part].lead;
     for (k = 0; r == 1 && k < ts->parts[part].splits; k++) {
-        int rr = zkstate__piece_read(w, ts, part, k, &ps, err);
+        int rr = tstate__piece_read(ts, part, k, &ps, err);
         if (rr < 0) {
             r = rr;
             break;
@@ -437,7 +437,12 @@ static int mv_record(struct worker *w, struct tstate *ts, struct batch *b, const
         versions[np] = &m->version;
         parts[np++] = m->part;
     }
-    return zkstate__part_states_write(w, ts, parts, states, versions, np, err);
+    for (i = 0; i < np; i++) {
+        int r = tstate__part_write(ts, parts[i], states[i], versions[i], err);
+        if (r < 0)
+            return r;
+    }
+    return 0;
 }
 
 static int to_assemble_fresh(const struct mv *m)
@@ -452,10 +457,11 @@ static int to_replace(const struct mv *m)
 
 static void batch_release(struct worker *w, struct batch *b)
 {
+    struct st_claimer cl = worker__claimer(w);
     size_t i;
 
     for (i = 0; i < b->n; i++) {
-        zkstate__lock_release(w, &b->mv[i].lock);
+        st_release(&cl, &b->mv[i].lock);
         chc_buf_release(&b->mv[i].state);
         free(b->mv[i].before); /* one allocation for before, staged and after */
     }
@@ -484,11 +490,11 @@ static int batch_claim(struct worker *w, struct tstate *ts, const size_t *parts,
             return oom(err);
         m->staged = m->before + ts->n_targets;
         m->after = m->staged + ts->n_targets;
-        r = zkstate__lock_take(w, ts, m->part, "move", &m->lock, err);
+        r = tstate__lock_take(ts, m->part, "move", &m->lock, err);
         if (r == CHC_EZK_NODEEXISTS)
             continue; /* another worker moves it */
         if (r == 0)
-            r = zkstate__part_state_get(w, ts, m->part, &m->state, &m->version, err);
+            r = tstate__part_get(ts, m->part, &m->state, &m->version, err);
         if (r < 0)
             return r;
         from = protocol_move(m->state.buf, &recorded);
@@ -564,8 +570,8 @@ static void mv_recopy(struct worker *w, struct tstate *ts, struct mv *m, const c
 {
     struct chc_err e = CHC_ERR_INIT;
 
-    if (zkstate__reset_pieces(w, ts, m->part, &e) == 0 &&
-        zkstate__part_state_write(w, ts, m->part, "assembling", &m->version, &e) == 0)
+    if (tstate__reset_pieces(ts, m->part, &e) == 0 &&
+        tstate__part_write(ts, m->part, "assembling", &m->version, &e) == 0)
         chc_err_set(&e, CHC_EMISMATCH, "%s: copying the partition again", why);
     mv_fail(w, ts, m, &e, move_failures);
 }

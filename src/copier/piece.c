@@ -263,8 +263,11 @@ void piece__job_free(struct job *j)
     }
     free(j->q);
     free(j->pp);
-    zkstate__lock_release(j->w, &j->lock_path);
-    zkstate__lock_release(j->w, &j->slot_path);
+    {
+        struct st_claimer cl = worker__claimer(j->w);
+        st_release(&cl, &j->lock_path);
+        st_release(&cl, &j->slot_path);
+    }
     free(j);
 }
 
@@ -437,14 +440,14 @@ int piece__try(struct worker *w, struct tstate *ts, size_t part, size_t shard, u
     j->k = k;
     j->shard = shard;
     snprintf(kbuf, sizeof(kbuf), "%u", k);
-    r = zkstate__lock_take(w, ts, part, kbuf, &j->lock_path, err);
+    r = tstate__lock_take(ts, part, kbuf, &j->lock_path, err);
     if (r == CHC_EZK_NODEEXISTS) {
         r = 0;
         goto out;
     }
     if (r < 0)
         goto out;
-    r = zkstate__piece_read(w, ts, part, k, &ps, err);
+    r = tstate__piece_read(ts, part, k, &ps, err);
     if (r < 0)
         goto out;
     memcpy(pdone_at(ts, part, k), ps.done, ts->tb->pull->n_shards);
@@ -453,7 +456,11 @@ int piece__try(struct worker *w, struct tstate *ts, size_t part, size_t shard, u
         r = 0; /* someone finished it meanwhile */
         goto out;
     }
-    r = zkstate__slot_take(w, &j->slot_path, err);
+    {
+        struct st_claimer cl = worker__claimer(w);
+        r = st_slot_take(&cl, w->o->task_path, w->task->max_workers, ++w->slot_seq,
+                         &j->slot_path, err);
+    }
     if (r < 0)
         goto out; /* CHC_EBUSY: every max_workers slot is taken */
     wk__fault_point(w, "after_claim");
@@ -469,7 +476,7 @@ int piece__try(struct worker *w, struct tstate *ts, size_t part, size_t shard, u
         ps.rows = 0;
     }
     ps.started = (int)shard;
-    r = zkstate__piece_write(w, ts, part, k, &ps, err);
+    r = tstate__piece_write(ts, part, k, &ps, err);
     if (r < 0)
         goto out;
     chc_log_at(CHC_LOG_INFO, &lf, "claimed, copying");
@@ -554,10 +561,10 @@ int piece__job_finish(struct worker *w, struct job *j, struct chc_err *err)
                                                      : "redone",
                    j->err.msg);
         /* For `status`: the piece's last error (best effort, version-checked). */
-        if (zkstate__piece_read(w, ts, j->part, j->k, &ps, NULL) == 0 && ps.exists) {
+        if (tstate__piece_read(ts, j->part, j->k, &ps, NULL) == 0 && ps.exists) {
             snprintf(ps.error, sizeof(ps.error), "source shard %zu: %.200s", j->shard + 1,
                      j->err.msg);
-            if (zkstate__piece_write(w, ts, j->part, j->k, &ps, NULL) < 0)
+            if (tstate__piece_write(ts, j->part, j->k, &ps, NULL) < 0)
                 chc_log_debug("cannot record the piece's error, ignoring");
         }
         r = j->err.code ? j->err.code : CHC_ECH_EXCEPTION;
@@ -565,7 +572,7 @@ int piece__job_finish(struct worker *w, struct job *j, struct chc_err *err)
         goto out;
     }
     wk__fault_point(w, "after_insert");
-    r = zkstate__piece_read(w, ts, j->part, j->k, &ps, err);
+    r = tstate__piece_read(ts, j->part, j->k, &ps, err);
     if (r < 0)
         goto out;
     if (ps.started != (int)j->shard) {
@@ -585,7 +592,7 @@ int piece__job_finish(struct worker *w, struct job *j, struct chc_err *err)
     ps.started = -1;
     ps.ms = (long long)(now_ms() - j->t0);
     ps.error[0] = '\0';
-    r = zkstate__piece_write(w, ts, j->part, j->k, &ps, err);
+    r = tstate__piece_write(ts, j->part, j->k, &ps, err);
     if (r == 0)
         memcpy(pdone_at(ts, j->part, j->k), ps.done, ts->tb->pull->n_shards);
     if (r == 0) {

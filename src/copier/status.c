@@ -15,6 +15,7 @@
 #include "chcopier/ch/ch.h"
 #include "chcopier/config/options.h"
 #include "chcopier/sql/plan.h"
+#include "chcopier/state/layout.h"
 #include "chcopier/base/secrets.h"
 #include "chcopier/config/task.h"
 #include "chcopier/state/taskstore.h"
@@ -221,7 +222,10 @@ int worker_clean(const struct chc_options *o, struct zk_session *zs, struct chc_
     r = worker__open(&w, o, zs, NULL, err);
     if (r < 0)
         goto out;
-    zkstate__reap_dead_local(&w);
+    {
+        struct st_claimer cl = worker__claimer(&w);
+        st_reap_dead_local(&cl, o->task_path);
+    }
     r = wk__zpath(&path, "%s/workers", o->task_path);
     if (r == 0)
         r = zk_children(zs, path.buf, &workers, &n_workers, err);
@@ -324,19 +328,15 @@ static int status_table(struct worker *w, const struct cfg_table *tb, struct tab
         r = oom(err);
         goto out;
     }
+    ts->w = w;
     ts->tb = tb;
     ts->splits = plan_splits(tb);
-    r = wk__zpath(&b, "%s/tables/", w->o->task_path);
-    if (r == 0)
-        r = tables__id(tb, &b);
-    if (r == 0)
-        r = chc_buf_addf(&b, "/%s", tb->def_hash_hex);
-    if (r < 0) {
+    if (st_path_table(w->o->task_path, tb, &b) < 0) {
         r = oom(err);
         goto out;
     }
     ts->zroot = chc_buf_take(&b, NULL);
-    r = tables__parts_read(w, ts, &pst, err);
+    r = tstate__parts_read(ts, &pst, err);
     if (r == CHC_EZK_NONODE) {
         r = 0;
         goto out;
@@ -352,7 +352,7 @@ static int status_table(struct worker *w, const struct cfg_table *tb, struct tab
                              : st->rows_total + ts->parts[i].rows;
     for (i = 0; i < ts->n_parts; i++) {
         unsigned long long rows = 0, hash = 0;
-        r = zkstate__part_state_read(w, ts, i, &data, err);
+        r = tstate__part_get(ts, i, &data, NULL, err);
         if (r < 0)
             goto out;
         if (sscanf(data.buf, "done %llu %llu", &rows, &hash) == 2) {
@@ -376,7 +376,7 @@ static int status_table(struct worker *w, const struct cfg_table *tb, struct tab
             continue;
         }
         for (k = 0; k < ts->parts[i].splits; k++) {
-            r = zkstate__piece_read(w, ts, i, k, &ps, err);
+            r = tstate__piece_read(ts, i, k, &ps, err);
             if (r < 0)
                 goto out;
             for (sh = 0; sh < tb->pull->n_shards; sh++)
@@ -431,7 +431,7 @@ static int status_table(struct worker *w, const struct cfg_table *tb, struct tab
         char *hash = strrchr(locks[i], '#');
         if (!hash)
             continue;
-        if (plan_zk_unname(locks[i], &part) < 0 || wk__zpath(&lp, "%s/locks/%s", ts->zroot, locks[i]) < 0) {
+        if (st_node_unname(locks[i], &part) < 0 || wk__zpath(&lp, "%s/locks/%s", ts->zroot, locks[i]) < 0) {
             r = oom(err);
         } else if (zk_get(w->zs, lp.buf, &holder, NULL, err) == 0) {
             chc_buf_setlen(&part, (size_t)(strrchr(part.buf, '#') - part.buf));

@@ -18,6 +18,7 @@
 #include "chcopier/config/engine.h"
 #include "chcopier/obs/log.h"
 #include "chcopier/sql/plan.h"
+#include "chcopier/state/layout.h"
 #include "chcopier/sql/sqlhash.h"
 #include "chcopier/config/task.h"
 #include "chcopier/zk/zk.h"
@@ -54,22 +55,6 @@ void tables__tstate_free(struct tstate *ts)
     free(ts->pfails);
     free(ts->ptries);
     free(ts);
-}
-
-int tables__id(const struct cfg_table *tb, struct chc_buf *out)
-{
-    int r;
-
-    r = plan_zk_name(tb->cluster_push, out);
-    if (r == 0)
-        r = chc_buf_addch(out, '.');
-    if (r == 0)
-        r = plan_zk_name(tb->database_push, out);
-    if (r == 0)
-        r = chc_buf_addch(out, '.');
-    if (r == 0)
-        r = plan_zk_name(tb->table_push, out);
-    return r;
 }
 
 /* Describe a table: name, type, default kind, default expression. */
@@ -469,142 +454,10 @@ void tables__create_on_returned(struct worker *w, struct tstate *ts)
     }
 }
 
-/* The index of partition `lit`, added if new. */
-static int add_part(struct tstate *ts, const char *lit, struct chc_err *err)
-{
-    struct chc_buf zn = CHC_BUF_INIT;
-    struct part *p;
-    size_t old;
-    uint64_t h;
-
-    if (chc_strmap_get(&ts->part_index, lit, &old))
-        return (int)old;
-    if (ts->n_parts == ts->parts_cap) {
-        size_t ncap = ts->parts_cap ? ts->parts_cap * 2 : 16;
-        struct part *np = realloc(ts->parts, ncap * sizeof(*np));
-        if (!np)
-            return oom(err);
-        ts->parts = np;
-        ts->parts_cap = ncap;
-    }
-    p = &ts->parts[ts->n_parts];
-    memset(p, 0, sizeof(*p));
-    p->lit = chc_strdup(lit);
-    p->on_shard = calloc(ts->tb->pull->n_shards, 1);
-    p->splits = ts->splits;
-    p->rows = -1;
-    p->lead = ts->n_parts;
-    p->n_group = 1;
-    if (plan_zk_name(lit, &zn) < 0 || !p->lit || !p->on_shard) {
-        free(p->lit);
-        free(p->on_shard);
-        chc_buf_release(&zn);
-        return oom(err);
-    }
-    p->zname = chc_buf_take(&zn, NULL);
-    h = chc_hash64(CHC_HASH64_INIT, lit, strlen(lit));
-    snprintf(p->hash, sizeof(p->hash), "%016" PRIx64, h);
-    if (chc_strmap_put(&ts->part_index, p->lit, ts->n_parts, NULL) < 0) {
-        free(p->lit);
-        free(p->on_shard);
-        free(p->zname);
-        return oom(err);
-    }
-    return (int)ts->n_parts++;
-}
-
 /* Which checksum expression the discovered source sums were computed with. */
 uint64_t tables__sums_key_of(const struct tstate *ts)
 {
     return ts->hash_src ? chc_hash64(CHC_HASH64_INIT, ts->hash_src, strlen(ts->hash_src)) | 1 : 0;
-}
-
-/* Partition list node: "<shard>,<shard>\t<splits>\t<rows>\t<checksum>\t<literal>\n"
- * (rows -1: not counted, the move asks the source; splits "=": copied by the
- * pieces of the group of the partition before it). */
-int tables__parts_load(struct tstate *ts, const char *data, struct chc_err *err)
-{
-    const char *p = data;
-
-    if (!strncmp(p, "#sums ", 6)) {
-        ts->sums_key = strtoull(p + 6, NULL, 16);
-        p = strchr(p, '\n');
-        p = p ? p + 1 : "";
-    }
-    while (*p) {
-        const char *f[5], *nl;
-        struct chc_buf lit = CHC_BUF_INIT;
-        long long v;
-        int idx, i;
-
-        f[0] = p;
-        for (i = 1; i < 5; i++) {
-            f[i] = strchr(f[i - 1], '\t');
-            if (!f[i])
-                return chc_err_set(err, CHC_ESTATE, "bad partition list in ZooKeeper");
-            f[i]++;
-        }
-        nl = strchr(f[4], '\n');
-        if (!nl)
-            nl = f[4] + strlen(f[4]);
-        if (chc_buf_add(&lit, f[4], (size_t)(nl - f[4])) < 0)
-            return oom(err);
-        idx = add_part(ts, lit.buf, err);
-        chc_buf_release(&lit);
-        if (idx < 0)
-            return idx;
-        if (f[1][0] == '=') {
-            /* A member of the group of the partition before it. */
-            size_t lead = idx > 0 && (size_t)idx == ts->n_parts - 1 ? ts->parts[idx - 1].lead
-                                                                     : (size_t)idx;
-            if (lead == (size_t)idx || ts->parts[lead].n_group >= GROUP_MAX)
-                return chc_err_set(err, CHC_ESTATE, "bad partition group in ZooKeeper");
-            ts->parts[idx].lead = lead;
-            ts->parts[idx].n_group = 0;
-            ts->parts[lead].n_group++;
-            ts->parts[idx].splits = ts->parts[lead].splits;
-        } else {
-            v = strtoll(f[1], NULL, 10);
-            ts->parts[idx].splits =
-                v >= 1 && v <= (long long)ts->splits ? (unsigned)v : ts->splits;
-        }
-        ts->parts[idx].rows = strtoll(f[2], NULL, 10);
-        ts->parts[idx].src_hash = strtoull(f[3], NULL, 10);
-        while (p < f[1]) {
-            long sh = strtol(p, (char **)&p, 10);
-            if (sh >= 1 && (size_t)sh <= ts->tb->pull->n_shards)
-                ts->parts[idx].on_shard[sh - 1] = 1;
-            if (*p == ',')
-                p++;
-            else
-                break;
-        }
-        p = *nl ? nl + 1 : nl;
-    }
-    return 0;
-}
-
-static int parts_format(const struct tstate *ts, struct chc_buf *b)
-{
-    size_t i, s;
-    int r = 0;
-
-    if (ts->sums_key)
-        r = chc_buf_addf(b, "#sums %016" PRIx64 "\n", ts->sums_key);
-
-    for (i = 0; r == 0 && i < ts->n_parts; i++) {
-        size_t m = 0;
-        for (s = 0; r == 0 && s < ts->tb->pull->n_shards; s++)
-            if (ts->parts[i].on_shard[s])
-                r = chc_buf_addf(b, "%s%zu", m++ ? "," : "", s + 1);
-        if (r == 0 && ts->parts[i].lead != i) /* "=": in the group of the one before */
-            r = chc_buf_addf(b, "\t=\t%lld\t%llu\t%s\n", ts->parts[i].rows,
-                             ts->parts[i].src_hash, ts->parts[i].lit);
-        else if (r == 0)
-            r = chc_buf_addf(b, "\t%u\t%lld\t%llu\t%s\n", ts->parts[i].splits,
-                             ts->parts[i].rows, ts->parts[i].src_hash, ts->parts[i].lit);
-    }
-    return r;
 }
 
 /* Small partitions need fewer pieces, and are copied in groups (see
@@ -661,7 +514,7 @@ int tables__discover_query(struct worker *w, struct tstate *ts, struct chc_err *
     if (tb->has_enabled_partitions) {
         /* As given, in the given order, assumed on every shard. */
         for (i = 0; i < tb->n_enabled_partitions; i++) {
-            int idx = add_part(ts, tb->enabled_partitions[i], err);
+            int idx = tstate__add_part(ts, tb->enabled_partitions[i], err);
             if (idx < 0) {
                 r = idx;
                 goto out;
@@ -731,7 +584,7 @@ retry:
                 goto out;
             }
             *comma = '\0';
-            idx = add_part(ts, tb->engine->partition_by ? vals[i] : PLAN_UNPARTITIONED, err);
+            idx = tstate__add_part(ts, tb->engine->partition_by ? vals[i] : PLAN_UNPARTITIONED, err);
             if (idx < 0) {
                 r = idx;
                 goto out;
@@ -797,104 +650,6 @@ int tables__drop_helpers(struct worker *w, struct tstate *ts, struct chc_err *er
     return r;
 }
 
-/* The partition list is one node while it fits in PLIST_CHUNK bytes (its
- * text as tables__parts_load reads it), else "#chunks N" with the text in
- * <zroot>/plist/0 .. N-1, written before it: 100 k partitions are several
- * MiB, a ZooKeeper node at most 1 MiB. */
-#define PLIST_CHUNK (512 * 1024)
-
-/* PLIST_CHUNK, or CHC_PLIST_CHUNK (testing: >= 100 bytes). */
-static size_t plist_chunk(void)
-{
-    const char *env = getenv("CHC_PLIST_CHUNK");
-    long long v;
-
-    return env && chc_parse_ll(env, 100, PLIST_CHUNK, &v) == 0 ? (size_t)v : PLIST_CHUNK;
-}
-
-int tables__parts_read(struct worker *w, struct tstate *ts, struct zk_stat *st,
-                       struct chc_err *err)
-{
-    struct chc_buf path = CHC_BUF_INIT, data = CHC_BUF_INIT, *outs = NULL;
-    char **paths = NULL;
-    int *codes = NULL, r;
-    unsigned long n = 0, i;
-
-    r = wk__zpath(&path, "%s/partitions", ts->zroot) < 0 ? oom(err) : 0;
-    if (r == 0)
-        r = zk_get(w->zs, path.buf, &data, st, err);
-    if (r == 0 && sscanf(data.buf, "#chunks %lu", &n) == 1) {
-        paths = calloc(n + 1, sizeof(*paths));
-        outs = calloc(n + 1, sizeof(*outs));
-        codes = calloc(n + 1, sizeof(*codes));
-        r = paths && outs && codes ? 0 : oom(err);
-        for (i = 0; r == 0 && i < n; i++) {
-            chc_buf_init(&outs[i], 0);
-            if (wk__zpath(&path, "%s/plist/%lu", ts->zroot, i) < 0)
-                r = oom(err);
-            else
-                paths[i] = chc_buf_take(&path, NULL);
-        }
-        if (r == 0)
-            r = zk_get_many(w->zs, (const char *const *)paths, n, outs, codes, err);
-        chc_buf_reset(&data);
-        for (i = 0; r == 0 && i < n; i++)
-            r = codes[i] < 0 ? chc_err_set(err, CHC_ESTATE, "partition list chunk %s is missing",
-                                           paths[i])
-                : chc_buf_add(&data, outs[i].buf, outs[i].len) < 0 ? oom(err)
-                                                                  : 0;
-    }
-    if (r == 0)
-        r = tables__parts_load(ts, data.buf, err);
-    for (i = 0; outs && i < n; i++)
-        chc_buf_release(&outs[i]);
-    chc_strv_free(paths, n);
-    free(outs);
-    free(codes);
-    chc_buf_release(&path);
-    chc_buf_release(&data);
-    return r;
-}
-
-/* Write the list (table_init's owner only): the chunks, then the node whose
- * existence says the list is complete. */
-static int parts_publish(struct worker *w, struct tstate *ts, struct chc_err *err)
-{
-    struct chc_buf text = CHC_BUF_INIT, path = CHC_BUF_INIT, head = CHC_BUF_INIT;
-    size_t off = 0, n = 0, chunk = plist_chunk();
-    int r = parts_format(ts, &text) < 0 ? oom(err) : 0;
-
-    while (r == 0 && text.len > chunk && off < text.len) {
-        size_t len = text.len - off > chunk ? chunk : text.len - off;
-        while (off + len < text.len && len > 0 && text.buf[off + len - 1] != '\n')
-            len--; /* whole lines per chunk */
-        if (len == 0)
-            r = chc_err_set(err, CHC_ETOOBIG, "table '%s': a partition literal is longer "
-                            "than %zu bytes", ts->tb->name, chunk);
-        if (r == 0 && wk__zpath(&path, "%s/plist/%zu", ts->zroot, n) < 0)
-            r = oom(err);
-        if (r == 0 && n == 0)
-            r = zk_create_parents(w->zs, path.buf, err);
-        if (r == 0)
-            r = zk_set(w->zs, path.buf, text.buf + off, len, ZK_ANY_VERSION, NULL, err);
-        if (r == CHC_EZK_NONODE) /* a dead owner may have left chunks: overwrite them */
-            r = zk_create(w->zs, path.buf, text.buf + off, len, ZK_PERSISTENT, NULL, err);
-        off += len;
-        n++;
-    }
-    if (r == 0 && n && chc_buf_addf(&head, "#chunks %zu\n", n) < 0)
-        r = oom(err);
-    if (r == 0 && wk__zpath(&path, "%s/partitions", ts->zroot) < 0)
-        r = oom(err);
-    if (r == 0)
-        r = n ? zk_create(w->zs, path.buf, head.buf, head.len, ZK_PERSISTENT, NULL, err)
-              : zk_create(w->zs, path.buf, text.buf, text.len, ZK_PERSISTENT, NULL, err);
-    chc_buf_release(&text);
-    chc_buf_release(&path);
-    chc_buf_release(&head);
-    return r;
-}
-
 /* The first worker on a table definition owns its initialisation, under the
  * ephemeral lock <zroot>/init: empty the staging tables (they may hold
  * leftovers of an earlier definition or run), then discover the partitions
@@ -904,6 +659,7 @@ static int parts_publish(struct worker *w, struct tstate *ts, struct chc_err *er
  * staging_reset says the tables were already emptied). */
 static int table_init(struct worker *w, struct tstate *ts, struct chc_err *err)
 {
+    struct st_claimer cl = worker__claimer(w);
     struct chc_buf lock = CHC_BUF_INIT, out = CHC_BUF_INIT;
     uint64_t waited = 0;
     char *held = NULL;
@@ -912,12 +668,12 @@ static int table_init(struct worker *w, struct tstate *ts, struct chc_err *err)
     if (wk__zpath(&lock, "%s/init", ts->zroot) < 0)
         goto oom;
     for (;;) {
-        r = tables__parts_read(w, ts, NULL, err);
+        r = tstate__parts_read(ts, NULL, err);
         if (r == 0)
             goto out;
         if (r != CHC_EZK_NONODE)
             goto out;
-        r = zkstate__ephemeral_take(w, lock.buf, err);
+        r = st_claim(&cl, lock.buf, err);
         if (r == 0) {
             held = chc_buf_take(&lock, NULL);
             break;
@@ -931,7 +687,7 @@ static int table_init(struct worker *w, struct tstate *ts, struct chc_err *err)
         waited += 200;
     }
     /* We own the initialisation. */
-    r = tables__parts_read(w, ts, NULL, err);
+    r = tstate__parts_read(ts, NULL, err);
     if (r == 0)
         goto release;
     chc_buf_reset(&out);
@@ -955,9 +711,9 @@ static int table_init(struct worker *w, struct tstate *ts, struct chc_err *err)
         r = tables__discover_query(w, ts, err);
     if (r < 0)
         goto release;
-    r = parts_publish(w, ts, err);
+    r = tstate__parts_publish(ts, err);
 release:
-    zkstate__lock_release(w, &held);
+    st_release(&cl, &held);
     goto out;
 oom:
     r = oom(err);
@@ -983,9 +739,9 @@ int tables__staging_check(struct worker *w, struct tstate *ts, struct chc_err *e
 
     r = staging_sync(w, ts, &dropped, err);
     for (i = 0; r == 0 && dropped && i < ts->n_parts; i++) {
-        r = zkstate__part_state_read(w, ts, i, &state, err);
+        r = tstate__part_get(ts, i, &state, NULL, err);
         if (r == 0 && state.len == 0) {
-            r = zkstate__reset_pieces(w, ts, i, err);
+            r = tstate__reset_pieces(ts, i, err);
             memset(pdone_at(ts, ts->parts[i].lead, 0), 0,
                    (size_t)ts->splits * ts->tb->pull->n_shards);
         }
@@ -1015,12 +771,7 @@ int tables__layout(struct worker *w, const struct cfg_table *tb, struct tstate *
     ts->splits = plan_splits(tb);
     /* Data path: --data-path overrides the task's <data_path>; pull by default. */
     ts->pipe = w->o->data_path ? w->o->data_path == CHC_PATH_PIPE : tb->data_path == CFG_PATH_PIPE;
-    r = wk__zpath(&b, "%s/tables/", w->o->task_path);
-    if (r == 0)
-        r = tables__id(tb, &b);
-    if (r == 0)
-        r = chc_buf_addf(&b, "/%s", tb->def_hash_hex);
-    if (r < 0)
+    if (st_path_table(w->o->task_path, tb, &b) < 0)
         goto oom;
     ts->zroot = chc_buf_take(&b, NULL);
     /* Shards ordered by proximity; source replicas and staging nodes are

@@ -5,8 +5,9 @@
  *              session recovery, progress line, metrics
  *   tables.c   table layout and preparation: destination and staging tables,
  *              columns, partition discovery and the partition list
- *   zkstate.c  the task's state in ZooKeeper: piece and partition states,
- *              claims (ephemeral locks), max_workers slots
+ *   tstate.c   a table's state as the coordinator holds it: partitions by
+ *              index, the partition list, the cache of copied pieces, and
+ *              the state/ calls for them (the ZooKeeper side is state/'s)
  *   piece.c    the copy pipeline: a piece's SQL, cleaning, copy jobs
  *   mover.c    the partition mover: checksums, assemble, REPLACE, verify
  *   status.c   the operator commands status, plan and clean
@@ -31,11 +32,11 @@
  *   3. a partition moves under locks/<p>#move: verify staging against the
  *      source, assemble, record "assembled", REPLACE PARTITION (idempotent),
  *      record "moved", verify the destination, drop staging, record "done".
- * Rules 1 and 2 are kept by piece.c (with zkstate.c's claims), rule 3 by
- * mover.c.
+ * Rules 1 and 2 are kept by piece.c (with state/claims.c), rule 3 by
+ * mover.c; the decisions themselves are state/protocol.c's.
  *
  * Names: a function shared between these files carries its file's prefix
- * and a double underscore (wk__, zkstate__, tables__, piece__, mover__,
+ * and a double underscore (wk__, tstate__, tables__, piece__, mover__,
  * worker__); the tiny accessors below are static inline.
  */
 #ifndef CHC_WORKER_INTERNAL_H
@@ -52,6 +53,9 @@
 #include "chcopier/base/err.h"
 #include "chcopier/sql/plan.h"
 #include "chcopier/base/strmap.h"
+#include "chcopier/state/claims.h"
+#include "chcopier/state/codec.h"
+#include "chcopier/state/store.h"
 #include "chcopier/config/task.h"
 
 struct ch_client;
@@ -92,15 +96,6 @@ struct part {
 /* Most partitions one piece copies (bounds the IN list and the cleaning). */
 #define GROUP_MAX 64
 
-struct piece_state {
-    unsigned char *done; /* per source shard */
-    int started;         /* source shard index or -1 */
-    long long rows;
-    int version;
-    int exists;
-    long long ms;        /* duration of the last successful copy */
-    char error[240];     /* last failure, "" if none */
-};
 
 /* A replica of the task's clusters, as the preflight probe found it. */
 struct node {
@@ -185,7 +180,7 @@ struct worker {
     char host[256];
     char id[512];
     char hostkey[128];    /* "<boot id>/<pid namespace>": whose pids we can see */
-    struct chc_buf claim; /* data of our claims: id and hostkey (zkstate.c) */
+    struct chc_buf claim; /* data of our claims: id and hostkey (state/codec.h) */
     struct job *jobs;
     size_t n_jobs;
     unsigned cap;
@@ -295,38 +290,32 @@ int wk__fanout(struct worker *w, const struct cfg_replica *const *reps, size_t n
 /* Format a ZooKeeper path into b (reset first). */
 int wk__zpath(struct chc_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* ---- zkstate.c ---- */
+/* ---- tstate.c ---- */
 
-int zkstate__piece_read(struct worker *w, struct tstate *ts, size_t part, unsigned k,
-                        struct piece_state *ps, struct chc_err *err);
-int zkstate__piece_write(struct worker *w, struct tstate *ts, size_t part, unsigned k,
-                         struct piece_state *ps, struct chc_err *err);
-/* Partition move state ("" when none yet); _get also gives its version
- * (-1: no node), which the conditional writes need. */
-int zkstate__part_state_read(struct worker *w, struct tstate *ts, size_t part,
-                             struct chc_buf *out, struct chc_err *err);
-int zkstate__part_state_get(struct worker *w, struct tstate *ts, size_t part,
-                            struct chc_buf *out, int *ret_version, struct chc_err *err);
-/* Only over *version (read under the move lock); *version gets the new one. */
-int zkstate__part_state_write(struct worker *w, struct tstate *ts, size_t part,
-                              const char *state, int *version, struct chc_err *err);
-int zkstate__part_states_write(struct worker *w, struct tstate *ts, const size_t *parts,
-                               const char *const *states, int *const *versions, size_t n,
-                               struct chc_err *err);
-int zkstate__ephemeral_take(struct worker *w, const char *path, struct chc_err *err);
+struct st_table tstate__st(const struct tstate *ts);
+/* The index of partition `lit`, added if new. */
+int tstate__add_part(struct tstate *ts, const char *lit, struct chc_err *err);
+/* The published partition list into ts (CHC_EZK_NONODE while there is
+ * none); st (optional) gets the stat of its node. */
+int tstate__parts_read(struct tstate *ts, struct zk_stat *st, struct chc_err *err);
+int tstate__parts_publish(struct tstate *ts, struct chc_err *err);
+int tstate__piece_read(struct tstate *ts, size_t part, unsigned k, struct piece_state *ps,
+                       struct chc_err *err);
+int tstate__piece_write(struct tstate *ts, size_t part, unsigned k, struct piece_state *ps,
+                        struct chc_err *err);
+int tstate__part_get(struct tstate *ts, size_t part, struct chc_buf *out, int *version,
+                     struct chc_err *err);
+int tstate__part_write(struct tstate *ts, size_t part, const char *state, int *version,
+                       struct chc_err *err);
+/* Forget every copied piece of the partition's group: it is copied again. */
+int tstate__reset_pieces(struct tstate *ts, size_t part, struct chc_err *err);
 /* locks/<partition>#<what>; CHC_EZK_NODEEXISTS when someone else holds it. */
-int zkstate__lock_take(struct worker *w, struct tstate *ts, size_t part, const char *what,
-                       char **ret_path, struct chc_err *err);
-void zkstate__lock_release(struct worker *w, char **path);
-void zkstate__reap_dead_local(struct worker *w);
-/* CHC_EBUSY when every max_workers slot is taken. */
-int zkstate__slot_take(struct worker *w, char **ret_path, struct chc_err *err);
-int zkstate__reset_pieces(struct worker *w, struct tstate *ts, size_t part,
-                          struct chc_err *err);
+int tstate__lock_take(struct tstate *ts, size_t part, const char *what, char **ret_path,
+                      struct chc_err *err);
 /* Re-read every unfinished partition's state and the pieces of groups still
  * to move (those no job of ours holds) into the cache, in one pipelined
  * round; 1 when every partition is done. */
-int zkstate__refresh(struct worker *w, struct tstate *ts, struct chc_err *err);
+int tstate__refresh(struct tstate *ts, struct chc_err *err);
 
 /* ---- preflight.c ---- */
 
@@ -346,7 +335,6 @@ int preflight__push_nodes(const struct tstate *ts, const struct cfg_replica ***r
 /* ---- tables.c ---- */
 
 void tables__tstate_free(struct tstate *ts);
-int tables__id(const struct cfg_table *tb, struct chc_buf *out);
 int tables__describe(struct worker *w, const struct cfg_replica *rep, int push, const char *db,
                      const char *table, struct ch_rows **ret, struct chc_err *err);
 int tables__create_sql(const struct cfg_table *tb, const struct ch_rows *cols, const char *table,
@@ -356,12 +344,6 @@ int tables__push_nodes(const struct cfg_cluster *c, const struct cfg_replica ***
 int tables__target_reps(const struct tstate *ts, const struct cfg_replica ***ret);
 int tables__columns_load(struct tstate *ts, const struct ch_rows *dst_cols, struct chc_err *err);
 uint64_t tables__sums_key_of(const struct tstate *ts);
-int tables__parts_load(struct tstate *ts, const char *data, struct chc_err *err);
-/* The published partition list (one node, or chunks), into ts; its node's
- * stat into st (optional). CHC_EZK_NONODE while there is none. */
-struct zk_stat;
-int tables__parts_read(struct worker *w, struct tstate *ts, struct zk_stat *st,
-                       struct chc_err *err);
 int tables__discover_query(struct worker *w, struct tstate *ts, struct chc_err *err);
 int tables__drop_helpers(struct worker *w, struct tstate *ts, struct chc_err *err);
 int tables__is_local_host(const char *host, const char *me);
@@ -404,5 +386,7 @@ int worker__open(struct worker *w, const struct chc_options *o, struct zk_sessio
 void worker__close(struct worker *w);
 /* The data of this worker's workers/<id> node. */
 int worker__registration(const struct worker *w, struct chc_buf *out);
+/* Our claims' identity for state/claims.h (valid until the session changes). */
+struct st_claimer worker__claimer(struct worker *w);
 
 #endif

@@ -207,7 +207,7 @@ static int fill(struct worker *w, struct tstate *ts, int allow_remote, int *ret_
 /* Re-read every unfinished partition's state into the cache; 1 when all done. */
 static int refresh(struct worker *w, struct tstate *ts, struct chc_err *err)
 {
-    return zkstate__refresh(w, ts, err);
+    return tstate__refresh(ts, err);
 }
 
 /* A new ZooKeeper session after expiry: our claims are gone, so are our
@@ -451,21 +451,24 @@ out:
     return r;
 }
 
+static void pause_cb(void *arg, unsigned ms)
+{
+    wk__sleep(arg, ms);
+}
+
+struct st_claimer worker__claimer(struct worker *w)
+{
+    struct st_claimer c = {.zs = w->zs, .id = w->id, .host = w->host, .hostkey = w->hostkey,
+                           .data = w->claim.buf, .pause = pause_cb, .pause_arg = w};
+
+    return c;
+}
+
 /* workers/<id>: "host H\npid P\n" and the worker's note ("note <line>"
  * per line), which `status` shows. */
 int worker__registration(const struct worker *w, struct chc_buf *out)
 {
-    const char *p = w->note.buf;
-    int r;
-
-    chc_buf_reset(out);
-    r = chc_buf_addf(out, "host %s\npid %ld\nhostkey %s\n", w->host, (long)getpid(), w->hostkey);
-    while (r == 0 && *p) {
-        size_t n = strcspn(p, "\n");
-        r = chc_buf_addf(out, "note %.*s\n", (int)n, p);
-        p += n + (p[n] == '\n');
-    }
-    return r;
+    return st_registration_encode(w->host, (long)getpid(), w->hostkey, w->note.buf, out);
 }
 
 static int worker_register(struct worker *w, struct chc_err *err)
@@ -486,7 +489,10 @@ static int worker_register(struct worker *w, struct chc_err *err)
         r = worker__registration(w, &data);
     if (r < 0)
         goto out;
-    zkstate__reap_dead_local(w);
+    {
+        struct st_claimer cl = worker__claimer(w);
+        st_reap_dead_local(&cl, w->o->task_path);
+    }
     r = zk_create(w->zs, path.buf, data.buf, data.len, ZK_EPHEMERAL, NULL, err);
 out:
     chc_buf_release(&path);
@@ -495,7 +501,7 @@ out:
 }
 
 /* "<boot id>/<pid namespace>": processes with the same key see the same
- * pids (zkstate.c's takeover of dead local workers relies on it). */
+ * pids (state/claims.c's takeover of dead local workers relies on it). */
 static void host_key(char *out, size_t cap)
 {
     char boot[64] = "", ns[64] = "";
@@ -542,7 +548,7 @@ int worker__open(struct worker *w, const struct chc_options *o, struct zk_sessio
              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
              (long)getpid());
     host_key(w->hostkey, sizeof(w->hostkey));
-    if (chc_buf_addf(&w->claim, "%s\nhostkey %s\n", w->id, w->hostkey) < 0)
+    if (st_claim_encode(w->id, w->hostkey, &w->claim) < 0)
         return chc_err_set(err, -ENOMEM, "out of memory");
     r = uv_loop_init(&w->loop);
     if (r < 0)

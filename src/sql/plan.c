@@ -77,52 +77,6 @@ oom:
     return chc_err_set(err, -ENOMEM, "out of memory");
 }
 
-int plan_zk_name(const char *literal, struct chc_buf *out)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    int r = 0;
-
-    for (; r == 0 && *literal; literal++) {
-        unsigned char c = (unsigned char)*literal;
-        if (isalnum(c) || c == '-' || c == '_' || c == '.') {
-            r = chc_buf_addch(out, (char)c);
-        } else {
-            char e[3] = {'%', hex[c >> 4], hex[c & 15]};
-            r = chc_buf_add(out, e, 3);
-        }
-    }
-    return r;
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
-int plan_zk_unname(const char *name, struct chc_buf *out)
-{
-    int r = 0;
-
-    for (; r == 0 && *name; name++) {
-        if (*name == '%') {
-            int hi = hexval(name[1]), lo = hi >= 0 ? hexval(name[2]) : -1;
-            if (hi < 0 || lo < 0)
-                return -EINVAL;
-            r = chc_buf_addch(out, (char)(hi * 16 + lo));
-            name += 2;
-        } else {
-            r = chc_buf_addch(out, *name);
-        }
-    }
-    return r;
-}
-
 int plan_partition_clause(const char *literal, struct chc_buf *out)
 {
     if (!strcmp(literal, PLAN_UNPARTITIONED))

@@ -62,19 +62,6 @@ TEST(parse_values)
     ASSERT_EQ(plan_parse_values("garbage", &v, &n, &e), CHC_EPARSE);
 }
 
-TEST(zk_names_round_trip)
-{
-    struct chc_buf a = CHC_BUF_INIT, b = CHC_BUF_INIT;
-
-    ASSERT_OK(plan_zk_name("(1,'a/b')", &a));
-    ASSERT_STREQ(a.buf, "%281%2C%27a%2Fb%27%29");
-    ASSERT(strchr(a.buf, '/') == NULL);
-    ASSERT_OK(plan_zk_unname(a.buf, &b));
-    ASSERT_STREQ(b.buf, "(1,'a/b')");
-    chc_buf_release(&a);
-    chc_buf_release(&b);
-}
-
 TEST(partition_clause_and_filter)
 {
     struct cfg_task *t = load(ENG, "UserID");

@@ -24,9 +24,6 @@ struct cfg_cluster;
 /* Split a FORMAT Values body "(a),(b),..." into the literals "a", "b". */
 int plan_parse_values(const char *body, char ***ret, size_t *ret_n, struct chc_err *err);
 
-/* Encode a partition literal as one ZooKeeper node name (no '/'), and back. */
-int plan_zk_name(const char *literal, struct chc_buf *out);
-int plan_zk_unname(const char *name, struct chc_buf *out);
 
 /* "PARTITION <literal>" or "PARTITION ID 'all'" for the unpartitioned case. */
 int plan_partition_clause(const char *literal, struct chc_buf *out);
