@@ -21,6 +21,7 @@
 #include "chcopier/config/options.h"
 #include "chcopier/obs/log.h"
 #include "chcopier/obs/metrics.h"
+#include "chcopier/sql/move.h"
 #include "chcopier/sql/plan.h"
 #include "chcopier/state/protocol.h"
 #include "chcopier/config/task.h"
@@ -35,45 +36,17 @@
 /* Rows and checksum of some rows (protocol.h). */
 #define sums proto_sums
 
-/* Count and checksum of n partitions in one statement:
- * "SELECT multiIf(<p> = a, 1, <p> = b, 2, ..., 0) AS _i, count(), sum(hash)
- *  FROM <db.table> WHERE <p> IN (a, b, ...)[ AND where] GROUP BY _i"
- * (partitions without rows give no line). */
+/* The sums statement of parts[0..n) (sql_sums). */
 static int sums_sql(const struct tstate *ts, const size_t *parts, size_t n, const char *db,
                     const char *table, const char *hash, int with_where, struct chc_buf *b)
 {
     const char *lits[MOVE_BATCH];
     size_t i;
-    int r;
 
-    if (n < 1 || n > MOVE_BATCH)
-        CHC_BUG("checksum query over %zu partitions", n);
-    chc_buf_reset(b);
-    r = chc_buf_addstr(b, n == 1 ? "SELECT 1" : "SELECT multiIf(");
-    for (i = 0; r == 0 && n > 1 && i < n; i++) {
-        r = plan_partition_filter(ts->tb, ts->parts[parts[i]].lit, b);
-        if (r == 0)
-            r = chc_buf_addf(b, ", %zu, ", i + 1);
-    }
-    if (r == 0 && n > 1)
-        r = chc_buf_addstr(b, "0)");
-    if (r == 0)
-        r = chc_buf_addf(b, " AS _i, count(), ifNull(sum(%s), 0) FROM ", hash);
-    if (r == 0)
-        r = wk__add_table_ref(b, db, table);
-    if (r == 0)
-        r = chc_buf_addstr(b, " WHERE (");
-    for (i = 0; i < n; i++)
+    for (i = 0; i < n && i < MOVE_BATCH; i++)
         lits[i] = ts->parts[parts[i]].lit;
-    if (r == 0)
-        r = plan_partition_set_filter(ts->tb, lits, n, b);
-    if (r == 0)
-        r = chc_buf_addch(b, ')');
-    if (r == 0 && with_where && ts->tb->where_condition)
-        r = chc_buf_addf(b, " AND (%s)", ts->tb->where_condition);
-    if (r == 0)
-        r = chc_buf_addstr(b, " GROUP BY _i FORMAT TabSeparated");
-    return r;
+    chc_buf_reset(b);
+    return sql_sums(ts->tb, lits, n, db, table, hash, with_where, b);
 }
 
 /* One round of sums statements: one per node for a whole batch, each line
@@ -132,7 +105,7 @@ static int round_source(struct sums_round *b, const struct tstate *ts, const siz
             continue;
         nd = round_add(b);
         if (!nd || sums_sql(ts, parts, n, ts->tb->database_pull, ts->tb->table_pull,
-                            ts->hash_src, 1, &nd->sql) < 0)
+                            ts->cols.hash_src, 1, &nd->sql) < 0)
             return oom(err);
         nd->rep = ts->src_rep[s];
         for (j = 0; j < n; j++)
@@ -152,7 +125,7 @@ static int round_targets(struct sums_round *b, const struct tstate *ts, const si
 
     for (t = 0; n && t < ts->n_targets; t++) {
         struct sums_node *nd = round_add(b);
-        if (!nd || sums_sql(ts, parts, n, ts->tb->database_push, table, ts->hash_dst, 0,
+        if (!nd || sums_sql(ts, parts, n, ts->tb->database_push, table, ts->cols.hash_dst, 0,
                             &nd->sql) < 0)
             return oom(err);
         nd->rep = ts->targets[t].rep;
@@ -315,42 +288,6 @@ static int mv_owned(struct worker *w, struct batch *b, struct chc_err *err)
     return 0;
 }
 
-/* The text of one move statement for partition `part` (piece k for
- * MOVE_ATTACH_PIECES): what the mover runs and `chcopier plan` shows. */
-int mover__stmt(const struct tstate *ts, enum move_step step, size_t part, unsigned k,
-                struct chc_buf *out)
-{
-    const struct cfg_table *tb = ts->tb;
-    struct chc_buf tbl = CHC_BUF_INIT, from = CHC_BUF_INIT;
-    int r;
-
-    r = step == MOVE_REPLACE ? chc_buf_addstr(&tbl, tb->table_push) : plan_assembly_table(tb, &tbl);
-    if (r == 0 && step == MOVE_ATTACH_DEST)
-        r = chc_buf_addstr(&from, tb->table_push);
-    else if (r == 0 && step == MOVE_ATTACH_PIECES)
-        r = plan_piece_table(tb, k, &from);
-    else if (r == 0 && step == MOVE_REPLACE)
-        r = plan_assembly_table(tb, &from);
-    if (r == 0)
-        r = chc_buf_addstr(out, "ALTER TABLE ");
-    if (r == 0)
-        r = wk__add_table_ref(out, tb->database_push, tbl.buf);
-    if (r == 0)
-        r = chc_buf_addstr(out, step == MOVE_DROP_ASSEMBLY ? " DROP "
-                                : step == MOVE_REPLACE     ? " REPLACE "
-                                                           : " ATTACH ");
-    if (r == 0)
-        r = plan_partition_clause(ts->parts[part].lit, out);
-    if (r == 0 && from.len) {
-        r = chc_buf_addstr(out, " FROM ");
-        if (r == 0)
-            r = wk__add_table_ref(out, tb->database_push, from.buf);
-    }
-    chc_buf_release(&tbl);
-    chc_buf_release(&from);
-    return r;
-}
-
 static int step_applies(const struct mv *m, enum move_step step)
 {
     if (!m->active)
@@ -393,7 +330,7 @@ static int mv_step(struct worker *w, struct tstate *ts, struct batch *b, enum mo
         nk = step == MOVE_ATTACH_PIECES ? ts->parts[m->part].splits : 1;
         for (k = 0; r == 0 && k < nk; k++) {
             chc_buf_init(&sql[ns], 0);
-            r = mover__stmt(ts, step, m->part, k, &sql[ns]) < 0 ? oom(err) : 0;
+            r = sql_move_step(ts->tb, step, ts->parts[m->part].lit, k, &sql[ns]) < 0 ? oom(err) : 0;
             for (t = 0; r == 0 && t < ts->n_targets; t++) {
                 reps[q] = ts->targets[t].rep;
                 sqls[q++] = sql[ns].buf;

@@ -17,6 +17,7 @@
 #include "chcopier/config/options.h"
 #include "chcopier/obs/log.h"
 #include "chcopier/obs/metrics.h"
+#include "chcopier/sql/copy.h"
 #include "chcopier/sql/plan.h"
 #include "chcopier/state/protocol.h"
 #include "chcopier/config/task.h"
@@ -24,115 +25,69 @@
 
 #include "base/banned.h"
 
-static int add_remote(struct chc_buf *b, const struct cfg_table *tb, const struct cfg_replica *src)
+/* The sql_piece of the group led by `part`, piece k, routed to destination
+ * shard dshard (-1: none); lits[GROUP_MAX] is the caller's. */
+void piece__spec(const struct tstate *ts, size_t part, unsigned k, int dshard,
+                 const char **lits, struct sql_piece *p)
 {
-    struct chc_buf hp = CHC_BUF_INIT;
-    int v6 = strchr(src->host, ':') && src->host[0] != '[';
-    int r;
-
-    r = chc_buf_addf(&hp, "%s%s%s:%d", v6 ? "[" : "", src->host, v6 ? "]" : "", src->port);
-    if (r == 0)
-        r = chc_buf_addf(b, "%s(", src->secure ? "remoteSecure" : "remote");
-    if (r == 0)
-        r = chc_buf_add_sqlstr(b, hp.buf);
-    if (r == 0)
-        r = chc_buf_addstr(b, ", ");
-    if (r == 0)
-        r = chc_buf_add_sqlstr(b, tb->database_pull);
-    if (r == 0)
-        r = chc_buf_addstr(b, ", ");
-    if (r == 0)
-        r = chc_buf_add_sqlstr(b, tb->table_pull);
-    if (r == 0 && src->user) {
-        r = chc_buf_addstr(b, ", ");
-        if (r == 0)
-            r = chc_buf_add_sqlstr(b, src->user);
-        if (r == 0)
-            r = chc_buf_addstr(b, ", ");
-        if (r == 0)
-            r = chc_buf_add_sqlstr(b, src->password ? src->password : "");
-    }
-    if (r == 0)
-        r = chc_buf_addch(b, ')');
-    chc_buf_release(&hp);
-    return r;
-}
-
-/* The rows of every partition of the group led by `lead`. */
-static int group_filter(const struct tstate *ts, size_t lead, struct chc_buf *b)
-{
-    const char *lits[GROUP_MAX];
-    size_t i, n = ts->parts[lead].n_group;
+    size_t i, n = ts->parts[part].n_group;
 
     if (n < 1 || n > GROUP_MAX)
         CHC_BUG("partition group of %zu members", n);
     for (i = 0; i < n; i++)
-        lits[i] = ts->parts[lead + i].lit;
-    return plan_partition_set_filter(ts->tb, lits, n, b);
-}
-
-/* WHERE clause body for (partition group, piece k) [and destination shard]. */
-static int piece_where(const struct tstate *ts, size_t part, unsigned k, int dshard,
-                       struct chc_buf *b, struct chc_err *err)
-{
-    const struct cfg_table *tb = ts->tb;
-    int r;
-
-    r = chc_buf_addch(b, '(');
-    if (r == 0)
-        r = group_filter(ts, part, b);
-    if (r == 0)
-        r = chc_buf_addstr(b, ") AND (");
-    if (r == 0)
-        r = plan_piece_filter(ts->split_args, ts->parts[part].splits, k, b);
-    if (r == 0)
-        r = chc_buf_addch(b, ')');
-    if (r == 0 && dshard >= 0) {
-        r = chc_buf_addstr(b, " AND (");
-        if (r == 0) {
-            r = plan_route_filter(tb, &ts->key, (size_t)dshard, b, err);
-            if (r < 0)
-                return r;
-        }
-        if (r == 0)
-            r = chc_buf_addch(b, ')');
-    }
-    if (r == 0 && tb->where_condition)
-        r = chc_buf_addf(b, " AND (%s)", tb->where_condition);
-    return r < 0 ? oom(err) : 0;
+        lits[i] = ts->parts[part + i].lit;
+    *p = (struct sql_piece){.tb = ts->tb, .lits = lits, .n_lits = n,
+                            .splits = ts->parts[part].splits, .k = k,
+                            .split_args = ts->split_args, .key = &ts->key,
+                            .dest_shard = dshard};
 }
 
 int piece__copy_sql(const struct tstate *ts, size_t part, unsigned k, size_t shard,
                     const struct target *t, struct chc_buf *b, struct chc_err *err)
 {
-    const struct cfg_table *tb = ts->tb;
     const struct cfg_settings *pull[2] = {&ts->w->task->settings, &ts->w->task->settings_pull};
-    struct chc_buf name = CHC_BUF_INIT;
-    int r;
+    const char *lits[GROUP_MAX];
+    struct sql_piece p;
 
-    r = plan_piece_table(tb, k, &name);
-    if (r == 0)
-        r = chc_buf_addstr(b, "INSERT INTO ");
-    if (r == 0)
-        r = wk__add_table_ref(b, tb->database_push, name.buf);
-    if (r == 0)
-        r = chc_buf_addf(b, " (%s) SELECT %s FROM ", ts->copy_cols, ts->copy_cols);
-    if (r == 0)
-        r = add_remote(b, tb, ts->src_rep[shard]);
-    if (r == 0)
-        r = chc_buf_addstr(b, " WHERE ");
-    chc_buf_release(&name);
-    if (r < 0)
-        return oom(err);
-    r = piece_where(ts, part, k, (int)t->shard, b, err);
-    if (r == 0 && plan_settings_clause(pull, 2, b) < 0)
-        r = oom(err);
-    return r;
+    piece__spec(ts, part, k, (int)t->shard, lits, &p);
+    return sql_copy_pull(&p, ts->cols.copy, ts->src_rep[shard], pull, 2, b, err);
 }
 
 static int query_id(const struct tstate *ts, size_t part, unsigned k, struct chc_buf *b)
 {
-    return chc_buf_addf(b, "chc-%.8s-%.12s-%u-", ts->tb->def_hash_hex, ts->parts[part].hash, k);
+    return sql_query_id(ts->tb, ts->parts[part].hash, k, b);
+}
+
+/* Kill stray copies of (group, k) and drop the group's staging partitions
+ * everywhere. */
+/* DROP PARTITION of every partition of the group on every staging node, at
+ * once (wk__multi_query bounds how many run). ClickHouse has no IF EXISTS
+ * here; a missing partition is fine. */
+static int drop_group(struct worker *w, struct tstate *ts, size_t part, unsigned k,
+                      struct chc_err *err)
+{
+    size_t ng = ts->parts[part].n_group, nq = ng * ts->n_targets, q = 0, i, t;
+    struct chc_buf *stmt = calloc(ng, sizeof(*stmt));
+    const struct cfg_replica **reps = calloc(nq + 1, sizeof(*reps));
+    const char **sqls = calloc(nq + 1, sizeof(*sqls));
+    int r = stmt && reps && sqls ? 0 : -ENOMEM;
+
+    for (i = 0; stmt && i < ng; i++)
+        chc_buf_init(&stmt[i], 0);
+    for (i = 0; r == 0 && i < ng; i++) {
+        r = sql_drop_piece_partition(ts->tb, k, ts->parts[part + i].lit, &stmt[i]);
+        for (t = 0; r == 0 && t < ts->n_targets; t++) {
+            reps[q] = ts->targets[t].rep;
+            sqls[q++] = stmt[i].buf;
+        }
+    }
+    r = r < 0 ? oom(err) : wk__multi_query(w, reps, q, sqls, NULL, NULL, NULL, err);
+    for (i = 0; stmt && i < ng; i++)
+        chc_buf_release(&stmt[i]);
+    free(stmt);
+    free(reps);
+    free(sqls);
+    return r;
 }
 
 /* Kill stray copies of (group, k) and drop the group's staging partitions
@@ -141,8 +96,7 @@ static int clean_piece(struct worker *w, struct tstate *ts, size_t part, unsigne
                        struct chc_err *err)
 {
     const struct cfg_replica **treps = NULL;
-    struct chc_buf sql = CHC_BUF_INIT, name = CHC_BUF_INIT;
-    size_t i;
+    struct chc_buf sql = CHC_BUF_INIT, prefix = CHC_BUF_INIT;
     int r;
 
     if (w->o->safe_mode)
@@ -150,64 +104,18 @@ static int clean_piece(struct worker *w, struct tstate *ts, size_t part, unsigne
                            "piece %u of partition %s needs cleaning but --safe-mode forbids "
                            "DROP PARTITION",
                            k, ts->parts[part].lit);
-    if (tables__target_reps(ts, &treps) < 0)
-        return oom(err);
-    r = chc_buf_addstr(&sql, "KILL QUERY WHERE query_id LIKE '");
-    if (r == 0)
-        r = query_id(ts, part, k, &sql);
-    if (r == 0)
-        r = chc_buf_addstr(&sql, "%' SYNC");
-    if (r < 0)
-        goto oom;
-    r = wk__fanout(w, treps, ts->n_targets, sql.buf, err);
-    if (r < 0)
-        goto out;
-    wk__fault_point(w, "during_cleanup");
-    r = plan_piece_table(ts->tb, k, &name);
-    if (r < 0)
-        goto oom;
-    /* DROP PARTITION of every partition of the group on every staging node
-     * (wk__multi_query bounds how many run at once). ClickHouse has no IF EXISTS
-     * here; a missing partition is fine. */
-    {
-        size_t ng = ts->parts[part].n_group, nq = ng * ts->n_targets, q = 0, t;
-        struct chc_buf *stmt = calloc(ng, sizeof(*stmt));
-        const struct cfg_replica **reps = calloc(nq, sizeof(*reps));
-        const char **sqls = calloc(nq, sizeof(*sqls));
-
-        for (i = 0; stmt && i < ng; i++)
-            chc_buf_init(&stmt[i], 0);
-        r = stmt && reps && sqls ? 0 : -ENOMEM;
-        for (i = 0; r == 0 && i < ng; i++) {
-            r = chc_buf_addstr(&stmt[i], "ALTER TABLE ");
-            if (r == 0)
-                r = wk__add_table_ref(&stmt[i], ts->tb->database_push, name.buf);
-            if (r == 0)
-                r = chc_buf_addstr(&stmt[i], " DROP ");
-            if (r == 0)
-                r = plan_partition_clause(ts->parts[part + i].lit, &stmt[i]);
-            for (t = 0; r == 0 && t < ts->n_targets; t++) {
-                reps[q] = ts->targets[t].rep;
-                sqls[q++] = stmt[i].buf;
-            }
-        }
-        if (r < 0)
-            r = oom(err);
-        else
-            r = wk__multi_query(w, reps, q, sqls, NULL, NULL, NULL, err);
-        for (i = 0; stmt && i < ng; i++)
-            chc_buf_release(&stmt[i]);
-        free(stmt);
-        free(reps);
-        free(sqls);
+    if (tables__target_reps(ts, &treps) < 0 || query_id(ts, part, k, &prefix) < 0 ||
+        sql_kill(prefix.buf, &sql) < 0)
+        r = oom(err);
+    else
+        r = wk__fanout(w, treps, ts->n_targets, sql.buf, err);
+    if (r == 0) {
+        wk__fault_point(w, "during_cleanup");
+        r = drop_group(w, ts, part, k, err);
     }
-    goto out;
-oom:
-    r = oom(err);
-out:
     free(treps);
     chc_buf_release(&sql);
-    chc_buf_release(&name);
+    chc_buf_release(&prefix);
     return r;
 }
 
@@ -277,28 +185,15 @@ void piece__job_free(struct job *j)
 static int pipe_sqls(const struct tstate *ts, size_t part, unsigned k, const struct target *t,
                      struct chc_buf *sel, struct chc_buf *ins, struct chc_err *err)
 {
-    struct chc_buf name = CHC_BUF_INIT;
+    const char *lits[GROUP_MAX];
+    struct sql_piece p;
     int r;
 
-    r = chc_buf_addf(sel, "SELECT %s FROM ", ts->copy_cast);
-    if (r == 0)
-        r = wk__add_table_ref(sel, ts->tb->database_pull, ts->tb->table_pull);
-    if (r == 0)
-        r = chc_buf_addstr(sel, " WHERE ");
-    if (r == 0)
-        r = piece_where(ts, part, k, (int)t->shard, sel, err);
-    if (r == 0)
-        r = chc_buf_addstr(sel, " FORMAT Native");
-    if (r == 0)
-        r = plan_piece_table(ts->tb, k, &name);
-    if (r == 0)
-        r = chc_buf_addstr(ins, "INSERT INTO ");
-    if (r == 0)
-        r = wk__add_table_ref(ins, ts->tb->database_push, name.buf);
-    if (r == 0)
-        r = chc_buf_addf(ins, " (%s) FORMAT Native", ts->copy_cols);
-    chc_buf_release(&name);
-    return r < 0 && r != CHC_ECONFIG ? oom(err) : r;
+    piece__spec(ts, part, k, (int)t->shard, lits, &p);
+    r = sql_copy_select(&p, ts->cols.cast, sel, err);
+    if (r == 0 && sql_copy_insert(ts->tb, k, ts->cols.copy, ins) < 0)
+        r = oom(err);
+    return r;
 }
 
 static int job_start_pipe(struct worker *w, struct job *j, struct chc_err *err)
@@ -505,27 +400,19 @@ out:
 static int staging_rows(struct worker *w, struct tstate *ts, size_t part, unsigned k,
                         long long *ret, struct chc_err *err)
 {
-    struct chc_buf sql = CHC_BUF_INIT, name = CHC_BUF_INIT, out = CHC_BUF_INIT;
+    struct chc_buf sql = CHC_BUF_INIT, out = CHC_BUF_INIT;
+    const char *lits[GROUP_MAX];
+    struct sql_piece p;
     size_t t, last = (size_t)-1;
     long long total = 0, n;
-    int r = plan_piece_table(ts->tb, k, &name);
+    int r;
 
+    piece__spec(ts, part, k, -1, lits, &p);
+    r = sql_count_piece(ts->tb, k, p.lits, p.n_lits, &sql) < 0 ? oom(err) : 0;
     for (t = 0; r == 0 && t < ts->n_targets; t++) {
         if (ts->targets[t].shard == last)
-            continue;
+            continue; /* one staging node per shard: rows for the progress */
         last = ts->targets[t].shard;
-        chc_buf_reset(&sql);
-        r = chc_buf_addstr(&sql, "SELECT count() FROM ");
-        if (r == 0)
-            r = wk__add_table_ref(&sql, ts->tb->database_push, name.buf);
-        if (r == 0)
-            r = chc_buf_addstr(&sql, " WHERE ");
-        if (r == 0)
-            r = group_filter(ts, part, &sql);
-        if (r < 0) {
-            r = oom(err);
-            break;
-        }
         r = wk__query(w, ts->targets[t].rep, 1, sql.buf, &out, err);
         if (r == 0 && chc_parse_ll(out.buf, 0, (1LL << 62), &n) < 0)
             r = chc_err_set(err, CHC_EPARSE, "unexpected count '%.40s'", out.buf);
@@ -535,7 +422,6 @@ static int staging_rows(struct worker *w, struct tstate *ts, size_t part, unsign
     if (r == 0)
         *ret = total;
     chc_buf_release(&sql);
-    chc_buf_release(&name);
     chc_buf_release(&out);
     return r;
 }
@@ -613,7 +499,7 @@ out:
  * keeps running a query whose client went away, KILL QUERY it too. */
 void piece__jobs_abort(struct worker *w)
 {
-    struct chc_buf sql = CHC_BUF_INIT;
+    struct chc_buf sql = CHC_BUF_INIT, prefix = CHC_BUF_INIT;
     struct chc_err err = CHC_ERR_INIT;
     size_t q;
 
@@ -622,9 +508,10 @@ void piece__jobs_abort(struct worker *w)
         job_cancel(w, j);
         for (q = 0; q < j->n_q; q++) {
             chc_buf_reset(&sql);
-            if (chc_buf_addstr(&sql, "KILL QUERY WHERE query_id LIKE '") < 0 ||
-                query_id(j->ts, j->part, j->k, &sql) < 0 ||
-                chc_buf_addf(&sql, "%zu-%zu-%%' SYNC", j->shard + 1, q) < 0)
+            chc_buf_reset(&prefix);
+            if (query_id(j->ts, j->part, j->k, &prefix) < 0 ||
+                chc_buf_addf(&prefix, "%zu-%zu-", j->shard + 1, q) < 0 ||
+                sql_kill(prefix.buf, &sql) < 0)
                 break;
             if (wk__query(w, j->ts->targets[q].rep, 1, sql.buf, NULL, &err) < 0)
                 chc_log_warn("cannot stop our copy on %s: %s, ignoring",
@@ -636,4 +523,5 @@ void piece__jobs_abort(struct worker *w)
         piece__job_free(j);
     }
     chc_buf_release(&sql);
+    chc_buf_release(&prefix);
 }

@@ -30,6 +30,8 @@
 #include "chcopier/config/options.h"
 #include "chcopier/config/engine.h"
 #include "chcopier/obs/log.h"
+#include "chcopier/sql/check.h"
+#include "chcopier/sql/ddl.h"
 #include "chcopier/sql/plan.h"
 #include "chcopier/sql/sqlhash.h"
 #include "chcopier/config/task.h"
@@ -101,7 +103,7 @@ static int probe(struct worker *w, struct tstate *ts, struct chc_err *err)
         reps[i] = ts->nodes[i].rep;
         chc_buf_init(&outs[i], 4096);
     }
-    r = wk__query_each(w, reps, ts->n_nodes, "SELECT version()", 0, PROBE_TIMEOUT_MS, outs,
+    r = wk__query_each(w, reps, ts->n_nodes, SQL_PROBE, 0, PROBE_TIMEOUT_MS, outs,
                        errs, err);
     for (i = 0; r == 0 && i < ts->n_nodes; i++) {
         struct node *nd = &ts->nodes[i];
@@ -289,11 +291,6 @@ int preflight__push_nodes(const struct tstate *ts, const struct cfg_replica ***r
 
 /* ------------------------------------------------------------ source */
 
-static int add_src_table(struct chc_buf *b, const struct cfg_table *tb)
-{
-    return wk__add_table_ref(b, tb->database_pull, tb->table_pull);
-}
-
 /* The source table's columns on every source shard, compared with shard 1's
  * (name, type and kind); cols (optional) gets shard 1's DESCRIBE. */
 static int source_columns(struct worker *w, struct tstate *ts, struct ch_rows **cols,
@@ -310,11 +307,7 @@ static int source_columns(struct worker *w, struct tstate *ts, struct ch_rows **
         r = oom(err);
         goto out;
     }
-    r = chc_buf_addstr(&sql, "DESCRIBE TABLE ");
-    if (r == 0)
-        r = add_src_table(&sql, tb);
-    if (r == 0)
-        r = chc_buf_addstr(&sql, " FORMAT TabSeparated");
+    r = sql_describe(tb->database_pull, tb->table_pull, &sql);
     if (r < 0) {
         r = oom(err);
         goto out;
@@ -377,16 +370,7 @@ static int table_facts(struct worker *w, const struct cfg_replica *rep, int push
     int r;
 
     *ret = NULL;
-    r = chc_buf_addstr(&sql, "SELECT engine, partition_key, sorting_key FROM system.tables "
-                             "WHERE database = ");
-    if (r == 0)
-        r = chc_buf_add_sqlstr(&sql, db);
-    if (r == 0)
-        r = chc_buf_addstr(&sql, " AND name = ");
-    if (r == 0)
-        r = chc_buf_add_sqlstr(&sql, table);
-    if (r == 0)
-        r = chc_buf_addstr(&sql, " FORMAT TabSeparated");
+    r = sql_table_facts(db, table, &sql);
     if (r < 0)
         r = oom(err);
     else
@@ -415,30 +399,6 @@ static int source_engine(struct worker *w, struct tstate *ts, struct chc_err *er
     return r;
 }
 
-/* The task's expressions, each alone, on the source: which one fails. */
-enum elem { EL_WHERE, EL_KEY, EL_PARTITION, EL_ORDER };
-
-static int elem_sql(const struct cfg_table *tb, enum elem e, size_t i, struct chc_buf *b)
-{
-    int r = chc_buf_addstr(b, "SELECT ");
-
-    if (r == 0 && e == EL_WHERE)
-        r = chc_buf_addstr(b, "1");
-    else if (r == 0 && e == EL_KEY)
-        r = chc_buf_addf(b, "(%s)", tb->sharding_key);
-    else if (r == 0 && e == EL_PARTITION)
-        r = chc_buf_addf(b, "(%s)", tb->engine->partition_by ? tb->engine->partition_by : "1");
-    else if (r == 0)
-        r = plan_key_expr(tb, i, b);
-    if (r == 0)
-        r = chc_buf_addstr(b, " FROM ");
-    if (r == 0)
-        r = add_src_table(b, tb);
-    if (r == 0 && e == EL_WHERE)
-        r = chc_buf_addf(b, " WHERE (%s)", tb->where_condition);
-    return r == 0 ? chc_buf_addstr(b, " LIMIT 0") : r;
-}
-
 /* After the combined check failed with `first`: name the element. */
 static int name_element(struct worker *w, struct tstate *ts, const struct chc_err *first,
                         struct chc_err *err)
@@ -449,14 +409,14 @@ static int name_element(struct worker *w, struct tstate *ts, const struct chc_er
     size_t i, n = tb->engine->n_key_columns;
     int r = 0, el;
 
-    for (el = EL_WHERE; el <= EL_ORDER; el++) {
-        for (i = 0; i < (el == EL_ORDER ? n : 1); i++) {
-            if ((el == EL_WHERE && !tb->where_condition) ||
-                (el == EL_PARTITION && !tb->engine->partition_by))
+    for (el = SQL_EL_WHERE; el <= SQL_EL_ORDER; el++) {
+        for (i = 0; i < (el == SQL_EL_ORDER ? n : 1); i++) {
+            if ((el == SQL_EL_WHERE && !tb->where_condition) ||
+                (el == SQL_EL_PARTITION && !tb->engine->partition_by))
                 continue;
             chc_buf_reset(&sql);
             chc_buf_reset(&what);
-            if (elem_sql(tb, (enum elem)el, i, &sql) < 0)
+            if (sql_check_element(tb, (enum sql_element)el, i, &sql) < 0)
                 goto oom;
             r = wk__query(w, ts->src_rep[0], 0, sql.buf, NULL, &e);
             if (r == 0)
@@ -465,11 +425,11 @@ static int name_element(struct worker *w, struct tstate *ts, const struct chc_er
                 r = chc_err_set(err, r, "%s", e.msg);
                 goto out;
             }
-            r = el == EL_WHERE       ? chc_buf_addf(&what, "<where_condition> '%s'",
+            r = el == SQL_EL_WHERE   ? chc_buf_addf(&what, "<where_condition> '%s'",
                                                     tb->where_condition)
-                : el == EL_KEY       ? chc_buf_addf(&what, "<sharding_key> '%s'", tb->sharding_key)
-                : el == EL_PARTITION ? chc_buf_addf(&what, "PARTITION BY '%s' of <engine>",
-                                                    tb->engine->partition_by)
+                : el == SQL_EL_KEY   ? chc_buf_addf(&what, "<sharding_key> '%s'", tb->sharding_key)
+                : el == SQL_EL_PARTITION ? chc_buf_addf(&what, "PARTITION BY '%s' of <engine>",
+                                                        tb->engine->partition_by)
                                      : chc_buf_addf(&what, "ORDER BY element '%s' of <engine>",
                                                     tb->engine->key_columns[i]);
             if (r < 0)
@@ -490,29 +450,6 @@ out:
     chc_buf_release(&sql);
     chc_buf_release(&what);
     return r;
-}
-
-/* SELECT <sharding_key>, <ORDER BY elements>, <PARTITION BY> FROM source
- * [WHERE ...] LIMIT 0, with names and types. */
-static int exprs_sql(const struct cfg_table *tb, struct chc_buf *b)
-{
-    size_t i;
-    int r;
-
-    r = chc_buf_addf(b, "SELECT (%s)", tb->sharding_key);
-    for (i = 0; r == 0 && i < tb->engine->n_key_columns; i++) {
-        r = chc_buf_addstr(b, ", ");
-        if (r == 0)
-            r = plan_key_expr(tb, i, b);
-    }
-    if (r == 0)
-        r = chc_buf_addf(b, ", (%s) FROM ",
-                         tb->engine->partition_by ? tb->engine->partition_by : "1");
-    if (r == 0)
-        r = add_src_table(b, tb);
-    if (r == 0 && tb->where_condition)
-        r = chc_buf_addf(b, " WHERE (%s)", tb->where_condition);
-    return r == 0 ? chc_buf_addstr(b, " LIMIT 0 FORMAT TSVWithNamesAndTypes") : r;
 }
 
 /* The sorting key in hashable form, from the key expressions' types. */
@@ -573,30 +510,17 @@ static int check_generated(struct worker *w, struct tstate *ts, struct chc_err *
     struct chc_err e = CHC_ERR_INIT;
     int r;
 
-    r = chc_buf_addstr(&sql, "SELECT ");
-    if (r == 0)
-        r = plan_piece_filter(ts->split_args, 2, 0, &sql);
-    if (r == 0)
-        r = chc_buf_addstr(&sql, ", ");
-    if (r < 0)
-        goto oom;
-    r = plan_route_filter(tb, &ts->key, 0, &sql, &e);
+    r = sql_check_generated(tb, ts->split_args, &ts->key, &sql, &e);
     if (r < 0) {
         r = chc_err_set(err, r == CHC_ECONFIG ? CHC_EPREFLIGHT : r, "%s", e.msg);
         goto out;
     }
-    if (chc_buf_addstr(&sql, " FROM ") < 0 || add_src_table(&sql, tb) < 0 ||
-        chc_buf_addstr(&sql, " LIMIT 0") < 0)
-        goto oom;
     r = wk__query(w, ts->src_rep[0], 0, sql.buf, NULL, &e);
     if (r < 0)
         r = chc_err_set(err, chc_err_is_transient(r) ? r : CHC_EPREFLIGHT,
                         "table '%s': the source cannot evaluate chcopier's piece hash or route "
                         "(sharding key type %s): %s",
                         tb->name, ts->key_type, e.msg);
-    goto out;
-oom:
-    r = oom(err);
 out:
     chc_buf_release(&sql);
     return r;
@@ -610,7 +534,7 @@ static int source_exprs(struct worker *w, struct tstate *ts, const struct ch_row
     struct ch_rows *hdr = NULL;
     int r;
 
-    if (exprs_sql(ts->tb, &sql) < 0) {
+    if (sql_check_exprs(ts->tb, &sql) < 0) {
         r = oom(err);
         goto out;
     }

@@ -170,7 +170,7 @@ static int plan_table(struct worker *w, const struct cfg_table *tb, struct chc_e
                 continue; /* nothing of the destination is kept */
             for (k = 0; k < nk; k++) {
                 chc_buf_reset(&sql);
-                if (mover__stmt(ts, steps[st], 0, k, &sql) < 0)
+                if (sql_move_step(tb, steps[st], ts->parts[0].lit, k, &sql) < 0)
                     goto oom;
                 print_sql("    ", sql.buf);
             }
@@ -178,7 +178,7 @@ static int plan_table(struct worker *w, const struct cfg_table *tb, struct chc_e
     }
     printf("  verify: SELECT count(), sum(%s) per partition on the source shards, "
            "sum(%s) on the destination\n",
-           ts->hash_src, ts->hash_dst);
+           ts->cols.hash_src, ts->cols.hash_dst);
     goto out;
 oom:
     r = oom(err);
@@ -252,8 +252,7 @@ int worker_clean(const struct chc_options *o, struct zk_session *zs, struct chc_
             chc_buf_reset(&sql);
             if ((k < plan_splits(tb) ? plan_piece_table(tb, k, &name)
                                      : plan_assembly_table(tb, &name)) < 0 ||
-                chc_buf_addstr(&sql, "DROP TABLE IF EXISTS ") < 0 ||
-                wk__add_table_ref(&sql, tb->database_push, name.buf) < 0) {
+                sql_drop_table(tb->database_push, name.buf, &sql) < 0) {
                 r = oom(err);
                 goto out;
             }

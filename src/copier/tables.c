@@ -17,6 +17,9 @@
 #include "chcopier/config/options.h"
 #include "chcopier/config/engine.h"
 #include "chcopier/obs/log.h"
+#include "chcopier/sql/check.h"
+#include "chcopier/sql/ddl.h"
+#include "chcopier/sql/move.h"
 #include "chcopier/sql/plan.h"
 #include "chcopier/state/layout.h"
 #include "chcopier/sql/sqlhash.h"
@@ -26,7 +29,6 @@
 
 #include "base/banned.h"
 
-static void columns_release(struct tstate *ts);
 
 void tables__tstate_free(struct tstate *ts)
 {
@@ -38,7 +40,7 @@ void tables__tstate_free(struct tstate *ts)
     free(ts->key_type);
     free(ts->split_args);
     free(ts->nodes);
-    columns_release(ts);
+    sql_columns_release(&ts->cols);
     free(ts->src_rep);
     free(ts->order);
     free(ts->targets);
@@ -62,72 +64,44 @@ int tables__describe(struct worker *w, const struct cfg_replica *rep, int push, 
                      const char *table, struct ch_rows **ret, struct chc_err *err)
 {
     struct chc_buf sql = CHC_BUF_INIT, out = CHC_BUF_INIT;
-    int r;
+    int r = sql_describe(db, table, &sql) < 0 ? oom(err) : 0;
 
-    r = chc_buf_addstr(&sql, "DESCRIBE TABLE ");
     if (r == 0)
-        r = chc_buf_add_ident(&sql, db);
-    if (r == 0)
-        r = chc_buf_addch(&sql, '.');
-    if (r == 0)
-        r = chc_buf_add_ident(&sql, table);
-    if (r == 0)
-        r = chc_buf_addstr(&sql, " FORMAT TabSeparated");
-    if (r < 0) {
-        r = oom(err);
-        goto out;
-    }
-    r = wk__query(w, rep, push, sql.buf, &out, err);
+        r = wk__query(w, rep, push, sql.buf, &out, err);
     if (r == 0)
         r = ch_tsv_parse(out.buf, out.len, ret, err);
-out:
     chc_buf_release(&sql);
     chc_buf_release(&out);
     return r;
 }
 
-static int add_col_def(struct chc_buf *b, const struct cfg_table *tb, const struct ch_rows *rows,
-                       size_t i)
+/* DESCRIBE's rows as columns (pointing into rows). */
+int tables__columns_of(const struct ch_rows *rows, struct sql_column **ret)
 {
-    const char *kind = ch_rows_str(rows, i, 2), *expr = ch_rows_str(rows, i, 3);
-    int r;
+    size_t i, n = ch_rows_count(rows);
+    struct sql_column *c = calloc(n + 1, sizeof(*c));
 
-    r = chc_buf_add_ident(b, ch_rows_str(rows, i, 0));
-    if (r == 0)
-        r = chc_buf_addf(b, " %s", ch_rows_str(rows, i, 1));
-    if (r == 0 && *kind && *expr &&
-        !(tb->allow_alias_materialized && (!strcmp(kind, "MATERIALIZED") || !strcmp(kind, "ALIAS"))))
-        r = chc_buf_addf(b, " %s %s", kind, expr);
-    return r;
+    if (!c)
+        return -ENOMEM;
+    for (i = 0; i < n; i++)
+        c[i] = (struct sql_column){.name = ch_rows_str(rows, i, 0), .type = ch_rows_str(rows, i, 1),
+                                   .kind = ch_rows_str(rows, i, 2), .expr = ch_rows_str(rows, i, 3)};
+    *ret = c;
+    return 0;
 }
 
 int tables__create_sql(const struct cfg_table *tb, const struct ch_rows *cols, const char *table,
                        int plain, struct chc_buf *out, struct chc_err *err)
 {
-    size_t i;
-    int r;
+    struct sql_column *c = NULL;
+    int r = tables__columns_of(cols, &c) < 0 ? oom(err) : 0;
 
-    r = chc_buf_addstr(out, "CREATE TABLE IF NOT EXISTS ");
     if (r == 0)
-        r = chc_buf_add_ident(out, tb->database_push);
-    if (r == 0)
-        r = chc_buf_addch(out, '.');
-    if (r == 0)
-        r = chc_buf_add_ident(out, table);
-    if (r == 0)
-        r = chc_buf_addstr(out, " (");
-    for (i = 0; r == 0 && i < ch_rows_count(cols); i++) {
-        if (i)
-            r = chc_buf_addstr(out, ", ");
-        if (r == 0)
-            r = add_col_def(out, tb, cols, i);
-    }
-    if (r == 0)
-        r = chc_buf_addstr(out, ") ");
-    if (r < 0)
-        return oom(err);
-    return engine_build_clause(tb->engine, plain, out, err);
+        r = sql_create_table(tb, c, ch_rows_count(cols), table, plain, out, err);
+    free(c);
+    return r;
 }
+
 
 int tables__push_nodes(const struct cfg_cluster *c, const struct cfg_replica ***ret, size_t *ret_n)
 {
@@ -161,122 +135,19 @@ int tables__target_reps(const struct tstate *ts, const struct cfg_replica ***ret
     return 0;
 }
 
-/* One column as checksum input (sqlhash.h): the source casts to the
- * destination's type (without LowCardinality, which 18.16 cannot hash) so
- * that both sides hash the same values. */
-static int add_hash_arg(struct chc_buf *b, const struct column *c, int cast, struct chc_err *err)
-{
-    struct chc_buf x = CHC_BUF_INIT, t = CHC_BUF_INIT;
-    int r = 0;
-
-    if (cast) {
-        r = sqlhash_strip_lc(c->type, &t, err);
-        if (r == 0 && (chc_buf_addstr(&x, "CAST(") < 0 || chc_buf_add_ident(&x, c->name) < 0 ||
-                       chc_buf_addf(&x, " AS %s)", t.buf) < 0))
-            r = oom(err);
-    } else if (chc_buf_add_ident(&x, c->name) < 0) {
-        r = oom(err);
-    }
-    if (r == 0)
-        r = sqlhash_args(x.buf, cast ? t.buf : c->type, b, err);
-    chc_buf_release(&x);
-    chc_buf_release(&t);
-    return r;
-}
-
-static void columns_release(struct tstate *ts)
-{
-    size_t i;
-
-    for (i = 0; i < ts->n_cols; i++) {
-        free(ts->cols[i].name);
-        free(ts->cols[i].type);
-        free(ts->cols[i].kind);
-        free(ts->cols[i].expr);
-    }
-    free(ts->cols);
-    free(ts->copy_cols);
-    free(ts->copy_cast);
-    free(ts->hash_src);
-    free(ts->hash_dst);
-    ts->cols = NULL;
-    ts->n_cols = 0;
-    ts->copy_cols = ts->copy_cast = ts->hash_src = ts->hash_dst = NULL;
-}
-
 /* Columns to copy and to checksum: the destination's stored columns. */
 int tables__columns_load(struct tstate *ts, const struct ch_rows *dst_cols, struct chc_err *err)
 {
-    struct chc_buf cc = CHC_BUF_INIT, hs = CHC_BUF_INIT, hd = CHC_BUF_INIT, ct = CHC_BUF_INIT;
-    size_t i, m = 0;
-    int r;
+    struct sql_column *c = NULL;
+    int r = tables__columns_of(dst_cols, &c) < 0 ? oom(err) : 0;
 
-    columns_release(ts);
-    ts->cols = calloc(ch_rows_count(dst_cols) + 1, sizeof(*ts->cols));
-    if (!ts->cols)
-        return oom(err);
-    r = chc_buf_addstr(&hs, "cityHash64(");
+    sql_columns_release(&ts->cols);
     if (r == 0)
-        r = chc_buf_addstr(&hd, "cityHash64(");
-    for (i = 0; r == 0 && i < ch_rows_count(dst_cols); i++) {
-        const char *kind = ch_rows_str(dst_cols, i, 2);
-        struct column *c = &ts->cols[ts->n_cols++];
-        c->name = chc_strdup(ch_rows_str(dst_cols, i, 0));
-        c->type = chc_strdup(ch_rows_str(dst_cols, i, 1));
-        c->kind = chc_strdup(kind);
-        c->expr = chc_strdup(ch_rows_str(dst_cols, i, 3));
-        if (!c->name || !c->type || !c->kind || !c->expr) {
-            r = -ENOMEM;
-            break;
-        }
-        if (!strcmp(kind, "MATERIALIZED") || !strcmp(kind, "ALIAS") ||
-            !strcmp(kind, "EPHEMERAL"))
-            continue;
-        if (m++) {
-            r = chc_buf_addstr(&cc, ", ");
-            if (r == 0)
-                r = chc_buf_addstr(&hs, ", ");
-            if (r == 0)
-                r = chc_buf_addstr(&hd, ", ");
-            if (r == 0)
-                r = chc_buf_addstr(&ct, ", ");
-        }
-        if (r == 0)
-            r = chc_buf_add_ident(&cc, c->name);
-        if (r == 0)
-            r = chc_buf_addstr(&ct, "CAST(");
-        if (r == 0)
-            r = chc_buf_add_ident(&ct, c->name);
-        if (r == 0)
-            r = chc_buf_addf(&ct, " AS %s) AS ", c->type);
-        if (r == 0)
-            r = chc_buf_add_ident(&ct, c->name);
-        if (r == 0)
-            r = add_hash_arg(&hs, c, 1, err);
-        if (r == 0)
-            r = add_hash_arg(&hd, c, 0, err);
-    }
-    if (r == 0)
-        r = chc_buf_addch(&hs, ')');
-    if (r == 0)
-        r = chc_buf_addch(&hd, ')');
-    if (r < 0 || m == 0) {
-        chc_buf_release(&cc);
-        chc_buf_release(&hs);
-        chc_buf_release(&hd);
-        chc_buf_release(&ct);
-        if (r == CHC_EPARSE)
-            return chc_err_prefix(err, "table '%s': column types of the destination",
-                                  ts->tb->name);
-        return m == 0 && r == 0 ? chc_err_set(err, CHC_ECONFIG, "table '%s': no columns to copy",
-                                              ts->tb->name)
-                                : oom(err);
-    }
-    ts->copy_cols = chc_buf_take(&cc, NULL);
-    ts->copy_cast = chc_buf_take(&ct, NULL);
-    ts->hash_src = chc_buf_take(&hs, NULL);
-    ts->hash_dst = chc_buf_take(&hd, NULL);
-    return 0;
+        r = sql_columns_build(c, ch_rows_count(dst_cols), &ts->cols, err);
+    if (r < 0 && r != -ENOMEM)
+        chc_err_prefix(err, "table '%s': the destination's columns", ts->tb->name);
+    free(c);
+    return r;
 }
 
 /* "name type\n" per column: what must agree between a staging table and
@@ -333,8 +204,7 @@ static int staging_sync(struct worker *w, struct tstate *ts, int *ret_dropped,
                          "columns any more: recreating it",
                          tb->name, name.buf, treps[t]->host, treps[t]->http_port);
             chc_buf_reset(&sql);
-            if (chc_buf_addstr(&sql, "DROP TABLE IF EXISTS ") < 0 ||
-                wk__add_table_ref(&sql, tb->database_push, name.buf) < 0)
+            if (sql_drop_table(tb->database_push, name.buf, &sql) < 0)
                 goto oom;
             r = wk__fanout(w, &treps[t], 1, sql.buf, err);
             if (r < 0)
@@ -382,9 +252,7 @@ static int create_destination(struct worker *w, struct tstate *ts,
                        tb->database_pull, tb->table_pull);
         goto out;
     }
-    r = chc_buf_addstr(&sql, "CREATE DATABASE IF NOT EXISTS ");
-    if (r == 0)
-        r = chc_buf_add_ident(&sql, tb->database_push);
+    r = sql_create_database(tb->database_push, &sql);
     if (r < 0) {
         r = oom(err);
         goto out;
@@ -439,7 +307,7 @@ void tables__create_on_returned(struct worker *w, struct tstate *ts)
                 push |= &ts->tb->push->shards[s].replicas[j] == rep;
         if (!push)
             continue;
-        if (wk__query_each(w, &rep, 1, "SELECT 1", 1, 10000, NULL, &e, &e) == 0 && e.code == 0 &&
+        if (wk__query_each(w, &rep, 1, SQL_PROBE, 1, 10000, NULL, &e, &e) == 0 && e.code == 0 &&
             create_destination(w, ts, &rep, 1, &e) == 0) {
             chc_log_info("table '%s': replica %s:%d answers again: created %s.%s there",
                          ts->tb->name, rep->host, rep->http_port, ts->tb->database_push,
@@ -457,7 +325,9 @@ void tables__create_on_returned(struct worker *w, struct tstate *ts)
 /* Which checksum expression the discovered source sums were computed with. */
 uint64_t tables__sums_key_of(const struct tstate *ts)
 {
-    return ts->hash_src ? chc_hash64(CHC_HASH64_INIT, ts->hash_src, strlen(ts->hash_src)) | 1 : 0;
+    const char *h = ts->cols.hash_src;
+
+    return h ? chc_hash64(CHC_HASH64_INIT, h, strlen(h)) | 1 : 0;
 }
 
 /* Small partitions need fewer pieces, and are copied in groups (see
@@ -530,20 +400,7 @@ retry:
         chc_buf_reset(&sql[s]);
         /* The source checksum of every partition in the same pass: one read
          * of the table instead of one per partition at move time. */
-        if (tb->engine->partition_by)
-            r = chc_buf_addf(&sql[s], "SELECT (%s) AS _p, count(), %s%s%s FROM ",
-                             tb->engine->partition_by, ts->sums_key ? "ifNull(sum(" : "0",
-                             ts->sums_key ? ts->hash_src : "", ts->sums_key ? "), 0)" : "");
-        else
-            r = chc_buf_addf(&sql[s], "SELECT 1 AS _p, count(), %s%s%s FROM ",
-                             ts->sums_key ? "ifNull(sum(" : "0", ts->sums_key ? ts->hash_src : "",
-                             ts->sums_key ? "), 0)" : "");
-        if (r == 0)
-            r = wk__add_table_ref(&sql[s], tb->database_pull, tb->table_pull);
-        if (r == 0 && tb->where_condition)
-            r = chc_buf_addf(&sql[s], " WHERE (%s)", tb->where_condition);
-        if (r == 0)
-            r = chc_buf_addstr(&sql[s], " GROUP BY _p ORDER BY _p FORMAT Values");
+        r = sql_discover(tb, ts->sums_key ? ts->cols.hash_src : NULL, &sql[s]);
         if (r < 0)
             goto oom;
         sqls[s] = sql[s].buf;
@@ -635,9 +492,7 @@ int tables__drop_helpers(struct worker *w, struct tstate *ts, struct chc_err *er
         chc_buf_reset(&name);
         r = k < ts->splits ? plan_piece_table(ts->tb, k, &name) : plan_assembly_table(ts->tb, &name);
         if (r == 0)
-            r = chc_buf_addstr(&sql, "DROP TABLE IF EXISTS ");
-        if (r == 0)
-            r = wk__add_table_ref(&sql, ts->tb->database_push, name.buf);
+            r = sql_drop_table(ts->tb->database_push, name.buf, &sql);
         if (r < 0) {
             r = oom(err);
             break;
@@ -705,7 +560,7 @@ static int table_init(struct worker *w, struct tstate *ts, struct chc_err *err)
     }
     if (r < 0) /* not known to be emptied: nothing may be copied yet */
         goto release;
-    if (!ts->hash_src) /* discovery needs the columns for the source checksums */
+    if (!ts->cols.hash_src) /* discovery needs the columns for the source checksums */
         r = staging_sync(w, ts, &dropped, err);
     if (r == 0)
         r = tables__discover_query(w, ts, err);

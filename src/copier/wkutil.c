@@ -130,17 +130,6 @@ out:
     chc_buf_release(&note);
 }
 
-/* `db`.`table` */
-int wk__add_table_ref(struct chc_buf *b, const char *db, const char *table)
-{
-    int r = chc_buf_add_ident(b, db);
-
-    if (r == 0)
-        r = chc_buf_addch(b, '.');
-    if (r == 0)
-        r = chc_buf_add_ident(b, table);
-    return r;
-}
 
 void wk__params_init(struct ch_query_params *p, const struct cfg_replica *rep, const char *sql,
                      const struct cfg_task *t, int push)

@@ -51,6 +51,8 @@
 
 #include "chcopier/base/buf.h"
 #include "chcopier/base/err.h"
+#include "chcopier/sql/ddl.h"
+#include "chcopier/sql/move.h"
 #include "chcopier/sql/plan.h"
 #include "chcopier/base/strmap.h"
 #include "chcopier/state/claims.h"
@@ -105,12 +107,6 @@ struct node {
     char why[200];    /* why it did not answer */
 };
 
-struct column {
-    char *name;
-    char *type;
-    char *kind; /* "", DEFAULT, MATERIALIZED, ALIAS */
-    char *expr;
-};
 
 struct tstate {
     struct worker *w;
@@ -121,12 +117,7 @@ struct tstate {
     struct plan_key key; /* points into key_type and split_args */
     struct node *nodes;  /* every replica of both clusters, probed */
     size_t n_nodes;
-    struct column *cols;
-    size_t n_cols;
-    char *copy_cols;  /* "`a`, `b`" */
-    char *copy_cast;  /* "CAST(`a` AS T) AS `a`, ...": Native needs the exact types */
-    char *hash_src;   /* cityHash64(CAST(`a` AS T), ...) for the source */
-    char *hash_dst;   /* cityHash64(`a`, ...) for staging/destination */
+    struct sql_columns cols; /* what is copied and checksummed (sql/ddl.h) */
     const struct cfg_replica **src_rep;
     size_t *order;
     struct target *targets;
@@ -267,8 +258,6 @@ void wk__note(struct worker *w, const char *fmt, ...) __attribute__((format(prin
  * attempt), so a seed decides which attempts fail, whatever the timing. */
 int wk__fault_draw(const struct worker *w, double p, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* `db`.`table` */
-int wk__add_table_ref(struct chc_buf *b, const char *db, const char *table);
 void wk__params_init(struct ch_query_params *p, const struct cfg_replica *rep, const char *sql,
                      const struct cfg_task *t, int push);
 /* One statement on one node, synchronously (the loop keeps running). */
@@ -339,6 +328,8 @@ int tables__describe(struct worker *w, const struct cfg_replica *rep, int push, 
                      const char *table, struct ch_rows **ret, struct chc_err *err);
 int tables__create_sql(const struct cfg_table *tb, const struct ch_rows *cols, const char *table,
                        int plain, struct chc_buf *out, struct chc_err *err);
+/* DESCRIBE's rows as columns (pointing into rows); free the array. */
+int tables__columns_of(const struct ch_rows *rows, struct sql_column **ret);
 int tables__push_nodes(const struct cfg_cluster *c, const struct cfg_replica ***ret,
                        size_t *ret_n);
 int tables__target_reps(const struct tstate *ts, const struct cfg_replica ***ret);
@@ -356,6 +347,11 @@ int tables__prepare(struct worker *w, const struct cfg_table *tb, struct tstate 
 
 /* ---- piece.c ---- */
 
+/* The sql_piece of the group led by `part`, piece k, routed to destination
+ * shard dshard (-1: none); lits[GROUP_MAX] is the caller's. */
+struct sql_piece;
+void piece__spec(const struct tstate *ts, size_t part, unsigned k, int dshard,
+                 const char **lits, struct sql_piece *p);
 int piece__copy_sql(const struct tstate *ts, size_t part, unsigned k, size_t shard,
                     const struct target *t, struct chc_buf *b, struct chc_err *err);
 /* Claim (part, shard, k) and start its copy. 1 started, 0 not claimable. */
@@ -367,15 +363,6 @@ void piece__jobs_abort(struct worker *w);
 
 /* ---- mover.c ---- */
 
-enum move_step {
-    MOVE_DROP_ASSEMBLY, /* (again) ALTER <assembly> DROP PARTITION p */
-    MOVE_ATTACH_DEST,   /* ALTER <assembly> ATTACH PARTITION p FROM <destination> */
-    MOVE_ATTACH_PIECES, /* ALTER <assembly> ATTACH PARTITION p FROM <piece k>, every k */
-    MOVE_REPLACE,       /* ALTER <destination> REPLACE PARTITION p FROM <assembly> */
-};
-/* The statement of one move step for partition `part` (piece k). */
-int mover__stmt(const struct tstate *ts, enum move_step step, size_t part, unsigned k,
-                struct chc_buf *out);
 int mover__move_ready(struct worker *w, struct tstate *ts, unsigned *move_failures,
                       struct chc_err *err);
 

@@ -1,0 +1,41 @@
+/* move.h — the statements of a partition's move and of the checksums that
+ * guard it (docs/design.md, "Move"), and the discovery that counts and
+ * checksums the source's partitions. Pure, golden-tested (test-sql.c).
+ */
+#ifndef CHC_SQL_MOVE_H
+#define CHC_SQL_MOVE_H
+
+#include <stddef.h>
+
+#include "chcopier/base/buf.h"
+
+struct cfg_table;
+
+enum move_step {
+    MOVE_DROP_ASSEMBLY, /* (again) ALTER <assembly> DROP PARTITION p */
+    MOVE_ATTACH_DEST,   /* ALTER <assembly> ATTACH PARTITION p FROM <destination> */
+    MOVE_ATTACH_PIECES, /* ALTER <assembly> ATTACH PARTITION p FROM <piece k>, every k */
+    MOVE_REPLACE,       /* ALTER <destination> REPLACE PARTITION p FROM <assembly> */
+};
+
+/* The statement of one move step for partition `lit` (piece k for
+ * MOVE_ATTACH_PIECES): what the mover runs and `chcopier plan` shows. */
+int sql_move_step(const struct cfg_table *tb, enum move_step step, const char *lit, unsigned k,
+                  struct chc_buf *out);
+
+/* Count and checksum of n (1..32) partitions in one statement:
+ * "SELECT multiIf(<p> = a, 1, <p> = b, 2, ..., 0) AS _i, count(),
+ *  ifNull(sum(<hash>), 0) FROM db.table WHERE <p> IN (a, b, ...)
+ *  [AND (<where>)] GROUP BY _i FORMAT TabSeparated"; partitions without rows
+ * give no line. */
+#define SQL_SUMS_MAX 32
+int sql_sums(const struct cfg_table *tb, const char *const *lits, size_t n, const char *db,
+             const char *table, const char *hash, int with_where, struct chc_buf *out);
+
+/* Partitions of the source with their rows and checksum, in one pass:
+ * "SELECT (<partition_by>) AS _p, count(), ifNull(sum(<hash>), 0) FROM
+ *  db.table [WHERE (<where>)] GROUP BY _p ORDER BY _p FORMAT Values"
+ * (0 for the checksum when hash is NULL; 1 AS _p when unpartitioned). */
+int sql_discover(const struct cfg_table *tb, const char *hash, struct chc_buf *out);
+
+#endif

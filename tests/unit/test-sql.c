@@ -1,0 +1,281 @@
+/* test-sql.c — every statement chcopier sends, against golden strings: the
+ * copy (pull and pipe), cleaning, table DDL and column lists, the move and
+ * its checksums, discovery and the preflight's checks, over a matrix of
+ * engines, key types, partition literals and settings. A change to a
+ * statement shows here. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "chcopier/base/buf.h"
+#include "chcopier/config/task.h"
+#include "chcopier/sql/check.h"
+#include "chcopier/sql/copy.h"
+#include "chcopier/sql/ddl.h"
+#include "chcopier/sql/move.h"
+#include "chcopier/sql/plan.h"
+#include "tap.h"
+
+#define TASK_FMT                                                                                \
+    "<clickhouse><remote_servers>"                                                              \
+    "<src><shard><replica><host>s1</host><port>9000</port><user>u</user>"                      \
+    "<password>p'w</password></replica></shard></src>"                                          \
+    "<dst><shard><weight>7</weight><replica><host>d1</host><port>9000</port></replica></shard>" \
+    "<shard><weight>4</weight><replica><host>::1</host><port>9440</port><secure>1</secure>"     \
+    "<http_port>8443</http_port></replica></shard></dst>"                                       \
+    "</remote_servers><max_workers>2</max_workers><tables><t>"                                  \
+    "<cluster_pull>src</cluster_pull><database_pull>db</database_pull>"                         \
+    "<table_pull>hits</table_pull><cluster_push>dst</cluster_push>"                             \
+    "<database_push>dbx</database_push><table_push>hits2</table_push>"                          \
+    "<engine>%s</engine><sharding_key>%s</sharding_key>%s"                                      \
+    "<number_of_splits>3</number_of_splits></t></tables></clickhouse>"
+
+static struct cfg_task *load(const char *engine, const char *key, const char *extra)
+{
+    struct chc_buf b = CHC_BUF_INIT;
+    struct chc_err e = CHC_ERR_INIT;
+    struct cfg_task *t = NULL;
+
+    if (chc_buf_addf(&b, TASK_FMT, engine, key, extra) < 0)
+        abort();
+    if (cfg_task_parse(b.buf, b.len, "t.xml", &t, &e) < 0) {
+        printf("# %s\n", e.msg);
+        abort();
+    }
+    chc_buf_release(&b);
+    return t;
+}
+
+#define RMT "ReplicatedMergeTree('/ch/{shard}/hits2', '{replica}') PARTITION BY toYYYYMM(d) " \
+            "ORDER BY (u, id)"
+
+static const struct cfg_replica *src_of(const struct cfg_task *t)
+{
+    return &t->tables[0].pull->shards[0].replicas[0];
+}
+
+TEST(copy_pull_routed_with_settings)
+{
+    struct cfg_task *t = load(RMT, "k", "<where_condition>x > 1</where_condition>");
+    const char *lits[] = {"201801", "201802"};
+    struct plan_key key = {"Int8", 0, "reinterpretAsString(u), id"};
+    struct sql_piece p = {.tb = &t->tables[0], .lits = lits, .n_lits = 2, .splits = 3,
+                          .k = 1, .split_args = key.split_args, .key = &key, .dest_shard = 1};
+    char n1[] = "max_threads", v1[] = "1", n2[] = "readonly", v2[] = "1";
+    struct cfg_setting set[] = {{n1, v1}, {n2, v2}};
+    struct cfg_settings pull = {set, 2};
+    const struct cfg_settings *sets[1] = {&pull};
+    struct chc_err e = CHC_ERR_INIT;
+    struct chc_buf b = CHC_BUF_INIT;
+
+    ASSERT_OK(sql_copy_pull(&p, "`id`, `u`", src_of(t), sets, 1, &b, &e));
+    ASSERT_STREQ(b.buf,
+                 "INSERT INTO `dbx`.`hits2_piece_1` (`id`, `u`) SELECT `id`, `u` FROM "
+                 "remote('s1:9000', 'db', 'hits', 'u', 'p\\'w') WHERE "
+                 "((toYYYYMM(d)) IN (201801, 201802)) AND "
+                 "(cityHash64(reinterpretAsString(u), id) % 3 = 1) AND "
+                 "(toUInt32(k) % 11 BETWEEN 7 AND 10) AND (x > 1) SETTINGS max_threads = 1");
+    chc_buf_release(&b);
+    cfg_task_free(t);
+}
+
+TEST(copy_pipe_one_partition_unrouted)
+{
+    struct cfg_task *t = load(RMT, "k", "");
+    const char *lits[] = {"201803"};
+    struct plan_key key = {"UInt64", 0, ""};
+    struct sql_piece p = {.tb = &t->tables[0], .lits = lits, .n_lits = 1, .splits = 1,
+                          .k = 0, .split_args = "", .key = &key, .dest_shard = -1};
+    struct chc_err e = CHC_ERR_INIT;
+    struct chc_buf sel = CHC_BUF_INIT, ins = CHC_BUF_INIT;
+
+    ASSERT_OK(sql_copy_select(&p, "CAST(`id` AS UInt64) AS `id`", &sel, &e));
+    ASSERT_STREQ(sel.buf, "SELECT CAST(`id` AS UInt64) AS `id` FROM `db`.`hits` WHERE "
+                          "((toYYYYMM(d)) = 201803) AND (1) FORMAT Native");
+    ASSERT_OK(sql_copy_insert(&t->tables[0], 0, "`id`", &ins));
+    ASSERT_STREQ(ins.buf, "INSERT INTO `dbx`.`hits2_piece_0` (`id`) FORMAT Native");
+    chc_buf_release(&sel);
+    chc_buf_release(&ins);
+    cfg_task_free(t);
+}
+
+TEST(remote_forms)
+{
+    struct cfg_task *t = load(RMT, "k", "");
+    const struct cfg_replica *v6 = &t->tables[0].push->shards[1].replicas[0];
+    struct chc_buf b = CHC_BUF_INIT;
+
+    ASSERT_OK(sql_remote(v6, "d'b", "t", &b));
+    ASSERT_STREQ(b.buf, "remoteSecure('[::1]:9440', 'd\\'b', 't')");
+    chc_buf_release(&b);
+    cfg_task_free(t);
+}
+
+TEST(cleaning)
+{
+    struct cfg_task *t = load(RMT, "k", "");
+    const char *lits[] = {"'2018-01-01'", "'2018-01-02'"};
+    struct chc_buf b = CHC_BUF_INIT;
+
+    ASSERT_OK(sql_query_id(&t->tables[0], "0123456789abcdef", 2, &b));
+    ASSERT_EQ(strncmp(b.buf, "chc-", 4), 0);
+    ASSERT_CONTAINS(b.buf, "-0123456789ab-2-");
+    chc_buf_reset(&b);
+    ASSERT_OK(sql_kill("chc-1-2-3-", &b));
+    ASSERT_STREQ(b.buf, "KILL QUERY WHERE query_id LIKE 'chc-1-2-3-%' SYNC");
+    chc_buf_reset(&b);
+    ASSERT_OK(sql_drop_piece_partition(&t->tables[0], 2, "'2018-01-01'", &b));
+    ASSERT_STREQ(b.buf, "ALTER TABLE `dbx`.`hits2_piece_2` DROP PARTITION '2018-01-01'");
+    chc_buf_reset(&b);
+    ASSERT_OK(sql_count_piece(&t->tables[0], 0, lits, 2, &b));
+    ASSERT_STREQ(b.buf, "SELECT count() FROM `dbx`.`hits2_piece_0` WHERE (toYYYYMM(d)) IN "
+                        "('2018-01-01', '2018-01-02')");
+    chc_buf_release(&b);
+    cfg_task_free(t);
+}
+
+TEST(ddl)
+{
+    struct cfg_task *t = load(RMT, "k", "");
+    struct sql_column cols[] = {
+        {"id", "UInt64", "", ""},
+        {"d", "Date", "DEFAULT", "today()"},
+        {"m", "UInt64", "MATERIALIZED", "id * 2"},
+    };
+    struct chc_err e = CHC_ERR_INIT;
+    struct chc_buf b = CHC_BUF_INIT;
+
+    ASSERT_OK(sql_create_table(&t->tables[0], cols, 3, "hits2_piece_0", 1, &b, &e));
+    ASSERT_STREQ(b.buf, "CREATE TABLE IF NOT EXISTS `dbx`.`hits2_piece_0` (`id` UInt64, `d` Date "
+                        "DEFAULT today(), `m` UInt64 MATERIALIZED id * 2) ENGINE = MergeTree() "
+                        "PARTITION BY toYYYYMM(d) ORDER BY (u, id)");
+    chc_buf_reset(&b);
+    ASSERT_OK(sql_create_table(&t->tables[0], cols, 1, "hits2", 0, &b, &e));
+    ASSERT_STREQ(b.buf, "CREATE TABLE IF NOT EXISTS `dbx`.`hits2` (`id` UInt64) ENGINE = "
+                        "ReplicatedMergeTree('/ch/{shard}/hits2', '{replica}') PARTITION BY "
+                        "toYYYYMM(d) ORDER BY (u, id)");
+    chc_buf_reset(&b);
+    ASSERT_OK(sql_describe("db", "t`x", &b));
+    ASSERT_STREQ(b.buf, "DESCRIBE TABLE `db`.`t\\`x` FORMAT TabSeparated");
+    chc_buf_reset(&b);
+    ASSERT_OK(sql_drop_table("db", "t_assembly", &b));
+    ASSERT_STREQ(b.buf, "DROP TABLE IF EXISTS `db`.`t_assembly`");
+    chc_buf_reset(&b);
+    ASSERT_OK(sql_table_facts("d'b", "t", &b));
+    ASSERT_STREQ(b.buf, "SELECT engine, partition_key, sorting_key FROM system.tables WHERE "
+                        "database = 'd\\'b' AND name = 't' FORMAT TabSeparated");
+    chc_buf_reset(&b);
+    ASSERT_OK(sql_create_database("db", &b));
+    ASSERT_STREQ(b.buf, "CREATE DATABASE IF NOT EXISTS `db`");
+    chc_buf_release(&b);
+    cfg_task_free(t);
+}
+
+TEST(column_lists)
+{
+    struct sql_column cols[] = {
+        {"id", "UInt64", "", ""},
+        {"u", "UUID", "", ""},
+        {"lc", "LowCardinality(Nullable(String))", "", ""},
+        {"a", "UInt8", "ALIAS", "1"},
+        {"e", "String", "EPHEMERAL", "''"},
+    };
+    struct sql_columns c;
+    struct chc_err e = CHC_ERR_INIT;
+
+    ASSERT_OK(sql_columns_build(cols, 5, &c, &e));
+    ASSERT_STREQ(c.copy, "`id`, `u`, `lc`");
+    ASSERT_STREQ(c.cast, "CAST(`id` AS UInt64) AS `id`, CAST(`u` AS UUID) AS `u`, "
+                         "CAST(`lc` AS LowCardinality(Nullable(String))) AS `lc`");
+    ASSERT_STREQ(c.hash_dst, "cityHash64(`id`, reinterpretAsString(`u`), "
+                             "isNull(CAST(`lc` AS Nullable(String))), "
+                             "assumeNotNull(CAST(`lc` AS Nullable(String))))");
+    ASSERT_STREQ(c.hash_src, "cityHash64(CAST(`id` AS UInt64), reinterpretAsString(CAST(`u` AS "
+                             "UUID)), isNull(CAST(`lc` AS Nullable(String))), "
+                             "assumeNotNull(CAST(`lc` AS Nullable(String))))");
+    sql_columns_release(&c);
+    ASSERT_EQ(sql_columns_build(cols + 3, 2, &c, &e), CHC_ECONFIG);
+}
+
+TEST(move_steps)
+{
+    struct cfg_task *t = load(RMT, "k", "");
+    struct cfg_task *u = load("MergeTree ORDER BY id", "k", "");
+    struct chc_buf b = CHC_BUF_INIT;
+
+    ASSERT_OK(sql_move_step(&t->tables[0], MOVE_DROP_ASSEMBLY, "201801", 0, &b));
+    ASSERT_STREQ(b.buf, "ALTER TABLE `dbx`.`hits2_assembly` DROP PARTITION 201801");
+    chc_buf_reset(&b);
+    ASSERT_OK(sql_move_step(&t->tables[0], MOVE_ATTACH_DEST, "201801", 0, &b));
+    ASSERT_STREQ(b.buf, "ALTER TABLE `dbx`.`hits2_assembly` ATTACH PARTITION 201801 FROM "
+                        "`dbx`.`hits2`");
+    chc_buf_reset(&b);
+    ASSERT_OK(sql_move_step(&t->tables[0], MOVE_ATTACH_PIECES, "201801", 2, &b));
+    ASSERT_STREQ(b.buf, "ALTER TABLE `dbx`.`hits2_assembly` ATTACH PARTITION 201801 FROM "
+                        "`dbx`.`hits2_piece_2`");
+    chc_buf_reset(&b);
+    ASSERT_OK(sql_move_step(&u->tables[0], MOVE_REPLACE, "tuple()", 0, &b));
+    ASSERT_STREQ(b.buf, "ALTER TABLE `dbx`.`hits2` REPLACE PARTITION ID 'all' FROM "
+                        "`dbx`.`hits2_assembly`");
+    chc_buf_release(&b);
+    cfg_task_free(t);
+    cfg_task_free(u);
+}
+
+TEST(sums_and_discovery)
+{
+    struct cfg_task *t = load(RMT, "k", "<where_condition>x > 1</where_condition>");
+    struct cfg_task *u = load("MergeTree ORDER BY id", "k", "");
+    const char *one[] = {"201801"}, *two[] = {"201801", "201802"};
+    struct chc_buf b = CHC_BUF_INIT;
+
+    ASSERT_OK(sql_sums(&t->tables[0], one, 1, "db", "hits", "cityHash64(id)", 1, &b));
+    ASSERT_STREQ(b.buf, "SELECT 1 AS _i, count(), ifNull(sum(cityHash64(id)), 0) FROM "
+                        "`db`.`hits` WHERE ((toYYYYMM(d)) = 201801) AND (x > 1) GROUP BY _i "
+                        "FORMAT TabSeparated");
+    chc_buf_reset(&b);
+    ASSERT_OK(sql_sums(&t->tables[0], two, 2, "dbx", "hits2", "h", 0, &b));
+    ASSERT_STREQ(b.buf, "SELECT multiIf((toYYYYMM(d)) = 201801, 1, (toYYYYMM(d)) = 201802, 2, "
+                        "0) AS _i, count(), ifNull(sum(h), 0) FROM `dbx`.`hits2` WHERE "
+                        "((toYYYYMM(d)) IN (201801, 201802)) GROUP BY _i FORMAT TabSeparated");
+    chc_buf_reset(&b);
+    ASSERT_OK(sql_discover(&t->tables[0], "h", &b));
+    ASSERT_STREQ(b.buf, "SELECT (toYYYYMM(d)) AS _p, count(), ifNull(sum(h), 0) FROM "
+                        "`db`.`hits` WHERE (x > 1) GROUP BY _p ORDER BY _p FORMAT Values");
+    chc_buf_reset(&b);
+    ASSERT_OK(sql_discover(&u->tables[0], NULL, &b));
+    ASSERT_STREQ(b.buf, "SELECT 1 AS _p, count(), 0 FROM `db`.`hits` GROUP BY _p ORDER BY _p "
+                        "FORMAT Values");
+    chc_buf_release(&b);
+    cfg_task_free(t);
+    cfg_task_free(u);
+}
+
+TEST(preflight_checks)
+{
+    struct cfg_task *t = load(RMT, "k", "<where_condition>nosuch = 1</where_condition>");
+    struct plan_key key = {"String", 0, "id"};
+    struct chc_err e = CHC_ERR_INIT;
+    struct chc_buf b = CHC_BUF_INIT;
+
+    ASSERT_OK(sql_check_exprs(&t->tables[0], &b));
+    ASSERT_STREQ(b.buf, "SELECT (k), u, id, (toYYYYMM(d)) FROM `db`.`hits` WHERE (nosuch = 1) "
+                        "LIMIT 0 FORMAT TSVWithNamesAndTypes");
+    chc_buf_reset(&b);
+    ASSERT_OK(sql_check_element(&t->tables[0], SQL_EL_WHERE, 0, &b));
+    ASSERT_STREQ(b.buf, "SELECT 1 FROM `db`.`hits` WHERE (nosuch = 1) LIMIT 0");
+    chc_buf_reset(&b);
+    ASSERT_OK(sql_check_element(&t->tables[0], SQL_EL_ORDER, 1, &b));
+    ASSERT_STREQ(b.buf, "SELECT id FROM `db`.`hits` LIMIT 0");
+    chc_buf_reset(&b);
+    ASSERT_EQ(sql_check_generated(&t->tables[0], "id", &key, &b, &e), CHC_ECONFIG);
+    ASSERT_CONTAINS(e.msg, "is of type String");
+    chc_buf_reset(&b);
+    key.type = "Int64";
+    ASSERT_OK(sql_check_generated(&t->tables[0], "id", &key, &b, &e));
+    ASSERT_STREQ(b.buf, "SELECT cityHash64(id) % 2 = 0, toUInt64(k) % 11 BETWEEN 0 AND 6 FROM "
+                        "`db`.`hits` LIMIT 0");
+    chc_buf_release(&b);
+    cfg_task_free(t);
+}
+
+TAP_MAIN()
