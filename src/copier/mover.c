@@ -8,7 +8,7 @@
  * Fencing: the state of a partition is written only over the version read
  * under its lock (st_part_write), the lock is checked to be
  * ours right before each round of ALTERs, and no statement of a round is
- * sent once the session is gone (wk__multi_query). Every check reads every
+ * sent once the session is gone (nodes__multi). Every check reads every
  * staging node: the replicas of a non-replicated destination hold copies of
  * their own and must agree.
  */
@@ -25,178 +25,16 @@
 #include "chcopier/sql/plan.h"
 #include "chcopier/state/protocol.h"
 #include "chcopier/config/task.h"
+#include "chcopier/state/layout.h"
 #include "chcopier/zk/zk.h"
-#include "worker-internal.h"
+#include "mover.h"
+#include "nodes.h"
+#include "sums.h"
+#include "tables.h"
+#include "tstate.h"
+#include "wk.h"
 
 #include "base/banned.h"
-
-/* Partitions moved together (one round of statements per step). */
-#define MOVE_BATCH 32
-
-/* Rows and checksum of some rows (protocol.h). */
-#define sums proto_sums
-
-/* The sums statement of parts[0..n) (sql_sums). */
-static int sums_sql(const struct tstate *ts, const size_t *parts, size_t n, const char *db,
-                    const char *table, const char *hash, int with_where, struct chc_buf *b)
-{
-    const char *lits[MOVE_BATCH];
-    size_t i;
-
-    for (i = 0; i < n && i < MOVE_BATCH; i++)
-        lits[i] = ts->parts[parts[i]].lit;
-    chc_buf_reset(b);
-    return sql_sums(ts->tb, lits, n, db, table, hash, with_where, b);
-}
-
-/* One round of sums statements: one per node for a whole batch, each line
- * of its answer added to the accumulator of its partition on that node. */
-struct sums_node {
-    const struct cfg_replica *rep;
-    struct chc_buf sql;
-    int push;
-    struct sums *acc[MOVE_BATCH]; /* partition i of the statement */
-    size_t n_acc;
-};
-
-struct sums_round {
-    struct sums_node *nodes;
-    size_t n, cap;
-};
-
-static void round_release(struct sums_round *b)
-{
-    size_t i;
-
-    for (i = 0; i < b->n; i++)
-        chc_buf_release(&b->nodes[i].sql);
-    free(b->nodes);
-    memset(b, 0, sizeof(*b));
-}
-
-static struct sums_node *round_add(struct sums_round *b)
-{
-    if (b->n == b->cap) {
-        size_t ncap = b->cap ? b->cap * 2 : 16;
-        struct sums_node *nn = realloc(b->nodes, ncap * sizeof(*nn));
-        if (!nn)
-            return NULL;
-        b->nodes = nn;
-        b->cap = ncap;
-    }
-    memset(&b->nodes[b->n], 0, sizeof(b->nodes[b->n]));
-    chc_buf_init(&b->nodes[b->n].sql, 0);
-    return &b->nodes[b->n++];
-}
-
-/* The source's sums of parts[0..n) into acc[i] (every source shard that
- * has any of them, columns cast to the destination's types). */
-static int round_source(struct sums_round *b, const struct tstate *ts, const size_t *parts,
-                        struct sums *const *acc, size_t n, struct chc_err *err)
-{
-    size_t s, j;
-    int any;
-
-    for (s = 0; n && s < ts->tb->pull->n_shards; s++) {
-        struct sums_node *nd;
-        for (j = 0, any = 0; j < n; j++)
-            any |= ts->parts[parts[j]].on_shard[s];
-        if (!any)
-            continue;
-        nd = round_add(b);
-        if (!nd || sums_sql(ts, parts, n, ts->tb->database_pull, ts->tb->table_pull,
-                            ts->cols.hash_src, 1, &nd->sql) < 0)
-            return oom(err);
-        nd->rep = ts->src_rep[s];
-        for (j = 0; j < n; j++)
-            nd->acc[j] = acc[j];
-        nd->n_acc = n;
-    }
-    return 0;
-}
-
-/* A destination-side table's sums of parts[0..n) on every staging node:
- * per[j][t] gets partition j on target t. */
-static int round_targets(struct sums_round *b, const struct tstate *ts, const size_t *parts,
-                         struct sums *const *per, size_t n, const char *table,
-                         struct chc_err *err)
-{
-    size_t t, j;
-
-    for (t = 0; n && t < ts->n_targets; t++) {
-        struct sums_node *nd = round_add(b);
-        if (!nd || sums_sql(ts, parts, n, ts->tb->database_push, table, ts->cols.hash_dst, 0,
-                            &nd->sql) < 0)
-            return oom(err);
-        nd->rep = ts->targets[t].rep;
-        nd->push = 1;
-        for (j = 0; j < n; j++)
-            nd->acc[j] = &per[j][t];
-        nd->n_acc = n;
-    }
-    return 0;
-}
-
-static int round_parse(struct sums_node *nd, const char *line, struct chc_err *err)
-{
-    while (*line) {
-        unsigned long long a = 0, h = 0;
-        size_t idx = 0;
-        if (sscanf(line, "%zu\t%llu\t%llu", &idx, &a, &h) != 3 || idx < 1 || idx > nd->n_acc)
-            return chc_err_set(err, CHC_EPARSE,
-                               "unexpected answer to a checksum query: '%.60s'", line);
-        nd->acc[idx - 1]->rows += a;
-        nd->acc[idx - 1]->hash += h;
-        line = strchr(line, '\n');
-        line = line ? line + 1 : "";
-    }
-    return 0;
-}
-
-static int round_run(struct worker *w, struct sums_round *b, struct chc_err *err)
-{
-    const struct cfg_replica **reps = calloc(b->n ? b->n : 1, sizeof(*reps));
-    const char **sqls = calloc(b->n ? b->n : 1, sizeof(*sqls));
-    struct chc_buf *out = calloc(b->n ? b->n : 1, sizeof(*out));
-    int *push = calloc(b->n ? b->n : 1, sizeof(*push));
-    size_t i;
-    int r = reps && sqls && out && push ? 0 : oom(err);
-
-    for (i = 0; r == 0 && i < b->n; i++) {
-        reps[i] = b->nodes[i].rep;
-        sqls[i] = b->nodes[i].sql.buf;
-        push[i] = b->nodes[i].push;
-        chc_buf_init(&out[i], 0);
-    }
-    if (r == 0 && b->n)
-        r = wk__multi_query(w, reps, b->n, sqls, NULL, out, push, err);
-    for (i = 0; r == 0 && i < b->n; i++)
-        r = round_parse(&b->nodes[i], out[i].buf, err);
-    for (i = 0; out && i < b->n; i++)
-        chc_buf_release(&out[i]);
-    free(reps);
-    free(sqls);
-    free(out);
-    free(push);
-    round_release(b);
-    return r;
-}
-
-/* Per-target sums of one partition as one total (protocol_targets_total):
- * -1 and *bad = a target that disagrees with its shard's first. */
-static int targets_total(const struct tstate *ts, const struct sums *per, struct sums *total,
-                         size_t *bad)
-{
-    size_t *shard = calloc(ts->n_targets + 1, sizeof(*shard)), t;
-    int ok;
-
-    *bad = 0;
-    for (t = 0; shard && t < ts->n_targets; t++)
-        shard[t] = ts->targets[t].shard;
-    ok = shard && protocol_targets_total(per, shard, ts->n_targets, total, bad);
-    free(shard);
-    return ok ? 0 : -1;
-}
 
 /* All pieces of the partition's group copied from every shard that has
  * rows for it? */
@@ -254,7 +92,7 @@ static void mv_fail(struct worker *w, struct tstate *ts, struct mv *m, const str
 {
     chc_log_warn("table '%s': move of partition %s failed: %s, retrying", ts->tb->name,
                  ts->parts[m->part].lit, e->msg);
-    wk__metric(w, ts, CHC_METRIC_ERRORS, "kind", chc_err_name(e->code), 1, 0);
+    wk__metric(w, ts, CHC_METRIC_ERRORS, "kind", chc_err_name(e->code), 1, WK_ADD);
     (*move_failures)++;
     m->active = 0;
 }
@@ -306,7 +144,7 @@ static int step_applies(const struct mv *m, enum move_step step)
 }
 
 /* One step for every partition of the batch it applies to, on every staging
- * node, all statements at once (wk__multi_query bounds how many run, and
+ * node, all statements at once (nodes__multi bounds how many run, and
  * sends none once the session is gone). The locks are checked first. */
 static int mv_step(struct worker *w, struct tstate *ts, struct batch *b, enum move_step step,
                    struct chc_err *err)
@@ -341,7 +179,7 @@ static int mv_step(struct worker *w, struct tstate *ts, struct batch *b, enum mo
     if (r == 0 && q > 0 && step == MOVE_REPLACE)
         wk__fault_point(w, "before_replace"); /* the lock checked, not yet used */
     if (r == 0 && q > 0)
-        r = wk__multi_query(w, reps, q, sqls, NULL, NULL, NULL, err);
+        r = nodes__multi(w, reps, q, sqls, NULL, NULL, NULL, err);
     for (i = 0; sql && i < ns; i++)
         chc_buf_release(&sql[i]);
     free(reps);
@@ -394,7 +232,7 @@ static int to_replace(const struct mv *m)
 
 static void batch_release(struct worker *w, struct batch *b)
 {
-    struct st_claimer cl = worker__claimer(w);
+    struct st_claimer cl = wk__claimer(w);
     size_t i;
 
     for (i = 0; i < b->n; i++) {
@@ -482,15 +320,15 @@ static int batch_before(struct worker *w, struct tstate *ts, struct batch *b,
         parts[np] = m->part;
         per[np++] = m->before;
     }
-    r = round_source(&round, ts, sparts, src, ns, err);
+    r = sums__source(&round, ts, sparts, src, ns, err);
     if (r == 0 && !ts->tb->allow_drop_target_partitions)
-        r = round_targets(&round, ts, parts, per, np, ts->tb->table_push, err);
+        r = sums__targets(&round, ts, parts, per, np, ts->tb->table_push, err);
     if (r == 0)
-        r = round_run(w, &round, err);
-    round_release(&round);
+        r = sums__run(w, &round, err);
+    sums__release(&round);
     for (i = 0; r == 0 && i < b->n; i++) {
         struct mv *m = &b->mv[i];
-        if (m->active && m->assemble && targets_total(ts, m->before, &m->before_total, &bad) < 0)
+        if (m->active && m->assemble && sums__total(ts, m->before, &m->before_total, &bad) < 0)
             r = chc_err_set(err, CHC_EMISMATCH,
                             "table '%s': partition %s differs between the replicas of destination "
                             "shard %zu (%s:%d) before the move; make them agree first",
@@ -522,7 +360,7 @@ static int assembled_check(struct worker *w, struct tstate *ts, struct mv *m,
                                       .error = "staging mismatch"};
     struct sums got;
     size_t bad = 0;
-    int agree = targets_total(ts, m->staged, &got, &bad) == 0;
+    int agree = sums__total(ts, m->staged, &got, &bad) == 0;
 
     m->exp_rows = m->before_total.rows + m->src.rows;
     m->exp_hash = m->before_total.hash + m->src.hash;
@@ -578,10 +416,10 @@ static int batch_assemble(struct worker *w, struct tstate *ts, struct batch *b,
             per[np++] = b->mv[i].staged;
         }
     if (r == 0)
-        r = round_targets(&round, ts, parts, per, np, asm_name.buf, err);
+        r = sums__targets(&round, ts, parts, per, np, asm_name.buf, err);
     if (r == 0)
-        r = round_run(w, &round, err);
-    round_release(&round);
+        r = sums__run(w, &round, err);
+    sums__release(&round);
     chc_buf_release(&asm_name);
     for (i = 0; r == 0 && i < b->n; i++) {
         struct mv *m = &b->mv[i];
@@ -642,7 +480,7 @@ static int batch_recheck(struct worker *w, struct tstate *ts, struct batch *b,
     if (plan_assembly_table(ts->tb, &asm_name) < 0)
         r = oom(err);
     if (r == 0)
-        r = round_targets(&round, ts, parts, per, np, asm_name.buf, err);
+        r = sums__targets(&round, ts, parts, per, np, asm_name.buf, err);
     for (i = 0, np = 0; r == 0 && i < b->n; i++) {
         struct mv *m = &b->mv[i];
         if (m->active && m->recheck) { /* the destination too, in the same round */
@@ -651,10 +489,10 @@ static int batch_recheck(struct worker *w, struct tstate *ts, struct batch *b,
         }
     }
     if (r == 0)
-        r = round_targets(&round, ts, parts, per, np, ts->tb->table_push, err);
+        r = sums__targets(&round, ts, parts, per, np, ts->tb->table_push, err);
     if (r == 0)
-        r = round_run(w, &round, err);
-    round_release(&round);
+        r = sums__run(w, &round, err);
+    sums__release(&round);
     chc_buf_release(&asm_name);
     for (i = 0; r == 0 && i < b->n; i++) {
         struct mv *m = &b->mv[i];
@@ -662,8 +500,8 @@ static int batch_recheck(struct worker *w, struct tstate *ts, struct batch *b,
         int asm_agree, dest_agree;
         if (!m->active || !m->recheck)
             continue;
-        asm_agree = targets_total(ts, m->staged, &got, &bad) == 0;
-        dest_agree = targets_total(ts, m->after, &dest, &bad) == 0;
+        asm_agree = sums__total(ts, m->staged, &got, &bad) == 0;
+        dest_agree = sums__total(ts, m->after, &dest, &bad) == 0;
         switch (protocol_recheck(asm_agree, got, dest_agree, dest, exp)) {
         case RECHECK_REPLACE:
             continue; /* the assembly is intact: REPLACE from it */
@@ -699,10 +537,10 @@ static int batch_verify(struct worker *w, struct tstate *ts, struct batch *b,
             parts[np] = b->mv[i].part;
             per[np++] = b->mv[i].after;
         }
-    r = round_targets(&round, ts, parts, per, np, ts->tb->table_push, err);
+    r = sums__targets(&round, ts, parts, per, np, ts->tb->table_push, err);
     if (r == 0)
-        r = round_run(w, &round, err);
-    round_release(&round);
+        r = sums__run(w, &round, err);
+    sums__release(&round);
     for (i = 0; r == 0 && i < b->n; i++) {
         struct mv *m = &b->mv[i];
         const struct chc_log_fields lf = {.table = ts->tb->name,
@@ -714,7 +552,7 @@ static int batch_verify(struct worker *w, struct tstate *ts, struct batch *b,
         int agree;
         if (!m->active)
             continue;
-        agree = targets_total(ts, m->after, &got, &bad) == 0;
+        agree = sums__total(ts, m->after, &got, &bad) == 0;
         if (protocol_verified(agree, got, exp))
             continue;
         if (!agree) {

@@ -21,7 +21,12 @@
 #include "chcopier/sql/plan.h"
 #include "chcopier/state/protocol.h"
 #include "chcopier/config/task.h"
-#include "worker-internal.h"
+#include "chcopier/state/layout.h"
+#include "nodes.h"
+#include "piece.h"
+#include "tables.h"
+#include "tstate.h"
+#include "wk.h"
 
 #include "base/banned.h"
 
@@ -61,7 +66,7 @@ static int query_id(const struct tstate *ts, size_t part, unsigned k, struct chc
 /* Kill stray copies of (group, k) and drop the group's staging partitions
  * everywhere. */
 /* DROP PARTITION of every partition of the group on every staging node, at
- * once (wk__multi_query bounds how many run). ClickHouse has no IF EXISTS
+ * once (nodes__multi bounds how many run). ClickHouse has no IF EXISTS
  * here; a missing partition is fine. */
 static int drop_group(struct worker *w, struct tstate *ts, size_t part, unsigned k,
                       struct chc_err *err)
@@ -81,7 +86,7 @@ static int drop_group(struct worker *w, struct tstate *ts, size_t part, unsigned
             sqls[q++] = stmt[i].buf;
         }
     }
-    r = r < 0 ? oom(err) : wk__multi_query(w, reps, q, sqls, NULL, NULL, NULL, err);
+    r = r < 0 ? oom(err) : nodes__multi(w, reps, q, sqls, NULL, NULL, NULL, err);
     for (i = 0; stmt && i < ng; i++)
         chc_buf_release(&stmt[i]);
     free(stmt);
@@ -108,7 +113,7 @@ static int clean_piece(struct worker *w, struct tstate *ts, size_t part, unsigne
         sql_kill(prefix.buf, &sql) < 0)
         r = oom(err);
     else
-        r = wk__fanout(w, treps, ts->n_targets, sql.buf, err);
+        r = nodes__fanout(w, treps, ts->n_targets, sql.buf, err);
     if (r == 0) {
         wk__fault_point(w, "during_cleanup");
         r = drop_group(w, ts, part, k, err);
@@ -157,7 +162,7 @@ static void job_cancel(struct worker *w, struct job *j)
         uv_run(&w->loop, UV_RUN_ONCE);
 }
 
-void piece__job_free(struct job *j)
+static void job_free(struct job *j)
 {
     size_t i;
 
@@ -172,7 +177,7 @@ void piece__job_free(struct job *j)
     free(j->q);
     free(j->pp);
     {
-        struct st_claimer cl = worker__claimer(j->w);
+        struct st_claimer cl = wk__claimer(j->w);
         st_release(&cl, &j->lock_path);
         st_release(&cl, &j->slot_path);
     }
@@ -228,8 +233,8 @@ static int job_start_pipe(struct worker *w, struct job *j, struct chc_err *err)
         if (r < 0)
             break;
         memset(&pp, 0, sizeof(pp));
-        wk__params_init(&pp.src, ts->src_rep[j->shard], sel.buf, w->task, 0);
-        wk__params_init(&pp.dst, ts->targets[t].rep, ins.buf, w->task, 1);
+        nodes__params(&pp.src, ts->src_rep[j->shard], sel.buf, w->task, SIDE_PULL);
+        nodes__params(&pp.dst, ts->targets[t].rep, ins.buf, w->task, SIDE_PUSH);
         pp.src.query_id = qid.buf;
         pp.dst.query_id = qid_w.buf;
         if (wk__fault_draw(w, w->o->copy_fault_probability, "copy %s %s %u %zu %zu %u",
@@ -291,7 +296,7 @@ static int job_start(struct worker *w, struct job *j, struct chc_err *err)
             j->failed = 1;
             chc_err_set(&j->err, CHC_EFAULT_INJECTED, "copy fault injected");
         }
-        wk__params_init(&p, ts->targets[t].rep, sql.buf, w->task, 1);
+        nodes__params(&p, ts->targets[t].rep, sql.buf, w->task, SIDE_PUSH);
         p.query_id = qid.buf;
         p.timeout_ms = 0;
         /* remote() carries the source password: the log masks every form of
@@ -352,7 +357,7 @@ int piece__try(struct worker *w, struct tstate *ts, size_t part, size_t shard, u
         goto out;
     }
     {
-        struct st_claimer cl = worker__claimer(w);
+        struct st_claimer cl = wk__claimer(w);
         r = st_slot_take(&cl, w->o->task_path, w->task->max_workers, ++w->slot_seq,
                          &j->slot_path, err);
     }
@@ -390,7 +395,7 @@ int piece__try(struct worker *w, struct tstate *ts, size_t part, size_t shard, u
     j = NULL;
     r = 1;
 out:
-    piece__job_free(j);
+    job_free(j);
     free(done);
     return r;
 }
@@ -413,7 +418,7 @@ static int staging_rows(struct worker *w, struct tstate *ts, size_t part, unsign
         if (ts->targets[t].shard == last)
             continue; /* one staging node per shard: rows for the progress */
         last = ts->targets[t].shard;
-        r = wk__query(w, ts->targets[t].rep, 1, sql.buf, &out, err);
+        r = nodes__query(w, ts->targets[t].rep, SIDE_PUSH, sql.buf, &out, err);
         if (r == 0 && chc_parse_ll(out.buf, 0, (1LL << 62), &n) < 0)
             r = chc_err_set(err, CHC_EPARSE, "unexpected count '%.40s'", out.buf);
         if (r == 0)
@@ -427,7 +432,7 @@ static int staging_rows(struct worker *w, struct tstate *ts, size_t part, unsign
 }
 
 /* A finished job: record it (or leave the piece dirty). */
-int piece__job_finish(struct worker *w, struct job *j, struct chc_err *err)
+static int job_finish(struct worker *w, struct job *j, struct chc_err *err)
 {
     struct tstate *ts = j->ts;
     struct chc_log_fields lf = {ts->tb->name, ts->parts[j->part].lit, (int)j->k,
@@ -482,17 +487,59 @@ int piece__job_finish(struct worker *w, struct job *j, struct chc_err *err)
     if (r == 0)
         memcpy(pdone_at(ts, j->part, j->k), ps.done, ts->tb->pull->n_shards);
     if (r == 0) {
-        wk__metric(w, ts, CHC_METRIC_ROWS_COPIED, NULL, NULL, (double)lf.rows, 0);
+        wk__metric(w, ts, CHC_METRIC_ROWS_COPIED, NULL, NULL, (double)lf.rows, WK_ADD);
         w->rows_copied += (unsigned long long)(lf.rows > 0 ? lf.rows : 0);
         w->bytes_copied += j->bytes;
         if (ts->pipe)
-            wk__metric(w, ts, CHC_METRIC_BYTES_COPIED, NULL, NULL, (double)j->bytes, 0);
+            wk__metric(w, ts, CHC_METRIC_BYTES_COPIED, NULL, NULL, (double)j->bytes, WK_ADD);
         lf.bytes = ts->pipe ? (long long)j->bytes : -1;
         chc_log_at(CHC_LOG_INFO, &lf, "piece copied: %lld rows in %.2f s", lf.rows, lf.duration);
     }
 out:
     free(done);
     return r;
+}
+
+int piece__jobs_reap(struct worker *w, unsigned *failures, struct tstate **ret_ts,
+                     struct chc_err *ret_err)
+{
+    struct job **pp = &w->jobs;
+    int ok = 0, fatal = 0;
+
+    while (*pp) {
+        struct job *j = *pp;
+        struct chc_err err = CHC_ERR_INIT;
+        if (j->pending > 0) {
+            pp = &j->next;
+            continue;
+        }
+        *pp = j->next;
+        w->n_jobs--;
+        j->ts->pbusy[j->part * j->ts->splits + j->k] = 0;
+        if (job_finish(w, j, &err) < 0) {
+            size_t idx = j->part * j->ts->splits + j->k;
+            unsigned f = j->ts->pfails[idx] < 5 ? ++j->ts->pfails[idx] : 5;
+            /* Back off: retry_delay, doubling per failure of this piece, up to 16x. */
+            j->ts->pnext[idx] = now_ms() + (uint64_t)w->o->retry_delay_ms * (1u << (f - 1));
+            (*failures)++;
+            wk__metric(w, j->ts, CHC_METRIC_RETRIES, NULL, NULL, 1, WK_ADD);
+            wk__metric(w, j->ts, CHC_METRIC_ERRORS, "kind", chc_err_name(err.code), 1, WK_ADD);
+            if (!fatal && chc_err_is_permanent(err.code)) {
+                *ret_err = err;
+                *ret_ts = j->ts;
+                fatal = CHC_ECH_PERMANENT;
+            } else if (!j->failed) {
+                chc_log_warn("table '%s': %s, retrying", j->ts->tb->name, err.msg);
+            }
+        } else {
+            size_t idx = j->part * j->ts->splits + j->k;
+            j->ts->pfails[idx] = 0; /* copied: no longer dirty, no backoff */
+            ok++;
+        }
+        tstate__gauges(w, j->ts);
+        job_free(j);
+    }
+    return fatal < 0 ? fatal : ok;
 }
 
 /* Stop every transfer we hold: cancel the HTTP side and, because the server
@@ -513,14 +560,14 @@ void piece__jobs_abort(struct worker *w)
                 chc_buf_addf(&prefix, "%zu-%zu-", j->shard + 1, q) < 0 ||
                 sql_kill(prefix.buf, &sql) < 0)
                 break;
-            if (wk__query(w, j->ts->targets[q].rep, 1, sql.buf, NULL, &err) < 0)
+            if (nodes__query(w, j->ts->targets[q].rep, SIDE_PUSH, sql.buf, NULL, &err) < 0)
                 chc_log_warn("cannot stop our copy on %s: %s, ignoring",
                              j->ts->targets[q].rep->host, err.msg);
         }
         j->ts->pbusy[j->part * j->ts->splits + j->k] = 0;
         w->jobs = j->next;
         w->n_jobs--;
-        piece__job_free(j);
+        job_free(j);
     }
     chc_buf_release(&sql);
     chc_buf_release(&prefix);

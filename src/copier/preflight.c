@@ -35,7 +35,10 @@
 #include "chcopier/sql/plan.h"
 #include "chcopier/sql/sqlhash.h"
 #include "chcopier/config/task.h"
-#include "worker-internal.h"
+#include "nodes.h"
+#include "preflight.h"
+#include "tstate.h"
+#include "wk.h"
 
 #include "base/banned.h"
 
@@ -103,7 +106,7 @@ static int probe(struct worker *w, struct tstate *ts, struct chc_err *err)
         reps[i] = ts->nodes[i].rep;
         chc_buf_init(&outs[i], 4096);
     }
-    r = wk__query_each(w, reps, ts->n_nodes, SQL_PROBE, 0, PROBE_TIMEOUT_MS, outs,
+    r = nodes__each(w, reps, ts->n_nodes, SQL_PROBE, SIDE_PULL, PROBE_TIMEOUT_MS, outs,
                        errs, err);
     for (i = 0; r == 0 && i < ts->n_nodes; i++) {
         struct node *nd = &ts->nodes[i];
@@ -152,8 +155,8 @@ static int choose_sources(struct worker *w, struct tstate *ts, struct chc_err *e
             const struct cfg_replica *rep = &sh->replicas[j];
             if (!preflight__alive(ts, rep))
                 continue;
-            if (!ts->src_rep[s] || (tables__is_local_host(rep->host, w->host) &&
-                                    !tables__is_local_host(ts->src_rep[s]->host, w->host)))
+            if (!ts->src_rep[s] || (plan_is_local_host(rep->host, w->host) &&
+                                    !plan_is_local_host(ts->src_rep[s]->host, w->host)))
                 ts->src_rep[s] = rep;
         }
         if (ts->src_rep[s])
@@ -312,7 +315,7 @@ static int source_columns(struct worker *w, struct tstate *ts, struct ch_rows **
         r = oom(err);
         goto out;
     }
-    r = wk__query_each(w, ts->src_rep, S, sql.buf, 0, 0, outs, errs, err);
+    r = nodes__each(w, ts->src_rep, S, sql.buf, SIDE_PULL, 0, outs, errs, err);
     for (s = 0; r == 0 && s < S; s++) {
         if (errs[s].code < 0) {
             r = chc_err_set(err, errs[s].code == CHC_ECH_CONN ? CHC_ECH_CONN : CHC_EPREFLIGHT,
@@ -363,8 +366,8 @@ out:
 
 /* system.tables' engine, partition_key and sorting_key of db.table on rep;
  * *ret NULL when there is no such table. */
-static int table_facts(struct worker *w, const struct cfg_replica *rep, int push, const char *db,
-                       const char *table, struct ch_rows **ret, struct chc_err *err)
+static int table_facts(struct worker *w, const struct cfg_replica *rep, enum side side,
+                       const char *db, const char *table, struct ch_rows **ret, struct chc_err *err)
 {
     struct chc_buf sql = CHC_BUF_INIT, out = CHC_BUF_INIT;
     int r;
@@ -374,7 +377,7 @@ static int table_facts(struct worker *w, const struct cfg_replica *rep, int push
     if (r < 0)
         r = oom(err);
     else
-        r = wk__query(w, rep, push, sql.buf, &out, err);
+        r = nodes__query(w, rep, side, sql.buf, &out, err);
     if (r == 0 && out.len)
         r = ch_tsv_parse(out.buf, out.len, ret, err);
     chc_buf_release(&sql);
@@ -388,7 +391,7 @@ static int source_engine(struct worker *w, struct tstate *ts, struct chc_err *er
     struct ch_rows *f = NULL;
     int r;
 
-    r = table_facts(w, ts->src_rep[0], 0, tb->database_pull, tb->table_pull, &f, err);
+    r = table_facts(w, ts->src_rep[0], SIDE_PULL, tb->database_pull, tb->table_pull, &f, err);
     if (r == 0 && f && !strcmp(ch_rows_str(f, 0, 0), "Distributed"))
         r = chc_err_set(err, CHC_EPREFLIGHT,
                         "table '%s': the source %s.%s is a Distributed table: reading it on "
@@ -418,7 +421,7 @@ static int name_element(struct worker *w, struct tstate *ts, const struct chc_er
             chc_buf_reset(&what);
             if (sql_check_element(tb, (enum sql_element)el, i, &sql) < 0)
                 goto oom;
-            r = wk__query(w, ts->src_rep[0], 0, sql.buf, NULL, &e);
+            r = nodes__query(w, ts->src_rep[0], SIDE_PULL, sql.buf, NULL, &e);
             if (r == 0)
                 continue;
             if (chc_err_is_transient(r)) {
@@ -515,7 +518,7 @@ static int check_generated(struct worker *w, struct tstate *ts, struct chc_err *
         r = chc_err_set(err, r == CHC_ECONFIG ? CHC_EPREFLIGHT : r, "%s", e.msg);
         goto out;
     }
-    r = wk__query(w, ts->src_rep[0], 0, sql.buf, NULL, &e);
+    r = nodes__query(w, ts->src_rep[0], SIDE_PULL, sql.buf, NULL, &e);
     if (r < 0)
         r = chc_err_set(err, chc_err_is_transient(r) ? r : CHC_EPREFLIGHT,
                         "table '%s': the source cannot evaluate chcopier's piece hash or route "
@@ -538,7 +541,7 @@ static int source_exprs(struct worker *w, struct tstate *ts, const struct ch_row
         r = oom(err);
         goto out;
     }
-    r = wk__query(w, ts->src_rep[0], 0, sql.buf, &out, &e);
+    r = nodes__query(w, ts->src_rep[0], SIDE_PULL, sql.buf, &out, &e);
     if (r < 0) {
         r = chc_err_is_transient(r) ? chc_err_set(err, r, "%s", e.msg)
                                     : name_element(w, ts, &e, err);
@@ -609,7 +612,7 @@ static int dest_columns(struct worker *w, struct tstate *ts, const struct ch_row
     size_t i, j;
     int r;
 
-    r = tables__describe(w, ts->targets[0].rep, 1, tb->database_push, tb->table_push, &dst, err);
+    r = nodes__describe(w, ts->targets[0].rep, SIDE_PUSH, tb->database_push, tb->table_push, &dst, err);
     for (i = 0; r == 0 && i < ch_rows_count(dst); i++) {
         const char *name = ch_rows_str(dst, i, 0);
         const char *kind = ch_rows_str(dst, i, 2);
@@ -640,7 +643,7 @@ static int destination(struct worker *w, struct tstate *ts, const struct ch_rows
     const char *engine, *base;
     int r, same_part = 0, same_order = 0;
 
-    r = table_facts(w, ts->targets[0].rep, 1, tb->database_push, tb->table_push, &f, err);
+    r = table_facts(w, ts->targets[0].rep, SIDE_PUSH, tb->database_push, tb->table_push, &f, err);
     if (r < 0 || !f)
         goto out;
     engine = ch_rows_str(f, 0, 0);

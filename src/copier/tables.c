@@ -25,55 +25,13 @@
 #include "chcopier/sql/sqlhash.h"
 #include "chcopier/config/task.h"
 #include "chcopier/zk/zk.h"
-#include "worker-internal.h"
+#include "nodes.h"
+#include "preflight.h"
+#include "tables.h"
+#include "tstate.h"
+#include "wk.h"
 
 #include "base/banned.h"
-
-
-void tables__tstate_free(struct tstate *ts)
-{
-    size_t i;
-
-    if (!ts)
-        return;
-    free(ts->zroot);
-    free(ts->key_type);
-    free(ts->split_args);
-    free(ts->nodes);
-    sql_columns_release(&ts->cols);
-    free(ts->src_rep);
-    free(ts->order);
-    free(ts->targets);
-    for (i = 0; i < ts->n_parts; i++) {
-        free(ts->parts[i].lit);
-        free(ts->parts[i].zname);
-        free(ts->parts[i].on_shard);
-    }
-    free(ts->parts);
-    chc_strmap_release(&ts->part_index);
-    free(ts->pdone);
-    free(ts->pbusy);
-    free(ts->pnext);
-    free(ts->pfails);
-    free(ts->ptries);
-    free(ts);
-}
-
-/* Describe a table: name, type, default kind, default expression. */
-int tables__describe(struct worker *w, const struct cfg_replica *rep, int push, const char *db,
-                     const char *table, struct ch_rows **ret, struct chc_err *err)
-{
-    struct chc_buf sql = CHC_BUF_INIT, out = CHC_BUF_INIT;
-    int r = sql_describe(db, table, &sql) < 0 ? oom(err) : 0;
-
-    if (r == 0)
-        r = wk__query(w, rep, push, sql.buf, &out, err);
-    if (r == 0)
-        r = ch_tsv_parse(out.buf, out.len, ret, err);
-    chc_buf_release(&sql);
-    chc_buf_release(&out);
-    return r;
-}
 
 /* DESCRIBE's rows as columns (pointing into rows). */
 int tables__columns_of(const struct ch_rows *rows, struct sql_column **ret)
@@ -91,17 +49,16 @@ int tables__columns_of(const struct ch_rows *rows, struct sql_column **ret)
 }
 
 int tables__create_sql(const struct cfg_table *tb, const struct ch_rows *cols, const char *table,
-                       int plain, struct chc_buf *out, struct chc_err *err)
+                       enum sql_table_kind kind, struct chc_buf *out, struct chc_err *err)
 {
     struct sql_column *c = NULL;
     int r = tables__columns_of(cols, &c) < 0 ? oom(err) : 0;
 
     if (r == 0)
-        r = sql_create_table(tb, c, ch_rows_count(cols), table, plain, out, err);
+        r = sql_create_table(tb, c, ch_rows_count(cols), table, kind, out, err);
     free(c);
     return r;
 }
-
 
 int tables__push_nodes(const struct cfg_cluster *c, const struct cfg_replica ***ret, size_t *ret_n)
 {
@@ -179,7 +136,7 @@ static int staging_sync(struct worker *w, struct tstate *ts, int *ret_dropped,
     int r;
 
     *ret_dropped = 0;
-    r = tables__describe(w, ts->targets[0].rep, 1, tb->database_push, tb->table_push, &dst_cols,
+    r = nodes__describe(w, ts->targets[0].rep, SIDE_PUSH, tb->database_push, tb->table_push, &dst_cols,
                          err);
     if (r == 0)
         r = tables__columns_load(ts, dst_cols, err);
@@ -194,7 +151,7 @@ static int staging_sync(struct worker *w, struct tstate *ts, int *ret_dropped,
             goto oom;
         for (t = 0; t < ts->n_targets; t++) {
             st_cols = ch_rows_free(st_cols);
-            if (tables__describe(w, treps[t], 1, tb->database_push, name.buf, &st_cols, err) < 0)
+            if (nodes__describe(w, treps[t], SIDE_PUSH, tb->database_push, name.buf, &st_cols, err) < 0)
                 continue; /* absent (or unreachable: CREATE below will say) */
             if (columns_signature(st_cols, &got) < 0)
                 goto oom;
@@ -206,16 +163,16 @@ static int staging_sync(struct worker *w, struct tstate *ts, int *ret_dropped,
             chc_buf_reset(&sql);
             if (sql_drop_table(tb->database_push, name.buf, &sql) < 0)
                 goto oom;
-            r = wk__fanout(w, &treps[t], 1, sql.buf, err);
+            r = nodes__fanout(w, &treps[t], 1, sql.buf, err);
             if (r < 0)
                 goto out;
             *ret_dropped = 1;
         }
         chc_buf_reset(&sql);
-        r = tables__create_sql(tb, dst_cols, name.buf, 1, &sql, err);
+        r = tables__create_sql(tb, dst_cols, name.buf, SQL_TABLE_STAGING, &sql, err);
         if (r < 0)
             goto out;
-        r = wk__fanout(w, treps, ts->n_targets, sql.buf, err);
+        r = nodes__fanout(w, treps, ts->n_targets, sql.buf, err);
         if (r < 0) {
             chc_err_prefix(err, "table '%s': cannot create staging table %s", tb->name, name.buf);
             goto out;
@@ -246,7 +203,7 @@ static int create_destination(struct worker *w, struct tstate *ts,
     struct chc_buf sql = CHC_BUF_INIT;
     int r;
 
-    r = tables__describe(w, ts->src_rep[0], 0, tb->database_pull, tb->table_pull, &src_cols, err);
+    r = nodes__describe(w, ts->src_rep[0], SIDE_PULL, tb->database_pull, tb->table_pull, &src_cols, err);
     if (r < 0) {
         chc_err_prefix(err, "table '%s': cannot read the source table %s.%s", tb->name,
                        tb->database_pull, tb->table_pull);
@@ -257,14 +214,14 @@ static int create_destination(struct worker *w, struct tstate *ts,
         r = oom(err);
         goto out;
     }
-    r = wk__fanout(w, nodes, n_nodes, sql.buf, err);
+    r = nodes__fanout(w, nodes, n_nodes, sql.buf, err);
     if (r < 0)
         goto out;
     chc_buf_reset(&sql);
-    r = tables__create_sql(tb, src_cols, tb->table_push, 0, &sql, err);
+    r = tables__create_sql(tb, src_cols, tb->table_push, SQL_TABLE_DESTINATION, &sql, err);
     if (r < 0)
         goto out;
-    r = wk__fanout(w, nodes, n_nodes, sql.buf, err);
+    r = nodes__fanout(w, nodes, n_nodes, sql.buf, err);
     if (r < 0)
         chc_err_prefix(err, "table '%s': cannot create the destination table", tb->name);
 out:
@@ -307,7 +264,7 @@ void tables__create_on_returned(struct worker *w, struct tstate *ts)
                 push |= &ts->tb->push->shards[s].replicas[j] == rep;
         if (!push)
             continue;
-        if (wk__query_each(w, &rep, 1, SQL_PROBE, 1, 10000, NULL, &e, &e) == 0 && e.code == 0 &&
+        if (nodes__each(w, &rep, 1, SQL_PROBE, SIDE_PUSH, 10000, NULL, &e, &e) == 0 && e.code == 0 &&
             create_destination(w, ts, &rep, 1, &e) == 0) {
             chc_log_info("table '%s': replica %s:%d answers again: created %s.%s there",
                          ts->tb->name, rep->host, rep->http_port, ts->tb->database_push,
@@ -364,113 +321,114 @@ static int group_parts(struct worker *w, struct tstate *ts, struct chc_err *err)
     return 0;
 }
 
-/* Partitions of the source, by querying every source shard (or from
- * enabled_partitions). Reads only. */
-int tables__discover_query(struct worker *w, struct tstate *ts, struct chc_err *err)
+/* <enabled_partitions>: as given, in the given order, assumed on every
+ * shard. */
+static int discover_enabled(struct tstate *ts, struct chc_err *err)
 {
-    const struct cfg_table *tb = ts->tb;
-    size_t S = tb->pull->n_shards, s, i, n = 0;
-    struct chc_buf *sql = calloc(S, sizeof(*sql)), *out = calloc(S, sizeof(*out));
-    const char **sqls = calloc(S, sizeof(*sqls));
-    char **vals = NULL;
-    int r = 0;
+    size_t i;
 
-    if (!sql || !out || !sqls)
-        goto oom;
-    for (s = 0; s < S; s++) {
-        chc_buf_init(&sql[s], 0);
-        chc_buf_init(&out[s], 0);
+    for (i = 0; i < ts->tb->n_enabled_partitions; i++) {
+        int idx = tstate__add_part(ts, ts->tb->enabled_partitions[i], err);
+        if (idx < 0)
+            return idx;
+        memset(ts->parts[idx].on_shard, 1, ts->tb->pull->n_shards);
     }
-    if (tb->has_enabled_partitions) {
-        /* As given, in the given order, assumed on every shard. */
-        for (i = 0; i < tb->n_enabled_partitions; i++) {
-            int idx = tstate__add_part(ts, tb->enabled_partitions[i], err);
-            if (idx < 0) {
-                r = idx;
-                goto out;
-            }
-            memset(ts->parts[idx].on_shard, 1, S);
-        }
-        goto out;
-    }
-    /* Partition values and their row counts, every source shard at once. */
-    ts->sums_key = tables__sums_key_of(ts);
-retry:
-    for (s = 0; s < S; s++) {
-        chc_buf_reset(&sql[s]);
+    return 0;
+}
+
+/* The discovery statement on every source shard at once; out[s] gets
+ * shard s's answer. */
+static int discover_run(struct worker *w, struct tstate *ts, struct chc_buf *out,
+                        struct chc_err *err)
+{
+    size_t S = ts->tb->pull->n_shards;
+    struct chc_buf sql = CHC_BUF_INIT;
+    enum side *pull = calloc(S, sizeof(*pull)); /* source: settings_pull */
+    int r;
+
+    for (;;) {
         /* The source checksum of every partition in the same pass: one read
          * of the table instead of one per partition at move time. */
-        r = sql_discover(tb, ts->sums_key ? ts->cols.hash_src : NULL, &sql[s]);
-        if (r < 0)
-            goto oom;
-        sqls[s] = sql[s].buf;
-    }
-    {
-        int *pull = calloc(S, sizeof(*pull)); /* source: settings_pull */
-        r = pull ? wk__multi_query(w, ts->src_rep, S, sqls, NULL, out, pull, err) : oom(err);
-        free(pull);
-    }
-    if ((r == CHC_ECH_EXCEPTION || r == CHC_ECH_PERMANENT) && ts->sums_key) {
+        chc_buf_reset(&sql);
+        r = pull && sql_discover(ts->tb, ts->sums_key ? ts->cols.hash_src : NULL, &sql) == 0
+                ? nodes__multi(w, ts->src_rep, S, NULL, sql.buf, out, pull, err)
+                : oom(err);
+        if (!((r == CHC_ECH_EXCEPTION || r == CHC_ECH_PERMANENT) && ts->sums_key))
+            break;
         /* The checksum casts source values to the destination's types; if
          * they do not fit (the copy will say so too), count only. */
-        chc_log_warn("table '%s': %s; discovering without checksums", tb->name, err->msg);
+        chc_log_warn("table '%s': %s; discovering without checksums", ts->tb->name, err->msg);
         ts->sums_key = 0;
-        goto retry;
     }
-    if (r < 0) {
-        chc_err_prefix(err, "table '%s': partition discovery", tb->name);
-        goto out;
-    }
-    for (s = 0; s < S; s++) {
+    if (r < 0 && r != -ENOMEM)
+        chc_err_prefix(err, "table '%s': partition discovery", ts->tb->name);
+    free(pull);
+    chc_buf_release(&sql);
+    return r;
+}
+
+/* One discovery row of source shard s, "<literal>,<count>,<checksum>" (the
+ * last two fields are numbers), added to its partition. */
+static int discover_row(struct tstate *ts, size_t s, char *row, struct chc_err *err)
+{
+    char *c2 = strrchr(row, ','), *comma;
+    unsigned long long hash = 0;
+    long long rows = 0;
+    struct part *p;
+    int idx;
+
+    if (c2)
+        *c2 = '\0';
+    comma = c2 ? strrchr(row, ',') : NULL;
+    if (!comma || chc_parse_ll(comma + 1, 0, (1LL << 62), &rows) < 0 ||
+        sscanf(c2 + 1, "%llu", &hash) != 1)
+        return chc_err_set(err, CHC_EPARSE, "table '%s': unexpected discovery row '%s'",
+                           ts->tb->name, row);
+    *comma = '\0';
+    idx = tstate__add_part(ts, ts->tb->engine->partition_by ? row : PLAN_UNPARTITIONED, err);
+    if (idx < 0)
+        return idx;
+    p = &ts->parts[idx];
+    if (p->rows < 0)
+        p->rows = 0;
+    p->rows += rows;
+    p->src_hash += hash;
+    p->on_shard[s] = 1;
+    if (rows > p->max_shard_rows)
+        p->max_shard_rows = rows;
+    return 0;
+}
+
+int tables__discover_query(struct worker *w, struct tstate *ts, struct chc_err *err)
+{
+    size_t S = ts->tb->pull->n_shards, s, i, n = 0;
+    struct chc_buf *out;
+    char **vals = NULL;
+    int r;
+
+    if (ts->tb->has_enabled_partitions)
+        return discover_enabled(ts, err);
+    out = calloc(S, sizeof(*out));
+    if (!out)
+        return oom(err);
+    for (s = 0; s < S; s++)
+        chc_buf_init(&out[s], 0);
+    /* Partition values, row counts and checksums, every source shard at once. */
+    ts->sums_key = tables__sums_key_of(ts);
+    r = discover_run(w, ts, out, err);
+    for (s = 0; r == 0 && s < S; s++) {
         r = plan_parse_values(out[s].buf, &vals, &n, err);
-        if (r < 0)
-            goto out;
-        for (i = 0; i < n; i++) {
-            /* "<literal>,<count>,<checksum>": the last two fields are numbers. */
-            char *c2 = strrchr(vals[i], ','), *comma;
-            unsigned long long hash = 0;
-            long long rows = 0;
-            int idx;
-            if (c2)
-                *c2 = '\0';
-            comma = c2 ? strrchr(vals[i], ',') : NULL;
-            if (!comma || chc_parse_ll(comma + 1, 0, (1LL << 62), &rows) < 0 ||
-                sscanf(c2 + 1, "%llu", &hash) != 1) {
-                r = chc_err_set(err, CHC_EPARSE, "table '%s': unexpected discovery row '%s'",
-                                tb->name, vals[i]);
-                goto out;
-            }
-            *comma = '\0';
-            idx = tstate__add_part(ts, tb->engine->partition_by ? vals[i] : PLAN_UNPARTITIONED, err);
-            if (idx < 0) {
-                r = idx;
-                goto out;
-            }
-            if (ts->parts[idx].rows < 0)
-                ts->parts[idx].rows = 0;
-            ts->parts[idx].rows += rows;
-            ts->parts[idx].src_hash += hash;
-            ts->parts[idx].on_shard[s] = 1;
-            if (rows > ts->parts[idx].max_shard_rows)
-                ts->parts[idx].max_shard_rows = rows;
-        }
+        for (i = 0; r == 0 && i < n; i++)
+            r = discover_row(ts, s, vals[i], err);
         chc_strv_free(vals, n);
         vals = NULL;
         n = 0;
     }
-    r = group_parts(w, ts, err);
-    goto out;
-oom:
-    r = oom(err);
-out:
-    chc_strv_free(vals, n);
-    for (s = 0; sql && out && s < S; s++) {
-        chc_buf_release(&sql[s]);
+    if (r == 0)
+        r = group_parts(w, ts, err);
+    for (s = 0; s < S; s++)
         chc_buf_release(&out[s]);
-    }
-    free(sql);
     free(out);
-    free(sqls);
     return r;
 }
 
@@ -497,7 +455,7 @@ int tables__drop_helpers(struct worker *w, struct tstate *ts, struct chc_err *er
             r = oom(err);
             break;
         }
-        r = wk__fanout(w, treps, n, sql.buf, err);
+        r = nodes__fanout(w, treps, n, sql.buf, err);
     }
     free(treps);
     chc_buf_release(&sql);
@@ -514,13 +472,13 @@ int tables__drop_helpers(struct worker *w, struct tstate *ts, struct chc_err *er
  * staging_reset says the tables were already emptied). */
 static int table_init(struct worker *w, struct tstate *ts, struct chc_err *err)
 {
-    struct st_claimer cl = worker__claimer(w);
+    struct st_claimer cl = wk__claimer(w);
     struct chc_buf lock = CHC_BUF_INIT, out = CHC_BUF_INIT;
     uint64_t waited = 0;
     char *held = NULL;
     int r, dropped;
 
-    if (wk__zpath(&lock, "%s/init", ts->zroot) < 0)
+    if (st_path_tnode(ts->zroot, ST_INIT, NULL, &lock) < 0)
         goto oom;
     for (;;) {
         r = tstate__parts_read(ts, NULL, err);
@@ -546,7 +504,7 @@ static int table_init(struct worker *w, struct tstate *ts, struct chc_err *err)
     if (r == 0)
         goto release;
     chc_buf_reset(&out);
-    if (wk__zpath(&out, "%s/staging_reset", ts->zroot) < 0)
+    if (st_path_tnode(ts->zroot, ST_STAGING_RESET, NULL, &out) < 0)
         goto oom;
     r = zk_exists(w->zs, out.buf, NULL, err);
     if (r == CHC_EZK_NONODE) {
@@ -576,12 +534,6 @@ out:
     chc_buf_release(&lock);
     chc_buf_release(&out);
     return r;
-}
-
-int tables__is_local_host(const char *host, const char *me)
-{
-    return !strcmp(host, "localhost") || !strncmp(host, "127.", 4) || !strcmp(host, "::1") ||
-           !strcmp(host, me);
 }
 
 /* Sync the staging tables with the destination; if some had to be
@@ -638,7 +590,7 @@ int tables__layout(struct worker *w, const struct cfg_table *tb, struct tstate *
         goto oom;
     for (s = 0; s < tb->pull->n_shards; s++)
         for (j = 0; j < tb->pull->shards[s].n_replicas; j++)
-            local[s] |= tables__is_local_host(tb->pull->shards[s].replicas[j].host, w->host);
+            local[s] |= plan_is_local_host(tb->pull->shards[s].replicas[j].host, w->host);
     plan_shard_order(tb->pull, w->host, local, ts->order);
     r = preflight__run(w, ts, err);
     if (r < 0)
@@ -651,7 +603,7 @@ oom:
 fail:
     free(local);
     chc_buf_release(&b);
-    tables__tstate_free(ts);
+    tstate__free(ts);
     return r;
 }
 
@@ -668,16 +620,16 @@ int tables__prepare(struct worker *w, const struct cfg_table *tb, struct tstate 
     r = zk_create_parents(w->zs, ts->zroot, err);
     if (r < 0)
         goto fail;
-    r = wk__zpath(&b, "%s/parts", ts->zroot);
+    r = st_path_tnode(ts->zroot, ST_PARTS, NULL, &b);
     if (r == 0)
         r = zk_create_parents(w->zs, b.buf, err);
     if (r == 0)
-        r = wk__zpath(&b, "%s/locks", ts->zroot);
+        r = st_path_tnode(ts->zroot, ST_LOCKS, NULL, &b);
     if (r == 0)
         r = zk_create_parents(w->zs, b.buf, err);
     if (r < 0)
         goto fail;
-    r = wk__zpath(&b, "%s/done", ts->zroot);
+    r = st_path_tnode(ts->zroot, ST_DONE, NULL, &b);
     if (r == 0 && zk_exists(w->zs, b.buf, NULL, err) == 0) {
         ts->finished = 1;
         goto done;
@@ -706,6 +658,6 @@ done:
     return 0;
 fail:
     chc_buf_release(&b);
-    tables__tstate_free(ts);
+    tstate__free(ts);
     return r;
 }

@@ -17,13 +17,16 @@
 #include "chcopier/state/codec.h"
 #include "chcopier/state/layout.h"
 #include "chcopier/state/store.h"
-#include "worker-internal.h"
+#include "chcopier/obs/metrics.h"
+#include "chcopier/zk/zk.h"
+#include "tstate.h"
+#include "wk.h"
 
 #include "base/banned.h"
 
 struct st_table tstate__st(const struct tstate *ts)
 {
-    struct st_table t = {ts->w->zs, ts->zroot, ts->tb->pull->n_shards};
+    struct st_table t = {.zs = ts->w->zs, .zroot = ts->zroot, .n_shards = ts->tb->pull->n_shards};
 
     return t;
 }
@@ -195,11 +198,11 @@ int tstate__reset_pieces(struct tstate *ts, size_t part, struct chc_err *err)
 int tstate__lock_take(struct tstate *ts, size_t part, const char *what, char **ret_path,
                       struct chc_err *err)
 {
-    struct st_claimer c = worker__claimer(ts->w);
+    struct st_claimer c = wk__claimer(ts->w);
     struct chc_buf path = CHC_BUF_INIT;
     int r;
 
-    if (st_path(&path, "%s/locks/%s#%s", ts->zroot, ts->parts[part].zname, what) < 0) {
+    if (st_path_lock(ts->zroot, ts->parts[part].zname, what, &path) < 0) {
         chc_buf_release(&path);
         return oom(err);
     }
@@ -284,4 +287,66 @@ int tstate__refresh(struct tstate *ts, struct chc_err *err)
     free(part);
     free(ps.done);
     return r < 0 ? r : all;
+}
+
+void tstate__gauges(struct worker *w, const struct tstate *ts)
+{
+    size_t i, s, done = 0, dirty = 0, in_flight = 0, parts_done = 0;
+    unsigned k;
+
+    if (!w->metrics)
+        return;
+    for (i = 0; i < ts->n_parts; i++) {
+        parts_done += ts->parts[i].done;
+        if (ts->parts[i].lead != i)
+            continue;
+        for (k = 0; k < ts->parts[i].splits; k++) {
+            const unsigned char *d = pdone_at(ts, i, k);
+            size_t idx = i * ts->splits + k;
+            in_flight += ts->pbusy[idx];
+            dirty += ts->pfails[idx] && !ts->pbusy[idx];
+            for (s = 0; s < ts->tb->pull->n_shards; s++)
+                done += group_on_shard(ts, i, s) && (group_done(ts, i) || d[s]);
+        }
+    }
+    wk__metric(w, ts, CHC_METRIC_PIECES, "state", "done", (double)done, WK_SET);
+    wk__metric(w, ts, CHC_METRIC_PIECES, "state", "in_flight", (double)in_flight, WK_SET);
+    wk__metric(w, ts, CHC_METRIC_PIECES, "state", "dirty", (double)dirty, WK_SET);
+    wk__metric(w, ts, CHC_METRIC_PARTITIONS, "state", "done", (double)parts_done, WK_SET);
+    wk__metric(w, ts, CHC_METRIC_PARTITIONS, "state", "total", (double)ts->n_parts, WK_SET);
+    wk__metric(w, NULL, CHC_METRIC_SLOTS_IN_USE, NULL, NULL, (double)w->n_jobs, WK_SET);
+    wk__metric(w, NULL, CHC_METRIC_MAX_WORKERS, NULL, NULL, (double)w->task->max_workers, WK_SET);
+    wk__metric(w, NULL, CHC_METRIC_ZK_SESSION, "state", "connected",
+               zk_session_connected(w->zs) ? 1.0 : 0.0, WK_SET);
+    wk__metric(w, NULL, CHC_METRIC_ZK_SESSION, "state", "expired",
+               zk_session_expired(w->zs) ? 1.0 : 0.0, WK_SET);
+}
+
+void tstate__free(struct tstate *ts)
+{
+    size_t i;
+
+    if (!ts)
+        return;
+    free(ts->zroot);
+    free(ts->key_type);
+    free(ts->split_args);
+    free(ts->nodes);
+    sql_columns_release(&ts->cols);
+    free(ts->src_rep);
+    free(ts->order);
+    free(ts->targets);
+    for (i = 0; i < ts->n_parts; i++) {
+        free(ts->parts[i].lit);
+        free(ts->parts[i].zname);
+        free(ts->parts[i].on_shard);
+    }
+    free(ts->parts);
+    chc_strmap_release(&ts->part_index);
+    free(ts->pdone);
+    free(ts->pbusy);
+    free(ts->pnext);
+    free(ts->pfails);
+    free(ts->ptries);
+    free(ts);
 }

@@ -21,48 +21,20 @@
 #include "chcopier/obs/log.h"
 #include "chcopier/obs/metrics.h"
 #include "chcopier/config/task.h"
+#include "chcopier/state/layout.h"
 #include "chcopier/state/taskstore.h"
 #include "chcopier/copier/worker.h"
 #include "chcopier/zk/zk.h"
-#include "worker-internal.h"
+#include "mover.h"
+#include "piece.h"
+#include "preflight.h"
+#include "tables.h"
+#include "tstate.h"
+#include "wk.h"
 
 #include "base/banned.h"
 
 static int worker_register(struct worker *w, struct chc_err *err);
-
-/* Gauges from the local cache (the task as this worker last read it). */
-static void metrics_update(struct worker *w, const struct tstate *ts)
-{
-    size_t i, s, done = 0, dirty = 0, in_flight = 0, parts_done = 0;
-    unsigned k;
-
-    if (!w->metrics)
-        return;
-    for (i = 0; i < ts->n_parts; i++) {
-        parts_done += ts->parts[i].done;
-        if (ts->parts[i].lead != i)
-            continue;
-        for (k = 0; k < ts->parts[i].splits; k++) {
-            const unsigned char *d = pdone_at(ts, i, k);
-            size_t idx = i * ts->splits + k;
-            in_flight += ts->pbusy[idx];
-            dirty += ts->pfails[idx] && !ts->pbusy[idx];
-            for (s = 0; s < ts->tb->pull->n_shards; s++)
-                done += group_on_shard(ts, i, s) && (group_done(ts, i) || d[s]);
-        }
-    }
-    wk__metric(w, ts, CHC_METRIC_PIECES, "state", "done", (double)done, 1);
-    wk__metric(w, ts, CHC_METRIC_PIECES, "state", "in_flight", (double)in_flight, 1);
-    wk__metric(w, ts, CHC_METRIC_PIECES, "state", "dirty", (double)dirty, 1);
-    wk__metric(w, ts, CHC_METRIC_PARTITIONS, "state", "done", (double)parts_done, 1);
-    wk__metric(w, ts, CHC_METRIC_PARTITIONS, "state", "total", (double)ts->n_parts, 1);
-    wk__metric(w, NULL, CHC_METRIC_SLOTS_IN_USE, NULL, NULL, (double)w->n_jobs, 1);
-    wk__metric(w, NULL, CHC_METRIC_MAX_WORKERS, NULL, NULL, (double)w->task->max_workers, 1);
-    wk__metric(w, NULL, CHC_METRIC_ZK_SESSION, "state", "connected",
-               zk_session_connected(w->zs) ? 1.0 : 0.0, 1);
-    wk__metric(w, NULL, CHC_METRIC_ZK_SESSION, "state", "expired",
-               zk_session_expired(w->zs) ? 1.0 : 0.0, 1);
-}
 
 /* A statement was refused for good (chc_err_is_permanent): name the task
  * element at fault if a check of the task's expressions finds it, else
@@ -87,46 +59,14 @@ static int move_ready(struct worker *w, struct tstate *ts, unsigned *move_failur
     return r == CHC_ECH_PERMANENT ? refused(w, ts, "moving partitions", err) : r;
 }
 
-/* Finished jobs: record them; returns how many completed successfully, or
- * < 0 when one was refused for good. */
-static int reap_jobs(struct worker *w, unsigned *failures, struct chc_err *ret_err)
+/* Finished jobs recorded: how many completed, or < 0 when one was refused
+ * for good (the table stops). */
+static int reap(struct worker *w, unsigned *failures, struct chc_err *err)
 {
-    struct job **pp = &w->jobs;
-    int ok = 0, fatal = 0;
+    struct tstate *ts = NULL;
+    int r = piece__jobs_reap(w, failures, &ts, err);
 
-    while (*pp) {
-        struct job *j = *pp;
-        struct chc_err err = CHC_ERR_INIT;
-        if (j->pending > 0) {
-            pp = &j->next;
-            continue;
-        }
-        *pp = j->next;
-        w->n_jobs--;
-        j->ts->pbusy[j->part * j->ts->splits + j->k] = 0;
-        if (piece__job_finish(w, j, &err) < 0) {
-            size_t idx = j->part * j->ts->splits + j->k;
-            unsigned f = j->ts->pfails[idx] < 5 ? ++j->ts->pfails[idx] : 5;
-            /* Back off: retry_delay, doubling per failure of this piece, up to 16x. */
-            j->ts->pnext[idx] = now_ms() + (uint64_t)w->o->retry_delay_ms * (1u << (f - 1));
-            (*failures)++;
-            wk__metric(w, j->ts, CHC_METRIC_RETRIES, NULL, NULL, 1, 0);
-            wk__metric(w, j->ts, CHC_METRIC_ERRORS, "kind", chc_err_name(err.code), 1, 0);
-            if (!fatal && chc_err_is_permanent(err.code)) {
-                *ret_err = err;
-                fatal = refused(w, j->ts, "copying a piece", ret_err);
-            } else if (!j->failed) {
-                chc_log_warn("table '%s': %s, retrying", j->ts->tb->name, err.msg);
-            }
-        } else {
-            size_t idx = j->part * j->ts->splits + j->k;
-            j->ts->pfails[idx] = 0; /* copied: no longer dirty, no backoff */
-            ok++;
-        }
-        metrics_update(w, j->ts);
-        piece__job_free(j);
-    }
-    return fatal < 0 ? fatal : ok;
+    return r == CHC_ECH_PERMANENT ? refused(w, ts, "copying a piece", err) : r;
 }
 
 /* max_workers is re-read live from the description. */
@@ -138,7 +78,7 @@ static void reload_max_workers(struct worker *w)
     struct zk_stat st;
     int version;
 
-    if (wk__zpath(&path, "%s/description", w->o->task_path) < 0 ||
+    if (st_path_task(w->o->task_path, ST_DESCRIPTION, NULL, &path) < 0 ||
         zk_exists(w->zs, path.buf, &st, &err) < 0 || st.version == w->desc_version)
         goto out;
     if (taskstore_fetch(w->zs, w->o->task_path, &t, &version, &err) < 0) {
@@ -178,7 +118,7 @@ static int fill(struct worker *w, struct tstate *ts, int allow_remote, int *ret_
                 if (!group_on_shard(ts, part, s) || d[s])
                     continue;
                 for (j = 0; j < sh->n_replicas; j++)
-                    local |= tables__is_local_host(sh->replicas[j].host, w->host);
+                    local |= plan_is_local_host(sh->replicas[j].host, w->host);
                 if (!local && !allow_remote) {
                     *ret_remote_waiting = 1;
                     continue;
@@ -298,177 +238,214 @@ static int prepare(struct worker *w, const struct cfg_table *tb, struct tstate *
     return r;
 }
 
-static int process_table(struct worker *w, const struct cfg_table *tb, struct chc_err *err)
-{
-    struct tstate *ts = NULL;
-    struct chc_buf path = CHC_BUF_INIT;
-    unsigned failures = 0, move_failures = 0, checked_failures = 0, finish_tries = 0;
-    uint64_t t0 = now_ms();
-    int r, remote_waiting = 0, allow_remote = 0;
+/* One table task's run: what the loop keeps between turns. */
+struct table_run {
+    unsigned failures, move_failures, checked_failures;
+    int remote_waiting, allow_remote;
+};
 
-restart:
-    r = prepare(w, tb, &ts, err);
-    if (r < 0) {
-        chc_buf_release(&path); /* set when finishing was retried */
+/* table_loop and table_finish: prepare the table again (after a new
+ * ZooKeeper session, or a finish that was waited out). */
+#define RESTART 1
+
+static void table_announce(const struct tstate *ts)
+{
+    size_t pieces = 0, groups = 0, i;
+
+    for (i = 0; i < ts->n_parts; i++)
+        if (ts->parts[i].lead == i) {
+            pieces += group_pieces(ts, i);
+            groups += ts->parts[i].n_group > 1;
+        }
+    chc_log_info("table '%s': %zu partitions (%zu copy groups of small partitions), %zu "
+                 "pieces from %zu source shards to %zu staging nodes",
+                 ts->tb->name, ts->n_parts, groups, pieces, ts->tb->pull->n_shards,
+                 ts->n_targets);
+}
+
+/* After a failed step: give up (< 0) when it cannot pass, else count it
+ * and wait a little when a server is away. */
+static int table_failed(struct worker *w, const struct tstate *ts, struct table_run *tr, int r,
+                        const struct chc_err *err)
+{
+    if (!chc_err_is_transient(r) && r != CHC_EZK_BADVERSION && r != CHC_EMISMATCH)
         return r;
-    }
-    if (!ts)
-        CHC_BUG("table_prepare succeeded without a table state");
-    if (ts->finished) {
-        /* A worker that died after (re)creating staging tables may have
-         * left some behind after the finisher dropped them: drop again. */
-        if (tables__drop_helpers(w, ts, err) < 0)
-            chc_log_warn("table '%s': cannot drop helper tables: %s, ignoring", tb->name,
-                         err->msg);
-        chc_log_info("table '%s' is already done", tb->name);
-        tables__tstate_free(ts);
-        chc_buf_release(&path);
+    tr->failures++;
+    chc_log_warn("table '%s': %s, retrying", ts->tb->name, err->msg);
+    /* A server or ZooKeeper that is away: wait before trying again, rather
+     * than burn the tries in a tight loop. */
+    if (chc_err_is_transient(r))
+        wk__sleep(w, w->o->retry_delay_ms);
+    return 0;
+}
+
+/* Failed steps and pieces so far within --max-shard-partition-tries per
+ * piece? Else CHC_ESTATE with the last error. */
+static int table_tries_left(const struct worker *w, const struct tstate *ts,
+                            const struct table_run *tr, struct chc_err *err)
+{
+    char last[CHC_ERR_MSG_MAX];
+
+    if (tr->failures < w->o->max_shard_partition_tries * (ts->n_parts ? ts->n_parts : 1) *
+                           ts->splits * ts->tb->pull->n_shards)
         return 0;
+    snprintf(last, sizeof(last), "%s", err->msg); /* not err->msg into itself */
+    return chc_err_set(err, CHC_ESTATE, "table '%s': too many failed tries; last error: %.900s",
+                       ts->tb->name, last);
+}
+
+/* One turn with pieces in flight: run the loop once, record what
+ * finished, start more and move what is complete. */
+static int table_busy_turn(struct worker *w, struct tstate *ts, struct table_run *tr,
+                           struct chc_err *err)
+{
+    int r, started;
+
+    uv_run(&w->loop, UV_RUN_ONCE);
+    r = reap(w, &tr->failures, err);
+    if (r > 0) {
+        /* Keep the slots busy while we move what just completed. */
+        started = fill(w, ts, tr->allow_remote, &tr->remote_waiting, err);
+        r = started < 0 ? started : move_ready(w, ts, &tr->move_failures, err);
     }
-    {
-        size_t pieces = 0, groups = 0, i;
-        for (i = 0; i < ts->n_parts; i++)
-            if (ts->parts[i].lead == i) {
-                pieces += group_pieces(ts, i);
-                groups += ts->parts[i].n_group > 1;
-            }
-        chc_log_info("table '%s': %zu partitions (%zu copy groups of small partitions), %zu "
-                     "pieces from %zu source shards to %zu staging nodes",
-                     tb->name, ts->n_parts, groups, pieces, tb->pull->n_shards, ts->n_targets);
+    return r > 0 ? 0 : r;
+}
+
+/* One idle turn: check staging after failures, see what others did, move
+ * what is complete, or wait. 1 when every partition is done. */
+static int table_idle_turn(struct worker *w, struct tstate *ts, struct table_run *tr,
+                           int started, struct chc_err *err)
+{
+    int r;
+
+    /* Idle after failures: the operator may have fixed the destination. */
+    if (tr->failures > tr->checked_failures) {
+        tr->checked_failures = tr->failures;
+        r = tables__staging_check(w, ts, err);
+        if (r < 0)
+            return r;
     }
     r = refresh(w, ts, err);
+    tstate__gauges(w, ts);
+    if (r != 0)
+        return r;
+    r = move_ready(w, ts, &tr->move_failures, err);
+    if (r < 0 || r > 0 || started > 0)
+        return r < 0 ? r : 0;
+    if (tr->remote_waiting && !tr->allow_remote) {
+        /* Let workers local to other shards take theirs first. */
+        wk__sleep(w, 500);
+        tr->allow_remote = 1;
+        return 0;
+    }
+    wk__sleep(w, tr->failures ? w->o->retry_delay_ms : 200);
+    return 0;
+}
+
+/* Copy and move until every partition is done (0), the session was lost
+ * and recovered (RESTART), or the table fails (< 0). */
+static int table_loop(struct worker *w, struct tstate *ts, struct chc_err *err)
+{
+    struct table_run tr = {0};
+    int r = refresh(w, ts, err);
+
     for (;;) {
         int started;
-
         if (r == CHC_EZK_EXPIRED || zk_session_expired(w->zs)) {
             r = recover_session(w, err);
-            if (r < 0)
-                goto out;
-            tables__tstate_free(ts);
-            ts = NULL;
-            goto restart;
+            return r < 0 ? r : RESTART;
         }
-        if (r < 0 && !chc_err_is_transient(r) && r != CHC_EZK_BADVERSION &&
-            r != CHC_EMISMATCH)
-            goto out;
-        if (r < 0) {
-            failures++;
-            chc_log_warn("table '%s': %s, retrying", tb->name, err->msg);
-            /* A server or ZooKeeper that is away: wait before trying again,
-             * rather than burn the tries in a tight loop. */
-            if (chc_err_is_transient(r))
-                wk__sleep(w, w->o->retry_delay_ms);
-        }
-        if (failures >= w->o->max_shard_partition_tries * (ts->n_parts ? ts->n_parts : 1) *
-                            ts->splits * tb->pull->n_shards) {
-            char last[CHC_ERR_MSG_MAX];
-            snprintf(last, sizeof(last), "%s", err->msg); /* not err->msg into itself */
-            r = chc_err_set(err, CHC_ESTATE, "table '%s': too many failed tries; last error: %.900s",
-                            tb->name, last);
-            goto out;
-        }
+        if (r < 0 && (r = table_failed(w, ts, &tr, r, err)) < 0)
+            return r;
+        if ((r = table_tries_left(w, ts, &tr, err)) < 0)
+            return r;
         progress_show(w, ts);
-        started = fill(w, ts, allow_remote, &remote_waiting, err);
+        started = fill(w, ts, tr.allow_remote, &tr.remote_waiting, err);
         if (started < 0) {
-            r = started == CHC_ECH_PERMANENT ? refused(w, ts, "preparing a piece", err) : started;
+            r = started == CHC_ECH_PERMANENT ? refused(w, ts, "preparing a piece", err)
+                                             : started;
             continue;
         }
         if (w->n_jobs > 0) {
-            uv_run(&w->loop, UV_RUN_ONCE);
-            r = reap_jobs(w, &failures, err);
-            if (r > 0) {
-                /* Keep the slots busy while we move what just completed. */
-                started = fill(w, ts, allow_remote, &remote_waiting, err);
-                r = started < 0 ? started : move_ready(w, ts, &move_failures, err);
-            }
-            if (r > 0)
-                r = 0;
+            r = table_busy_turn(w, ts, &tr, err);
             continue;
         }
-        /* Idle after failures: the operator may have fixed the destination. */
-        if (failures > checked_failures) {
-            checked_failures = failures;
-            r = tables__staging_check(w, ts, err);
-            if (r < 0)
-                continue;
-        }
-        /* Idle: see what others did, move what is complete, or wait. */
-        r = refresh(w, ts, err);
-        metrics_update(w, ts);
-        if (r < 0)
-            continue;
+        r = table_idle_turn(w, ts, &tr, started, err);
         if (r == 1)
-            break;
-        r = move_ready(w, ts, &move_failures, err);
-        if (r < 0)
-            continue;
-        if (r > 0 || started > 0)
-            continue;
-        if (remote_waiting && !allow_remote) {
-            /* Let workers local to other shards take theirs first. */
-            wk__sleep(w, 500);
-            allow_remote = 1;
-            continue;
-        }
-        wk__sleep(w, failures ? w->o->retry_delay_ms : 200);
+            return 0;
     }
-    /* Every partition done: drop the helpers, mark the table done. Both are
-     * safe to repeat: a ZooKeeper or server outage right now (a restart, a
-     * lost session) is waited out like any other, not a failed task. */
+}
+
+/* Every partition done: drop the helpers, mark the table done. Both are
+ * safe to repeat: a ZooKeeper or server outage right now (a restart, a
+ * lost session) is waited out like any other, not a failed task
+ * (RESTART, up to 10 x --max-table-tries). */
+static int table_finish(struct worker *w, struct tstate *ts, unsigned *tries,
+                        struct chc_err *err)
+{
+    struct chc_buf path = CHC_BUF_INIT;
+    int r;
+
     tables__create_on_returned(w, ts);
     r = tables__drop_helpers(w, ts, err);
     if (r == 0)
-        r = wk__zpath(&path, "%s/done", ts->zroot);
-    if (r == 0) {
+        r = st_path_tnode(ts->zroot, ST_DONE, NULL, &path) < 0 ? oom(err) : 0;
+    if (r == 0)
         r = zk_create(w->zs, path.buf, "", 0, ZK_PERSISTENT, NULL, err);
-        if (r == CHC_EZK_NODEEXISTS)
-            r = 0;
+    if (r == CHC_EZK_NODEEXISTS)
+        r = 0;
+    chc_buf_release(&path);
+    if (r == 0 ||
+        !(r == CHC_EZK_EXPIRED || zk_session_expired(w->zs) || chc_err_is_transient(r)) ||
+        ++*tries >= 10 * w->o->max_table_tries)
+        return r;
+    chc_log_warn("table '%s': finishing: %s, retrying", ts->tb->name, err->msg);
+    if (r == CHC_EZK_EXPIRED || zk_session_expired(w->zs)) {
+        r = recover_session(w, err);
+        return r < 0 ? r : RESTART;
     }
-    if (r < 0 && (r == CHC_EZK_EXPIRED || zk_session_expired(w->zs) || chc_err_is_transient(r)) &&
-        ++finish_tries < 10 * w->o->max_table_tries) {
-        chc_log_warn("table '%s': finishing: %s, retrying", tb->name, err->msg);
-        if (r == CHC_EZK_EXPIRED || zk_session_expired(w->zs)) {
-            r = recover_session(w, err);
-        } else {
-            wk__sleep(w, w->o->retry_delay_ms);
-            r = 0; /* waited out: finish again */
+    wk__sleep(w, w->o->retry_delay_ms);
+    return RESTART; /* waited out: finish again */
+}
+
+/* A table found done: a worker that died after (re)creating staging
+ * tables may have left some behind after the finisher dropped them. */
+static void table_was_done(struct worker *w, struct tstate *ts)
+{
+    struct chc_err err = CHC_ERR_INIT;
+
+    if (tables__drop_helpers(w, ts, &err) < 0)
+        chc_log_warn("table '%s': cannot drop helper tables: %s, ignoring", ts->tb->name,
+                     err.msg);
+    chc_log_info("table '%s' is already done", ts->tb->name);
+}
+
+static int process_table(struct worker *w, const struct cfg_table *tb, struct chc_err *err)
+{
+    unsigned finish_tries = 0;
+    uint64_t t0 = now_ms();
+    int r;
+
+    do {
+        struct tstate *ts = NULL;
+        r = prepare(w, tb, &ts, err);
+        if (r == 0 && !ts)
+            CHC_BUG("a table prepared without its state");
+        if (r == 0 && ts->finished) {
+            table_was_done(w, ts);
+        } else if (r == 0) {
+            table_announce(ts);
+            r = table_loop(w, ts, err);
+            if (r == 0)
+                r = table_finish(w, ts, &finish_tries, err);
+            if (r == 0)
+                chc_log_info("table '%s' done in %.1f s: %zu partitions", tb->name,
+                             (double)(now_ms() - t0) / 1000.0, ts->n_parts);
         }
         piece__jobs_abort(w);
-        tables__tstate_free(ts);
-        ts = NULL;
-        if (r == 0)
-            goto restart;
-        chc_buf_release(&path);
-        return r;
-    }
-    if (r == 0)
-        chc_log_info("table '%s' done in %.1f s: %zu partitions", tb->name,
-                     (double)(now_ms() - t0) / 1000.0, ts->n_parts);
-out:
-    piece__jobs_abort(w);
-    chc_buf_release(&path);
-    tables__tstate_free(ts);
+        tstate__free(ts);
+    } while (r == RESTART);
     return r;
-}
-
-static void pause_cb(void *arg, unsigned ms)
-{
-    wk__sleep(arg, ms);
-}
-
-struct st_claimer worker__claimer(struct worker *w)
-{
-    struct st_claimer c = {.zs = w->zs, .id = w->id, .host = w->host, .hostkey = w->hostkey,
-                           .data = w->claim.buf, .pause = pause_cb, .pause_arg = w};
-
-    return c;
-}
-
-/* workers/<id>: "host H\npid P\n" and the worker's note ("note <line>"
- * per line), which `status` shows. */
-int worker__registration(const struct worker *w, struct chc_buf *out)
-{
-    return st_registration_encode(w->host, (long)getpid(), w->hostkey, w->note.buf, out);
 }
 
 static int worker_register(struct worker *w, struct chc_err *err)
@@ -476,21 +453,21 @@ static int worker_register(struct worker *w, struct chc_err *err)
     struct chc_buf path = CHC_BUF_INIT, data = CHC_BUF_INIT;
     int r;
 
-    r = wk__zpath(&path, "%s/workers", w->o->task_path);
+    r = st_path_task(w->o->task_path, ST_WORKERS, NULL, &path);
     if (r == 0)
         r = zk_create_parents(w->zs, path.buf, err);
     if (r == 0)
-        r = wk__zpath(&path, "%s/active", w->o->task_path);
+        r = st_path_task(w->o->task_path, ST_ACTIVE, NULL, &path);
     if (r == 0)
         r = zk_create_parents(w->zs, path.buf, err);
     if (r == 0)
-        r = wk__zpath(&path, "%s/workers/%s", w->o->task_path, w->id);
+        r = st_path_task(w->o->task_path, ST_WORKERS, w->id, &path);
     if (r == 0)
-        r = worker__registration(w, &data);
+        r = wk__registration(w, &data);
     if (r < 0)
         goto out;
     {
-        struct st_claimer cl = worker__claimer(w);
+        struct st_claimer cl = wk__claimer(w);
         st_reap_dead_local(&cl, w->o->task_path);
     }
     r = zk_create(w->zs, path.buf, data.buf, data.len, ZK_EPHEMERAL, NULL, err);
@@ -500,97 +477,6 @@ out:
     return r;
 }
 
-/* "<boot id>/<pid namespace>": processes with the same key see the same
- * pids (state/claims.c's takeover of dead local workers relies on it). */
-static void host_key(char *out, size_t cap)
-{
-    char boot[64] = "", ns[64] = "";
-    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
-    ssize_t n;
-
-    if (f) {
-        if (!fgets(boot, sizeof(boot), f))
-            boot[0] = '\0';
-        fclose(f);
-        boot[strcspn(boot, "\n")] = '\0';
-    }
-    n = readlink("/proc/self/ns/pid", ns, sizeof(ns) - 1);
-    ns[n > 0 ? n : 0] = '\0';
-    snprintf(out, cap, "%s/%s", boot[0] ? boot : "?", ns[0] ? ns : "?");
-}
-
-/* Loop, ClickHouse client, identity: shared by run, plan and clean. The
- * task is taken from `task` if given, else fetched from ZooKeeper. */
-int worker__open(struct worker *w, const struct chc_options *o, struct zk_session *zs,
-                 const struct cfg_task *task, struct chc_err *err)
-{
-    struct tm tm;
-    time_t now = time(NULL);
-    int r;
-
-    memset(w, 0, sizeof(*w));
-    chc_buf_init(&w->note, 4096);
-    chc_buf_init(&w->claim, 4096);
-    w->o = o;
-    w->zs = zs;
-    w->cap = o->max_pieces_in_flight ? o->max_pieces_in_flight : 4;
-    srand((unsigned)(now ^ getpid())); /* query id nonces */
-    w->fault_seed = o->fault_seed >= 0 ? (uint64_t)o->fault_seed
-                                       : ((uint64_t)now * 1000003u ^ (uint64_t)getpid()) &
-                                             ((1ULL << 62) - 1);
-    if (o->copy_fault_probability > 0 || o->move_fault_probability > 0)
-        chc_log_info("fault injection: copy %.3f, move %.3f, --fault-seed %llu",
-                     o->copy_fault_probability, o->move_fault_probability,
-                     (unsigned long long)w->fault_seed);
-    gethostname(w->host, sizeof(w->host) - 1);
-    localtime_r(&now, &tm);
-    snprintf(w->id, sizeof(w->id), "%s#%04d%02d%02d%02d%02d%02d_%ld", w->host,
-             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-             (long)getpid());
-    host_key(w->hostkey, sizeof(w->hostkey));
-    if (st_claim_encode(w->id, w->hostkey, &w->claim) < 0)
-        return chc_err_set(err, -ENOMEM, "out of memory");
-    r = uv_loop_init(&w->loop);
-    if (r < 0)
-        return chc_err_set(err, r, "cannot start the event loop: %s", uv_strerror(r));
-    w->loop_ok = 1;
-    uv_timer_init(&w->loop, &w->sleeper);
-    r = ch_client_new(&w->loop, &w->ch, err);
-    if (r < 0)
-        return r;
-    if (o->max_bytes_per_second > 0)
-        ch_client_set_rate(w->ch, o->max_bytes_per_second);
-    if (o->cmd == CHC_CMD_RUN) {
-        r = chc_metrics_new(&w->metrics, err);
-        if (r == 0 && o->metrics_port > 0)
-            r = chc_metrics_listen(w->metrics, &w->loop, "127.0.0.1", o->metrics_port, err);
-        if (r < 0)
-            return r;
-    }
-    if (task) {
-        w->task_borrowed = task;
-        w->task = (struct cfg_task *)task;
-        return 0;
-    }
-    return taskstore_fetch(zs, o->task_path, &w->task, &w->desc_version, err);
-}
-
-void worker__close(struct worker *w)
-{
-    chc_buf_release(&w->note);
-    chc_buf_release(&w->claim);
-    if (!w->loop_ok)
-        return;
-    w->metrics = chc_metrics_free(w->metrics);
-    w->ch = ch_client_free(w->ch);
-    uv_close((uv_handle_t *)&w->sleeper, NULL);
-    uv_run(&w->loop, UV_RUN_DEFAULT);
-    uv_loop_close(&w->loop);
-    if (!w->task_borrowed)
-        cfg_task_free(w->task);
-    w->task = NULL;
-}
-
 int worker_run(const struct chc_options *o, const struct cfg_zk *zkcfg, struct zk_session *zs,
                const char *log_dir, struct chc_err *err)
 {
@@ -598,7 +484,7 @@ int worker_run(const struct chc_options *o, const struct cfg_zk *zkcfg, struct z
     size_t i;
     int r;
 
-    r = worker__open(&w, o, zs, NULL, err);
+    r = wk__open(&w, o, zs, NULL, err);
     w.zkcfg = zkcfg;
     chc_log_set_worker(w.id);
     if (r < 0)
@@ -619,7 +505,7 @@ int worker_run(const struct chc_options *o, const struct cfg_zk *zkcfg, struct z
         chc_log_status(NULL);
     chc_log_info("every table task is done");
 out:
-    worker__close(&w);
+    wk__close(&w);
     zk_session_free(w.zs);
     return r;
 }

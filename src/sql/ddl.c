@@ -65,7 +65,8 @@ static int col_def(const struct cfg_table *tb, const struct sql_column *c, struc
 }
 
 int sql_create_table(const struct cfg_table *tb, const struct sql_column *cols, size_t n,
-                     const char *table, int plain, struct chc_buf *out, struct chc_err *err)
+                     const char *table, enum sql_table_kind kind, struct chc_buf *out,
+                     struct chc_err *err)
 {
     size_t i;
     int r = chc_buf_addstr(out, "CREATE TABLE IF NOT EXISTS ");
@@ -84,7 +85,7 @@ int sql_create_table(const struct cfg_table *tb, const struct sql_column *cols, 
         r = chc_buf_addstr(out, ") ");
     if (r < 0)
         return chc_err_set(err, r, "out of memory");
-    return engine_build_clause(tb->engine, plain, out, err);
+    return engine_build_clause(tb->engine, kind == SQL_TABLE_STAGING, out, err);
 }
 
 int sql_drop_table(const char *db, const char *table, struct chc_buf *out)

@@ -368,6 +368,12 @@ int plan_assembly_table(const struct cfg_table *tb, struct chc_buf *out)
     return chc_buf_addf(out, "%s_assembly", tb->table_push);
 }
 
+int plan_is_local_host(const char *host, const char *me)
+{
+    return !strcmp(host, "localhost") || !strncmp(host, "127.", 4) || !strcmp(host, "::1") ||
+           !strcmp(host, me);
+}
+
 size_t plan_hostname_difference(const char *a, const char *b)
 {
     size_t n = 0, i, la = strlen(a), lb = strlen(b), m = la < lb ? la : lb;

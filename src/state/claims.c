@@ -66,7 +66,7 @@ static int take_over(const struct st_claimer *c, const char *path, struct chc_er
     st_claim_decode(holder.buf, id, sizeof(id), key, sizeof(key));
     if (!holder_dead(c, id, holder.buf))
         goto out;
-    if (st_path(&tk, "%s.takeover", path) < 0 ||
+    if (st_path_takeover(path, &tk) < 0 ||
         zk_create(c->zs, tk.buf, c->data, strlen(c->data), ZK_EPHEMERAL, NULL, NULL) < 0)
         goto out; /* someone else is taking it over */
     if (zk_get(c->zs, path, &again, &st2, err) == 0 && !strcmp(again.buf, holder.buf) &&
@@ -133,7 +133,7 @@ int st_slot_take(const struct st_claimer *c, const char *task_path, unsigned max
     struct zk_txn *t = NULL;
     int r;
 
-    if (st_path(&active, "%s/active", task_path) < 0)
+    if (st_path_task(task_path, ST_ACTIVE, NULL, &active) < 0)
         goto oom;
     r = zk_exists(c->zs, active.buf, &st, err);
     if (r == 0 && (unsigned)st.num_children >= max_workers) {
@@ -144,7 +144,7 @@ int st_slot_take(const struct st_claimer *c, const char *task_path, unsigned max
         r = CHC_EBUSY;
     if (r < 0)
         goto out;
-    if (st_path(&child, "%s/%s#%lu", active.buf, c->id, seq) < 0 || !(t = zk_txn_new()) ||
+    if (st_path_slot(task_path, c->id, seq, &child) < 0 || !(t = zk_txn_new()) ||
         zk_txn_set(t, active.buf, "", 0, st.version) < 0 ||
         zk_txn_create(t, child.buf, c->data, strlen(c->data), ZK_EPHEMERAL) < 0)
         goto oom;
@@ -181,7 +181,7 @@ static void reap_dir(const struct st_claimer *c, const char *dir, int slots)
         char id[512], *hash = slots ? strrchr(kids[i], '#') : NULL;
         snprintf(id, sizeof(id), "%.*s",
                  (int)(hash ? (size_t)(hash - kids[i]) : strlen(kids[i])), kids[i]);
-        if (st_path(&p, "%s/%s", dir, kids[i]) < 0 ||
+        if (st_path_child(dir, kids[i], &p) < 0 ||
             zk_get(c->zs, p.buf, &data, &st, &err) < 0 || !holder_dead(c, id, data.buf))
             continue;
         if (zk_delete(c->zs, p.buf, st.version, &err) == 0)
@@ -196,9 +196,9 @@ void st_reap_dead_local(const struct st_claimer *c, const char *task_path)
 {
     struct chc_buf dir = CHC_BUF_INIT;
 
-    if (st_path(&dir, "%s/active", task_path) == 0)
+    if (st_path_task(task_path, ST_ACTIVE, NULL, &dir) == 0)
         reap_dir(c, dir.buf, 1);
-    if (st_path(&dir, "%s/workers", task_path) == 0)
+    if (st_path_task(task_path, ST_WORKERS, NULL, &dir) == 0)
         reap_dir(c, dir.buf, 0);
     chc_buf_release(&dir);
 }

@@ -2,7 +2,6 @@
  * pure, no ZooKeeper calls. */
 #include <ctype.h>
 #include <errno.h>
-#include <stdarg.h>
 
 #include "chcopier/base/buf.h"
 #include "chcopier/config/task.h"
@@ -77,14 +76,75 @@ int st_path_table(const char *task_path, const struct cfg_table *tb, struct chc_
     return r;
 }
 
-int st_path(struct chc_buf *out, const char *fmt, ...)
-{
-    va_list ap;
-    int r;
+static const char *const task_nodes[] = {
+    [ST_DESCRIPTION] = "description",
+    [ST_WORKERS] = "workers",
+    [ST_ACTIVE] = "active",
+    [ST_TABLES] = "tables",
+};
 
+static const char *const table_nodes[] = {
+    [ST_PARTITIONS] = "partitions",
+    [ST_PLIST] = "plist",
+    [ST_PARTS] = "parts",
+    [ST_LOCKS] = "locks",
+    [ST_INIT] = "init",
+    [ST_STAGING_RESET] = "staging_reset",
+    [ST_DONE] = "done",
+};
+
+static int path3(const char *root, const char *node, const char *child, struct chc_buf *out)
+{
     chc_buf_reset(out);
-    va_start(ap, fmt);
-    r = chc_buf_addvf(out, fmt, ap);
-    va_end(ap);
-    return r;
+    return child ? chc_buf_addf(out, "%s/%s/%s", root, node, child)
+                 : chc_buf_addf(out, "%s/%s", root, node);
+}
+
+int st_path_task(const char *task_path, enum st_task_node node, const char *child,
+                 struct chc_buf *out)
+{
+    return path3(task_path, task_nodes[node], child, out);
+}
+
+int st_path_tnode(const char *zroot, enum st_table_node node, const char *child,
+                  struct chc_buf *out)
+{
+    return path3(zroot, table_nodes[node], child, out);
+}
+
+int st_path_slot(const char *task_path, const char *id, unsigned long seq, struct chc_buf *out)
+{
+    chc_buf_reset(out);
+    return chc_buf_addf(out, "%s/active/%s#%lu", task_path, id, seq);
+}
+
+int st_path_lock(const char *zroot, const char *part, const char *what, struct chc_buf *out)
+{
+    chc_buf_reset(out);
+    return chc_buf_addf(out, "%s/locks/%s#%s", zroot, part, what);
+}
+
+int st_path_part(const char *zroot, const char *part, long k, struct chc_buf *out)
+{
+    chc_buf_reset(out);
+    return k < 0 ? chc_buf_addf(out, "%s/parts/%s", zroot, part)
+                 : chc_buf_addf(out, "%s/parts/%s/%ld", zroot, part, k);
+}
+
+int st_path_chunk(const char *zroot, size_t i, struct chc_buf *out)
+{
+    chc_buf_reset(out);
+    return chc_buf_addf(out, "%s/plist/%zu", zroot, i);
+}
+
+int st_path_child(const char *parent, const char *child, struct chc_buf *out)
+{
+    chc_buf_reset(out);
+    return chc_buf_addf(out, "%s/%s", parent, child);
+}
+
+int st_path_takeover(const char *lock, struct chc_buf *out)
+{
+    chc_buf_reset(out);
+    return chc_buf_addf(out, "%s.takeover", lock);
 }

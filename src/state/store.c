@@ -16,9 +16,7 @@
 
 static int node_path(const struct st_table *t, const char *part, unsigned k, struct chc_buf *b)
 {
-    if (k == ST_PART_STATE)
-        return st_path(b, "%s/parts/%s", t->zroot, part);
-    return st_path(b, "%s/parts/%s/%u", t->zroot, part, k);
+    return st_path_part(t->zroot, part, k == ST_PART_STATE ? -1 : (long)k, b);
 }
 
 int st_piece_read(const struct st_table *t, const char *part, unsigned k, struct piece_state *ps,
@@ -177,7 +175,7 @@ int st_plist_read(const struct st_table *t, struct chc_buf *text, struct zk_stat
     int *codes = NULL, r;
     unsigned long n = 0, i;
 
-    r = st_path(&path, "%s/partitions", t->zroot) < 0 ? chc_err_set(err, -ENOMEM, "out of memory")
+    r = st_path_tnode(t->zroot, ST_PARTITIONS, NULL, &path) < 0 ? chc_err_set(err, -ENOMEM, "out of memory")
                                                        : 0;
     if (r == 0)
         r = zk_get(t->zs, path.buf, text, st, err);
@@ -189,7 +187,7 @@ int st_plist_read(const struct st_table *t, struct chc_buf *text, struct zk_stat
     r = names && outs && codes ? 0 : chc_err_set(err, -ENOMEM, "out of memory");
     for (i = 0; r == 0 && i < n; i++) {
         chc_buf_init(&outs[i], 0);
-        if (st_path(&path, "%s/plist/%lu", t->zroot, i) < 0)
+        if (st_path_chunk(t->zroot, i, &path) < 0)
             r = chc_err_set(err, -ENOMEM, "out of memory");
         else
             names[i] = chc_buf_take(&path, NULL);
@@ -235,7 +233,7 @@ int st_plist_publish(const struct st_table *t, const char *text, size_t len, siz
         if (cl == 0)
             r = chc_err_set(err, CHC_ETOOBIG, "a line of the partition list is longer than %zu "
                             "bytes", chunk);
-        if (r == 0 && st_path(&path, "%s/plist/%zu", t->zroot, n) < 0)
+        if (r == 0 && st_path_chunk(t->zroot, n, &path) < 0)
             r = chc_err_set(err, -ENOMEM, "out of memory");
         if (r == 0 && n == 0)
             r = zk_create_parents(t->zs, path.buf, err);
@@ -248,7 +246,7 @@ int st_plist_publish(const struct st_table *t, const char *text, size_t len, siz
     }
     if (r == 0 && n && chc_buf_addf(&head, "#chunks %zu\n", n) < 0)
         r = chc_err_set(err, -ENOMEM, "out of memory");
-    if (r == 0 && st_path(&path, "%s/partitions", t->zroot) < 0)
+    if (r == 0 && st_path_tnode(t->zroot, ST_PARTITIONS, NULL, &path) < 0)
         r = chc_err_set(err, -ENOMEM, "out of memory");
     if (r == 0) /* last: its existence says the list is complete */
         r = n ? zk_create(t->zs, path.buf, head.buf, head.len, ZK_PERSISTENT, NULL, err)

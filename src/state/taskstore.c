@@ -9,6 +9,7 @@
 #include "chcopier/base/buf.h"
 #include "chcopier/base/secrets.h"
 #include "chcopier/config/task.h"
+#include "chcopier/state/layout.h"
 #include "chcopier/state/taskstore.h"
 #include "chcopier/zk/zk.h"
 
@@ -23,7 +24,7 @@ int taskstore_upload(struct zk_session *zs, const char *task_path, const char *t
     struct zk_stat st;
     int r;
 
-    r = chc_buf_addf(&path, "%s/description", task_path);
+    r = st_path_task(task_path, ST_DESCRIPTION, NULL, &path);
     if (r < 0)
         goto oom;
     /* The task path and what is below it are ours (closed with an
@@ -71,7 +72,7 @@ int taskstore_fetch(struct zk_session *zs, const char *task_path, struct cfg_tas
     struct zk_stat st;
     int r;
 
-    r = chc_buf_addf(&path, "%s/description", task_path);
+    r = st_path_task(task_path, ST_DESCRIPTION, NULL, &path);
     if (r < 0) {
         r = chc_err_set(err, r, "out of memory");
         goto out;

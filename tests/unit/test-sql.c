@@ -144,12 +144,12 @@ TEST(ddl)
     struct chc_err e = CHC_ERR_INIT;
     struct chc_buf b = CHC_BUF_INIT;
 
-    ASSERT_OK(sql_create_table(&t->tables[0], cols, 3, "hits2_piece_0", 1, &b, &e));
+    ASSERT_OK(sql_create_table(&t->tables[0], cols, 3, "hits2_piece_0", SQL_TABLE_STAGING, &b, &e));
     ASSERT_STREQ(b.buf, "CREATE TABLE IF NOT EXISTS `dbx`.`hits2_piece_0` (`id` UInt64, `d` Date "
                         "DEFAULT today(), `m` UInt64 MATERIALIZED id * 2) ENGINE = MergeTree() "
                         "PARTITION BY toYYYYMM(d) ORDER BY (u, id)");
     chc_buf_reset(&b);
-    ASSERT_OK(sql_create_table(&t->tables[0], cols, 1, "hits2", 0, &b, &e));
+    ASSERT_OK(sql_create_table(&t->tables[0], cols, 1, "hits2", SQL_TABLE_DESTINATION, &b, &e));
     ASSERT_STREQ(b.buf, "CREATE TABLE IF NOT EXISTS `dbx`.`hits2` (`id` UInt64) ENGINE = "
                         "ReplicatedMergeTree('/ch/{shard}/hits2', '{replica}') PARTITION BY "
                         "toYYYYMM(d) ORDER BY (u, id)");

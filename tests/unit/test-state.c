@@ -28,10 +28,28 @@ TEST(paths)
 {
     struct chc_buf b = CHC_BUF_INIT;
 
-    ASSERT_OK(st_path(&b, "%s/locks/%s#%s", "/t", "201801", "move"));
+    ASSERT_OK(st_path_lock("/t", "201801", "move", &b));
     ASSERT_STREQ(b.buf, "/t/locks/201801#move");
-    ASSERT_OK(st_path(&b, "%s/parts/%s/%u", "/t", "x", 3u));
+    ASSERT_OK(st_path_part("/t", "x", 3, &b));
     ASSERT_STREQ(b.buf, "/t/parts/x/3");
+    ASSERT_OK(st_path_part("/t", "x", -1, &b));
+    ASSERT_STREQ(b.buf, "/t/parts/x");
+    ASSERT_OK(st_path_task("/task", ST_DESCRIPTION, NULL, &b));
+    ASSERT_STREQ(b.buf, "/task/description");
+    ASSERT_OK(st_path_task("/task", ST_WORKERS, "w1", &b));
+    ASSERT_STREQ(b.buf, "/task/workers/w1");
+    ASSERT_OK(st_path_slot("/task", "w1", 7, &b));
+    ASSERT_STREQ(b.buf, "/task/active/w1#7");
+    ASSERT_OK(st_path_tnode("/t", ST_STAGING_RESET, NULL, &b));
+    ASSERT_STREQ(b.buf, "/t/staging_reset");
+    ASSERT_OK(st_path_tnode("/t", ST_PLIST, NULL, &b));
+    ASSERT_STREQ(b.buf, "/t/plist");
+    ASSERT_OK(st_path_chunk("/t", 12, &b));
+    ASSERT_STREQ(b.buf, "/t/plist/12");
+    ASSERT_OK(st_path_takeover("/t/locks/p#0", &b));
+    ASSERT_STREQ(b.buf, "/t/locks/p#0.takeover");
+    ASSERT_OK(st_path_child("/t/locks", "p#0", &b));
+    ASSERT_STREQ(b.buf, "/t/locks/p#0");
     chc_buf_release(&b);
 }
 

@@ -28,12 +28,15 @@ int sql_describe(const char *db, const char *table, struct chc_buf *out);
 /* SELECT engine, partition_key, sorting_key FROM system.tables WHERE ... */
 int sql_table_facts(const char *db, const char *table, struct chc_buf *out);
 int sql_create_database(const char *db, struct chc_buf *out);
-/* CREATE TABLE IF NOT EXISTS `<database_push>`.`table` (<cols>) <engine>;
- * plain: the non-replicated staging twin of the task's engine. With
+/* Which engine a CREATE TABLE gets: the task's, or for staging (piece and
+ * assembly tables) its non-replicated twin. */
+enum sql_table_kind { SQL_TABLE_DESTINATION, SQL_TABLE_STAGING };
+/* CREATE TABLE IF NOT EXISTS `<database_push>`.`table` (<cols>) <engine>. With
  * <allow_to_copy_alias_and_materialized_columns> MATERIALIZED and ALIAS
  * columns become ordinary ones. */
 int sql_create_table(const struct cfg_table *tb, const struct sql_column *cols, size_t n,
-                     const char *table, int plain, struct chc_buf *out, struct chc_err *err);
+                     const char *table, enum sql_table_kind kind, struct chc_buf *out,
+                     struct chc_err *err);
 int sql_drop_table(const char *db, const char *table, struct chc_buf *out);
 
 /* What a copy selects and checksums: the destination's stored columns

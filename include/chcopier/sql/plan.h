@@ -103,6 +103,8 @@ int plan_settings_clause(const struct cfg_settings *const *sets, size_t n, struc
 int plan_piece_table(const struct cfg_table *tb, unsigned k, struct chc_buf *out);
 int plan_assembly_table(const struct cfg_table *tb, struct chc_buf *out);
 
+/* Is `host` this machine (named `me`): localhost, 127.x, ::1 or me? */
+int plan_is_local_host(const char *host, const char *me);
 /* Proximity: order of source shards for this host. `local[i]` says whether
  * shard i has a replica on this host; ties broken by hostname likeness
  * (number of differing leading characters, as clickhouse-copier) and then

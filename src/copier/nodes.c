@@ -1,0 +1,195 @@
+/* nodes.c — ClickHouse statements on one node, or on many at once
+ * (nodes.h): bounded in flight, each with its side's settings, sent only
+ * while the ZooKeeper session that our claims hang on is alive.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "chcopier/base/buf.h"
+#include "chcopier/ch/ch.h"
+#include "chcopier/config/task.h"
+#include "chcopier/obs/log.h"
+#include "chcopier/sql/ddl.h"
+#include "chcopier/zk/zk.h"
+#include "nodes.h"
+#include "wk.h"
+
+#include "base/banned.h"
+
+#define RESPONSE_MAX (64u << 20)
+
+void nodes__params(struct ch_query_params *p, const struct cfg_replica *rep, const char *sql,
+                   const struct cfg_task *t, enum side side)
+{
+    memset(p, 0, sizeof(*p));
+    p->replica = rep;
+    p->sql = sql;
+    p->max_response = RESPONSE_MAX;
+    p->settings[0] = &t->settings;
+    p->settings[1] = side == SIDE_PUSH ? &t->settings_push : &t->settings_pull;
+    p->settings[2] = NULL;
+}
+
+int nodes__query(struct worker *w, const struct cfg_replica *rep, enum side side,
+                 const char *sql, struct chc_buf *out, struct chc_err *err)
+{
+    struct ch_query_params p;
+    int r;
+
+    nodes__params(&p, rep, sql, w->task, side);
+    chc_log_trace("%s:%d: %s", rep->host, rep->http_port, sql);
+    if (out)
+        chc_buf_reset(out); /* out receives this query's body only */
+    r = ch_query_sync(w->ch, &p, out, err);
+    return r;
+}
+
+struct batch {
+    size_t pending;
+};
+
+static void batch_cb(struct ch_query *q, void *data)
+{
+    struct batch *b = data;
+
+    (void)q;
+    b->pending--;
+}
+
+/* Run n statements at once (sqls[i] on reps[i]; one sql for all when
+ * sqls is NULL), at most MULTI_INFLIGHT at a time (ClickHouse refuses more
+ * than max_concurrent_queries, 100 by default, and other workers query it
+ * too), and wait for all. q[i] receives each started query (NULL if it could
+ * not start); the caller reads and frees them. */
+#define MULTI_INFLIGHT 32
+
+static int run_all(struct worker *w, const struct cfg_replica *const *reps, size_t n,
+                   const char *const *sqls, const char *sql, const enum side *sides, long timeout_ms,
+                   struct ch_query **q, struct chc_err *err)
+{
+    struct batch b = {0};
+    struct ch_query_params p;
+    size_t i, started = 0;
+    int r = 0;
+
+    while (r == 0 && started < n) {
+        while (r == 0 && started < n && b.pending < MULTI_INFLIGHT) {
+            i = started;
+            /* Statements of a round run under claims that end with the
+             * session: once it is gone, send no more of them. */
+            if (w->zs && zk_session_expired(w->zs)) {
+                r = chc_err_set(err, CHC_EZK_EXPIRED, "ZooKeeper session lost: %zu of %zu "
+                                "statements not sent", n - started, n);
+                break;
+            }
+            nodes__params(&p, reps[i], sqls ? sqls[i] : sql, w->task, sides ? sides[i] : SIDE_PUSH);
+            if (timeout_ms > 0) {
+                p.timeout_ms = timeout_ms;
+                p.connect_timeout_ms = timeout_ms < 5000 ? timeout_ms : 5000;
+            }
+            chc_log_trace("%s:%d: %s", reps[i]->host, reps[i]->http_port, p.sql);
+            r = ch_query_start(w->ch, &p, batch_cb, &b, &q[i], err);
+            if (r < 0)
+                break;
+            b.pending++;
+            started++;
+        }
+        if (r == 0 && started < n)
+            uv_run(&w->loop, UV_RUN_ONCE);
+    }
+    while (b.pending > 0)
+        uv_run(&w->loop, UV_RUN_ONCE);
+    return r;
+}
+
+/* Copy a finished query's body into out. */
+static int take_body(struct ch_query *q, struct chc_buf *out, struct chc_err *err)
+{
+    size_t len;
+    const char *body = ch_query_body(q, &len);
+
+    chc_buf_reset(out);
+    return chc_buf_add(out, body, len) < 0 ? oom(err) : 0;
+}
+
+/* Every one must succeed; outs (optional) receive the bodies. */
+int nodes__multi(struct worker *w, const struct cfg_replica *const *reps, size_t n,
+                 const char *const *sqls, const char *sql, struct chc_buf *outs,
+                 const enum side *sides, struct chc_err *err)
+{
+    struct ch_query **q = calloc(n ? n : 1, sizeof(*q));
+    size_t i;
+    int r;
+
+    if (!q)
+        return oom(err);
+    r = run_all(w, reps, n, sqls, sql, sides, 0, q, err);
+    for (i = 0; i < n && q[i]; i++) {
+        if (r == 0 && ch_query_status(q[i]) < 0)
+            r = chc_err_set(err, ch_query_status(q[i]), "%s (failed on 1 of %zu nodes)",
+                            ch_query_error(q[i])->msg, n);
+        if (r == 0 && outs)
+            r = take_body(q[i], &outs[i], err);
+        ch_query_free(q[i]);
+    }
+    free(q);
+    return r;
+}
+
+int nodes__each(struct worker *w, const struct cfg_replica *const *reps, size_t n,
+                const char *sql, enum side side, long timeout_ms, struct chc_buf *outs,
+                struct chc_err *errs, struct chc_err *err)
+{
+    struct ch_query **q = calloc(n ? n : 1, sizeof(*q));
+    enum side *sides = calloc(n ? n : 1, sizeof(*sides));
+    size_t i;
+    int r;
+
+    if (!q || !sides) {
+        free(q);
+        free(sides);
+        return oom(err);
+    }
+    for (i = 0; i < n; i++)
+        sides[i] = side;
+    r = run_all(w, reps, n, NULL, sql, sides, timeout_ms, q, err);
+    for (i = 0; i < n; i++) {
+        chc_err_clear(&errs[i]);
+        if (!q[i])
+            chc_err_set(&errs[i], r < 0 ? r : CHC_ECANCELED, "not started");
+        else if (ch_query_status(q[i]) < 0)
+            chc_err_set(&errs[i], ch_query_status(q[i]), "%s", ch_query_error(q[i])->msg);
+        else if (r == 0 && outs && take_body(q[i], &outs[i], err) < 0)
+            r = -ENOMEM;
+        ch_query_free(q[i]);
+    }
+    free(q);
+    free(sides);
+    return r;
+}
+
+int nodes__fanout(struct worker *w, const struct cfg_replica *const *reps, size_t n,
+                  const char *sql, struct chc_err *err)
+{
+    return nodes__multi(w, reps, n, NULL, sql, NULL, NULL, err);
+}
+
+/* Describe a table: name, type, default kind, default expression. */
+int nodes__describe(struct worker *w, const struct cfg_replica *rep, enum side side,
+                    const char *db, const char *table, struct ch_rows **ret,
+                    struct chc_err *err)
+{
+    struct chc_buf sql = CHC_BUF_INIT, out = CHC_BUF_INIT;
+    int r = sql_describe(db, table, &sql) < 0 ? oom(err) : 0;
+
+    if (r == 0)
+        r = nodes__query(w, rep, side, sql.buf, &out, err);
+    if (r == 0)
+        r = ch_tsv_parse(out.buf, out.len, ret, err);
+    chc_buf_release(&sql);
+    chc_buf_release(&out);
+    return r;
+}

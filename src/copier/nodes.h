@@ -1,0 +1,48 @@
+/* nodes.h — ClickHouse statements on one node, or on many at once (bounded
+ * in flight, each with the task's settings for its side), through the
+ * worker's client and loop. Decides nothing: callers log and retry.
+ */
+#ifndef CHC_COPIER_NODES_H
+#define CHC_COPIER_NODES_H
+
+#include <stddef.h>
+
+#include "chcopier/base/buf.h"
+#include "chcopier/base/err.h"
+
+struct cfg_replica;
+struct cfg_task;
+struct ch_query_params;
+struct ch_rows;
+struct worker;
+
+/* Which cluster a node belongs to: its settings (<settings_pull> or
+ * <settings_push>) go with each statement. */
+enum side { SIDE_PULL, SIDE_PUSH };
+
+void nodes__params(struct ch_query_params *p, const struct cfg_replica *rep, const char *sql,
+                   const struct cfg_task *t, enum side side);
+/* One statement on one node, synchronously (the loop keeps running). */
+int nodes__query(struct worker *w, const struct cfg_replica *rep, enum side side,
+                 const char *sql, struct chc_buf *out, struct chc_err *err);
+/* Many statements on many nodes at once (sqls[i] on reps[i], or sql on
+ * all when sqls is NULL; sides NULL: all SIDE_PUSH), every one must
+ * succeed; outs (optional) receive the bodies. */
+int nodes__multi(struct worker *w, const struct cfg_replica *const *reps, size_t n,
+                 const char *const *sqls, const char *sql, struct chc_buf *outs,
+                 const enum side *sides, struct chc_err *err);
+/* One statement on n nodes at once; each node's outcome goes to errs[i]
+ * (code 0 = answered; its body in outs[i] if outs). timeout_ms > 0 bounds
+ * each query (and its connect, at most 5 s). < 0 only for ENOMEM. */
+int nodes__each(struct worker *w, const struct cfg_replica *const *reps, size_t n,
+                const char *sql, enum side side, long timeout_ms, struct chc_buf *outs,
+                struct chc_err *errs, struct chc_err *err);
+/* One statement on n nodes at once (push side), every one must succeed. */
+int nodes__fanout(struct worker *w, const struct cfg_replica *const *reps, size_t n,
+                  const char *sql, struct chc_err *err);
+/* DESCRIBE TABLE db.table on rep, as rows. */
+int nodes__describe(struct worker *w, const struct cfg_replica *rep, enum side side,
+                    const char *db, const char *table, struct ch_rows **ret,
+                    struct chc_err *err);
+
+#endif
