@@ -53,7 +53,7 @@ static int drop_staging(struct worker *w, const struct cfg_table *tb, struct chc
     const struct cfg_replica **nodes = NULL;
     size_t n_nodes = 0;
     unsigned k, splits = plan_splits(tb);
-    int r = tables__push_nodes(tb->push, &nodes, &n_nodes) < 0 ? oom(err) : 0;
+    int r = nodes__of_cluster(tb->push, &nodes, &n_nodes) < 0 ? oom(err) : 0;
 
     for (k = 0; r == 0 && k <= splits; k++) {
         chc_buf_reset(&name);

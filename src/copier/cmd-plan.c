@@ -74,7 +74,7 @@ static int print_layout(const struct tstate *ts, struct chc_err *err)
     size_t n_nodes = 0, s;
     int r = 0;
 
-    if (tables__push_nodes(tb->push, &nodes, &n_nodes) < 0 || tables__target_reps(ts, &treps) < 0) {
+    if (nodes__of_cluster(tb->push, &nodes, &n_nodes) < 0 || tables__target_reps(ts, &treps) < 0) {
         r = oom(err);
         goto out;
     }

@@ -193,3 +193,22 @@ int nodes__describe(struct worker *w, const struct cfg_replica *rep, enum side s
     chc_buf_release(&out);
     return r;
 }
+
+int nodes__of_cluster(const struct cfg_cluster *c, const struct cfg_replica ***ret, size_t *ret_n)
+{
+    const struct cfg_replica **v;
+    size_t i, j, n = 0;
+
+    for (i = 0; i < c->n_shards; i++)
+        n += c->shards[i].n_replicas;
+    v = calloc(n ? n : 1, sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    n = 0;
+    for (i = 0; i < c->n_shards; i++)
+        for (j = 0; j < c->shards[i].n_replicas; j++)
+            v[n++] = &c->shards[i].replicas[j];
+    *ret = v;
+    *ret_n = n;
+    return 0;
+}

@@ -10,6 +10,7 @@
 #include "chcopier/base/buf.h"
 #include "chcopier/base/err.h"
 
+struct cfg_cluster;
 struct cfg_replica;
 struct cfg_task;
 struct ch_query_params;
@@ -40,6 +41,9 @@ int nodes__each(struct worker *w, const struct cfg_replica *const *reps, size_t 
 /* One statement on n nodes at once (push side), every one must succeed. */
 int nodes__fanout(struct worker *w, const struct cfg_replica *const *reps, size_t n,
                   const char *sql, struct chc_err *err);
+/* Every replica of cluster c (free the array). */
+int nodes__of_cluster(const struct cfg_cluster *c, const struct cfg_replica ***ret,
+                      size_t *ret_n);
 /* DESCRIBE TABLE db.table on rep, as rows. */
 int nodes__describe(struct worker *w, const struct cfg_replica *rep, enum side side,
                     const char *db, const char *table, struct ch_rows **ret,

@@ -140,11 +140,26 @@ static int dead_list(const struct tstate *ts, const struct cfg_shard *sh, struct
     return r;
 }
 
+/* CHC_ECH_CONN (waited for): shard `s` of c has no replica that answers. */
+static int no_live_replica(const struct tstate *ts, const char *side,
+                           const struct cfg_cluster *c, size_t s, struct chc_err *err)
+{
+    struct chc_buf b = CHC_BUF_INIT;
+    int r = dead_list(ts, &c->shards[s], &b) < 0
+                ? oom(err)
+                : chc_err_set(err, CHC_ECH_CONN,
+                              "table '%s': %s shard %zu of cluster '%s' has no replica that "
+                              "answers: %s; waiting for one",
+                              ts->tb->name, side, s + 1, c->name, b.buf);
+
+    chc_buf_release(&b);
+    return r;
+}
+
 /* Each source shard reads from a live replica, a local one first. */
 static int choose_sources(struct worker *w, struct tstate *ts, struct chc_err *err)
 {
     const struct cfg_cluster *c = ts->tb->pull;
-    struct chc_buf b = CHC_BUF_INIT;
     size_t s, j;
     int r = 0;
 
@@ -161,15 +176,8 @@ static int choose_sources(struct worker *w, struct tstate *ts, struct chc_err *e
         }
         if (ts->src_rep[s])
             continue;
-        if (dead_list(ts, sh, &b) < 0)
-            r = oom(err);
-        else
-            r = chc_err_set(err, CHC_ECH_CONN,
-                            "table '%s': source shard %zu of cluster '%s' has no replica that "
-                            "answers: %s; waiting for one",
-                            ts->tb->name, s + 1, c->name, b.buf);
+        r = no_live_replica(ts, "source", c, s, err);
     }
-    chc_buf_release(&b);
     return r;
 }
 
@@ -180,7 +188,6 @@ static int choose_targets(struct worker *w, struct tstate *ts, struct chc_err *e
 {
     const struct cfg_cluster *c = ts->tb->push;
     int replicated = ts->tb->engine->replicated;
-    struct chc_buf b = CHC_BUF_INIT;
     size_t i, j, n = 0;
     int r = 0;
 
@@ -210,17 +217,9 @@ static int choose_targets(struct worker *w, struct tstate *ts, struct chc_err *e
             ts->n_targets++;
             got++;
         }
-        if (r == 0 && got == 0) {
-            if (dead_list(ts, sh, &b) < 0)
-                r = oom(err);
-            else
-                r = chc_err_set(err, CHC_ECH_CONN,
-                                "table '%s': destination shard %zu of cluster '%s' has no "
-                                "replica that answers: %s; waiting for one",
-                                ts->tb->name, i + 1, c->name, b.buf);
-        }
+        if (r == 0 && got == 0)
+            r = no_live_replica(ts, "destination", c, i, err);
     }
-    chc_buf_release(&b);
     return r;
 }
 
@@ -273,21 +272,13 @@ int preflight__nodes(struct worker *w, struct tstate *ts, struct chc_err *err)
 /* Live nodes of the push cluster (DDL goes to them). */
 int preflight__push_nodes(const struct tstate *ts, const struct cfg_replica ***ret, size_t *ret_n)
 {
-    const struct cfg_cluster *c = ts->tb->push;
-    const struct cfg_replica **v;
-    size_t i, j, n = 0;
+    size_t i, n = 0;
 
-    for (i = 0; i < c->n_shards; i++)
-        n += c->shards[i].n_replicas;
-    v = calloc(n ? n : 1, sizeof(*v));
-    if (!v)
+    if (nodes__of_cluster(ts->tb->push, ret, ret_n) < 0)
         return -ENOMEM;
-    n = 0;
-    for (i = 0; i < c->n_shards; i++)
-        for (j = 0; j < c->shards[i].n_replicas; j++)
-            if (preflight__alive(ts, &c->shards[i].replicas[j]))
-                v[n++] = &c->shards[i].replicas[j];
-    *ret = v;
+    for (i = 0; i < *ret_n; i++)
+        if (preflight__alive(ts, (*ret)[i]))
+            (*ret)[n++] = (*ret)[i];
     *ret_n = n;
     return 0;
 }

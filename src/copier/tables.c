@@ -60,25 +60,6 @@ int tables__create_sql(const struct cfg_table *tb, const struct ch_rows *cols, c
     return r;
 }
 
-int tables__push_nodes(const struct cfg_cluster *c, const struct cfg_replica ***ret, size_t *ret_n)
-{
-    const struct cfg_replica **v;
-    size_t i, j, n = 0;
-
-    for (i = 0; i < c->n_shards; i++)
-        n += c->shards[i].n_replicas;
-    v = calloc(n ? n : 1, sizeof(*v));
-    if (!v)
-        return -ENOMEM;
-    n = 0;
-    for (i = 0; i < c->n_shards; i++)
-        for (j = 0; j < c->shards[i].n_replicas; j++)
-            v[n++] = &c->shards[i].replicas[j];
-    *ret = v;
-    *ret_n = n;
-    return 0;
-}
-
 int tables__target_reps(const struct tstate *ts, const struct cfg_replica ***ret)
 {
     const struct cfg_replica **v = calloc(ts->n_targets ? ts->n_targets : 1, sizeof(*v));

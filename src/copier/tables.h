@@ -25,9 +25,6 @@ int tables__create_sql(const struct cfg_table *tb, const struct ch_rows *cols, c
                        enum sql_table_kind kind, struct chc_buf *out, struct chc_err *err);
 /* DESCRIBE's rows as columns (pointing into rows); free the array. */
 int tables__columns_of(const struct ch_rows *rows, struct sql_column **ret);
-/* Every replica of the push cluster (free the array). */
-int tables__push_nodes(const struct cfg_cluster *c, const struct cfg_replica ***ret,
-                       size_t *ret_n);
 /* The staging nodes' replicas, by target (free the array). */
 int tables__target_reps(const struct tstate *ts, const struct cfg_replica ***ret);
 /* ts->cols from the destination's columns. */

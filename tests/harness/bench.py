@@ -49,7 +49,7 @@ import tempfile
 import threading
 import time
 
-from . import ROOT, taskxml
+from . import ROOT, taskxml, workload
 from .chcopier import read
 from .cluster import Cluster, ClusterError, QueryError
 from .verify import sums, verify
@@ -202,21 +202,9 @@ class Bench:
             rows = self.rows // len(src) + (1 if i <= self.rows % len(src) else 0)
             try:
                 self.q(n, f'CREATE DATABASE IF NOT EXISTS {DB}')
-                self.q(n, f"""CREATE TABLE {DB}.hits (EventDate Date, EventTime DateTime, CounterID UInt32,
-                    UserID UInt64, URL String, Duration Float64, Referer Nullable(String),
-                    Tags Array(String)) ENGINE = MergeTree PARTITION BY toYYYYMM(EventDate)
-                    ORDER BY (CounterID, EventDate)""")
+                self.q(n, workload.hits_create(DB))
                 # UserID differs between shards (offset i * 1e9), so rows are distinct
-                self.q(n, f"""INSERT INTO {DB}.hits SELECT
-                    toDate('2018-01-01') + (number % 181) AS EventDate,
-                    toDateTime(EventDate) + (number % 86400) AS EventTime,
-                    toUInt32(number % 1000) AS CounterID,
-                    intHash64(number + {i} * 1000000000) AS UserID,
-                    concat('https://example.com/', toString(number % 5000)) AS URL,
-                    (number % 997) / 10.0 AS Duration,
-                    if(number % 3 = 0, NULL, concat('ref', toString(number % 17))) AS Referer,
-                    arrayMap(x -> toString(x), range(number % 4)) AS Tags
-                    FROM numbers({rows})""", timeout=self.long)
+                self.q(n, workload.hits_insert(DB, i, rows), timeout=self.long)
                 # one part per partition: both copiers read the same layout
                 self.q(n, f'OPTIMIZE TABLE {DB}.hits FINAL', timeout=self.long)
             except QueryError as e:

@@ -196,3 +196,13 @@ def wait_for(cond, timeout, interval=0.2):
         if time.monotonic() >= end:
             return False
         time.sleep(interval)
+
+
+def built_driver(build_root, name):
+    """The path of a C test driver built under <build>/tests (ch-smoke,
+    pipe-smoke); fails the test when it was not built."""
+    import pytest
+    path = os.path.join(build_root, 'tests', name)
+    if not os.access(path, os.X_OK):
+        pytest.fail(f'{path} not built (ninja -C {build_root} tests/{name})')
+    return path

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 
-from . import ROOT
+from . import ROOT, workload
 from .chcopier import log_text
 from .cluster import Cluster, ClusterError
 from .verify import verify
@@ -64,20 +64,8 @@ def demo(cl, d, rows, binary):
     say(f'source data: demo.hits on s1 and s2, {rows} rows each')
     for i in (1, 2):
         cl.query(f's{i}', 'CREATE DATABASE IF NOT EXISTS demo')
-        cl.query(f's{i}', """CREATE TABLE demo.hits (EventDate Date, EventTime DateTime, CounterID UInt32,
-            UserID UInt64, URL String, Duration Float64, Referer Nullable(String),
-            Tags Array(String)) ENGINE = MergeTree PARTITION BY toYYYYMM(EventDate)
-            ORDER BY (CounterID, EventDate)""")
-        cl.query(f's{i}', f"""INSERT INTO demo.hits SELECT
-            toDate('2018-01-01') + (number % 181) AS EventDate,
-            toDateTime(EventDate) + (number % 86400) AS EventTime,
-            toUInt32(number % 1000) AS CounterID,
-            intHash64(number + {i} * 1000000000) AS UserID,
-            concat('https://example.com/', toString(number % 5000)) AS URL,
-            (number % 997) / 10.0 AS Duration,
-            if(number % 3 = 0, NULL, concat('ref', toString(number % 17))) AS Referer,
-            arrayMap(x -> toString(x), range(number % 4)) AS Tags
-            FROM numbers({rows})""", timeout=600)
+        cl.query(f's{i}', workload.hits_create('demo'))
+        cl.query(f's{i}', workload.hits_insert('demo', i, rows), timeout=600)
 
     say('copy: two chcopier workers')
     logs = os.path.join(d, 'logs')

@@ -23,15 +23,12 @@ import subprocess
 import pytest
 
 from harness import ROOT
-from harness.chcopier import wait_for
+from harness.chcopier import built_driver, wait_for
 
 
 @pytest.fixture(scope='module')
 def smoke(build_root):
-    path = os.path.join(build_root, 'tests', 'pipe-smoke')
-    if not os.access(path, os.X_OK):
-        pytest.fail(f'{path} not built (ninja -C {build_root} tests/pipe-smoke)')
-    return path
+    return built_driver(build_root, 'pipe-smoke')
 
 
 @pytest.fixture(scope='module')

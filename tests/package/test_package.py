@@ -26,11 +26,15 @@ import grp
 import re
 import shlex
 import shutil
+import sys
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from harness import workload  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 PKG = "chcopier"
@@ -398,20 +402,8 @@ def test_unit_copies_demo(request, install, cluster):
     # Source data, as scripts/demo makes it (smaller).
     for i, node in enumerate(["s1", "s2"], start=1):
         chq(d, node, "CREATE DATABASE IF NOT EXISTS demo")
-        chq(d, node, """CREATE TABLE demo.hits (EventDate Date, EventTime DateTime,
-            CounterID UInt32, UserID UInt64, URL String, Duration Float64,
-            Referer Nullable(String), Tags Array(String)) ENGINE = MergeTree
-            PARTITION BY toYYYYMM(EventDate) ORDER BY (CounterID, EventDate)""")
-        chq(d, node, f"""INSERT INTO demo.hits SELECT
-            toDate('2018-01-01') + (number % 181) AS EventDate,
-            toDateTime(EventDate) + (number % 86400) AS EventTime,
-            toUInt32(number % 1000) AS CounterID,
-            intHash64(number + {i} * 1000000000) AS UserID,
-            concat('https://example.com/', toString(number % 5000)) AS URL,
-            (number % 997) / 10.0 AS Duration,
-            if(number % 3 = 0, NULL, concat('ref', toString(number % 17))) AS Referer,
-            arrayMap(x -> toString(x), range(number % 4)) AS Tags
-            FROM numbers({ROWS_PER_SHARD})""")
+        chq(d, node, workload.hits_create("demo"))
+        chq(d, node, workload.hits_insert("demo", i, ROWS_PER_SHARD))
 
     # The shipped examples, ports moved: demo.conf as is, it names the others.
     (ETC / "zookeeper.xml").write_text(move_ports((EXAMPLES / "zookeeper.xml").read_text(), base))
