@@ -10,7 +10,7 @@ _chcopier() {
         --pid-file --pidfile --umask --max-table-tries --max-shard-partition-tries
         --max-shard-partition-piece-tries-for-alter --retry-delay-ms --copy-fault-probability
         --move-fault-probability --log-format --max-pieces-in-flight --min-piece-rows
-        --data-path --max-bytes-per-second --metrics-port --fault-point --fault-seed'
+        --data-path --routing --max-bytes-per-second --metrics-port --fault-point --fault-seed'
     local flags_plain='--task-upload-force --daemon --safe-mode --status
         --experimental-use-sample-offset --log-stdout --json --yes --no-progress --help
         --version --allow-dead-replicas'
@@ -48,6 +48,10 @@ _chcopier() {
         ;;
     --data-path)
         mapfile -t COMPREPLY < <(compgen -W 'pull pipe' -- "$cur")
+        return
+        ;;
+    --routing)
+        mapfile -t COMPREPLY < <(compgen -W 'auto distributed filter' -- "$cur")
         return
         ;;
     --task-upload-force | --experimental-use-sample-offset)

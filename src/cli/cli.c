@@ -75,6 +75,10 @@ static const struct flag flags[] = {
     {"data-path", ARG_STR, -4, 0, 0,
      "pull|pipe  pull: destinations read the source with remote() (default); pipe: rows "
      "stream through this worker"},
+    {"routing", ARG_STR, -8, 0, 0,
+     "auto|distributed|filter  how rows reach their destination shard: a Distributed "
+     "table where a server knows cluster_push exactly (one read of each piece), or one "
+     "filtered read per destination shard (default auto: Distributed where it can)"},
     {"max-bytes-per-second", ARG_LL, OFF(max_bytes_per_second), 0, (1LL << 50),
      "N  throttle this worker's pipe transfers to N bytes/s (all of them together)"},
     {"no-progress", ARG_FLAG, -5, 0, 0, "  no live progress line on a terminal"},
@@ -186,6 +190,17 @@ static int set_special(const struct flag *f, const char *val, struct chc_options
         else
             return chc_err_set(err, CHC_EUSAGE, "--data-path: expected pull or pipe, got '%s'",
                                val);
+        return 0;
+    case -8:
+        if (!strcmp(val, "auto"))
+            o->routing = CHC_ROUTING_AUTO;
+        else if (!strcmp(val, "distributed"))
+            o->routing = CHC_ROUTING_DISTRIBUTED;
+        else if (!strcmp(val, "filter"))
+            o->routing = CHC_ROUTING_FILTER;
+        else
+            return chc_err_set(err, CHC_EUSAGE,
+                               "--routing: expected auto, distributed or filter, got '%s'", val);
         return 0;
     case -5:
         o->progress = 0;

@@ -12,9 +12,11 @@
 #include "chcopier/copier/worker.h"
 #include "chcopier/sql/move.h"
 #include "chcopier/sql/plan.h"
+#include "chcopier/sql/route.h"
 #include "cmd.h"
 #include "nodes.h"
 #include "piece.h"
+#include "route.h"
 #include "tables.h"
 #include "tstate.h"
 #include "wk.h"
@@ -53,6 +55,8 @@ static int view_load(struct worker *w, const struct cfg_table *tb, struct plan_v
                         &v->dst_cols, err) < 0)
         v->dst_cols = NULL;
     r = tables__columns_load(v->ts, v->dst_cols ? v->dst_cols : v->src_cols, err);
+    if (r == 0)
+        r = route__choose(w, v->ts, err);
     return r == 0 ? tables__discover_query(w, v->ts, err) : r;
 }
 
@@ -164,33 +168,48 @@ static int print_tables(const struct plan_view *v, struct chc_err *err)
     return r;
 }
 
-/* The copy statements of the first copy group, per piece and staging node. */
+/* The routing, and the copy statements of the first copy group per piece
+ * and sink. */
 static int print_copy(const struct tstate *ts, struct chc_err *err)
 {
     struct chc_buf sql = CHC_BUF_INIT;
-    size_t s, t;
+    struct sink *to = calloc(ts->n_targets + 1, sizeof(*to));
+    size_t s, t, n;
     unsigned k;
-    int r = 0;
+    int r = to && route__describe(ts, &sql) == 0 ? 0 : oom(err);
 
-    if (ts->parts[0].n_group > 1)
+    if (r == 0)
+        printf("  routing: %s\n", sql.buf);
+    for (k = 0; r == 0 && ts->route == ROUTE_DISTRIBUTED && k < ts->splits; k++)
+        for (s = 0; r == 0 && s < ts->tb->pull->n_shards; s++) {
+            chc_buf_reset(&sql);
+            r = sql_route_create(ts->tb, ts->route_cluster[s], k, &sql) < 0 ? oom(err) : 0;
+            if (r == 0)
+                printf("    -- on %s:%d\n", ts->route_rep[s]->host, ts->route_rep[s]->http_port);
+            if (r == 0)
+                cmd__print_sql("    ", sql.buf);
+        }
+    if (r == 0 && ts->parts[0].n_group > 1)
         printf("  copy, for partitions %s .. %s (the others alike):\n", ts->parts[0].lit,
                ts->parts[ts->parts[0].n_group - 1].lit);
-    else
+    else if (r == 0)
         printf("  copy, for partition %s (the others alike):\n", ts->parts[0].lit);
     for (s = 0; r == 0 && s < ts->tb->pull->n_shards; s++) {
         if (!group_on_shard(ts, 0, s))
             continue;
+        n = piece__sinks(ts, s, to);
         for (k = 0; r == 0 && k < ts->parts[0].splits; k++)
-            for (t = 0; r == 0 && t < ts->n_targets; t++) {
+            for (t = 0; r == 0 && t < n; t++) {
                 chc_buf_reset(&sql);
-                r = piece__copy_sql(ts, 0, k, s, &ts->targets[t], &sql, err);
+                r = piece__copy_sql(ts, 0, k, s, &to[t], &sql, err);
                 if (r < 0)
                     break;
-                printf("    -- piece %u, source shard %zu, on %s:%d\n", k, s + 1,
-                       ts->targets[t].rep->host, ts->targets[t].rep->http_port);
+                printf("    -- piece %u, source shard %zu, on %s:%d\n", k, s + 1, to[t].rep->host,
+                       to[t].rep->http_port);
                 cmd__print_sql("    ", sql.buf);
             }
     }
+    free(to);
     chc_buf_release(&sql);
     return r;
 }

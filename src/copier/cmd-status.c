@@ -36,6 +36,7 @@ struct table_status {
     double eta;            /* seconds, -1 unknown */
     struct chc_buf flight_text, flight_json;
     size_t n_flight;
+    char routing[400];     /* <t>/routing, as the last worker to start chose */
 };
 
 /* The table's state with its partition list; CHC_EZK_NONODE before any
@@ -145,12 +146,13 @@ static int status_pieces(struct tstate *ts, struct table_status *st, struct chc_
 }
 
 /* Speed and ETA: rows verified or staged since the partition list
- * appeared; once the table is done, over the copy, not until now. */
+ * appeared; once the table is done, over the copy, not until now. And the
+ * routing the last worker chose. */
 static void status_speed(struct worker *w, struct tstate *ts, const struct zk_stat *pst,
                          struct table_status *st)
 {
     double copied = (double)(st->rows_verified + st->rows_staged);
-    struct chc_buf b = CHC_BUF_INIT;
+    struct chc_buf b = CHC_BUF_INIT, path = CHC_BUF_INIT;
     struct timespec now;
     struct zk_stat dst;
 
@@ -169,7 +171,12 @@ static void status_speed(struct worker *w, struct tstate *ts, const struct zk_st
                   : -1.0;
     if ((st->eta < 0 && st->rows_total >= 0) || !strcmp(st->state, "done"))
         st->eta = 0;
+    chc_buf_reset(&b);
+    if (st_path_tnode(ts->zroot, ST_ROUTING, NULL, &path) == 0 &&
+        zk_get(w->zs, path.buf, &b, NULL, NULL) == 0)
+        snprintf(st->routing, sizeof(st->routing), "%s", b.buf);
     chc_buf_release(&b);
+    chc_buf_release(&path);
 }
 
 /* One claim in flight, as text and JSON. */
@@ -310,11 +317,15 @@ static int table_json(const struct cfg_table *tb, const struct table_status *st,
                          "\"pieces_done\":%zu,\"rows_verified\":%llu,"
                          "\"rows_staged\":%llu,\"rows_total\":%lld,"
                          "\"elapsed_s\":%.1f,\"rows_per_s\":%.0f,\"eta_s\":%.0f,"
-                         "\"failing_pieces\":%zu,\"in_flight\":[%s],\"last_error\":\"",
+                         "\"failing_pieces\":%zu,\"in_flight\":[%s],\"routing\":\"",
                          tb->def_hash_hex, st->state, st->parts_total, st->parts_done,
                          st->parts_moving, st->pieces_total, st->pieces_done, st->rows_verified,
                          st->rows_staged, st->rows_total, st->elapsed, st->rows_per_s, st->eta,
                          st->failing, st->flight_json.buf);
+    if (r == 0)
+        r = chc_buf_add_json(out, st->routing);
+    if (r == 0)
+        r = chc_buf_addstr(out, "\",\"last_error\":\"");
     if (r == 0)
         r = chc_buf_add_json(out, st->last_error);
     return r == 0 ? chc_buf_addstr(out, "\"}") : r;
@@ -333,13 +344,14 @@ static int table_text(const struct cfg_table *tb, const struct table_status *st,
         "  partitions: %zu total, %zu done and verified, %zu moving\n"
         "  pieces:     %zu of %zu copied (%.0f%%)\n"
         "  rows:       %llu in verified partitions, %llu staged, %lld in the source\n"
-        "  speed:      %.0f rows/s over %.0f s, ETA %s\n%s%s%s%s%s",
+        "  speed:      %.0f rows/s over %.0f s, ETA %s\n"
+        "  routing:    %s\n%s%s%s%s%s",
         tb->name, tb->database_pull, tb->table_pull, tb->cluster_push, tb->database_push,
         tb->table_push, st->state, tb->def_hash_hex, st->parts_total, st->parts_done,
         st->parts_moving, st->pieces_done, st->pieces_total,
         st->pieces_total ? 100.0 * (double)st->pieces_done / (double)st->pieces_total : 0.0,
         st->rows_verified, st->rows_staged, st->rows_total, st->rows_per_s, st->elapsed, eta,
-        st->n_flight ? "  in flight:\n" : "", st->flight_text.buf,
+        st->routing[0] ? st->routing : "not chosen yet", st->n_flight ? "  in flight:\n" : "", st->flight_text.buf,
         st->failing ? "  failing:    " : "", st->failing ? st->last_error : "",
         st->failing ? "\n" : "");
 }

@@ -29,6 +29,7 @@
 #include "chcopier/zk/zk.h"
 #include "mover.h"
 #include "nodes.h"
+#include "route.h"
 #include "sums.h"
 #include "tables.h"
 #include "tstate.h"
@@ -382,6 +383,11 @@ static int assembled_check(struct worker *w, struct tstate *ts, struct mv *m,
                    "%llu (source) = %llu (checksum %llu): recopying the partition",
                    got.rows, got.hash, m->before_total.rows, m->src.rows, m->exp_rows,
                    m->exp_hash);
+        /* Rows missing after a routed copy went to a replica we do not
+         * stage on: the server's view of the cluster is not ours. */
+        if (got.rows < m->exp_rows)
+            route__fallback(w, ts, "a routed copy left rows on a node that is not a staging "
+                                   "node");
         mv_recopy(w, ts, m, "staging does not match the source", move_failures);
         return 0;
     }

@@ -19,6 +19,7 @@
 #include "chcopier/obs/metrics.h"
 #include "chcopier/sql/copy.h"
 #include "chcopier/sql/plan.h"
+#include "chcopier/sql/route.h"
 #include "chcopier/state/protocol.h"
 #include "chcopier/config/task.h"
 #include "chcopier/state/layout.h"
@@ -47,14 +48,28 @@ void piece__spec(const struct tstate *ts, size_t part, unsigned k, int dshard,
                             .dest_shard = dshard};
 }
 
+size_t piece__sinks(const struct tstate *ts, size_t shard, struct sink *out)
+{
+    size_t t;
+
+    if (ts->route == ROUTE_DISTRIBUTED) {
+        out[0] = (struct sink){.rep = ts->route_rep[shard], .dshard = -1, .via_route = 1};
+        return 1;
+    }
+    for (t = 0; t < ts->n_targets; t++)
+        out[t] = (struct sink){.rep = ts->targets[t].rep, .dshard = (int)ts->targets[t].shard};
+    return ts->n_targets;
+}
+
 int piece__copy_sql(const struct tstate *ts, size_t part, unsigned k, size_t shard,
-                    const struct target *t, struct chc_buf *b, struct chc_err *err)
+                    const struct sink *to, struct chc_buf *b, struct chc_err *err)
 {
     const struct cfg_settings *pull[2] = {&ts->w->task->settings, &ts->w->task->settings_pull};
     const char *lits[GROUP_MAX];
     struct sql_piece p;
 
-    piece__spec(ts, part, k, (int)t->shard, lits, &p);
+    piece__spec(ts, part, k, to->dshard, lits, &p);
+    p.via_route = to->via_route;
     return sql_copy_pull(&p, ts->cols.copy, ts->src_rep[shard], pull, 2, b, err);
 }
 
@@ -187,18 +202,31 @@ static void job_free(struct job *j)
 /* Pipe path: "SELECT <columns> FROM <source> WHERE <piece and route>" on
  * the source replica, streamed through this process into
  * "INSERT INTO <piece table> (<columns>) FORMAT Native" on the staging node. */
-static int pipe_sqls(const struct tstate *ts, size_t part, unsigned k, const struct target *t,
+static int pipe_sqls(const struct tstate *ts, size_t part, unsigned k, const struct sink *to,
                      struct chc_buf *sel, struct chc_buf *ins, struct chc_err *err)
 {
     const char *lits[GROUP_MAX];
     struct sql_piece p;
     int r;
 
-    piece__spec(ts, part, k, (int)t->shard, lits, &p);
+    piece__spec(ts, part, k, to->dshard, lits, &p);
+    p.via_route = to->via_route;
     r = sql_copy_select(&p, ts->cols.cast, sel, err);
-    if (r == 0 && sql_copy_insert(ts->tb, k, ts->cols.copy, ins) < 0)
+    if (r == 0 && sql_copy_insert(&p, ts->cols.copy, ins) < 0)
         r = oom(err);
     return r;
+}
+
+/* A routed INSERT's settings (sql_route_settings) after the task's. */
+static void sink_params(const struct sink *to, struct ch_query_params *p)
+{
+    size_t i;
+
+    for (i = 0; to->via_route && i + 1 < CH_SETTINGS_MAX; i++)
+        if (!p->settings[i]) {
+            p->settings[i] = sql_route_settings();
+            break;
+        }
 }
 
 static int job_start_pipe(struct worker *w, struct job *j, struct chc_err *err)
@@ -207,19 +235,22 @@ static int job_start_pipe(struct worker *w, struct job *j, struct chc_err *err)
     struct chc_buf sel = CHC_BUF_INIT, ins = CHC_BUF_INIT, qid = CHC_BUF_INIT;
     struct chc_buf qid_w = CHC_BUF_INIT;
     struct ch_pipe_params pp;
-    size_t t;
+    struct sink *to = calloc(ts->n_targets + 1, sizeof(*to));
+    size_t t, n = to ? piece__sinks(ts, j->shard, to) : 0;
     int r = 0;
 
-    j->pp = calloc(ts->n_targets, sizeof(*j->pp));
-    if (!j->pp)
+    j->pp = calloc(ts->n_targets + 1, sizeof(*j->pp));
+    if (!j->pp || !to) {
+        free(to);
         return oom(err);
+    }
     j->t0 = now_ms();
-    for (t = 0; t < ts->n_targets; t++) {
+    for (t = 0; t < n; t++) {
         chc_buf_reset(&sel);
         chc_buf_reset(&ins);
         chc_buf_reset(&qid);
         chc_buf_reset(&qid_w);
-        r = pipe_sqls(ts, j->part, j->k, &ts->targets[t], &sel, &ins, err);
+        r = pipe_sqls(ts, j->part, j->k, &to[t], &sel, &ins, err);
         /* The SELECT and the INSERT each get an id with the piece's prefix
          * (KILL QUERY ... LIKE finds both), -r and -w: the source may be a
          * staging node too, and a server refuses an id already running. */
@@ -234,7 +265,8 @@ static int job_start_pipe(struct worker *w, struct job *j, struct chc_err *err)
             break;
         memset(&pp, 0, sizeof(pp));
         nodes__params(&pp.src, ts->src_rep[j->shard], sel.buf, w->task, SIDE_PULL);
-        nodes__params(&pp.dst, ts->targets[t].rep, ins.buf, w->task, SIDE_PUSH);
+        nodes__params(&pp.dst, to[t].rep, ins.buf, w->task, SIDE_PUSH);
+        sink_params(&to[t], &pp.dst);
         pp.src.query_id = qid.buf;
         pp.dst.query_id = qid_w.buf;
         if (wk__fault_draw(w, w->o->copy_fault_probability, "copy %s %s %u %zu %zu %u",
@@ -251,6 +283,7 @@ static int job_start_pipe(struct worker *w, struct job *j, struct chc_err *err)
         if (j->failed) /* the fault hook: abort after it started */
             ch_pipe_cancel(j->pp[t]);
     }
+    free(to);
     chc_buf_release(&sel);
     chc_buf_release(&ins);
     chc_buf_release(&qid);
@@ -263,20 +296,25 @@ static int job_start(struct worker *w, struct job *j, struct chc_err *err)
     struct tstate *ts = j->ts;
     struct chc_buf sql = CHC_BUF_INIT, qid = CHC_BUF_INIT;
     struct ch_query_params p;
-    size_t t;
+    struct sink *to;
+    size_t t, n;
     int r = 0;
 
     ts->ptries[j->part * ts->splits + j->k]++;
     if (ts->pipe)
         return job_start_pipe(w, j, err);
-    j->q = calloc(ts->n_targets, sizeof(*j->q));
-    if (!j->q)
+    to = calloc(ts->n_targets + 1, sizeof(*to));
+    j->q = calloc(ts->n_targets + 1, sizeof(*j->q));
+    if (!j->q || !to) {
+        free(to);
         return oom(err);
+    }
+    n = piece__sinks(ts, j->shard, to);
     j->t0 = now_ms();
-    for (t = 0; t < ts->n_targets; t++) {
+    for (t = 0; t < n; t++) {
         chc_buf_reset(&sql);
         chc_buf_reset(&qid);
-        r = piece__copy_sql(ts, j->part, j->k, j->shard, &ts->targets[t], &sql, err);
+        r = piece__copy_sql(ts, j->part, j->k, j->shard, &to[t], &sql, err);
         if (r < 0)
             break;
         r = query_id(ts, j->part, j->k, &qid);
@@ -296,19 +334,21 @@ static int job_start(struct worker *w, struct job *j, struct chc_err *err)
             j->failed = 1;
             chc_err_set(&j->err, CHC_EFAULT_INJECTED, "copy fault injected");
         }
-        nodes__params(&p, ts->targets[t].rep, sql.buf, w->task, SIDE_PUSH);
+        nodes__params(&p, to[t].rep, sql.buf, w->task, SIDE_PUSH);
+        sink_params(&to[t], &p);
         p.query_id = qid.buf;
         p.timeout_ms = 0;
         /* remote() carries the source password: the log masks every form of
          * it (secrets.h), the query's messages too. */
         p.redact[0] = ts->src_rep[j->shard]->password;
-        chc_log_trace("%s: %s", ts->targets[t].rep->host, sql.buf);
+        chc_log_trace("%s: %s", to[t].rep->host, sql.buf);
         r = ch_query_start(w->ch, &p, job_cb, j, &j->q[t], err);
         if (r < 0)
             break;
         j->n_q++;
         j->pending++;
     }
+    free(to);
     chc_buf_release(&sql);
     chc_buf_release(&qid);
     return r;

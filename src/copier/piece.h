@@ -21,6 +21,7 @@
 #include "chcopier/base/buf.h"
 #include "chcopier/base/err.h"
 
+struct cfg_replica;
 struct ch_pipe;
 struct ch_query;
 struct sql_piece;
@@ -47,13 +48,25 @@ struct job {
     struct job *next;
 };
 
+/* Where a piece's rows go: each staging node reads its own shard's rows
+ * (filter routing: one sink per staging node), or the source shard's
+ * routing node takes every row (Distributed routing: one sink). */
+struct sink {
+    const struct cfg_replica *rep;
+    int dshard;    /* the filter's destination shard; -1: none */
+    int via_route; /* into the routing table */
+};
+
+/* The sinks of source shard `shard`'s pieces into out[ts->n_targets];
+ * their number. */
+size_t piece__sinks(const struct tstate *ts, size_t shard, struct sink *out);
 /* The sql_piece of the group led by `part`, piece k, routed to destination
  * shard dshard (-1: none); lits[GROUP_MAX] is the caller's. */
 void piece__spec(const struct tstate *ts, size_t part, unsigned k, int dshard,
                  const char **lits, struct sql_piece *p);
-/* The pull path's statement for staging target t. */
+/* The pull path's statement for sink `to`. */
 int piece__copy_sql(const struct tstate *ts, size_t part, unsigned k, size_t shard,
-                    const struct target *t, struct chc_buf *b, struct chc_err *err);
+                    const struct sink *to, struct chc_buf *b, struct chc_err *err);
 /* Claim (part, shard, k) and start its copy. 1 started, 0 not claimable,
  * CHC_EBUSY when every max_workers slot is taken. */
 int piece__try(struct worker *w, struct tstate *ts, size_t part, size_t shard, unsigned k,

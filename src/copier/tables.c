@@ -21,12 +21,14 @@
 #include "chcopier/sql/ddl.h"
 #include "chcopier/sql/move.h"
 #include "chcopier/sql/plan.h"
+#include "chcopier/sql/route.h"
 #include "chcopier/state/layout.h"
 #include "chcopier/sql/sqlhash.h"
 #include "chcopier/config/task.h"
 #include "chcopier/zk/zk.h"
 #include "nodes.h"
 #include "preflight.h"
+#include "route.h"
 #include "tables.h"
 #include "tstate.h"
 #include "wk.h"
@@ -141,10 +143,17 @@ static int staging_sync(struct worker *w, struct tstate *ts, int *ret_dropped,
             chc_log_warn("table '%s': staging table %s on %s:%d does not match the destination's "
                          "columns any more: recreating it",
                          tb->name, name.buf, treps[t]->host, treps[t]->http_port);
+            /* Its routing table too (it has the old columns): route__prepare
+             * makes it again. */
             chc_buf_reset(&sql);
-            if (sql_drop_table(tb->database_push, name.buf, &sql) < 0)
+            if (k < ts->splits && sql_route_drop(tb, k, &sql) < 0)
                 goto oom;
-            r = nodes__fanout(w, &treps[t], 1, sql.buf, err);
+            r = k < ts->splits ? nodes__fanout(w, &treps[t], 1, sql.buf, err) : 0;
+            chc_buf_reset(&sql);
+            if (r == 0 && sql_drop_table(tb->database_push, name.buf, &sql) < 0)
+                goto oom;
+            if (r == 0)
+                r = nodes__fanout(w, &treps[t], 1, sql.buf, err);
             if (r < 0)
                 goto out;
             *ret_dropped = 1;
@@ -426,6 +435,7 @@ int tables__drop_helpers(struct worker *w, struct tstate *ts, struct chc_err *er
 
     if (preflight__push_nodes(ts, &treps, &n) < 0)
         return oom(err);
+    r = route__drop(w, ts, treps, n, err);
     for (k = 0; r == 0 && k <= ts->splits; k++) {
         chc_buf_reset(&sql);
         chc_buf_reset(&name);
@@ -537,6 +547,8 @@ int tables__staging_check(struct worker *w, struct tstate *ts, struct chc_err *e
     if (r == 0 && dropped)
         chc_log_info("table '%s': staging recreated, partitions not yet assembled will be "
                      "copied again", ts->tb->name);
+    if (r == 0 && dropped && ts->route == ROUTE_DISTRIBUTED)
+        r = route__prepare(w, ts, err);
     chc_buf_release(&state);
     return r;
 }
@@ -631,6 +643,8 @@ int tables__prepare(struct worker *w, const struct cfg_table *tb, struct tstate 
         goto fail;
     }
     r = tables__staging_check(w, ts, err);
+    if (r == 0)
+        r = route__prepare(w, ts, err);
     if (r < 0)
         goto fail;
 done:

@@ -336,6 +336,9 @@ void tstate__free(struct tstate *ts)
     free(ts->src_rep);
     free(ts->order);
     free(ts->targets);
+    free(ts->route_rep);
+    if (ts->route_cluster)
+        chc_strv_free(ts->route_cluster, ts->tb->pull->n_shards);
     for (i = 0; i < ts->n_parts; i++) {
         free(ts->parts[i].lit);
         free(ts->parts[i].zname);

@@ -57,6 +57,12 @@ struct node {
 };
 
 
+/* How rows reach their destination shard (route.c). */
+enum route_mode {
+    ROUTE_FILTER,      /* one filtered read per destination shard */
+    ROUTE_DISTRIBUTED, /* one read into a Distributed table on route_rep[s] */
+};
+
 struct tstate {
     struct worker *w;
     const struct cfg_table *tb;
@@ -77,6 +83,10 @@ struct tstate {
     unsigned splits;
     int finished;
     int pipe; /* data path: 1 = through this worker, 0 = pull (remote()) */
+    enum route_mode route;
+    const struct cfg_replica **route_rep; /* per source shard: the routing node */
+    char **route_cluster; /* per source shard: the cluster's name on route_rep[s] */
+    char route_why[240];  /* filter routing: why */
     /* Source checksums from discovery are valid only for the checksum
      * expression they were computed with (it casts to the destination's
      * column types, which an operator may change): its hash, 0 = none. */

@@ -76,12 +76,19 @@ int sql_remote(const struct cfg_replica *src, const char *db, const char *table,
     return r;
 }
 
+/* The table a piece's rows go into: its staging table, or the routing
+ * table over it. */
+static int sink_table(const struct sql_piece *p, struct chc_buf *name)
+{
+    return p->via_route ? plan_route_table(p->tb, p->k, name) : plan_piece_table(p->tb, p->k, name);
+}
+
 int sql_copy_pull(const struct sql_piece *p, const char *columns, const struct cfg_replica *src,
                   const struct cfg_settings *const *pull, size_t n_pull, struct chc_buf *out,
                   struct chc_err *err)
 {
     struct chc_buf name = CHC_BUF_INIT;
-    int r = plan_piece_table(p->tb, p->k, &name);
+    int r = sink_table(p, &name);
 
     if (r == 0)
         r = chc_buf_addstr(out, "INSERT INTO ");
@@ -119,16 +126,15 @@ int sql_copy_select(const struct sql_piece *p, const char *cast_columns, struct 
     return r;
 }
 
-int sql_copy_insert(const struct cfg_table *tb, unsigned k, const char *columns,
-                    struct chc_buf *out)
+int sql_copy_insert(const struct sql_piece *p, const char *columns, struct chc_buf *out)
 {
     struct chc_buf name = CHC_BUF_INIT;
-    int r = plan_piece_table(tb, k, &name);
+    int r = sink_table(p, &name);
 
     if (r == 0)
         r = chc_buf_addstr(out, "INSERT INTO ");
     if (r == 0)
-        r = sql_table_ref(tb->database_push, name.buf, out);
+        r = sql_table_ref(p->tb->database_push, name.buf, out);
     if (r == 0)
         r = chc_buf_addf(out, " (%s) FORMAT Native", columns);
     chc_buf_release(&name);
@@ -143,13 +149,10 @@ int sql_query_id(const struct cfg_table *tb, const char *part_hash, unsigned k,
 
 int sql_kill(const char *prefix, struct chc_buf *out)
 {
-    int r = chc_buf_addstr(out, "KILL QUERY WHERE query_id LIKE ");
-
-    if (r == 0)
-        r = chc_buf_addch(out, '\'');
-    if (r == 0)
-        r = chc_buf_addstr(out, prefix); /* chc-<hex>-...: no quote or backslash */
-    return r == 0 ? chc_buf_addstr(out, "%' SYNC") : r;
+    /* chc-<hex>-...: no quote or backslash. initial_query_id: the inserts a
+     * Distributed routing table sends on to the other shards. */
+    return chc_buf_addf(out, "KILL QUERY WHERE query_id LIKE '%s%%' OR initial_query_id LIKE "
+                             "'%s%%' SYNC", prefix, prefix);
 }
 
 int sql_drop_piece_partition(const struct cfg_table *tb, unsigned k, const char *lit,

@@ -363,6 +363,11 @@ int plan_piece_table(const struct cfg_table *tb, unsigned k, struct chc_buf *out
     return chc_buf_addf(out, "%s_piece_%u", tb->table_push, k);
 }
 
+int plan_route_table(const struct cfg_table *tb, unsigned k, struct chc_buf *out)
+{
+    return chc_buf_addf(out, "%s_piece_%u_route", tb->table_push, k);
+}
+
 int plan_assembly_table(const struct cfg_table *tb, struct chc_buf *out)
 {
     return chc_buf_addf(out, "%s_assembly", tb->table_push);

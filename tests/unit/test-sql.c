@@ -13,6 +13,7 @@
 #include "chcopier/sql/ddl.h"
 #include "chcopier/sql/move.h"
 #include "chcopier/sql/plan.h"
+#include "chcopier/sql/route.h"
 #include "tap.h"
 
 #define TASK_FMT                                                                                \
@@ -91,10 +92,86 @@ TEST(copy_pipe_one_partition_unrouted)
     ASSERT_OK(sql_copy_select(&p, "CAST(`id` AS UInt64) AS `id`", &sel, &e));
     ASSERT_STREQ(sel.buf, "SELECT CAST(`id` AS UInt64) AS `id` FROM `db`.`hits` WHERE "
                           "((toYYYYMM(d)) = 201803) AND (1) FORMAT Native");
-    ASSERT_OK(sql_copy_insert(&t->tables[0], 0, "`id`", &ins));
+    ASSERT_OK(sql_copy_insert(&p, "`id`", &ins));
     ASSERT_STREQ(ins.buf, "INSERT INTO `dbx`.`hits2_piece_0` (`id`) FORMAT Native");
+    chc_buf_reset(&ins);
+    p.via_route = 1;
+    ASSERT_OK(sql_copy_insert(&p, "`id`", &ins));
+    ASSERT_STREQ(ins.buf, "INSERT INTO `dbx`.`hits2_piece_0_route` (`id`) FORMAT Native");
     chc_buf_release(&sel);
     chc_buf_release(&ins);
+    cfg_task_free(t);
+}
+
+TEST(copy_pull_via_route)
+{
+    struct cfg_task *t = load(RMT, "k", "");
+    const char *lits[] = {"201803"};
+    struct plan_key key = {"UInt64", 0, ""};
+    struct sql_piece p = {.tb = &t->tables[0], .lits = lits, .n_lits = 1, .splits = 1,
+                          .k = 0, .split_args = "", .key = &key, .dest_shard = -1,
+                          .via_route = 1};
+    struct chc_err e = CHC_ERR_INIT;
+    struct chc_buf b = CHC_BUF_INIT;
+
+    ASSERT_OK(sql_copy_pull(&p, "`id`", src_of(t), NULL, 0, &b, &e));
+    ASSERT_STREQ(b.buf, "INSERT INTO `dbx`.`hits2_piece_0_route` (`id`) SELECT `id` FROM "
+                        "remote('s1:9000', 'db', 'hits', 'u', 'p\\'w') WHERE "
+                        "((toYYYYMM(d)) = 201803) AND (1)");
+    chc_buf_release(&b);
+    cfg_task_free(t);
+}
+
+TEST(route_tables)
+{
+    struct cfg_task *t = load(RMT, "cityHash64(k)", "");
+    struct chc_buf b = CHC_BUF_INIT;
+    const struct cfg_settings *set = sql_route_settings();
+
+    ASSERT_OK(sql_route_create(&t->tables[0], "dst", 2, &b));
+    ASSERT_STREQ(b.buf, "CREATE TABLE IF NOT EXISTS `dbx`.`hits2_piece_2_route` AS "
+                        "`dbx`.`hits2_piece_2` ENGINE = Distributed('dst', 'dbx', "
+                        "'hits2_piece_2', cityHash64(k))");
+    chc_buf_reset(&b);
+    ASSERT_OK(sql_route_drop(&t->tables[0], 2, &b));
+    ASSERT_STREQ(b.buf, "DROP TABLE IF EXISTS `dbx`.`hits2_piece_2_route`");
+    chc_buf_reset(&b);
+    ASSERT_OK(sql_clusters(&b));
+    ASSERT_STREQ(b.buf, "SELECT cluster, shard_num, shard_weight, replica_num, host_name, port "
+                        "FROM system.clusters ORDER BY cluster, shard_num, replica_num FORMAT "
+                        "TabSeparated");
+    ASSERT(set->n == 3 && !strcmp(set->items[0].name, "insert_distributed_sync") &&
+           !strcmp(set->items[0].value, "1"));
+    ASSERT(!strcmp(set->items[2].name, "load_balancing") &&
+           !strcmp(set->items[2].value, "in_order"));
+    chc_buf_release(&b);
+    cfg_task_free(t);
+}
+
+TEST(route_cluster_match)
+{
+    struct cfg_task *t = load(RMT, "k", "");
+    const struct cfg_cluster *dst = t->tables[0].push;
+    /* dst: shard 1 weight 7 d1:9000; shard 2 weight 4 ::1:9440. */
+    struct route_row rows[] = {
+        {"another", 1, 7, 1, "d1", 9000},  {"another", 2, 4, 1, "::1", 9440},
+        {"dst", 1, 7, 1, "d1", 9000},      {"dst", 2, 4, 1, "::1", 9440},
+        {"short", 1, 7, 1, "d1", 9000},
+        {"weights", 1, 1, 1, "d1", 9000},  {"weights", 2, 1, 1, "::1", 9440},
+    };
+    const char *m;
+
+    m = route_match_cluster(dst, rows, 7);
+    ASSERT(m && !strcmp(m, "dst")); /* the task's own name first */
+    m = route_match_cluster(dst, rows, 2);
+    ASSERT(m && !strcmp(m, "another")); /* same layout, other name */
+    ASSERT(route_match_cluster(dst, rows + 4, 3) == NULL); /* a shard short; other weights */
+    rows[3].port = 9000;
+    ASSERT(route_match_cluster(dst, rows + 2, 2) == NULL); /* another replica */
+    rows[3].port = 9440;
+    rows[3].replica_num = 2;
+    ASSERT(route_match_cluster(dst, rows + 2, 2) == NULL); /* not that shard's first replica */
+    ASSERT(route_match_cluster(dst, rows, 0) == NULL);
     cfg_task_free(t);
 }
 
@@ -121,7 +198,8 @@ TEST(cleaning)
     ASSERT_CONTAINS(b.buf, "-0123456789ab-2-");
     chc_buf_reset(&b);
     ASSERT_OK(sql_kill("chc-1-2-3-", &b));
-    ASSERT_STREQ(b.buf, "KILL QUERY WHERE query_id LIKE 'chc-1-2-3-%' SYNC");
+    ASSERT_STREQ(b.buf, "KILL QUERY WHERE query_id LIKE 'chc-1-2-3-%' OR initial_query_id LIKE "
+                        "'chc-1-2-3-%' SYNC");
     chc_buf_reset(&b);
     ASSERT_OK(sql_drop_piece_partition(&t->tables[0], 2, "'2018-01-01'", &b));
     ASSERT_STREQ(b.buf, "ALTER TABLE `dbx`.`hits2_piece_2` DROP PARTITION '2018-01-01'");

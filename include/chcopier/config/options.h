@@ -20,6 +20,12 @@ enum chc_data_path {
     CHC_PATH_PIPE,
 };
 
+enum chc_routing {
+    CHC_ROUTING_AUTO,        /* Distributed where a server knows cluster_push, else filter */
+    CHC_ROUTING_DISTRIBUTED, /* Distributed or refuse */
+    CHC_ROUTING_FILTER,      /* one filtered read per destination shard */
+};
+
 struct chc_options {
     enum chc_command cmd;
     /* clickhouse-copier's flags */
@@ -48,6 +54,7 @@ struct chc_options {
     unsigned max_pieces_in_flight; /* 0 = auto */
     int metrics_port;               /* 0 = off */
     enum chc_data_path data_path;
+    enum chc_routing routing;
     long long max_bytes_per_second; /* pipe path throttle, 0 = none */
     long long min_piece_rows;       /* small partitions get fewer pieces */
     int progress;                   /* live progress line on a terminal (default on) */

@@ -6,14 +6,14 @@
  * ones) with cityHash64(<sorting key>) % splits = k, on one source shard,
  * for one destination shard when it is routed by filter:
  *
- *   pull (the staging node runs it):
- *     INSERT INTO db.<t>_piece_<k> (<cols>) SELECT <cols>
+ *   pull (the staging node, or the routing node, runs it):
+ *     INSERT INTO db.<t>_piece_<k>[_route] (<cols>) SELECT <cols>
  *     FROM remote('<src host:port>', 'db', 'table'[, 'user', 'pw'])
  *     WHERE (<partitions>) AND (<piece>) [AND (<route>)] [AND (<where>)]
  *     [SETTINGS <settings + settings_pull>]
  *   pipe: SELECT <cast cols> FROM db.table WHERE ... FORMAT Native on the
- *     source, INSERT INTO db.<t>_piece_<k> (<cols>) FORMAT Native on the
- *     staging node.
+ *     source, INSERT INTO db.<t>_piece_<k>[_route] (<cols>) FORMAT Native on
+ *     the staging (or routing) node.
  */
 #ifndef CHC_SQL_COPY_H
 #define CHC_SQL_COPY_H
@@ -37,6 +37,8 @@ struct sql_piece {
     const char *split_args;  /* the sorting key in hashable form (sqlhash.h) */
     const struct plan_key *key; /* for the route filter */
     int dest_shard;          /* route to this destination shard; -1: none */
+    int via_route;           /* insert into <t>_piece_<k>_route (route.h), not
+                                <t>_piece_<k> */
 };
 
 /* "(<partitions>) AND (<piece>)[ AND (<route>)][ AND (<where>)]". */
@@ -55,14 +57,14 @@ int sql_copy_pull(const struct sql_piece *p, const char *columns, const struct c
 /* The pipe path's two statements. */
 int sql_copy_select(const struct sql_piece *p, const char *cast_columns, struct chc_buf *out,
                     struct chc_err *err);
-int sql_copy_insert(const struct cfg_table *tb, unsigned k, const char *columns,
-                    struct chc_buf *out);
+int sql_copy_insert(const struct sql_piece *p, const char *columns, struct chc_buf *out);
 
 /* "chc-<def hash>-<partition hash>-<k>-": every query of a piece starts so;
  * the caller appends "<shard>-<target>-<nonce>". */
 int sql_query_id(const struct cfg_table *tb, const char *part_hash, unsigned k,
                  struct chc_buf *out);
-/* KILL QUERY WHERE query_id LIKE '<prefix>%' SYNC */
+/* KILL QUERY WHERE query_id LIKE '<prefix>%' OR initial_query_id LIKE
+ * '<prefix>%' SYNC */
 int sql_kill(const char *prefix, struct chc_buf *out);
 /* ALTER TABLE db.<t>_piece_<k> DROP PARTITION <lit> */
 int sql_drop_piece_partition(const struct cfg_table *tb, unsigned k, const char *lit,

@@ -101,6 +101,8 @@ int plan_settings_clause(const struct cfg_settings *const *sets, size_t n, struc
 
 /* Staging table names. */
 int plan_piece_table(const struct cfg_table *tb, unsigned k, struct chc_buf *out);
+/* "<table_push>_piece_<k>_route": the Distributed table over piece k (route.h). */
+int plan_route_table(const struct cfg_table *tb, unsigned k, struct chc_buf *out);
 int plan_assembly_table(const struct cfg_table *tb, struct chc_buf *out);
 
 /* Is `host` this machine (named `me`): localhost, 127.x, ::1 or me? */

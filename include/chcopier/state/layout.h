@@ -9,7 +9,7 @@
  *     <t>/partitions, <t>/plist/<i>      the partition list (chunks)
  *     <t>/parts/<p>, <t>/parts/<p>/<k>   partition move state, piece state
  *     <t>/locks/<p>#<k|move>, <t>/init   E  claims
- *     <t>/staging_reset, <t>/done
+ *     <t>/staging_reset, <t>/done, <t>/routing
  * <id> is "<cluster_push>.<database_push>.<table_push>" and <p> a
  * partition literal, each escaped by st_node_name (no '/', printable).
  */
@@ -43,6 +43,7 @@ enum st_table_node {
     ST_INIT,          /* <t>/init */
     ST_STAGING_RESET, /* <t>/staging_reset */
     ST_DONE,          /* <t>/done */
+    ST_ROUTING,       /* <t>/routing: how the last worker to start routes rows */
 };
 /* <task_path>/<node>[/<child>] (out reset first); child NULL: none. */
 int st_path_task(const char *task_path, enum st_task_node node, const char *child,

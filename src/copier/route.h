@@ -1,0 +1,40 @@
+/* route.h — how a table's rows reach their destination shards (route.c).
+ *
+ * Distributed routing: a staging node near each source shard that knows a
+ * cluster with exactly <cluster_push>'s layout (system.clusters) gets a
+ * Distributed table over each piece table (sql/route.h); one INSERT into it
+ * reads a piece once and the server sends every row to its shard's staging
+ * table. Filter routing: each staging node reads the rows of its own shard
+ * (one read of the piece per destination shard). --routing chooses; by
+ * default Distributed where it can be used, filter elsewhere, and a table
+ * whose routed copy does not match its source falls back to filter.
+ */
+#ifndef CHC_COPIER_ROUTE_H
+#define CHC_COPIER_ROUTE_H
+
+#include <stddef.h>
+
+#include "chcopier/base/buf.h"
+#include "chcopier/base/err.h"
+
+struct cfg_replica;
+struct tstate;
+struct worker;
+
+/* Choose the table's routing (writes nothing): ts->route, and with
+ * Distributed routing ts->route_rep and route_cluster; else ts->route_why. */
+int route__choose(struct worker *w, struct tstate *ts, struct chc_err *err);
+/* Choose the table's routing and create its routing tables (after the
+ * staging tables exist); records the choice in <t>/routing for `status`.
+ * Fails only with --routing distributed when Distributed cannot be used. */
+int route__prepare(struct worker *w, struct tstate *ts, struct chc_err *err);
+/* Route by filter from now on (why: for the log and `status`). */
+void route__fallback(struct worker *w, struct tstate *ts, const char *why);
+/* Drop the routing tables on reps[0..n). */
+int route__drop(struct worker *w, struct tstate *ts, const struct cfg_replica *const *reps,
+                size_t n, struct chc_err *err);
+/* "distributed: cluster 'c' on host:port for source shard 1, ..." or
+ * "filter: <why>". */
+int route__describe(const struct tstate *ts, struct chc_buf *out);
+
+#endif
