@@ -85,7 +85,7 @@ static const struct flag flags[] = {
     {"metrics-port", ARG_UINT, OFF(metrics_port), 1, 65535,
      "PORT  serve Prometheus metrics on 127.0.0.1:PORT"},
     {"fault-point", ARG_STR, OFF(fault_point), 0, 0,
-     "NAME  testing: _exit at a named point (see docs/faults.md)"},
+     "NAME  testing: _exit at a named point (docs/operator-guide.md lists them)"},
     {"fault-seed", ARG_LL, OFF(fault_seed), 0, (1LL << 62),
      "N  testing: seed for the copy/move fault draws (default: from time and pid, logged)"},
     {"allow-dead-replicas", ARG_FLAG, OFF(allow_dead_replicas), 0, 0,

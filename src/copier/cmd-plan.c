@@ -217,8 +217,9 @@ static int print_copy(const struct tstate *ts, struct chc_err *err)
 /* The move of the first partition, and what verification compares. */
 static int print_move(const struct tstate *ts, struct chc_err *err)
 {
-    static const enum move_step steps[] = {MOVE_DROP_ASSEMBLY, MOVE_ATTACH_DEST,
-                                           MOVE_ATTACH_PIECES, MOVE_REPLACE};
+    static const enum move_step steps[] = {MOVE_DROP_ASSEMBLY,  MOVE_ATTACH_DEST,
+                                           MOVE_ATTACH_PIECES,  MOVE_REPLACE,
+                                           MOVE_RELEASE_PIECES, MOVE_RELEASE_ASSEMBLY};
     struct chc_buf sql = CHC_BUF_INIT;
     size_t st;
     unsigned k;
@@ -226,9 +227,13 @@ static int print_move(const struct tstate *ts, struct chc_err *err)
 
     printf("  move, on every staging node:\n");
     for (st = 0; r == 0 && st < sizeof(steps) / sizeof(steps[0]); st++) {
-        unsigned nk = steps[st] == MOVE_ATTACH_PIECES ? ts->parts[0].splits : 1;
+        unsigned nk = steps[st] == MOVE_ATTACH_PIECES || steps[st] == MOVE_RELEASE_PIECES
+                          ? ts->parts[0].splits
+                          : 1;
         if (steps[st] == MOVE_ATTACH_DEST && ts->tb->allow_drop_target_partitions)
             continue; /* nothing of the destination is kept */
+        if (steps[st] == MOVE_RELEASE_PIECES)
+            printf("  once verified, its staging data goes:\n");
         for (k = 0; r == 0 && k < nk; k++) {
             chc_buf_reset(&sql);
             r = sql_move_step(ts->tb, steps[st], ts->parts[0].lit, k, &sql) < 0 ? oom(err) : 0;

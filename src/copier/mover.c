@@ -140,6 +140,9 @@ static int step_applies(const struct mv *m, enum move_step step)
         return m->assemble;
     case MOVE_REPLACE:
         return m->replace;
+    case MOVE_RELEASE_PIECES:
+    case MOVE_RELEASE_ASSEMBLY:
+        return 1; /* every active one: moved and verified */
     }
     return 0;
 }
@@ -166,7 +169,8 @@ static int mv_step(struct worker *w, struct tstate *ts, struct batch *b, enum mo
         const struct mv *m = &b->mv[i];
         if (!step_applies(m, step))
             continue;
-        nk = step == MOVE_ATTACH_PIECES ? ts->parts[m->part].splits : 1;
+        nk = step == MOVE_ATTACH_PIECES || step == MOVE_RELEASE_PIECES ? ts->parts[m->part].splits
+                                                                        : 1;
         for (k = 0; r == 0 && k < nk; k++) {
             chc_buf_init(&sql[ns], 0);
             r = sql_move_step(ts->tb, step, ts->parts[m->part].lit, k, &sql[ns]) < 0 ? oom(err) : 0;
@@ -592,6 +596,22 @@ static int batch_verify(struct worker *w, struct tstate *ts, struct batch *b,
  *      still replaces with the same rows, never with nothing.
  * Each step is one round of concurrent statements for the whole batch.
  * Returns the number of partitions moved, or < 0. */
+/* The batch's staging data, now moved and verified, is dropped from every
+ * staging node (not with --safe-mode). Best effort: what stays is dropped
+ * with the staging tables at the end. */
+static void release(struct worker *w, struct tstate *ts, struct batch *b)
+{
+    struct chc_err e = CHC_ERR_INIT;
+
+    if (w->o->safe_mode)
+        return;
+    if (mv_step(w, ts, b, MOVE_RELEASE_PIECES, &e) < 0 ||
+        mv_step(w, ts, b, MOVE_RELEASE_ASSEMBLY, &e) < 0)
+        chc_log_warn("table '%s': cannot drop the staging data of moved partitions (%s); it "
+                     "goes with the staging tables at the end",
+                     ts->tb->name, e.msg);
+}
+
 static int move_batch(struct worker *w, struct tstate *ts, const size_t *parts, size_t n,
                       unsigned *move_failures, struct chc_err *err)
 {
@@ -626,6 +646,10 @@ static int move_batch(struct worker *w, struct tstate *ts, const size_t *parts, 
         r = batch_verify(w, ts, &b, move_failures, err);
     if (r >= 0)
         r = mv_record(w, ts, &b, "done", NULL, err);
+    if (r >= 0)
+        release(w, ts, &b);
+    if (r >= 0)
+        wk__fault_point(w, "after_release");
     for (i = 0; r >= 0 && i < b.n; i++) {
         struct mv *m = &b.mv[i];
         struct chc_log_fields lf = {.table = ts->tb->name, .partition = ts->parts[m->part].lit,

@@ -226,26 +226,24 @@ int route__choose(struct worker *w, struct tstate *ts, struct chc_err *err)
     if (r == 0 && !ts->route_why[0])
         ts->route = ROUTE_DISTRIBUTED;
     chc_strv_free(known, ts->n_targets);
+    if (r == 0 && ts->route != ROUTE_DISTRIBUTED && w->o->routing == CHC_ROUTING_DISTRIBUTED)
+        r = chc_err_set(err, CHC_EPREFLIGHT, "table '%s': --routing distributed: %s",
+                        ts->tb->name, ts->route_why);
     return r;
 }
 
-int route__prepare(struct worker *w, struct tstate *ts, struct chc_err *err)
+int route__create(struct worker *w, struct tstate *ts, struct chc_err *err)
 {
     struct chc_err e = CHC_ERR_INIT;
-    int r = route__choose(w, ts, err);
 
-    if (r == 0 && ts->route == ROUTE_DISTRIBUTED && create_tables(w, ts, &e) < 0) {
-        if (chc_err_is_transient(e.code))
-            return chc_err_set(err, e.code, "%s", e.msg);
+    if (ts->route == ROUTE_DISTRIBUTED && create_tables(w, ts, &e) < 0) {
+        if (chc_err_is_transient(e.code) || w->o->routing == CHC_ROUTING_DISTRIBUTED)
+            return chc_err_set(err, e.code, "table '%s': cannot create the routing tables: %s",
+                               ts->tb->name, e.msg);
         ts->route = ROUTE_FILTER;
         snprintf(ts->route_why, sizeof(ts->route_why),
                  "the routing tables cannot be created: %.180s", e.msg);
     }
-    if (r < 0)
-        return r;
-    if (ts->route != ROUTE_DISTRIBUTED && w->o->routing == CHC_ROUTING_DISTRIBUTED)
-        return chc_err_set(err, CHC_EPREFLIGHT, "table '%s': --routing distributed: %s",
-                           ts->tb->name, ts->route_why);
     publish(w, ts);
     return 0;
 }

@@ -22,12 +22,13 @@ struct tstate;
 struct worker;
 
 /* Choose the table's routing (writes nothing): ts->route, and with
- * Distributed routing ts->route_rep and route_cluster; else ts->route_why. */
+ * Distributed routing ts->route_rep and route_cluster; else ts->route_why.
+ * CHC_EPREFLIGHT with --routing distributed when it cannot be used. */
 int route__choose(struct worker *w, struct tstate *ts, struct chc_err *err);
-/* Choose the table's routing and create its routing tables (after the
- * staging tables exist); records the choice in <t>/routing for `status`.
- * Fails only with --routing distributed when Distributed cannot be used. */
-int route__prepare(struct worker *w, struct tstate *ts, struct chc_err *err);
+/* Create the chosen routing tables (after the staging tables exist; filter
+ * routing if they cannot be made) and record the routing in <t>/routing
+ * for `status`. */
+int route__create(struct worker *w, struct tstate *ts, struct chc_err *err);
 /* Route by filter from now on (why: for the log and `status`). */
 void route__fallback(struct worker *w, struct tstate *ts, const char *why);
 /* Drop the routing tables on reps[0..n). */

@@ -548,7 +548,7 @@ int tables__staging_check(struct worker *w, struct tstate *ts, struct chc_err *e
         chc_log_info("table '%s': staging recreated, partitions not yet assembled will be "
                      "copied again", ts->tb->name);
     if (r == 0 && dropped && ts->route == ROUTE_DISTRIBUTED)
-        r = route__prepare(w, ts, err);
+        r = route__create(w, ts, err);
     chc_buf_release(&state);
     return r;
 }
@@ -610,7 +610,9 @@ int tables__prepare(struct worker *w, const struct cfg_table *tb, struct tstate 
     r = tables__layout(w, tb, &ts, err);
     if (r < 0)
         return r;
-    r = zk_create_parents(w->zs, ts->zroot, err);
+    r = route__choose(w, ts, err);
+    if (r == 0)
+        r = zk_create_parents(w->zs, ts->zroot, err);
     if (r < 0)
         goto fail;
     r = st_path_tnode(ts->zroot, ST_PARTS, NULL, &b);
@@ -644,7 +646,7 @@ int tables__prepare(struct worker *w, const struct cfg_table *tb, struct tstate 
     }
     r = tables__staging_check(w, ts, err);
     if (r == 0)
-        r = route__prepare(w, ts, err);
+        r = route__create(w, ts, err);
     if (r < 0)
         goto fail;
 done:

@@ -18,11 +18,17 @@ int sql_move_step(const struct cfg_table *tb, enum move_step step, const char *l
     static const char *const verb[] = {
         [MOVE_DROP_ASSEMBLY] = " DROP ", [MOVE_ATTACH_DEST] = " ATTACH ",
         [MOVE_ATTACH_PIECES] = " ATTACH ", [MOVE_REPLACE] = " REPLACE ",
+        [MOVE_RELEASE_PIECES] = " DROP ", [MOVE_RELEASE_ASSEMBLY] = " DROP ",
     };
     struct chc_buf tbl = CHC_BUF_INIT, from = CHC_BUF_INIT;
     int r;
 
-    r = step == MOVE_REPLACE ? chc_buf_addstr(&tbl, tb->table_push) : plan_assembly_table(tb, &tbl);
+    if (step == MOVE_REPLACE)
+        r = chc_buf_addstr(&tbl, tb->table_push);
+    else if (step == MOVE_RELEASE_PIECES)
+        r = plan_piece_table(tb, k, &tbl);
+    else
+        r = plan_assembly_table(tb, &tbl);
     if (r == 0 && step == MOVE_ATTACH_DEST)
         r = chc_buf_addstr(&from, tb->table_push);
     else if (r == 0 && step == MOVE_ATTACH_PIECES)

@@ -572,6 +572,9 @@ standaloneEnabled=true
             <background_pool_size>4</background_pool_size>
             <background_schedule_pool_size>8</background_schedule_pool_size>
             <max_threads>2</max_threads>
+            <!-- system.query_log: the routing test and the benchmark count
+                 the rows the source servers read from it -->
+            <log_queries>1</log_queries>
         </default>
         <readonly>
             <readonly>1</readonly>

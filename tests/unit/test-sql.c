@@ -294,6 +294,12 @@ TEST(move_steps)
     ASSERT_OK(sql_move_step(&u->tables[0], MOVE_REPLACE, "tuple()", 0, &b));
     ASSERT_STREQ(b.buf, "ALTER TABLE `dbx`.`hits2` REPLACE PARTITION ID 'all' FROM "
                         "`dbx`.`hits2_assembly`");
+    chc_buf_reset(&b);
+    ASSERT_OK(sql_move_step(&t->tables[0], MOVE_RELEASE_PIECES, "201801", 1, &b));
+    ASSERT_STREQ(b.buf, "ALTER TABLE `dbx`.`hits2_piece_1` DROP PARTITION 201801");
+    chc_buf_reset(&b);
+    ASSERT_OK(sql_move_step(&u->tables[0], MOVE_RELEASE_ASSEMBLY, "tuple()", 0, &b));
+    ASSERT_STREQ(b.buf, "ALTER TABLE `dbx`.`hits2_assembly` DROP PARTITION ID 'all'");
     chc_buf_release(&b);
     cfg_task_free(t);
     cfg_task_free(u);

@@ -16,10 +16,14 @@ enum move_step {
     MOVE_ATTACH_DEST,   /* ALTER <assembly> ATTACH PARTITION p FROM <destination> */
     MOVE_ATTACH_PIECES, /* ALTER <assembly> ATTACH PARTITION p FROM <piece k>, every k */
     MOVE_REPLACE,       /* ALTER <destination> REPLACE PARTITION p FROM <assembly> */
+    /* Once p is moved and verified, its staging data goes (disk in use stays
+     * bounded by the partitions in flight): */
+    MOVE_RELEASE_PIECES,   /* ALTER <piece k> DROP PARTITION p, every k */
+    MOVE_RELEASE_ASSEMBLY, /* ALTER <assembly> DROP PARTITION p */
 };
 
 /* The statement of one move step for partition `lit` (piece k for
- * MOVE_ATTACH_PIECES): what the mover runs and `chcopier plan` shows. */
+ * MOVE_ATTACH_PIECES and MOVE_RELEASE_PIECES): what the mover runs and `chcopier plan` shows. */
 int sql_move_step(const struct cfg_table *tb, enum move_step step, const char *lit, unsigned k,
                   struct chc_buf *out);
 
