@@ -19,11 +19,14 @@ per shard; source bench.hits is MergeTree PARTITION BY month):
   c  workload a, every worker kill -9ed mid-copy (at half of the same
      copier's workload-a wall time in this run, else BENCH_KILL_AT s) and
      started again at once; reports the cost over the undisturbed run
+  d  the monthly partitions -> ReplicatedMergeTree on 4 destination shards
+     of 1 replica (cluster destination_flat: each of the 4 destination
+     servers a shard), resharded by intHash64(UserID)
 
 Env: BENCH_ROWS (total rows, 4000000), BENCH_WORKERS (workers per copier run,
 started together on the same task: 1 or 2; default 1), BENCH_SPLITS
 (number_of_splits, 3), BENCH_MAX_WORKERS (max_workers, 4), BENCH_WORKLOADS
-("a b c"), BENCH_KILL_AT (1.0), BENCH_COPIERS ("clickhouse-copier chcopier
+("a b c d"), BENCH_KILL_AT (1.0), BENCH_COPIERS ("clickhouse-copier chcopier
 chcopier-pipe"; chcopier-pipe is chcopier with --data-path pipe and runs
 workload a only, its target), BENCH_TIMEOUT (s per copier run, 900),
 BENCH_DIR (default: a new /tmp/chc-bench.XXXXXX), BENCH_KEEP=1 (keep the
@@ -51,7 +54,7 @@ import time
 
 from . import ROOT, taskxml, workload
 from .chcopier import read
-from .cluster import Cluster, ClusterError, QueryError
+from .cluster import HOST, Cluster, ClusterError, QueryError
 from .verify import sums, verify
 
 PROG = 'bench'
@@ -78,7 +81,7 @@ class Bench:
         self.splits = env_int('BENCH_SPLITS', 3)
         self.max_workers = env_int('BENCH_MAX_WORKERS', 4)
         self.timeout = env_int('BENCH_TIMEOUT', 900)
-        self.workloads = (os.environ.get('BENCH_WORKLOADS') or 'a b c').split()
+        self.workloads = (os.environ.get('BENCH_WORKLOADS') or 'a b c d').split()
         self.kill_at_default = os.environ.get('BENCH_KILL_AT') or '1.0'
         self.copiers = (os.environ.get('BENCH_COPIERS') or 'clickhouse-copier chcopier chcopier-pipe').split()
         build = os.environ.get('BENCH_BUILD_DIR') or 'build-bench'
@@ -93,8 +96,8 @@ class Bench:
         if self.rows < 2 * 181:
             raise Fail('BENCH_ROWS must be at least 362 (181 days on each source shard)')
         for w in self.workloads:
-            if w not in ('a', 'b', 'c'):
-                raise Fail(f"unknown workload '{w}' (a, b, c)")
+            if w not in ('a', 'b', 'c', 'd'):
+                raise Fail(f"unknown workload '{w}' (a, b, c, d)")
         if not re.fullmatch(r'[0-9]+(\.[0-9]+)?', self.kill_at_default):
             raise Fail(f"BENCH_KILL_AT must be a number of seconds (got '{self.kill_at_default}')")
         for c in self.copiers:
@@ -230,7 +233,7 @@ class Bench:
 
     @staticmethod
     def wl_table(wl):
-        return 'hits_daily' if wl == 'b' else 'hits_monthly'
+        return {'b': 'hits_daily', 'd': 'hits_4shards'}.get(wl, 'hits_monthly')
 
     @staticmethod
     def wl_pkey(wl):
@@ -238,7 +241,7 @@ class Bench:
 
     @staticmethod
     def wl_label(wl):
-        return {'a': 'a: monthly', 'b': 'b: daily', 'c': 'c: kill -9'}[wl]
+        return {'a': 'a: monthly', 'b': 'b: daily', 'c': 'c: kill -9', 'd': 'd: 4 shards'}[wl]
 
     def write_task(self, wl, path):
         """The cluster's remote_servers plus chcopier's <http_port> per replica
@@ -246,11 +249,23 @@ class Bench:
         18.16 breaks on a comment containing "--". number_of_splits is
         ignored by clickhouse-copier 18.16."""
         t = self.wl_table(wl)
+        tail = f'PARTITION BY {self.wl_pkey(wl)} ORDER BY (CounterID, EventDate, intHash32(UserID))'
         engine = (f"ENGINE = ReplicatedMergeTree('/clickhouse/tables/{{cluster}}/{{shard}}/{DB}_{t}', '{{replica}}') "
-                  f'PARTITION BY {self.wl_pkey(wl)} ORDER BY (CounterID, EventDate, intHash32(UserID))')
+                  + tail)
+        push, extra = 'destination', None
+        if wl == 'd':
+            # One replica per shard, each its own ZooKeeper path. Not plain
+            # MergeTree: clickhouse-copier 18.16 dies of SIGSEGV at start on a
+            # non-replicated destination engine.
+            engine = (f"ENGINE = ReplicatedMergeTree('/clickhouse/tables/flat/{{replica}}/{DB}_{t}', "
+                      f"'{{replica}}') {tail}")
+            push = 'destination_flat'
+            extra = {push: [{'replicas': [(HOST, n.tcp, n.http)], 'internal_replication': False}
+                           for n in self.cl.dst_nodes]}
         xml = taskxml.task_xml(self.cl, [taskxml.table('table_hits', 'hits', t, engine, 'intHash64(UserID)',
-                                                       src_db=DB, dst_db=DB, number_of_splits=self.splits)],
-                               max_workers=self.max_workers, root='yandex')
+                                                       src_db=DB, dst_db=DB, number_of_splits=self.splits,
+                                                       cluster_push=push)],
+                               max_workers=self.max_workers, root='yandex', extra_clusters=extra)
         taskxml.write(path, xml)
 
     def wait_idle(self):
@@ -296,23 +311,31 @@ class Bench:
         if self.cl.zk_get(f'{tp}/description') != text.rstrip('\n'):
             raise Fail(f'could not write {tp}/description to ZooKeeper')
 
-    def log_size(self, n):
-        try:
-            return os.path.getsize(n.log)
-        except OSError:
-            return 0
+    def query_log(self, since, until):
+        """From every server's system.query_log (the lab's servers log
+        queries) over [since, until] (epoch s): rows the source servers read,
+        and CPU seconds of the verification queries (a count and a checksum
+        per partition: chcopier's discovery and its sums, on the source and
+        on the staging nodes)."""
+        read, cpu_us = 0, 0
+        where = (f'type = 2 AND event_time BETWEEN toDateTime({int(since)}) AND toDateTime({int(until) + 1}) '
+                 "AND query NOT LIKE '%system.%'")
+        cpu = ("arraySum(arrayFilter((v, k) -> k IN ('UserTimeMicroseconds', 'SystemTimeMicroseconds'), "
+               'ProfileEvents.Values, ProfileEvents.Names))')
+        for n in self.cl.nodes:
+            self.q(n, 'SYSTEM FLUSH LOGS')
+            if n.cluster == 'source':
+                read += int(self.q(n, f'SELECT sum(read_rows) FROM system.query_log WHERE {where}'))
+            cpu_us += int(self.q(n, f'SELECT sum({cpu}) FROM system.query_log WHERE {where} '
+                                    "AND query LIKE '%count(), ifNull(sum(%'"))
+        return read, cpu_us / 1e6
 
     @staticmethod
-    def rows_read_since(n, off):
-        """Rows the node read, from its query log lines ("executeQuery: Read N
-        rows", information level) written after byte offset OFF."""
-        try:
-            with open(n.log, 'rb') as f:
-                f.seek(off)
-                text = f.read().decode(errors='replace')
-        except OSError:
-            return 0
-        return sum(int(x) for x in re.findall(r'executeQuery: Read ([0-9]+) rows', text))
+    def routing(logs):
+        """chcopier's routing as its log says ('distributed', 'filter', both
+        when it fell back), '-' for clickhouse-copier."""
+        got = sorted(set(re.findall(r"routing (distributed|filter):", logs)))
+        return '+'.join(got) or '-'
 
     @staticmethod
     def machine_cpu():
@@ -411,14 +434,14 @@ class Bench:
         and every row on the shard its sharding key routes it to."""
         table = self.wl_table(wl)
         ok = True
-        for n in self.cl.dst_nodes:
+        for n in self.cl.dst_nodes if wl != 'd' else []:
             try:
                 self.cl.query(n, f'SYSTEM SYNC REPLICA {DB}.{table}', timeout=300)
             except QueryError as e:
                 self.note(f'FAIL: {n.name}: SYSTEM SYNC REPLICA failed: {str(e)[:300]}')
                 ok = False
         v = verify(self.cl, f'{DB}.hits', f'{DB}.{table}', self.wl_pkey(wl), unique='UserID',
-                   placement='intHash64(UserID)', replica_wait=60)
+                   placement='intHash64(UserID)', replica_wait=60, flat=wl == 'd')
         with open(f'{rd}/dst-r1.tsv', 'w') as f:
             f.write(''.join(f'{p}\t{c}\t{s}\n' for p, (c, s) in v.destination.items()))
         for p in v.problems:
@@ -456,7 +479,7 @@ class Bench:
         load = ' '.join(open('/proc/loadavg').read().split()[:3])
         self.note(f'prepared in {time.monotonic() - t:.1f} s (drop destination, wait idle, upload); load average {load}')
         self.procs = []
-        offs = [self.log_size(n) for n in cl.src_nodes]
+        epoch0 = time.time()
         cpu0 = cl.server_cpu()
         m0 = self.machine_cpu()
         start = time.monotonic()
@@ -487,7 +510,7 @@ class Bench:
         end = time.monotonic()
         cpu1 = cl.server_cpu()
         m1 = self.machine_cpu()
-        srcread = sum(self.rows_read_since(n, off) for n, off in zip(cl.src_nodes, offs))
+        srcread, vcpu = self.query_log(epoch0, time.time())
         self.procs = []
         wall = end - start
         self.note(f"wall {wall:.2f} s, exit code(s): {' '.join(map(str, rcs))}")
@@ -518,6 +541,7 @@ class Bench:
         if status != 'ok':
             self.failed = True
         scpu = sum(cpu1.get(k, 0) - cpu0.get(k, 0) for k in cpu1) / CLK_TCK
+        vshare = f'{100 * vcpu / scpu:.0f}%' if copier.startswith('chcopier') and scpu > 0 else '-'
         # CPU the rest of the machine used meanwhile, in cores: a noisy
         # neighbour makes every number above slower
         other = max(0.0, ((m1 - m0) / CLK_TCK - scpu - (sumcpu or 0)) / wall)
@@ -525,12 +549,13 @@ class Bench:
                                  rss='n/a' if maxrss is None else f'{maxrss / 1024:.1f}',
                                  cpu='n/a' if sumcpu is None else f'{sumcpu:.2f}', scpu=f'{scpu:.2f}',
                                  left=self.count_left(tp), tp=tp, status=status, other=f'{other:.2f}',
-                                 sread=f'{srcread / self.rows:.1f}'))
+                                 sread=f'{srcread / self.rows:.2f}', vshare=vshare,
+                                 route=self.routing(logs) if copier.startswith('chcopier') else '-'))
         with open(f'{self.dir}/results.tsv', 'a') as f:
             r = self.results[-1]
             f.write('\t'.join(str(r[k]) for k in ('wl', 'copier')) + f'\t{self.workers}\t{wall:.3f}\t' +
                     '\t'.join(str(r[k]) for k in ('rps', 'rss', 'cpu', 'scpu', 'left', 'tp', 'status', 'other',
-                                                  'sread')) + '\n')
+                                                  'sread', 'vshare', 'route')) + '\n')
 
     # ------------------------------------------------------------ ZooKeeper transaction log
 
@@ -563,8 +588,9 @@ class Bench:
     def report(self):
         self.say(f'results: {self.rows} rows, number_of_splits {self.splits}, max_workers {self.max_workers}, '
                  f'{self.workers} worker(s) per run')
-        out = [f"{'workload':<11} {'copier':<17} {'wall s':>7} {'rows/s':>9} {'ratio':>6} {'RSS MiB':>7} "
-               f"{'CPU s':>6} {'srv CPU':>7} {'src read':>8} {'zk left':>7} {'zk crt':>7} {'other':>6}  verify"]
+        out = [f"{'workload':<12} {'copier':<17} {'wall s':>7} {'rows/s':>9} {'ratio':>6} {'RSS MiB':>7} "
+               f"{'CPU s':>6} {'srv CPU':>7} {'verify':>6} {'src read':>8} {'routing':>11} {'zk left':>7} "
+               f"{'zk crt':>7} {'other':>6}  verify"]
 
         def base(wl):
             return next((r['rps'] for r in self.results if r['wl'] == wl and r['copier'] == 'clickhouse-copier'
@@ -572,16 +598,20 @@ class Bench:
         for r in self.results:
             b = base(r['wl'])
             ratio = f"{r['rps'] / b:.2f}x" if b and r['status'] == 'ok' else '-'
-            out.append(f"{self.wl_label(r['wl']):<11} {r['copier']:<17} {r['wall']:7.2f} {r['rps']:>9} {ratio:>6} "
-                       f"{r['rss']:>7} {r['cpu']:>6} {r['scpu']:>7} {r['sread'] + 'x':>8} {r['left']:>7} "
-                       f"{self.zk_creates(r['tp']):>7} {r['other']:>6}  {r['status']}")
+            out.append(f"{self.wl_label(r['wl']):<12} {r['copier']:<17} {r['wall']:7.2f} {r['rps']:>9} {ratio:>6} "
+                       f"{r['rss']:>7} {r['cpu']:>6} {r['scpu']:>7} {r['vshare']:>6} {r['sread'] + 'x':>8} "
+                       f"{r['route']:>11} {r['left']:>7} {self.zk_creates(r['tp']):>7} {r['other']:>6}  "
+                       f"{r['status']}")
         how = 'GNU time' if self.gnu_time else 'VmHWM sampled from /proc'
         out.append(f"""
 ratio = chcopier rows/s / clickhouse-copier rows/s on the same workload.
 RSS = worker peak resident set ({how}, max over workers);
 CPU s = worker user+sys (sum over workers); srv CPU = CPU seconds of all
-ClickHouse servers + ZooKeeper during the run; src read = rows the source
-servers read during the run, as a multiple of the rows copied; zk left = nodes
+ClickHouse servers + ZooKeeper during the run; verify = the share of srv CPU
+spent in verification queries (count and checksum per partition, from
+system.query_log); src read = rows the source servers read during the run
+(system.query_log), as a multiple of the rows copied; routing = how chcopier
+routed rows to destination shards (its log); zk left = nodes
 under the task path afterwards; zk crt = create operations under it in
 ZooKeeper's transaction log (both exclude the task path and its description);
 other = cores busy with processes outside this benchmark during the run

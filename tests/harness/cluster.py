@@ -456,7 +456,8 @@ class Cluster:
     # ------------------------------------------------------------ config files
 
     def remote_servers(self):
-        """<remote_servers> for both clusters, as written to remote_servers.xml."""
+        """<remote_servers> for both clusters (and `destination_flat`, every
+        destination server a shard), as written to remote_servers.xml."""
         lines = ['<remote_servers>', '    <source>']
         for n in self.src_nodes:
             lines += ['        <shard>',
@@ -472,7 +473,15 @@ class Cluster:
             for n in self.dst_replica_nodes(s):
                 lines.append(f'            <replica><host>{HOST}</host><port>{n.tcp}</port></replica>')
             lines.append('        </shard>')
-        lines += ['    </destination>', '</remote_servers>']
+        lines.append('    </destination>')
+        # Every destination server as a shard of its own: the benchmark's
+        # workload with 4 destination shards (on the 2 x 2 servers).
+        lines.append('    <destination_flat>')
+        for n in self.dst_nodes:
+            lines += ['        <shard>',
+                      f'            <replica><host>{HOST}</host><port>{n.tcp}</port></replica>',
+                      '        </shard>']
+        lines += ['    </destination_flat>', '</remote_servers>']
         return '\n'.join(lines) + '\n'
 
     def dst_replica_nodes(self, shard):

@@ -134,11 +134,12 @@ def staging_tables(cluster, db, prefix=None):
 
 def verify(cluster, src, dst, partition_by, *, checksum=None, where=None, extra=None,
            unique='id', replicas=True, replica_wait=60, defer_lagging=False, staging=True,
-           placement=None, timeout=300):
+           placement=None, timeout=300, flat=False):
     """Check the copy of SRC ('db.table' on every source shard) into DST
     ('db.table' on the destination); see the module comment. WHERE filters
     the source; EXTRA is a SELECT of rows the destination should hold in
-    addition (with the columns PARTITION_BY and CHECKSUM use)."""
+    addition (with the columns PARTITION_BY and CHECKSUM use). FLAT: DST was
+    copied into `destination_flat`, every destination server a shard."""
     v = Verdict()
     sdb, st = _name(src)
     ddb, dt = _name(dst)
@@ -152,11 +153,12 @@ def verify(cluster, src, dst, partition_by, *, checksum=None, where=None, extra=
         v.problems.append(f'{what}: cannot read: {e}')
         return v
 
-    if replicas and cluster.dst_replicas > 1:
+    if replicas and cluster.dst_replicas > 1 and not flat:
         _check_replicas(cluster, v, ddb, dt, partition_by, checksum, replica_wait, defer_lagging)
 
     try:
-        v.destination = sums(cluster, cluster.dst_all(ddb, dt), partition_by, checksum, timeout=timeout)
+        every = cluster.remote(cluster.dst_nodes, ddb, dt) if flat else cluster.dst_all(ddb, dt)
+        v.destination = sums(cluster, every, partition_by, checksum, timeout=timeout)
     except QueryError as e:
         v.problems.append(f'{what}: cannot read: {e}')
         return v
@@ -171,7 +173,7 @@ def verify(cluster, src, dst, partition_by, *, checksum=None, where=None, extra=
 
     if unique:
         n, example = cluster.rows('s1', f'SELECT count(), any({unique}) FROM (SELECT {unique} FROM '
-                                        f'{cluster.dst_all(ddb, dt)} GROUP BY {unique} HAVING count() > 1)',
+                                        f'{every} GROUP BY {unique} HAVING count() > 1)',
                                   timeout=timeout)[0]
         if n != '0':
             v.problems.append(f'{what}: {n} {unique} values appear more than once (e.g. {example})')
@@ -181,11 +183,14 @@ def verify(cluster, src, dst, partition_by, *, checksum=None, where=None, extra=
             v.problems.append(f'{what}: staging tables left on {node}: {", ".join(names)}')
 
     if placement:
-        total = sum(cluster.dst_weights)
+        shards = [[n] for n in cluster.dst_nodes] if flat else \
+            [cluster.dst_replica_nodes(s) for s in range(1, cluster.dst_shards + 1)]
+        weights = [1] * len(shards) if flat else cluster.dst_weights
+        total = sum(weights)
         lo = 0
-        for s in range(1, cluster.dst_shards + 1):
-            hi = lo + cluster.dst_weights[s - 1]
-            for n in cluster.dst_replica_nodes(s):
+        for s in range(1, len(shards) + 1):
+            hi = lo + weights[s - 1]
+            for n in shards[s - 1]:
                 bad = cluster.q(n, f'SELECT count() FROM {ddb}.{dt} WHERE NOT (({placement}) % {total} '
                                    f'BETWEEN {lo} AND {hi - 1})', timeout=timeout)
                 if bad != '0':
