@@ -36,13 +36,14 @@
 #include "chcopier/obs/log.h"
 #include "chcopier/base/secrets.h"
 #include "chcopier/config/task.h"
-#include "ch-internal.h"
+#include "ch/bucket.h"
+#include "ch/cstream.h"
+#include "ch/response.h"
+#include "ch/ring.h"
+#include "ch/url.h"
 #include "config.h"
 
 #include "base/banned.h"
-
-/* How far from the end of a body a trailing exception may start. */
-#define TRAILING_EXCEPTION_WINDOW ((size_t)64 << 10)
 
 enum query_state {
     QUERY_RUNNING, /* easy handle in the multi, on c->running */
@@ -67,13 +68,6 @@ struct compress_note {
     char hostport[]; /* of the source server */
 };
 
-/* A token bucket: rate bytes per second, bursts of at most rate / 10. */
-struct bucket {
-    long long rate; /* <= 0: unlimited */
-    double tokens;
-    uint64_t last_ns; /* uv_hrtime() of the last refill, 0 = never */
-};
-
 struct ch_client {
     uv_loop_t *loop;
     CURLM *multi;
@@ -89,7 +83,7 @@ struct ch_client {
     int kick_pending;            /* some pipe has a kick[] or start_dst flag set */
     uv_timer_t throttle;         /* resumes throttled uploads */
     uint64_t throttle_due;       /* uv_now() when throttle fires */
-    struct bucket rate;          /* ch_client_set_rate(), shared by its pipes */
+    struct ch_bucket rate;          /* ch_client_set_rate(), shared by its pipes */
     struct compress_note *notes; /* source servers probed for compress=1 */
 };
 
@@ -148,612 +142,14 @@ struct ch_pipe {
     void *data;
     struct ch_ring ring;
     struct ch_cstream *dec;
-    struct bucket rate;
+    struct ch_bucket rate;
     unsigned long long bytes;
     int status, exc_code;
     struct chc_err err;
     struct ch_pipe *prev, *next; /* c->pipes */
 };
 
-/* ------------------------------------------------------------------ text */
-
-static const char *mem_find(const char *hay, size_t n, const char *needle)
-{
-    size_t m = strlen(needle), i;
-
-    if (m == 0 || n < m)
-        return NULL;
-    for (i = 0; i + m <= n; i++)
-        if (hay[i] == needle[0] && !memcmp(hay + i, needle, m))
-            return hay + i;
-    return NULL;
-}
-
-/* "Code: N." or "Code: N," at s (n bytes available): N, else 0. */
-static int code_at(const char *s, size_t n)
-{
-    size_t i = 6, digits = 0;
-    int code = 0;
-
-    if (n < 8 || memcmp(s, "Code: ", 6) != 0)
-        return 0;
-    while (i < n && s[i] >= '0' && s[i] <= '9' && digits < 9) {
-        code = code * 10 + (s[i] - '0');
-        i++;
-        digits++;
-    }
-    if (!digits || i >= n || (s[i] != '.' && s[i] != ','))
-        return 0;
-    return code;
-}
-
-int ch_parse_exception_code(const char *body)
-{
-    const char *s = body;
-    int code;
-
-    if (!body)
-        return 0;
-    for (;;) {
-        code = code_at(s, strnlen(s, 32));
-        if (code > 0)
-            return code;
-        s = strchr(s, '\n');
-        if (!s)
-            return 0;
-        s++;
-    }
-}
-
-const char *ch_find_trailing_exception(const char *body, size_t len)
-{
-    size_t lo = len > TRAILING_EXCEPTION_WINDOW ? len - TRAILING_EXCEPTION_WINDOW : 0;
-    size_t i;
-
-    if (!body)
-        return NULL;
-    for (i = len; i-- > lo;) {
-        const char *line = body + i, *eol;
-
-        if (i > 0 && body[i - 1] != '\n')
-            continue;
-        if (code_at(line, len - i) <= 0)
-            continue;
-        eol = memchr(line, '\n', len - i);
-        if (mem_find(line, eol ? (size_t)(eol - line) : len - i, "DB::Exception"))
-            return line;
-    }
-    return NULL;
-}
-
-/* ------------------------------------------------ ring buffer (pure) */
-
-int ch__ring_init(struct ch_ring *r, size_t cap)
-{
-    memset(r, 0, sizeof(*r));
-    if (cap == 0)
-        return -EINVAL;
-    r->buf = malloc(cap);
-    if (!r->buf)
-        return -ENOMEM;
-    r->cap = cap;
-    return 0;
-}
-
-void ch__ring_release(struct ch_ring *r)
-{
-    if (!r)
-        return;
-    free(r->buf);
-    memset(r, 0, sizeof(*r));
-}
-
-size_t ch__ring_space(const struct ch_ring *r)
-{
-    return r->cap - r->len;
-}
-
-size_t ch__ring_push(struct ch_ring *r, const void *data, size_t n)
-{
-    const unsigned char *src = data;
-    size_t tail, first;
-
-    if (n > r->cap - r->len)
-        n = r->cap - r->len;
-    if (n == 0)
-        return 0;
-    tail = (r->head + r->len) % r->cap;
-    first = r->cap - tail < n ? r->cap - tail : n;
-    memcpy(r->buf + tail, src, first);
-    memcpy(r->buf, src + first, n - first);
-    r->len += n;
-    return n;
-}
-
-size_t ch__ring_pop(struct ch_ring *r, void *out, size_t n)
-{
-    unsigned char *dst = out;
-    size_t first;
-
-    if (n > r->len)
-        n = r->len;
-    if (n == 0)
-        return 0;
-    first = r->cap - r->head < n ? r->cap - r->head : n;
-    memcpy(dst, r->buf + r->head, first);
-    memcpy(dst + first, r->buf, n - first);
-    r->head = (r->head + n) % r->cap;
-    r->len -= n;
-    if (r->len == 0)
-        r->head = 0; /* keeps copies contiguous while the consumer keeps up */
-    return n;
-}
-
-/* ------------------------------------ ClickHouse compressed stream (pure) */
-
-/* ClickHouse refuses blocks above 1 GiB (DBMS_MAX_COMPRESSED_SIZE). */
-#define CSTREAM_BLOCK_MAX ((uint32_t)1 << 30)
-#define CSTREAM_MASK (CH_CSTREAM_WINDOW - 1)
-
-void ch__cstream_init(struct ch_cstream *s, int raw)
-{
-    memset(s, 0, offsetof(struct ch_cstream, window));
-    s->lz4 = CH_LZ4_TOKEN;
-    s->raw = raw;
-}
-
-static int cstream_fail(struct ch_cstream *s, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static int cstream_fail(struct ch_cstream *s, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(s->why, sizeof(s->why), fmt, ap);
-    va_end(ap);
-    s->failed = 1;
-    return CHC_EPARSE;
-}
-
-static uint32_t le32(const unsigned char *b)
-{
-    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
-}
-
-/* Append n output bytes to the window. */
-static void window_put(struct ch_cstream *s, const unsigned char *b, size_t n)
-{
-    size_t at, first;
-
-    s->total_out += n;
-    if (n > CH_CSTREAM_WINDOW) { /* only the end stays in the window */
-        b += n - CH_CSTREAM_WINDOW;
-        n = CH_CSTREAM_WINDOW;
-    }
-    at = (size_t)((s->total_out - n) & CSTREAM_MASK);
-    first = CH_CSTREAM_WINDOW - at < n ? CH_CSTREAM_WINDOW - at : n;
-    memcpy(s->window + at, b, first);
-    memcpy(s->window, b + first, n - first);
-}
-
-static int cstream_out(struct ch_cstream *s, const unsigned char *b, size_t n)
-{
-    if (n > s->out_left)
-        return cstream_fail(s, "block %llu decompresses to more than its %u bytes",
-                            (unsigned long long)s->blocks, s->block_out + s->out_left);
-    s->out_left -= (uint32_t)n;
-    s->block_out += (uint32_t)n;
-    window_put(s, b, n);
-    return 0;
-}
-
-/* Copy match_len + 4 bytes from offset back (they may overlap the output). */
-static int cstream_match(struct ch_cstream *s)
-{
-    uint32_t n = s->match_len + 4, i;
-    uint64_t pos = s->total_out;
-
-    if (n > s->out_left)
-        return cstream_fail(s, "block %llu decompresses to more than its %u bytes",
-                            (unsigned long long)s->blocks, s->block_out + s->out_left);
-    for (i = 0; i < n; i++, pos++)
-        s->window[pos & CSTREAM_MASK] = s->window[(pos - s->offset) & CSTREAM_MASK];
-    s->out_left -= n;
-    s->block_out += n;
-    s->total_out += n;
-    s->lz4 = CH_LZ4_TOKEN;
-    return 0;
-}
-
-static int cstream_header(struct ch_cstream *s)
-{
-    uint32_t csize = le32(s->hdr + 17), usize = le32(s->hdr + 21);
-
-    s->method = s->hdr[16];
-    if (s->method != CH_CSTREAM_METHOD_NONE && s->method != CH_CSTREAM_METHOD_LZ4)
-        return cstream_fail(s, "block %llu: unsupported compression method 0x%02x",
-                            (unsigned long long)s->blocks, s->method);
-    if (csize < 9 || csize - 9 > CSTREAM_BLOCK_MAX || usize > CSTREAM_BLOCK_MAX)
-        return cstream_fail(s, "block %llu: impossible sizes %u/%u", (unsigned long long)s->blocks,
-                            csize, usize);
-    if (s->method == CH_CSTREAM_METHOD_NONE && csize - 9 != usize)
-        return cstream_fail(s, "block %llu: uncompressed block of %u bytes claims %u",
-                            (unsigned long long)s->blocks, csize - 9, usize);
-    s->in_left = csize - 9;
-    s->out_left = usize;
-    s->block_out = 0;
-    s->lz4 = CH_LZ4_TOKEN;
-    s->lit_left = s->match_len = s->offset = 0;
-    return 0;
-}
-
-static int cstream_block_end(struct ch_cstream *s)
-{
-    if (s->method == CH_CSTREAM_METHOD_LZ4 && s->lz4 != CH_LZ4_TOKEN &&
-        !(s->lz4 == CH_LZ4_LITERALS && s->lit_left == 0))
-        return cstream_fail(s, "block %llu: LZ4 data ends inside a sequence",
-                            (unsigned long long)s->blocks);
-    if (s->out_left)
-        return cstream_fail(s, "block %llu decompresses to %u bytes, not %u",
-                            (unsigned long long)s->blocks, s->block_out,
-                            s->block_out + s->out_left);
-    s->hdr_len = 0;
-    s->blocks++;
-    return 0;
-}
-
-/* Run LZ4 sequences over [*pp, end) without passing the block's end. */
-static int cstream_lz4(struct ch_cstream *s, const unsigned char **pp, const unsigned char *end)
-{
-    const unsigned char *p = *pp;
-    size_t k;
-    int r = 0;
-
-    while (r == 0 && s->in_left > 0 && (p < end || (s->lz4 == CH_LZ4_LITERALS && !s->lit_left))) {
-        switch (s->lz4) {
-        case CH_LZ4_TOKEN:
-            s->lit_left = *p >> 4;
-            s->match_len = *p & 15;
-            p++;
-            s->in_left--;
-            s->lz4 = s->lit_left == 15 ? CH_LZ4_LITLEN : CH_LZ4_LITERALS;
-            break;
-        case CH_LZ4_LITLEN:
-            s->lit_left += *p;
-            s->in_left--;
-            if (*p++ != 255)
-                s->lz4 = CH_LZ4_LITERALS;
-            if (s->lit_left > s->out_left)
-                r = cstream_fail(s, "block %llu: literals run past the block",
-                                 (unsigned long long)s->blocks);
-            break;
-        case CH_LZ4_LITERALS:
-            k = (size_t)(end - p);
-            if (k > s->lit_left)
-                k = s->lit_left;
-            if (k > s->in_left)
-                k = s->in_left;
-            if (k) {
-                r = cstream_out(s, p, k);
-                p += k;
-                s->in_left -= (uint32_t)k;
-                s->lit_left -= (uint32_t)k;
-            }
-            if (r == 0 && s->lit_left == 0 && s->in_left > 0)
-                s->lz4 = CH_LZ4_OFFSET_LO;
-            break;
-        case CH_LZ4_OFFSET_LO:
-            s->offset = *p++;
-            s->in_left--;
-            s->lz4 = CH_LZ4_OFFSET_HI;
-            break;
-        case CH_LZ4_OFFSET_HI:
-            s->offset |= (uint32_t)*p++ << 8;
-            s->in_left--;
-            if (s->offset == 0 || s->offset > s->block_out)
-                r = cstream_fail(s, "block %llu: match offset %u outside the %u bytes decoded",
-                                 (unsigned long long)s->blocks, s->offset, s->block_out);
-            else if (s->match_len == 15)
-                s->lz4 = CH_LZ4_MATCHLEN;
-            else
-                r = cstream_match(s);
-            break;
-        case CH_LZ4_MATCHLEN:
-            s->match_len += *p;
-            s->in_left--;
-            if (s->match_len > s->out_left)
-                r = cstream_fail(s, "block %llu: match runs past the block",
-                                 (unsigned long long)s->blocks);
-            else if (*p++ != 255)
-                r = cstream_match(s);
-            break;
-        case _CH_LZ4_STATE_MAX:
-            CHC_BUG("invalid LZ4 state");
-        }
-    }
-    *pp = p;
-    return r;
-}
-
-int ch__cstream_feed(struct ch_cstream *s, const void *data, size_t n)
-{
-    const unsigned char *p = data, *end = p + n;
-    size_t k;
-    int r = 0;
-
-    if (s->failed)
-        return CHC_EPARSE;
-    s->total_in += n;
-    if (s->raw) {
-        window_put(s, p, n);
-        return 0;
-    }
-    while (r == 0 && p < end) {
-        if (s->hdr_len < CH_CSTREAM_HEADER) {
-            k = CH_CSTREAM_HEADER - s->hdr_len;
-            if (k > (size_t)(end - p))
-                k = (size_t)(end - p);
-            memcpy(s->hdr + s->hdr_len, p, k);
-            s->hdr_len += k;
-            p += k;
-            if (s->hdr_len < CH_CSTREAM_HEADER)
-                break;
-            s->fail_pos = (size_t)(p - (const unsigned char *)data);
-            r = cstream_header(s);
-            if (r < 0) {
-                s->fail_in_header = 1;
-                break;
-            }
-        } else if (s->method == CH_CSTREAM_METHOD_NONE) {
-            k = (size_t)(end - p) < s->in_left ? (size_t)(end - p) : s->in_left;
-            r = cstream_out(s, p, k);
-            p += k;
-            s->in_left -= (uint32_t)k;
-        } else {
-            r = cstream_lz4(s, &p, end);
-        }
-        if (r == 0 && s->in_left == 0 && s->hdr_len == CH_CSTREAM_HEADER)
-            r = cstream_block_end(s);
-    }
-    return r;
-}
-
-int ch__cstream_at_boundary(const struct ch_cstream *s)
-{
-    return !s->failed && s->hdr_len == 0;
-}
-
-size_t ch__cstream_tail(const struct ch_cstream *s, char *out, size_t max)
-{
-    size_t n = max, at, first;
-
-    if (n > s->total_out)
-        n = (size_t)s->total_out;
-    if (n > CH_CSTREAM_WINDOW)
-        n = CH_CSTREAM_WINDOW;
-    at = (size_t)((s->total_out - n) & CSTREAM_MASK);
-    first = CH_CSTREAM_WINDOW - at < n ? CH_CSTREAM_WINDOW - at : n;
-    memcpy(out, s->window + at, first);
-    memcpy(out + first, s->window, n - first);
-    return n;
-}
-
-const char *ch__find_stream_exception(const char *s, size_t len)
-{
-    const char *last = NULL, *first_clean = NULL;
-    size_t i, first_nul = len; /* the first NUL at or after i */
-    int has_exc_after = 0;     /* "DB::Exception" starts at or after i */
-
-    if (!s || len == 0 || s[len - 1] != '\n')
-        return NULL;
-    for (i = len; i-- > 0;) {
-        if (s[i] == '\0')
-            first_nul = i;
-        if (s[i] == 'D' && len - i >= 13 && !memcmp(s + i, "DB::Exception", 13))
-            has_exc_after = 1;
-        if (s[i] != 'C' || !has_exc_after || code_at(s + i, len - i) <= 0)
-            continue;
-        if (!last)
-            last = s + i;
-        if (first_nul == len)
-            first_clean = s + i;
-    }
-    return first_clean ? first_clean : last;
-}
-
-/* ------------------------------------------------------------------- URL */
-
-static const char *const reserved_params[] = {
-    "query", "query_id", "database", "user", "password", "quota_key", "compress", "decompress",
-};
-
-static int add_param(struct chc_buf *out, char *sep, const char *name, const char *value)
-{
-    int r;
-
-    r = chc_buf_addch(out, *sep);
-    if (r == 0)
-        r = chc_buf_add_urlenc(out, name);
-    if (r == 0)
-        r = chc_buf_addch(out, '=');
-    if (r == 0)
-        r = chc_buf_add_urlenc(out, value ? value : "");
-    *sep = '&';
-    return r;
-}
-
-/* Is settings item (set si, index ii) overridden by a later one? */
-static int overridden(const struct ch_query_params *p, size_t si, size_t ii)
-{
-    const char *name = p->settings[si]->items[ii].name;
-    size_t s, i;
-
-    for (s = si; s < CH_SETTINGS_MAX && p->settings[s]; s++)
-        for (i = s == si ? ii + 1 : 0; i < p->settings[s]->n; i++)
-            if (p->settings[s]->items[i].name && !strcmp(p->settings[s]->items[i].name, name))
-                return 1;
-    return 0;
-}
-
-static int check_host(const char *host)
-{
-    const char *s;
-
-    if (!host || !*host)
-        return -EINVAL;
-    for (s = host; *s; s++)
-        if ((unsigned char)*s <= ' ' || *s == 0x7f || strchr("/?#@\\", *s))
-            return -EINVAL;
-    return 0;
-}
-
-static int add_hostport(struct chc_buf *out, const struct cfg_replica *rep)
-{
-    int v6 = strchr(rep->host, ':') && rep->host[0] != '[';
-
-    return chc_buf_addf(out, "%s%s%s:%d", v6 ? "[" : "", rep->host, v6 ? "]" : "",
-                        rep->http_port);
-}
-
-int ch_build_url(const struct ch_query_params *p, struct chc_buf *out, struct chc_err *err)
-{
-    const struct cfg_replica *rep = p ? p->replica : NULL;
-    size_t start = out->len, s, i, k;
-    int explicit_wait = 0;
-    char sep = '?';
-    int r;
-
-    if (!rep) {
-        r = chc_err_set(err, -EINVAL, "no replica given for the query");
-        goto fail;
-    }
-    if (check_host(rep->host) < 0) {
-        r = chc_err_set(err, -EINVAL, "invalid ClickHouse host '%s'", rep->host ? rep->host : "");
-        goto fail;
-    }
-    if (rep->http_port <= 0 || rep->http_port > 65535) {
-        r = chc_err_set(err, -EINVAL, "%s: invalid HTTP port %d", rep->host, rep->http_port);
-        goto fail;
-    }
-    r = chc_buf_addstr(out, rep->secure ? "https://" : "http://");
-    if (r == 0)
-        r = add_hostport(out, rep);
-    if (r == 0)
-        r = chc_buf_addch(out, '/');
-    if (r == 0 && p->query_id && *p->query_id)
-        r = add_param(out, &sep, "query_id", p->query_id);
-    if (r == 0 && p->database && *p->database)
-        r = add_param(out, &sep, "database", p->database);
-    for (s = 0; r == 0 && s < CH_SETTINGS_MAX && p->settings[s]; s++) {
-        for (i = 0; r == 0 && i < p->settings[s]->n; i++) {
-            const struct cfg_setting *it = &p->settings[s]->items[i];
-
-            if (!it->name || !*it->name) {
-                r = chc_err_set(err, -EINVAL, "%s: setting without a name", rep->host);
-                goto fail;
-            }
-            for (k = 0; k < sizeof(reserved_params) / sizeof(reserved_params[0]); k++) {
-                if (!strcmp(it->name, reserved_params[k])) {
-                    r = chc_err_set(err, -EINVAL,
-                                    "setting '%s' cannot be passed as a URL parameter", it->name);
-                    goto fail;
-                }
-            }
-            if (!strcmp(it->name, "wait_end_of_query"))
-                explicit_wait = 1;
-            if (!overridden(p, s, i))
-                r = add_param(out, &sep, it->name, it->value);
-        }
-    }
-    if (r == 0 && !p->stream && !explicit_wait)
-        r = add_param(out, &sep, "wait_end_of_query", "1");
-    if (r < 0) {
-        r = chc_err_set(err, r, "%s: cannot build the query URL: %s", rep->host, chc_strerror(r));
-        goto fail;
-    }
-    return 0;
-fail:
-    if (out->alloc)
-        chc_buf_setlen(out, start);
-    return r;
-}
-
 /* --------------------------------------------------------------- errors */
-
-static int is_auth_code(int code)
-{
-    return code == 192 || code == 193 || code == 194 || code == 516;
-}
-
-/* ClickHouse exception codes that the same statement meets again on every
- * try (ErrorCodes.cpp): bad SQL, unknown names, types that do not fit,
- * values that do not parse, missing rights or disk. Everything else
- * (network, timeouts, TOO_MANY_PARTS, MEMORY_LIMIT_EXCEEDED, ZooKeeper,
- * read-only replicas, ...) may pass and is retried. */
-static const int permanent_codes[] = {
-    1,   /* UNSUPPORTED_METHOD */
-    2,   /* UNSUPPORTED_PARAMETER */
-    6,   /* CANNOT_PARSE_TEXT */
-    8,   /* THERE_IS_NO_COLUMN */
-    10,  /* NOT_FOUND_COLUMN_IN_BLOCK */
-    16,  /* NO_SUCH_COLUMN_IN_TABLE */
-    20,  /* NUMBER_OF_COLUMNS_DOESNT_MATCH */
-    27,  /* CANNOT_PARSE_INPUT_ASSERTION_FAILED */
-    35,  /* TOO_MANY_ARGUMENTS_FOR_FUNCTION */
-    36,  /* BAD_ARGUMENTS */
-    38,  /* CANNOT_PARSE_DATE */
-    41,  /* CANNOT_PARSE_DATETIME */
-    42,  /* NUMBER_OF_ARGUMENTS_DOESNT_MATCH */
-    43,  /* ILLEGAL_TYPE_OF_ARGUMENT */
-    44,  /* ILLEGAL_COLUMN */
-    46,  /* UNKNOWN_FUNCTION */
-    47,  /* UNKNOWN_IDENTIFIER */
-    48,  /* NOT_IMPLEMENTED */
-    50,  /* UNKNOWN_TYPE */
-    53,  /* TYPE_MISMATCH */
-    57,  /* TABLE_ALREADY_EXISTS */
-    60,  /* UNKNOWN_TABLE */
-    62,  /* SYNTAX_ERROR */
-    63,  /* UNKNOWN_AGGREGATE_FUNCTION */
-    69,  /* ARGUMENT_OUT_OF_BOUND */
-    70,  /* CANNOT_CONVERT_TYPE */
-    72,  /* CANNOT_PARSE_NUMBER */
-    80,  /* INCORRECT_QUERY */
-    81,  /* UNKNOWN_DATABASE */
-    115, /* UNKNOWN_SETTING */
-    117, /* INCORRECT_DATA */
-    122, /* INCOMPATIBLE_COLUMNS */
-    130, /* CANNOT_READ_ARRAY_FROM_TEXT */
-    164, /* READONLY */
-    179, /* MULTIPLE_EXPRESSIONS_FOR_ALIAS */
-    184, /* ILLEGAL_AGGREGATION */
-    190, /* SIZES_OF_ARRAYS_DOESNT_MATCH */
-    192, /* UNKNOWN_USER */
-    193, /* WRONG_PASSWORD */
-    194, /* REQUIRED_PASSWORD */
-    215, /* NOT_AN_AGGREGATE */
-    243, /* NOT_ENOUGH_SPACE */
-    248, /* INVALID_PARTITION_VALUE */
-    321, /* VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE */
-    352, /* AMBIGUOUS_COLUMN_NAME */
-    359, /* TABLE_SIZE_EXCEEDS_MAX_DROP_SIZE_LIMIT */
-    368, /* BAD_CAST (18.16: a Native column of another type) */
-    386, /* NO_COMMON_TYPE */
-    395, /* FUNCTION_THROW_IF_VALUE_IS_NON_ZERO */
-    497, /* ACCESS_DENIED */
-    516, /* AUTHENTICATION_FAILED */
-};
-
-int ch_exception_is_permanent(int code)
-{
-    size_t i;
-
-    for (i = 0; i < sizeof(permanent_codes) / sizeof(permanent_codes[0]); i++)
-        if (permanent_codes[i] == code)
-            return 1;
-    return 0;
-}
 
 static int classify_curl(CURLcode rc)
 {
@@ -822,7 +218,7 @@ static void finish_exception(struct ch_query *q, long http, const char *text, si
     int code;
 
     q->exc_code = q->hdr_exc_code ? q->hdr_exc_code : ch_parse_exception_code(text);
-    if (http == 401 || http == 403 || is_auth_code(q->exc_code))
+    if (http == 401 || http == 403 || ch__is_auth_code(q->exc_code))
         code = CHC_ECH_AUTH;
     else if (ch_exception_is_permanent(q->exc_code))
         code = CHC_ECH_PERMANENT;
@@ -904,24 +300,6 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userp)
     else if (r < 0)
         q->oom = 1;
     return r < 0 ? CURL_WRITEFUNC_ERROR : n;
-}
-
-int ch__header_line(const char *line, size_t n, int *ret_code)
-{
-    static const char name[] = "X-ClickHouse-Exception-Code:";
-    size_t i;
-    int code = 0;
-
-    if (n >= 5 && !memcmp(line, "HTTP/", 5))
-        return CH_HEADER_STATUS;
-    if (n <= sizeof(name) - 1 || strncasecmp(line, name, sizeof(name) - 1) != 0)
-        return CH_HEADER_OTHER;
-    for (i = sizeof(name) - 1; i < n && line[i] == ' '; i++)
-        ;
-    for (; i < n && line[i] >= '0' && line[i] <= '9' && code < 100000000; i++)
-        code = code * 10 + (line[i] - '0');
-    *ret_code = code;
-    return CH_HEADER_EXCEPTION_CODE;
 }
 
 static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userp)
@@ -1349,7 +727,7 @@ static int query_setup(struct ch_query *q, const struct ch_query_params *p, cons
     size_t i;
     int r;
 
-    r = add_hostport(&hp, rep);
+    r = ch__add_hostport(&hp, rep);
     if (r < 0)
         goto oom;
     q->hostport = chc_buf_take(&hp, NULL);
@@ -1597,62 +975,6 @@ static const char *const side_name[_PIPE_SIDE_MAX] = {"source", "destination"};
 
 /* ---- rate limits ---- */
 
-static size_t bucket_quantum(long long rate)
-{
-    long long q = rate / 50;
-
-    if (q < 1)
-        q = 1;
-    if (q > 16384)
-        q = 16384;
-    return (size_t)q;
-}
-
-static void bucket_refill(struct bucket *b, uint64_t now)
-{
-    double cap = (double)b->rate / 10;
-
-    if (b->last_ns == 0) {
-        b->last_ns = now;
-        return;
-    }
-    b->tokens += (double)(now - b->last_ns) * (double)b->rate / 1e9;
-    b->last_ns = now;
-    if (cap < (double)bucket_quantum(b->rate))
-        cap = (double)bucket_quantum(b->rate);
-    if (b->tokens > cap)
-        b->tokens = cap;
-}
-
-/* How much of want the bucket lets through now. 0 (and *wait_ns raised to
- * when it will) unless it holds a quantum, so that uploads move in chunks of
- * ~20 ms of the rate instead of a byte per wakeup. */
-static size_t bucket_allow(struct bucket *b, uint64_t now, size_t want, uint64_t *wait_ns)
-{
-    size_t need;
-    uint64_t w;
-
-    if (b->rate <= 0 || want == 0)
-        return want;
-    bucket_refill(b, now);
-    need = bucket_quantum(b->rate);
-    if (need > want)
-        need = want;
-    if (b->tokens < (double)need) {
-        w = (uint64_t)(((double)need - b->tokens) * 1e9 / (double)b->rate) + 1;
-        if (w > *wait_ns)
-            *wait_ns = w;
-        return 0;
-    }
-    return (double)want <= b->tokens ? want : (size_t)b->tokens;
-}
-
-static void bucket_take(struct bucket *b, size_t n)
-{
-    if (b->rate > 0)
-        b->tokens -= (double)n;
-}
-
 static void on_throttle(uv_timer_t *h)
 {
     struct ch_client *c = h->data;
@@ -1687,9 +1009,7 @@ void ch_client_set_rate(struct ch_client *c, long long bytes_per_second)
 
     if (!c || c->closing)
         return;
-    c->rate.rate = bytes_per_second > 0 ? bytes_per_second : 0;
-    c->rate.tokens = 0;
-    c->rate.last_ns = 0;
+    ch__bucket_init(&c->rate, bytes_per_second > 0 ? bytes_per_second : 0);
     /* Throttled uploads re-evaluate against the new rate. */
     for (p = c->pipes; p; p = p->next) {
         if (p->throttled) {
@@ -1801,8 +1121,8 @@ static void finish_pipe_src(struct ch_query *q, CURLcode rc)
         return;
     }
     if (p->garbled) {
-        start = mem_find(q->body.buf, q->body.len, "Code: ");
-        if (start && code_at(start, q->body.len - (size_t)(start - q->body.buf)) > 0) {
+        start = ch__mem_find(q->body.buf, q->body.len, "Code: ");
+        if (start && ch__exception_code_at(start, q->body.len - (size_t)(start - q->body.buf)) > 0) {
             finish_exception(q, http, start, q->body.len - (size_t)(start - q->body.buf));
             return;
         }
@@ -1920,16 +1240,16 @@ static size_t on_pipe_dst_read(char *buf, size_t size, size_t nitems, void *user
         n = p->ring.len;
     if (p->rate.rate > 0 || c->rate.rate > 0) {
         now = uv_hrtime();
-        n = bucket_allow(&p->rate, now, n, &wait_ns);
-        n = bucket_allow(&c->rate, now, n, &wait_ns);
+        n = ch__bucket_allow(&p->rate, now, n, &wait_ns);
+        n = ch__bucket_allow(&c->rate, now, n, &wait_ns);
         if (n == 0) {
             p->paused[PIPE_DST] = 1;
             p->throttled = 1;
             throttle_arm(c, wait_ns);
             return CURL_READFUNC_PAUSE;
         }
-        bucket_take(&p->rate, n);
-        bucket_take(&c->rate, n);
+        ch__bucket_take(&p->rate, n);
+        ch__bucket_take(&c->rate, n);
     }
     ch__ring_pop(&p->ring, buf, n);
     p->bytes += n;
@@ -1958,28 +1278,6 @@ static int on_dst_closesocket(void *clientp, curl_socket_t fd)
         keep_bytes(&q->salvage, buf, (size_t)n);
     }
     return close(fd);
-}
-
-int ch__salvaged_answer(const char *s, size_t len, long *ret_http, const char **ret_text,
-                        size_t *ret_len)
-{
-    const char *body, *text, *eol;
-    long http = 0;
-    size_t i;
-
-    if (len < 13 || memcmp(s, "HTTP/1.", 7) != 0 || s[8] != ' ')
-        return 0;
-    for (i = 9; i < 12 && s[i] >= '0' && s[i] <= '9'; i++)
-        http = http * 10 + (s[i] - '0');
-    body = mem_find(s, len, "\r\n\r\n");
-    text = body ? mem_find(body, len - (size_t)(body - s), "Code: ") : NULL;
-    if (i != 12 || http < 400 || !text)
-        return 0;
-    eol = mem_find(text, len - (size_t)(text - s), "\r\n");
-    *ret_http = http;
-    *ret_text = text;
-    *ret_len = eol ? (size_t)(eol - text) : len - (size_t)(text - s);
-    return 1;
 }
 
 /* The INSERT's outcome; a transfer that broke may have an answer salvaged. */
@@ -2315,7 +1613,7 @@ int ch_pipe_start(struct ch_client *c, const struct ch_pipe_params *pp, ch_pipe_
     if (!p->dec || ch__ring_init(&p->ring, cap) < 0)
         goto oom;
     ch__cstream_init(p->dec, 0);
-    p->rate.rate = pp->max_bytes_per_second;
+    ch__bucket_init(&p->rate, pp->max_bytes_per_second);
     p->cb = cb;
     p->data = data;
     r = query_create(c, &sp, url[PIPE_SRC].buf, sp.sql, on_pipe_side_done, p, &p->side[PIPE_SRC],
@@ -2480,200 +1778,4 @@ int ch_pipe_exception_code(const struct ch_pipe *p)
 unsigned long long ch_pipe_bytes(const struct ch_pipe *p)
 {
     return p->bytes;
-}
-
-/* ------------------------------------------------------------------- TSV */
-
-struct ch_field {
-    size_t off, len;
-    int null;
-};
-
-struct ch_rows {
-    size_t nrows, ncols;
-    struct ch_field *f; /* nrows * ncols, row-major */
-    char *data;         /* unescaped fields, each NUL-terminated */
-};
-
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
-/* One pass over the body. Without r it counts (fields, output bytes); with r
- * it fills r->f and r->data, which were sized by the counting pass. */
-static int tsv_scan(const char *s, size_t len, struct ch_rows *r, size_t *ret_nrows,
-                    size_t *ret_ncols, size_t *ret_nfields, size_t *ret_bytes,
-                    struct chc_err *err)
-{
-    size_t i = 0, o = 0, nf = 0, nrows = 0, ncols = 0, col;
-
-    while (i < len) {
-        col = 0;
-        for (;;) {
-            size_t fstart = o;
-            int null = 0;
-
-            if (i + 1 < len && s[i] == '\\' && s[i + 1] == 'N' &&
-                (i + 2 == len || s[i + 2] == '\t' || s[i + 2] == '\n')) {
-                null = 1;
-                i += 2;
-            }
-            while (i < len && s[i] != '\t' && s[i] != '\n') {
-                char ch = s[i++];
-
-                if (ch == '\\') {
-                    if (i >= len)
-                        return chc_err_set(err, CHC_EPARSE,
-                                           "TSV row %zu: backslash at the end of the data",
-                                           nrows + 1);
-                    ch = s[i++];
-                    switch (ch) {
-                    case 'a': ch = '\a'; break;
-                    case 'b': ch = '\b'; break;
-                    case 'f': ch = '\f'; break;
-                    case 'n': ch = '\n'; break;
-                    case 'r': ch = '\r'; break;
-                    case 't': ch = '\t'; break;
-                    case 'v': ch = '\v'; break;
-                    case '0': ch = '\0'; break;
-                    case 'x': {
-                        int hi = i < len ? hexval(s[i]) : -1;
-                        int lo = i + 1 < len ? hexval(s[i + 1]) : -1;
-
-                        if (hi < 0 || lo < 0)
-                            return chc_err_set(err, CHC_EPARSE,
-                                               "TSV row %zu: bad \\x escape", nrows + 1);
-                        ch = (char)(hi * 16 + lo);
-                        i += 2;
-                        break;
-                    }
-                    default:
-                        break; /* \\ \' \" \/ and any other byte: itself */
-                    }
-                }
-                if (r)
-                    r->data[o] = ch;
-                o++;
-            }
-            if (r) {
-                r->f[nf].off = fstart;
-                r->f[nf].len = o - fstart;
-                r->f[nf].null = null;
-                r->data[o] = '\0';
-            }
-            o++;
-            nf++;
-            col++;
-            if (i < len && s[i] == '\t') {
-                i++;
-                continue;
-            }
-            break;
-        }
-        if (i < len)
-            i++; /* '\n' */
-        if (nrows == 0)
-            ncols = col;
-        else if (col != ncols)
-            return chc_err_set(err, CHC_EPARSE, "TSV row %zu has %zu fields, expected %zu",
-                               nrows + 1, col, ncols);
-        nrows++;
-    }
-    *ret_nrows = nrows;
-    *ret_ncols = ncols;
-    *ret_nfields = nf;
-    *ret_bytes = o;
-    return 0;
-}
-
-int ch_tsv_parse(const char *body, size_t len, struct ch_rows **ret, struct chc_err *err)
-{
-    size_t nrows = 0, ncols = 0, nf = 0, bytes = 0, n2, c2, f2, b2;
-    struct ch_rows *r = NULL;
-    int rc;
-
-    if (!body && len)
-        return chc_err_set(err, -EINVAL, "ch_tsv_parse: no data");
-    rc = tsv_scan(body, len, NULL, &nrows, &ncols, &nf, &bytes, err);
-    if (rc < 0)
-        goto fail;
-    r = calloc(1, sizeof(*r));
-    if (!r)
-        goto oom;
-    r->f = calloc(nf ? nf : 1, sizeof(*r->f));
-    r->data = malloc(bytes ? bytes : 1);
-    if (!r->f || !r->data)
-        goto oom;
-    r->nrows = nrows;
-    r->ncols = ncols;
-    rc = tsv_scan(body, len, r, &n2, &c2, &f2, &b2, err);
-    if (rc < 0)
-        goto fail;
-    *ret = r;
-    return 0;
-oom:
-    rc = chc_err_set(err, -ENOMEM, "out of memory parsing %zu bytes of TSV", len);
-fail:
-    ch_rows_free(r);
-    return rc;
-}
-
-size_t ch_rows_count(const struct ch_rows *r)
-{
-    return r ? r->nrows : 0;
-}
-
-size_t ch_rows_ncols(const struct ch_rows *r)
-{
-    return r ? r->ncols : 0;
-}
-
-static const struct ch_field *field(const struct ch_rows *r, size_t row, size_t col)
-{
-    if (!r || row >= r->nrows || col >= r->ncols)
-        return NULL;
-    return &r->f[row * r->ncols + col];
-}
-
-const char *ch_rows_get(const struct ch_rows *r, size_t row, size_t col)
-{
-    const struct ch_field *f = field(r, row, col);
-
-    return f && !f->null ? r->data + f->off : NULL;
-}
-
-size_t ch_rows_len(const struct ch_rows *r, size_t row, size_t col)
-{
-    const struct ch_field *f = field(r, row, col);
-
-    return f ? f->len : 0;
-}
-
-const char *ch_rows_str(const struct ch_rows *r, size_t row, size_t col)
-{
-    const char *v = ch_rows_get(r, row, col);
-
-    return v ? v : "";
-}
-
-int ch_rows_is_null(const struct ch_rows *r, size_t row, size_t col)
-{
-    return field(r, row, col) && !ch_rows_get(r, row, col);
-}
-
-struct ch_rows *ch_rows_free(struct ch_rows *r)
-{
-    if (!r)
-        return NULL;
-    free(r->f);
-    free(r->data);
-    free(r);
-    return NULL;
 }
