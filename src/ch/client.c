@@ -20,7 +20,9 @@
 
 #include "chcopier/base/buf.h"
 #include "chcopier/base/err.h"
-#include "chcopier/ch/ch.h"
+#include "chcopier/ch/client.h"
+#include "chcopier/ch/query.h"
+#include "chcopier/ch/url.h"
 #include "chcopier/obs/log.h"
 #include "ch/client.h"
 #include "ch/query.h"

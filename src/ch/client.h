@@ -1,7 +1,7 @@
 /* client.h — internals of client.c: struct ch_client, curl_multi driven by a
  * libuv loop, and the two calls the pipe code needs to run its transfers.
  * The public part (ch_client_new/_free, ch_query_start/_cancel/_sync) is in
- * chcopier/ch/ch.h.
+ * chcopier/ch/client.h.
  *
  * The pipe code sits above the client: it calls in here, and the client
  * calls it back only through the hooks it installed (struct
@@ -16,7 +16,7 @@
 #include <uv.h>
 
 #include "chcopier/base/err.h"
-#include "chcopier/ch/ch.h"
+#include "chcopier/ch/client.h"
 #include "ch/bucket.h"
 
 struct compress_note;

@@ -1,5 +1,5 @@
 /* pipe.c — pipes: one source SELECT streamed into one destination INSERT
- * through this process, never held whole (chcopier/ch/ch.h documents the
+ * through this process, never held whole (chcopier/ch/pipe.h documents the
  * call sequence and the outcome).
  *
  * Owns a pipe's life: the checks and set-up in ch_pipe_start() (two queries
@@ -18,7 +18,10 @@
 
 #include "chcopier/base/buf.h"
 #include "chcopier/base/err.h"
-#include "chcopier/ch/ch.h"
+#include "chcopier/ch/client.h"
+#include "chcopier/ch/pipe.h"
+#include "chcopier/ch/query.h"
+#include "chcopier/ch/url.h"
 #include "chcopier/obs/log.h"
 #include "ch/bucket.h"
 #include "ch/client.h"

@@ -1,7 +1,7 @@
 /* query.h — internals of query.c: struct ch_query, one HTTP request to
  * ClickHouse as a curl easy handle, and how its end becomes a CHC_E* code.
  * The public part (the params, reading a finished query) is
- * chcopier/ch/ch.h. client.c runs queries in its curl multi; the pipe code
+ * chcopier/ch/query.h. client.c runs queries in its curl multi; the pipe code
  * builds its two transfers on them.
  */
 #ifndef CHC_SRC_CH_QUERY_H
@@ -13,8 +13,10 @@
 
 #include "chcopier/base/buf.h"
 #include "chcopier/base/err.h"
-#include "chcopier/ch/ch.h"
+#include "chcopier/ch/query.h"
 
+struct ch_client;
+struct ch_pipe;
 struct chc_secrets;
 
 enum query_state {

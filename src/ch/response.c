@@ -10,7 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "chcopier/ch/ch.h"
+#include "chcopier/ch/response.h"
 #include "ch/response.h"
 
 #include "base/banned.h"

@@ -1,7 +1,7 @@
 /* response.h — internals of response.c, the pure reading of what ClickHouse
- * answers over HTTP; the public part is chcopier/ch/ch.h (exception codes
- * and texts). Nothing here does I/O. Used by the query and pipe code, and
- * by tests/unit/test-ch.c and tests/fuzz/fuzz-http.c.
+ * answers over HTTP; the public part is chcopier/ch/response.h (exception
+ * codes and texts). Nothing here does I/O. Used by the query and pipe code,
+ * and by tests/unit/test-ch.c and tests/fuzz/fuzz-http.c.
  */
 #ifndef CHC_SRC_CH_RESPONSE_H
 #define CHC_SRC_CH_RESPONSE_H

@@ -24,7 +24,8 @@
 
 #include "chcopier/base/buf.h"
 #include "chcopier/base/err.h"
-#include "chcopier/ch/ch.h"
+#include "chcopier/ch/pipe.h"
+#include "chcopier/ch/query.h"
 #include "chcopier/obs/log.h"
 #include "ch/bucket.h"
 #include "ch/client.h"

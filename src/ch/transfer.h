@@ -1,12 +1,12 @@
 /* transfer.h — internals of transfer.c: struct ch_pipe, and the calls with
  * which pipe.c starts, drives and ends a pipe's two transfers. The public
- * part of pipes is in chcopier/ch/ch.h.
+ * part of pipes is chcopier/ch/pipe.h.
  */
 #ifndef CHC_SRC_CH_TRANSFER_H
 #define CHC_SRC_CH_TRANSFER_H
 
 #include "chcopier/base/err.h"
-#include "chcopier/ch/ch.h"
+#include "chcopier/ch/pipe.h"
 #include "ch/bucket.h"
 #include "ch/cstream.h"
 #include "ch/ring.h"

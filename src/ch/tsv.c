@@ -1,5 +1,5 @@
 /* tsv.c — struct ch_rows: a `FORMAT TabSeparated` body split into rows and
- * fields with ClickHouse's escaping undone (chcopier/ch/ch.h documents the
+ * fields with ClickHouse's escaping undone (chcopier/ch/rows.h documents the
  * rules). Two passes over the body, one to size and one to fill, so a result
  * costs two allocations. Pure: no I/O; the body is untrusted server bytes
  * (fuzzed by fuzz-tsv).
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 
 #include "chcopier/base/err.h"
-#include "chcopier/ch/ch.h"
+#include "chcopier/ch/rows.h"
 
 #include "base/banned.h"
 

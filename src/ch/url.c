@@ -11,7 +11,8 @@
 
 #include "chcopier/base/buf.h"
 #include "chcopier/base/err.h"
-#include "chcopier/ch/ch.h"
+#include "chcopier/ch/query.h"
+#include "chcopier/ch/url.h"
 #include "chcopier/config/task.h"
 #include "ch/url.h"
 

@@ -1,5 +1,5 @@
 /* url.h — internals of url.c shared with the query code; the public part
- * (ch_build_url) is in chcopier/ch/ch.h.
+ * (ch_build_url) is chcopier/ch/url.h.
  */
 #ifndef CHC_SRC_CH_URL_H
 #define CHC_SRC_CH_URL_H

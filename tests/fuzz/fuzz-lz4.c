@@ -39,7 +39,7 @@ static uint32_t le32(const uint8_t *b)
 }
 
 /* Decode one LZ4 block of n bytes into out (at most cap bytes): the
- * decompressed length, or -1. Independent of ch.c: whole buffers, no state
+ * decompressed length, or -1. Independent of cstream.c: whole buffers, no state
  * machine. */
 static long ref_lz4(const uint8_t *in, size_t n, uint8_t *out, size_t cap)
 {
