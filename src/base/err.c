@@ -1,7 +1,8 @@
 /* err.c — error code names, descriptions and the message buffer helpers.
  * Owns the mapping from CHC_E* to text; it knows nothing about ZooKeeper or
- * curl (their codes are translated in zk.c and ch.c). Every message is
- * masked with the process-wide secrets (secrets.h) before it is stored.
+ * curl (their codes are translated in zk.c and src/ch/query.c). Every
+ * message is masked with the process-wide secrets (secrets.h) before it is
+ * stored.
  */
 #include <errno.h>
 #include <stdio.h>

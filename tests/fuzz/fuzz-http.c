@@ -1,5 +1,5 @@
 /* fuzz-http.c — libFuzzer target for the parsers of ClickHouse's HTTP
- * answers in src/ch.c: exception texts (ch_parse_exception_code,
+ * answers in src/ch/response.c: exception texts (ch_parse_exception_code,
  * ch_find_trailing_exception, ch__find_stream_exception), response header
  * lines (ch__header_line) and an INSERT's answer salvaged from its socket
  * (ch__salvaged_answer). Every input goes through all of them, as the
@@ -24,7 +24,7 @@
 #include <strings.h>
 
 #include "chcopier/ch/ch.h"
-#include "ch/ch-internal.h"
+#include "ch/response.h"
 
 #include "base/banned.h"
 

@@ -1,6 +1,6 @@
 /* fuzz-lz4.c — libFuzzer target for the compressed-stream follower
- * (ch__cstream_feed in src/ch.c: ClickHouse's block framing and LZ4, fed
- * as a pipe receives it, in pieces of any size).
+ * (ch__cstream_feed in src/ch/cstream.c: ClickHouse's block framing and
+ * LZ4, fed as a pipe receives it, in pieces of any size).
  *
  * The first input byte picks the piece sizes and, with its high bit, whether
  * the rest is the stream as is or the LZ4 payload of one block framed here
@@ -22,7 +22,7 @@
 #include <string.h>
 
 #include "chcopier/base/err.h"
-#include "ch/ch-internal.h"
+#include "ch/cstream.h"
 
 #include "base/banned.h"
 
@@ -39,7 +39,7 @@ static uint32_t le32(const uint8_t *b)
 }
 
 /* Decode one LZ4 block of n bytes into out (at most cap bytes): the
- * decompressed length, or -1. Independent of ch.c: whole buffers, no state
+ * decompressed length, or -1. Independent of cstream.c: whole buffers, no state
  * machine. */
 static long ref_lz4(const uint8_t *in, size_t n, uint8_t *out, size_t cap)
 {

@@ -1,5 +1,5 @@
 /* fuzz-tsv.c — libFuzzer target for the TabSeparated parser (ch_tsv_parse
- * and the ch_rows accessors in src/ch.c).
+ * and the ch_rows accessors in src/ch/tsv.c).
  *
  * Invariants (any violation abort()s so libFuzzer keeps the input):
  *   1. a rejection is CHC_EPARSE (or -ENOMEM) with a one-line message;

@@ -541,7 +541,7 @@ TEST(source_exception_mid_stream_fails_both)
     assert_stays_empty(c, "chc_pipe.t");
 
     /* The same with default settings: ClickHouse has committed the squashed
-     * blocks of 1048576 rows it completed (documented in ch.h). */
+     * blocks of 1048576 rows it completed (documented in pipe.h). */
     pp.dst.settings[0] = NULL;
     run_pipe(&loop, c, &pp, &r);
     ASSERT_EQ(r.status, CHC_ECH_PERMANENT);

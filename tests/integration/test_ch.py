@@ -1,4 +1,4 @@
-"""The ClickHouse HTTP client (src/ch/ch.c) end to end: the C driver
+"""The ClickHouse HTTP client (src/ch/client.c, query.c) end to end: the C driver
 <build>/tests/ch-smoke (TAP) runs against node s1 as user chc, then a few of
 its tests against d1r1. The driver proves real concurrency (20 sleeps on one
 loop take ~one sleep), exception/auth/connection/timeout classification,

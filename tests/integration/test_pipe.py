@@ -1,5 +1,5 @@
 """ch pipes end to end (a source SELECT streamed through this process into a
-destination INSERT, src/ch/ch.c): the C driver <build>/tests/pipe-smoke (TAP;
+destination INSERT, src/ch/pipe.c): the C driver <build>/tests/pipe-smoke (TAP;
 the sanitizer build) from s1 to d1r1 as user chc, then a few of its tests
 from s2 to d2r1. The driver proves: 2 M rows of mixed columns arrive with
 equal count() and sum(cityHash64(...)), compressed and plain; small results

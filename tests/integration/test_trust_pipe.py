@@ -1,5 +1,5 @@
 """test_trust_pipe.py — the pipe data path where a server is both ends, and
-data that looks like a server exception (src/ch/ch.c, src/copier/piece.c).
+data that looks like a server exception (src/ch/transfer.c, src/copier/piece.c).
 
   - cluster_pull == cluster_push (`source`, 2 shards): every source server
     is also a staging node, so a pipe's SELECT and INSERT run on the same

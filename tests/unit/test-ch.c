@@ -1,9 +1,10 @@
 /* test-ch.c — the pure parts of the ClickHouse HTTP client: URL building
  * (golden strings), exception parsing, TabSeparated parsing, and the pipe's
- * pieces from src/ch-internal.h: the ring buffer, the compressed-stream
- * follower (LZ4) and the search for an exception at the end of binary data,
- * plus ch_pipe_start()'s argument checks (a client, no traffic). The network
- * side is covered by tests/integration/test_ch.py and test_pipe.py.
+ * pieces from src/ch/ring.h, cstream.h and response.h: the ring buffer, the
+ * compressed-stream follower (LZ4) and the search for an exception at the end
+ * of binary data, plus ch_pipe_start()'s argument checks (a client, no
+ * traffic). The network side is covered by tests/integration/test_ch.py
+ * and test_pipe.py.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -16,7 +17,9 @@
 #include "chcopier/ch/ch.h"
 #include "chcopier/base/err.h"
 #include "chcopier/config/task.h"
-#include "ch/ch-internal.h"
+#include "ch/cstream.h"
+#include "ch/response.h"
+#include "ch/ring.h"
 #include "tap.h"
 
 static struct cfg_replica replica(char *host, int port, int secure)
