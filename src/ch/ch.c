@@ -31,6 +31,7 @@
 #include <uv.h>
 
 #include "chcopier/base/buf.h"
+#include "chcopier/base/bug.h"
 #include "chcopier/ch/ch.h"
 #include "chcopier/base/err.h"
 #include "chcopier/obs/log.h"

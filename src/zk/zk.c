@@ -42,6 +42,7 @@
 #include <uv.h>
 #include <zookeeper/zookeeper.h>
 
+#include "chcopier/base/bug.h"
 #include "chcopier/obs/log.h"
 #include "chcopier/config/task.h"
 #include "chcopier/zk/zk.h"
