@@ -44,7 +44,7 @@
 
 #include "chcopier/base/bug.h"
 #include "chcopier/obs/log.h"
-#include "chcopier/config/task.h"
+#include "chcopier/config/zkconf.h"
 #include "chcopier/zk/zk.h"
 
 #include "base/banned.h"
