@@ -21,6 +21,7 @@
 #include "chcopier/config/options.h"
 #include "chcopier/obs/log.h"
 #include "chcopier/obs/metrics.h"
+#include "chcopier/obs/metrics-http.h"
 #include "chcopier/config/task.h"
 #include "chcopier/config/zkconf.h"
 #include "chcopier/state/taskstore.h"
