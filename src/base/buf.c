@@ -12,7 +12,8 @@
 #include <strings.h>
 
 #include "chcopier/base/buf.h"
-#include "chcopier/base/err.h"
+#include "chcopier/base/bug.h"
+#include "chcopier/base/errcode.h"
 
 #include "base/banned.h"
 

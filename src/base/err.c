@@ -1,51 +1,17 @@
-/* err.c — error code names, descriptions and the message buffer helpers.
- * Owns the mapping from CHC_E* to text; it knows nothing about ZooKeeper or
- * curl (their codes are translated in zk.c and src/ch/query.c). Every
- * message is masked with the process-wide secrets (secrets.h) before it is
- * stored.
+/* err.c — struct chc_err: filling, prefixing and clearing the message.
+ *
+ * Every message is masked with the process-wide secrets (secrets.h) before it
+ * is stored, and made one line. The codes and their text are errcode.c's;
+ * CHC_BUG() is bug.c's.
  */
 #include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "chcopier/base/err.h"
 #include "chcopier/base/secrets.h"
 
 #include "base/banned.h"
-
-const char *chc_err_name(int code)
-{
-    switch (code) {
-#define XX(name, s) \
-    case CHC_##name: return #name;
-        CHC_ERRNO_MAP(XX)
-#undef XX
-    case 0: return "OK";
-    case -ENOMEM: return "ENOMEM";
-    case -ENOENT: return "ENOENT";
-    case -EINVAL: return "EINVAL";
-    case -EIO: return "EIO";
-    case -ETIMEDOUT: return "ETIMEDOUT";
-    case -EACCES: return "EACCES";
-    default: return "EUNKNOWN";
-    }
-}
-
-const char *chc_strerror(int code)
-{
-    switch (code) {
-#define XX(name, s) \
-    case CHC_##name: return s;
-        CHC_ERRNO_MAP(XX)
-#undef XX
-    case 0: return "success";
-    default:
-        if (code < 0 && code > -4096)
-            return strerror(-code);
-        return "unknown error";
-    }
-}
 
 /* Every message passes here: secrets masked (on the whole text, before it
  * is cut to size), then made one line. */
@@ -114,48 +80,4 @@ void chc_err_clear(struct chc_err *err)
         return;
     err->code = 0;
     err->msg[0] = '\0';
-}
-
-int chc_err_is_transient(int code)
-{
-    switch (code) {
-    case CHC_EZK_CONNLOSS:
-    case CHC_ECH_CONN:
-    case CHC_ECH_EXCEPTION:
-    case CHC_EBUSY:
-    case -ETIMEDOUT:
-    case -ECONNREFUSED:
-    case -ECONNRESET:
-    case -EAGAIN:
-        return 1;
-    default:
-        return 0;
-    }
-}
-
-int chc_err_is_permanent(int code)
-{
-    switch (code) {
-    case CHC_EUSAGE:
-    case CHC_ECONFIG:
-    case CHC_ECH_PERMANENT:
-    case CHC_EPREFLIGHT:
-    case CHC_ECH_AUTH:
-    case CHC_EZK_NOAUTH:
-        return 1;
-    default:
-        return 0;
-    }
-}
-
-_Noreturn void chc__bug(const char *file, int line, const char *fmt, ...)
-{
-    va_list ap;
-
-    fprintf(stderr, "BUG: %s:%d: ", file, line);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    abort();
 }

@@ -19,6 +19,7 @@
 #include <uv.h>
 
 #include "chcopier/base/buf.h"
+#include "chcopier/base/bug.h"
 #include "chcopier/base/err.h"
 #include "chcopier/ch/client.h"
 #include "chcopier/ch/query.h"

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "chcopier/base/bug.h"
 #include "chcopier/base/err.h"
 #include "ch/cstream.h"
 

@@ -17,6 +17,7 @@
 #include <curl/curl.h>
 
 #include "chcopier/base/buf.h"
+#include "chcopier/base/bug.h"
 #include "chcopier/base/err.h"
 #include "chcopier/ch/client.h"
 #include "chcopier/ch/pipe.h"

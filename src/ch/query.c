@@ -15,6 +15,7 @@
 #include <curl/curl.h>
 
 #include "chcopier/base/buf.h"
+#include "chcopier/base/bug.h"
 #include "chcopier/base/err.h"
 #include "chcopier/base/secrets.h"
 #include "chcopier/ch/query.h"

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "chcopier/base/buf.h"
+#include "chcopier/base/bug.h"
 #include "chcopier/cli/cli.h"
 
 #include "base/banned.h"

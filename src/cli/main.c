@@ -16,6 +16,7 @@
 #include "chcopier/obs/log.h"
 #include "chcopier/base/secrets.h"
 #include "chcopier/config/task.h"
+#include "chcopier/config/zkconf.h"
 #include "chcopier/state/taskstore.h"
 #include "chcopier/copier/worker.h"
 #include "chcopier/zk/zk.h"

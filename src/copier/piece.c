@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "chcopier/base/buf.h"
+#include "chcopier/base/bug.h"
 #include "chcopier/ch/ch.h"
 #include "chcopier/config/options.h"
 #include "chcopier/obs/log.h"

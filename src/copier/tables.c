@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "chcopier/base/buf.h"
+#include "chcopier/base/hash.h"
 #include "chcopier/ch/ch.h"
 #include "chcopier/config/options.h"
 #include "chcopier/config/engine.h"

@@ -19,6 +19,7 @@
 #include "chcopier/config/task.h"
 #include "chcopier/obs/log.h"
 #include "chcopier/obs/metrics.h"
+#include "chcopier/obs/metrics-http.h"
 #include "chcopier/state/codec.h"
 #include "chcopier/state/layout.h"
 #include "chcopier/state/taskstore.h"

@@ -16,11 +16,13 @@
 #include <uv.h>
 
 #include "chcopier/base/buf.h"
+#include "chcopier/base/bug.h"
 #include "chcopier/ch/ch.h"
 #include "chcopier/config/options.h"
 #include "chcopier/obs/log.h"
 #include "chcopier/obs/metrics.h"
 #include "chcopier/config/task.h"
+#include "chcopier/config/zkconf.h"
 #include "chcopier/state/layout.h"
 #include "chcopier/state/taskstore.h"
 #include "chcopier/copier/worker.h"

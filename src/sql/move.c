@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "chcopier/base/buf.h"
+#include "chcopier/base/bug.h"
 #include "chcopier/base/err.h"
 #include "chcopier/config/engine.h"
 #include "chcopier/config/task.h"

@@ -13,6 +13,7 @@
 #include "chcopier/state/claims.h"
 #include "chcopier/state/codec.h"
 #include "chcopier/state/layout.h"
+#include "chcopier/zk/txn.h"
 #include "chcopier/zk/zk.h"
 
 #include "base/banned.h"

@@ -1,7 +1,8 @@
-/* zk.c — the only file that includes zookeeper.h.
+/* zk.c — the ZooKeeper session and its single-node calls.
  *
- * Owns the zhandle, the translation of ZOO_* codes into CHC_EZK_* (once,
- * here), and the session-loss policy:
+ * With call.c (a call waited for with a deadline) and txn.c (multi-op
+ * transactions), the only files that include zookeeper.h. Owns the zhandle
+ * and the session-loss policy:
  *   1. the library thread's watcher records the state (atomics) and wakes the
  *      loop through uv_async_send() if the caller gave a uv_async_t;
  *   2. CONNECTING after a disconnect is transient: calls fail with
@@ -11,17 +12,15 @@
  *      transfers they hold and open a new session;
  *   4. a call that gets no answer within the call deadline (zk.h) abandons
  *      the session: libzookeeper's own synchronous calls can wait forever for
- *      a completion that never comes (ZOOKEEPER-2802), so every call here is
- *      issued on the asynchronous API and waited for with a deadline. The
- *      late call fails with CHC_EZK_CONNLOSS, the session then counts as
- *      expired (3.) and every later call on it fails with CHC_EZK_EXPIRED.
- * A call's rendezvous (struct zk_call) is heap-allocated with two references,
- * the waiter's and the library's, so a completion that arrives after its
- * waiter gave up writes only into memory it still owns; the library's
- * reference is dropped by the completion, or by zk_session_free() for the
- * completions a closed handle never delivers.
- * ZooKeeper's own log lines are routed into chc_log at debug level.
- * Paths it creates are chosen by callers (see docs/zookeeper.md).
+ *      a completion that never comes (ZOOKEEPER-2802), so every call is
+ *      issued on the asynchronous API and waited for with a deadline
+ *      (call.h). The late call fails with CHC_EZK_CONNLOSS, the session then
+ *      counts as expired (3.) and every later call on it fails with
+ *      CHC_EZK_EXPIRED.
+ * zk_session_free() drops the library's references of the completions a
+ * closed handle never delivers. ZooKeeper's own log lines are routed into
+ * chc_log at debug level. Paths it creates are chosen by callers (see
+ * docs/zookeeper.md).
  *
  * Access control: with an <identity> (user:password) the session adds that
  * digest auth and waits for it to be accepted before zk_session_new()
@@ -42,102 +41,16 @@
 #include <uv.h>
 #include <zookeeper/zookeeper.h>
 
+#include "chcopier/base/buf.h"
+#include "chcopier/base/bug.h"
+#include "chcopier/base/err.h"
+#include "chcopier/config/zkconf.h"
 #include "chcopier/obs/log.h"
-#include "chcopier/config/task.h"
 #include "chcopier/zk/zk.h"
+#include "zk/call.h"
+#include "zk/zk-internal.h"
 
 #include "base/banned.h"
-
-struct zk_call;
-
-struct zk_session {
-    zhandle_t *zh;
-    char *hosts;
-    atomic_int state; /* last ZOO_*_STATE seen */
-    atomic_int expired;
-    atomic_int abandoned; /* expired by us: a call got no answer in time */
-    int call_timeout_ms;
-    uv_async_t *wake;
-    struct ACL_vector *acl; /* of every node created: creator-only with an identity */
-    int has_identity;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;     /* CLOCK_MONOTONIC: state changes and call completions */
-    struct zk_call *pending; /* calls the library still owes a completion (under lock) */
-};
-
-/* One call's rendezvous with its completion. refs, done and the pending
- * links are under zs->lock; the outputs are written by the completion before
- * it sets done, and read by the waiter only after it saw done. */
-struct zk_call {
-    struct zk_session *zs;
-    struct zk_call *prev, *next;
-    int refs;
-    int done;
-    int rc;
-    int oom;
-    int too_big; /* a node larger than ZK_NODE_MAX: an error, never truncated */
-    struct Stat stat;
-    char *data; /* zoo_aget's value, zoo_acreate's path */
-    size_t len;
-    char **strv; /* zoo_aget_children's names */
-    size_t n_strv;
-    /* zoo_amulti writes the results, created paths and stats here when the
-     * reply arrives, so they live as long as the call. */
-    zoo_op_t *ops;
-    zoo_op_result_t *res;
-    char (*bufs)[1024];
-    struct Stat *stats;
-};
-
-static int map_rc(int rc)
-{
-    switch (rc) {
-    case ZOK: return 0;
-    case ZNONODE: return CHC_EZK_NONODE;
-    case ZNODEEXISTS: return CHC_EZK_NODEEXISTS;
-    case ZBADVERSION: return CHC_EZK_BADVERSION;
-    case ZNOTEMPTY: return CHC_EZK_NOTEMPTY;
-    case ZNOAUTH: return CHC_EZK_NOAUTH;
-    case ZSESSIONEXPIRED:
-    case ZSESSIONMOVED:
-    case ZINVALIDSTATE: return CHC_EZK_EXPIRED;
-    case ZCONNECTIONLOSS:
-    case ZOPERATIONTIMEOUT:
-    case ZCLOSING: return CHC_EZK_CONNLOSS;
-    default: return CHC_EZK;
-    }
-}
-
-static int fail_rc(struct zk_session *zs, int rc, const char *op, const char *path,
-                   struct chc_err *err)
-{
-    int code = map_rc(rc);
-
-    if (code == CHC_EZK_CONNLOSS && atomic_load(&zs->expired))
-        code = CHC_EZK_EXPIRED;
-    if (code == CHC_EZK_NOAUTH)
-        return chc_err_set(err, code,
-                           "zookeeper %s '%s': not authorized: the node is protected by a "
-                           "digest ACL; %s",
-                           op, path,
-                           zs->has_identity
-                               ? "the <identity> in zookeeper.xml is not the one that created it"
-                               : "add the <identity>user:password</identity> it was created "
-                                 "with to zookeeper.xml");
-    return chc_err_set(err, code, "zookeeper %s '%s': %s", op, path, zerror(rc));
-}
-
-/* CLOCK_MONOTONIC, as zs->cond waits. */
-static void deadline_after(struct timespec *ts, int ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
 
 /* max(2 x session timeout, 10 s): the library itself drops a connection
  * that is silent for 2/3 of the negotiated timeout and fails its calls, so
@@ -219,7 +132,7 @@ int zk_session_new(const struct cfg_zk *cfg, int timeout_ms, void *wake,
                         cfg->hosts, strerror(errno));
         goto fail;
     }
-    deadline_after(&deadline, timeout_ms);
+    zk__deadline_after(&deadline, timeout_ms);
     pthread_mutex_lock(&zs->lock);
     while (atomic_load(&zs->state) != ZOO_CONNECTED_STATE && !atomic_load(&zs->expired)) {
         if (pthread_cond_timedwait(&zs->cond, &zs->lock, &deadline) == ETIMEDOUT)
@@ -249,40 +162,6 @@ fail:
     return r;
 }
 
-static void call_free(struct zk_call *c)
-{
-    if (c->strv)
-        chc_strv_free(c->strv, c->n_strv);
-    free(c->data);
-    free(c->ops);
-    free(c->res);
-    free(c->bufs);
-    free(c->stats);
-    free(c);
-}
-
-/* Under zs->lock. */
-static void call_unref_locked(struct zk_call *c)
-{
-    if (--c->refs == 0)
-        call_free(c);
-}
-
-/* Under zs->lock: the library will not touch c again. */
-static void call_lib_release_locked(struct zk_call *c)
-{
-    struct zk_session *zs = c->zs;
-
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        zs->pending = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->prev = c->next = NULL;
-    call_unref_locked(c);
-}
-
 struct zk_session *zk_session_free(struct zk_session *zs)
 {
     if (!zs)
@@ -292,10 +171,7 @@ struct zk_session *zk_session_free(struct zk_session *zs)
         zookeeper_close(zs->zh);
     /* Completions the closed handle never delivered: drop their references
      * (the waiters' went when they gave up). */
-    pthread_mutex_lock(&zs->lock);
-    while (zs->pending)
-        call_lib_release_locked(zs->pending);
-    pthread_mutex_unlock(&zs->lock);
+    zk__calls_drop_pending(zs);
     pthread_mutex_destroy(&zs->lock);
     pthread_cond_destroy(&zs->cond);
     free(zs->hosts);
@@ -327,7 +203,7 @@ const char *zk_session_hosts(const struct zk_session *zs)
     return zs->hosts;
 }
 
-static int zmode(enum zk_mode m)
+int zk__mode(enum zk_mode m)
 {
     switch (m) {
     case ZK_PERSISTENT: return ZOO_PERSISTENT;
@@ -354,75 +230,8 @@ static void copy_stat(struct zk_stat *out, const struct Stat *st)
 }
 
 /* ------------------------------------------------------------------------ */
-/* calls: the asynchronous API, waited for with a deadline                  */
+/* calls on nodes                                                           */
 /* ------------------------------------------------------------------------ */
-
-/* A new call with both references taken, on zs->pending. */
-static int call_new(struct zk_session *zs, const char *op, const char *path,
-                    struct zk_call **ret, struct chc_err *err)
-{
-    struct zk_call *c;
-
-    if (atomic_load(&zs->abandoned))
-        return chc_err_set(err, CHC_EZK_EXPIRED,
-                           "zookeeper %s '%s': session abandoned after a call got no answer "
-                           "within %d ms",
-                           op, path, zs->call_timeout_ms);
-    c = calloc(1, sizeof(*c));
-    if (!c)
-        return chc_err_set(err, -ENOMEM, "out of memory");
-    c->zs = zs;
-    c->refs = 2;
-    pthread_mutex_lock(&zs->lock);
-    c->next = zs->pending;
-    if (zs->pending)
-        zs->pending->prev = c;
-    zs->pending = c;
-    pthread_mutex_unlock(&zs->lock);
-    *ret = c;
-    return 0;
-}
-
-/* The waiter is done with c. */
-static void call_put(struct zk_call *c)
-{
-    struct zk_session *zs;
-
-    if (!c)
-        return;
-    zs = c->zs;
-    pthread_mutex_lock(&zs->lock);
-    call_unref_locked(c);
-    pthread_mutex_unlock(&zs->lock);
-}
-
-/* Every completion ends here, on the library's completion thread, after it
- * copied its outputs into c. c may be freed on return. */
-static void call_done(struct zk_call *c, int rc)
-{
-    struct zk_session *zs = c->zs;
-
-    pthread_mutex_lock(&zs->lock);
-    c->rc = rc;
-    c->done = 1;
-    call_lib_release_locked(c);
-    pthread_cond_broadcast(&zs->cond);
-    pthread_mutex_unlock(&zs->lock);
-}
-
-static void void_done(int rc, const void *data)
-{
-    call_done((struct zk_call *)data, rc);
-}
-
-static void stat_done(int rc, const struct Stat *stat, const void *data)
-{
-    struct zk_call *c = (struct zk_call *)data;
-
-    if (rc == ZOK && stat)
-        c->stat = *stat;
-    call_done(c, rc);
-}
 
 static void data_done(int rc, const char *value, int value_len, const struct Stat *stat,
                       const void *data)
@@ -444,111 +253,19 @@ static void data_done(int rc, const char *value, int value_len, const struct Sta
             c->oom = 1;
         }
     }
-    call_done(c, rc);
+    zk__call_done(c, rc);
 }
 
-static void string_done(int rc, const char *value, const void *data)
+/* zk__call_finish() for a read answered through data_done(): a node larger
+ * than ZK_NODE_MAX fails, it is never truncated. */
+static int get_finish(struct zk_session *zs, struct zk_call *c, int submit_rc, const char *path,
+                      struct chc_err *err)
 {
-    struct zk_call *c = (struct zk_call *)data;
+    int r = zk__call_finish(zs, c, submit_rc, "get", path, err);
 
-    if (rc == ZOK && value) {
-        c->data = chc_strdup(value);
-        c->oom = !c->data;
-    }
-    call_done(c, rc);
-}
-
-static void strings_done(int rc, const struct String_vector *sv, const void *data)
-{
-    struct zk_call *c = (struct zk_call *)data;
-    int i;
-
-    if (rc == ZOK && sv && sv->count > 0) {
-        c->strv = calloc((size_t)sv->count, sizeof(*c->strv));
-        if (c->strv) {
-            c->n_strv = (size_t)sv->count;
-            for (i = 0; i < sv->count && !c->oom; i++) {
-                c->strv[i] = chc_strdup(sv->data[i]);
-                c->oom = !c->strv[i];
-            }
-        } else {
-            c->oom = 1;
-        }
-    }
-    call_done(c, rc);
-}
-
-/* The session is lost to us: later calls fail at once, and callers see it
- * as expired and reconnect. */
-static void abandon(struct zk_session *zs, const char *op, const char *path)
-{
-    pthread_mutex_lock(&zs->lock);
-    atomic_store(&zs->abandoned, 1);
-    atomic_store(&zs->expired, 1);
-    pthread_cond_broadcast(&zs->cond);
-    pthread_mutex_unlock(&zs->lock);
-    chc_log_debug("zookeeper: %s '%s' got no answer within %d ms: abandoning session 0x%llx",
-                  op, path, zs->call_timeout_ms, (unsigned long long)zk_session_id(zs));
-    if (zs->wake)
-        uv_async_send(zs->wake);
-}
-
-/* submit_rc: what the zoo_a* call returned for c. Waits for c's completion
- * until the deadline: 0 with the answer in c->rc, or a CHC error (refused,
- * no answer in time, out of memory). The caller still owns its reference. */
-static int call_wait(struct zk_session *zs, struct zk_call *c, int submit_rc, const char *op,
-                     const char *path, struct chc_err *err)
-{
-    struct timespec deadline;
-    int late = 0;
-
-    if (submit_rc != ZOK) {
-        /* Refused before the library registered the completion; other
-         * refusals may come after it did (the multi's marshalling), so
-         * those keep the library's reference until zk_session_free(). */
-        if (submit_rc == ZBADARGUMENTS || submit_rc == ZINVALIDSTATE) {
-            pthread_mutex_lock(&zs->lock);
-            call_lib_release_locked(c);
-            pthread_mutex_unlock(&zs->lock);
-        }
-        return fail_rc(zs, submit_rc, op, path, err);
-    }
-    deadline_after(&deadline, zs->call_timeout_ms);
-    pthread_mutex_lock(&zs->lock);
-    while (!c->done && !atomic_load(&zs->abandoned)) {
-        if (pthread_cond_timedwait(&zs->cond, &zs->lock, &deadline) != 0) {
-            late = !c->done;
-            break;
-        }
-    }
-    if (!c->done && !late) { /* an earlier call of a pipelined batch gave up on it */
-        pthread_mutex_unlock(&zs->lock);
-        return chc_err_set(err, CHC_EZK_EXPIRED, "zookeeper %s '%s': session abandoned", op,
-                           path);
-    }
-    pthread_mutex_unlock(&zs->lock);
-    if (late) {
-        abandon(zs, op, path);
-        return chc_err_set(err, CHC_EZK_CONNLOSS,
-                           "zookeeper %s '%s': no answer within %d ms; abandoning the session",
-                           op, path, zs->call_timeout_ms);
-    }
-    if (c->rc == ZOK && c->oom)
-        return chc_err_set(err, -ENOMEM, "out of memory");
-    if (c->rc == ZOK && c->too_big)
-        return chc_err_set(err, CHC_ETOOBIG, "zookeeper %s '%s': the node is larger than %d bytes",
-                           op, path, ZK_NODE_MAX);
-    return 0;
-}
-
-/* call_wait, then the answer's own result code: 0 only for ZOK. */
-static int call_finish(struct zk_session *zs, struct zk_call *c, int submit_rc, const char *op,
-                       const char *path, struct chc_err *err)
-{
-    int r = call_wait(zs, c, submit_rc, op, path, err);
-
-    if (r == 0 && c->rc != ZOK)
-        r = fail_rc(zs, c->rc, op, path, err);
+    if (r == 0 && c->too_big)
+        r = chc_err_set(err, CHC_ETOOBIG, "zookeeper get '%s': the node is larger than %d bytes",
+                        path, ZK_NODE_MAX);
     return r;
 }
 
@@ -581,16 +298,16 @@ static int add_auth(struct zk_session *zs, const char *identity, struct chc_err 
     struct zk_call *c = NULL;
     int rc, r;
 
-    r = call_new(zs, "auth", "digest", &c, err);
+    r = zk__call_new(zs, "auth", "digest", &c, err);
     if (r < 0)
         return r;
-    rc = zoo_add_auth(zs->zh, "digest", identity, (int)strlen(identity), void_done, c);
-    r = call_wait(zs, c, rc, "auth", "digest", err);
+    rc = zoo_add_auth(zs->zh, "digest", identity, (int)strlen(identity), zk__void_done, c);
+    r = zk__call_wait(zs, c, rc, "auth", "digest", err);
     if (r == 0 && c->rc != ZOK)
-        r = chc_err_set(err, c->rc == ZAUTHFAILED ? CHC_EZK_NOAUTH : map_rc(c->rc),
+        r = chc_err_set(err, c->rc == ZAUTHFAILED ? CHC_EZK_NOAUTH : zk__map_rc(c->rc),
                         "ZooKeeper refused the <identity> of zookeeper.xml (digest auth): %s",
                         zerror(c->rc));
-    call_put(c);
+    zk__call_put(c);
     if (r == 0) {
         zs->acl = &ZOO_CREATOR_ALL_ACL;
         zs->has_identity = 1;
@@ -608,11 +325,12 @@ static int create(struct zk_session *zs, const char *path, const void *data, siz
     if (len > ZK_NODE_MAX)
         return chc_err_set(err, CHC_ETOOBIG, "zookeeper create '%s': %zu bytes is too large",
                            path, len);
-    r = call_new(zs, "create", path, &c, err);
+    r = zk__call_new(zs, "create", path, &c, err);
     if (r < 0)
         return r;
-    rc = zoo_acreate(zs->zh, path, data, data ? (int)len : -1, acl, zmode(mode), string_done, c);
-    r = call_finish(zs, c, rc, "create", path, err);
+    rc = zoo_acreate(zs->zh, path, data, data ? (int)len : -1, acl, zk__mode(mode),
+                     zk__string_done, c);
+    r = zk__call_finish(zs, c, rc, "create", path, err);
     if (r == 0 && lose_reply(path))
         r = chc_err_set(err, CHC_EZK_CONNLOSS, "zookeeper create '%s': connection loss "
                         "(reply dropped by CHC_ZK_LOSE_REPLY)", path);
@@ -622,7 +340,7 @@ static int create(struct zk_session *zs, const char *path, const void *data, siz
         if (!*ret_path)
             r = chc_err_set(err, -ENOMEM, "out of memory");
     }
-    call_put(c);
+    zk__call_put(c);
     return r;
 }
 
@@ -676,11 +394,11 @@ int zk_get(struct zk_session *zs, const char *path, struct chc_buf *out, struct 
     struct zk_call *c = NULL;
     int rc, r;
 
-    r = call_new(zs, "get", path, &c, err);
+    r = zk__call_new(zs, "get", path, &c, err);
     if (r < 0)
         return r;
     rc = zoo_aget(zs->zh, path, 0, data_done, c);
-    r = call_finish(zs, c, rc, "get", path, err);
+    r = get_finish(zs, c, rc, path, err);
     if (r == 0) {
         chc_buf_reset(out);
         r = chc_buf_add(out, c->data ? c->data : "", c->len);
@@ -689,7 +407,7 @@ int zk_get(struct zk_session *zs, const char *path, struct chc_buf *out, struct 
         else
             copy_stat(stat, &c->stat);
     }
-    call_put(c);
+    zk__call_put(c);
     return r;
 }
 
@@ -708,7 +426,7 @@ int zk_get_many(struct zk_session *zs, const char *const *paths, size_t n, struc
         m = n - done < GET_MANY_INFLIGHT ? n - done : GET_MANY_INFLIGHT;
         for (i = 0; i < m; i++) { /* every request out first ... */
             c[i] = NULL;
-            codes[done + i] = call_new(zs, "get", paths[done + i], &c[i], err);
+            codes[done + i] = zk__call_new(zs, "get", paths[done + i], &c[i], err);
             if (codes[done + i] == 0)
                 rc[i] = zoo_aget(zs->zh, paths[done + i], 0, data_done, c[i]);
         }
@@ -716,7 +434,7 @@ int zk_get_many(struct zk_session *zs, const char *const *paths, size_t n, struc
             struct chc_err e = CHC_ERR_INIT;
             int *code = &codes[done + i];
             if (*code == 0)
-                *code = call_finish(zs, c[i], rc[i], "get", paths[done + i], &e);
+                *code = get_finish(zs, c[i], rc[i], paths[done + i], &e);
             if (*code == 0) {
                 chc_buf_reset(&outs[done + i]);
                 if (chc_buf_add(&outs[done + i], c[i]->data ? c[i]->data : "", c[i]->len) < 0)
@@ -724,7 +442,7 @@ int zk_get_many(struct zk_session *zs, const char *const *paths, size_t n, struc
             }
             if (r == 0 && *code < 0 && *code != CHC_EZK_NONODE)
                 r = chc_err_set(err, *code, "%s", e.code ? e.msg : "out of memory");
-            call_put(c[i]);
+            zk__call_put(c[i]);
         }
         done += m;
     }
@@ -741,14 +459,14 @@ int zk_set(struct zk_session *zs, const char *path, const void *data, size_t len
 
     if (len > ZK_NODE_MAX)
         return chc_err_set(err, CHC_ETOOBIG, "zookeeper set '%s': too large", path);
-    r = call_new(zs, "set", path, &c, err);
+    r = zk__call_new(zs, "set", path, &c, err);
     if (r < 0)
         return r;
-    rc = zoo_aset(zs->zh, path, data, (int)len, version, stat_done, c);
-    r = call_finish(zs, c, rc, "set", path, err);
+    rc = zoo_aset(zs->zh, path, data, (int)len, version, zk__stat_done, c);
+    r = zk__call_finish(zs, c, rc, "set", path, err);
     if (r == 0)
         copy_stat(stat, &c->stat);
-    call_put(c);
+    zk__call_put(c);
     return r;
 }
 
@@ -757,12 +475,12 @@ int zk_delete(struct zk_session *zs, const char *path, int version, struct chc_e
     struct zk_call *c = NULL;
     int rc, r;
 
-    r = call_new(zs, "delete", path, &c, err);
+    r = zk__call_new(zs, "delete", path, &c, err);
     if (r < 0)
         return r;
-    rc = zoo_adelete(zs->zh, path, version, void_done, c);
-    r = call_finish(zs, c, rc, "delete", path, err);
-    call_put(c);
+    rc = zoo_adelete(zs->zh, path, version, zk__void_done, c);
+    r = zk__call_finish(zs, c, rc, "delete", path, err);
+    zk__call_put(c);
     return r;
 }
 
@@ -772,18 +490,18 @@ int zk_exists(struct zk_session *zs, const char *path, struct zk_stat *stat,
     struct zk_call *c = NULL;
     int rc, r;
 
-    r = call_new(zs, "exists", path, &c, err);
+    r = zk__call_new(zs, "exists", path, &c, err);
     if (r < 0)
         return r;
-    rc = zoo_aexists(zs->zh, path, 0, stat_done, c);
-    r = call_wait(zs, c, rc, "exists", path, err);
+    rc = zoo_aexists(zs->zh, path, 0, zk__stat_done, c);
+    r = zk__call_wait(zs, c, rc, "exists", path, err);
     if (r == 0 && c->rc == ZNONODE)
         r = CHC_EZK_NONODE;
     else if (r == 0 && c->rc != ZOK)
-        r = fail_rc(zs, c->rc, "exists", path, err);
+        r = zk__fail_rc(zs, c->rc, "exists", path, err);
     if (r == 0)
         copy_stat(stat, &c->stat);
-    call_put(c);
+    zk__call_put(c);
     return r;
 }
 
@@ -799,11 +517,11 @@ int zk_children(struct zk_session *zs, const char *path, char ***ret, size_t *re
     struct zk_call *c = NULL;
     int rc, r;
 
-    r = call_new(zs, "get children of", path, &c, err);
+    r = zk__call_new(zs, "get children of", path, &c, err);
     if (r < 0)
         return r;
-    rc = zoo_aget_children(zs->zh, path, 0, strings_done, c);
-    r = call_finish(zs, c, rc, "get children of", path, err);
+    rc = zoo_aget_children(zs->zh, path, 0, zk__strings_done, c);
+    r = zk__call_finish(zs, c, rc, "get children of", path, err);
     if (r == 0) {
         if (c->n_strv > 1)
             qsort(c->strv, c->n_strv, sizeof(*c->strv), cmp_str);
@@ -812,7 +530,7 @@ int zk_children(struct zk_session *zs, const char *path, char ***ret, size_t *re
         c->strv = NULL;
         c->n_strv = 0;
     }
-    call_put(c);
+    zk__call_put(c);
     return r;
 }
 
@@ -845,175 +563,5 @@ int zk_delete_recursive(struct zk_session *zs, const char *path, struct chc_err 
 out:
     chc_buf_release(&p);
     chc_strv_free(kids, n);
-    return r;
-}
-
-/* ------------------------------------------------------------------------ */
-/* transactions                                                             */
-/* ------------------------------------------------------------------------ */
-
-enum txn_kind { TXN_CREATE, TXN_SET, TXN_DELETE, TXN_CHECK };
-
-struct txn_op {
-    enum txn_kind kind;
-    char *path;
-    char *data;
-    size_t len;
-    int has_data;
-    int version;
-    enum zk_mode mode;
-};
-
-struct zk_txn {
-    struct txn_op *ops;
-    size_t n, cap;
-    /* zoo_amulti failed before sending: libzookeeper_mt 3.8 may have freed
-     * some op paths already (it frees a stale request path when an op after
-     * the first fails to marshal), so they are not ours to free: leak them. */
-    int paths_lost;
-};
-
-struct zk_txn *zk_txn_new(void)
-{
-    return calloc(1, sizeof(struct zk_txn));
-}
-
-struct zk_txn *zk_txn_free(struct zk_txn *t)
-{
-    size_t i;
-
-    if (!t)
-        return NULL;
-    for (i = 0; i < t->n; i++) {
-        if (!t->paths_lost)
-            free(t->ops[i].path);
-        free(t->ops[i].data);
-    }
-    free(t->ops);
-    free(t);
-    return NULL;
-}
-
-static int txn_add(struct zk_txn *t, enum txn_kind kind, const char *path, const void *data,
-                   size_t len, int version, enum zk_mode mode)
-{
-    struct txn_op *op;
-
-    if (t->n == t->cap) {
-        size_t ncap = t->cap ? t->cap * 2 : 8;
-        struct txn_op *n = realloc(t->ops, ncap * sizeof(*n));
-        if (!n)
-            return -ENOMEM;
-        t->ops = n;
-        t->cap = ncap;
-    }
-    op = &t->ops[t->n];
-    memset(op, 0, sizeof(*op));
-    op->kind = kind;
-    op->version = version;
-    op->mode = mode;
-    op->path = chc_strdup(path);
-    if (!op->path)
-        return -ENOMEM;
-    if (data) {
-        op->data = malloc(len ? len : 1);
-        if (!op->data) {
-            free(op->path);
-            return -ENOMEM;
-        }
-        memcpy(op->data, data, len);
-        op->len = len;
-        op->has_data = 1;
-    }
-    t->n++;
-    return 0;
-}
-
-int zk_txn_create(struct zk_txn *t, const char *path, const void *data, size_t len,
-                  enum zk_mode mode)
-{
-    return txn_add(t, TXN_CREATE, path, data, len, 0, mode);
-}
-
-int zk_txn_set(struct zk_txn *t, const char *path, const void *data, size_t len, int version)
-{
-    return txn_add(t, TXN_SET, path, data ? data : "", len, version, ZK_PERSISTENT);
-}
-
-int zk_txn_delete(struct zk_txn *t, const char *path, int version)
-{
-    return txn_add(t, TXN_DELETE, path, NULL, 0, version, ZK_PERSISTENT);
-}
-
-int zk_txn_check(struct zk_txn *t, const char *path, int version)
-{
-    return txn_add(t, TXN_CHECK, path, NULL, 0, version, ZK_PERSISTENT);
-}
-
-int zk_txn_commit(struct zk_session *zs, struct zk_txn *t, size_t *ret_failed,
-                  struct chc_err *err)
-{
-    struct zk_call *c = NULL;
-    size_t i, bad;
-    int rc, r;
-
-    if (t->n == 0)
-        return 0;
-    r = call_new(zs, "multi", t->ops[0].path, &c, err);
-    if (r < 0)
-        return r;
-    c->ops = calloc(t->n, sizeof(*c->ops));
-    c->res = calloc(t->n, sizeof(*c->res));
-    c->bufs = calloc(t->n, sizeof(*c->bufs));
-    c->stats = calloc(t->n, sizeof(*c->stats));
-    if (!c->ops || !c->res || !c->bufs || !c->stats) {
-        pthread_mutex_lock(&zs->lock);
-        call_lib_release_locked(c); /* never submitted */
-        pthread_mutex_unlock(&zs->lock);
-        r = chc_err_set(err, -ENOMEM, "out of memory");
-        goto out;
-    }
-    for (i = 0; i < t->n; i++) {
-        const struct txn_op *o = &t->ops[i];
-        switch (o->kind) {
-        case TXN_CREATE:
-            zoo_create_op_init(&c->ops[i], o->path, o->has_data ? o->data : NULL,
-                               o->has_data ? (int)o->len : -1, zs->acl,
-                               zmode(o->mode), c->bufs[i], sizeof(c->bufs[i]));
-            break;
-        case TXN_SET:
-            zoo_set_op_init(&c->ops[i], o->path, o->data, (int)o->len, o->version,
-                            &c->stats[i]);
-            break;
-        case TXN_DELETE:
-            zoo_delete_op_init(&c->ops[i], o->path, o->version);
-            break;
-        case TXN_CHECK:
-            zoo_check_op_init(&c->ops[i], o->path, o->version);
-            break;
-        }
-    }
-    rc = zoo_amulti(zs->zh, (int)t->n, c->ops, c->res, void_done, c);
-    if (rc != ZOK)
-        t->paths_lost = 1; /* and t->ops[0].path may be gone: name no path */
-    r = call_wait(zs, c, rc, "multi", rc != ZOK ? "(multi)" : t->ops[0].path, err);
-    if (r < 0 && r != -ENOMEM && ret_failed)
-        *ret_failed = t->n;
-    if (r < 0 || c->rc == ZOK)
-        goto out;
-    bad = t->n;
-    for (i = 0; i < t->n; i++)
-        if (c->res[i].err != ZOK && c->res[i].err != ZRUNTIMEINCONSISTENCY) {
-            bad = i;
-            break;
-        }
-    if (ret_failed)
-        *ret_failed = bad;
-    if (bad < t->n)
-        r = fail_rc(zs, c->res[bad].err, "multi op on", t->ops[bad].path, err);
-    else
-        r = fail_rc(zs, c->rc, "multi", t->ops[0].path, err);
-out:
-    call_put(c);
     return r;
 }

@@ -14,6 +14,7 @@
 
 #include "chcopier/base/err.h"
 #include "chcopier/config/task.h"
+#include "chcopier/config/zkconf.h"
 
 #include "base/banned.h"
 

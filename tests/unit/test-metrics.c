@@ -20,6 +20,7 @@
 #include "chcopier/base/buf.h"
 #include "chcopier/base/err.h"
 #include "chcopier/obs/metrics.h"
+#include "chcopier/obs/metrics-http.h"
 #include "tap.h"
 
 #define DROPPED_TAIL                                                                       \

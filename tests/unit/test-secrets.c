@@ -14,6 +14,7 @@
 
 #include "chcopier/base/buf.h"
 #include "chcopier/base/err.h"
+#include "chcopier/base/file.h"
 #include "chcopier/obs/log.h"
 #include "chcopier/base/secrets.h"
 #include "chcopier/config/task.h"

@@ -8,6 +8,7 @@
 #include "chcopier/base/buf.h"
 #include "chcopier/config/engine.h"
 #include "chcopier/config/task.h"
+#include "chcopier/config/zkconf.h"
 #include "config.h"
 #include "tap.h"
 

@@ -1,24 +1,19 @@
-/* metrics.h — counters and gauges, exposed in the Prometheus text format.
+/* metrics.h — counters and gauges, rendered in the Prometheus text format.
  *
  * A registry of metric families (name, type, help, expected label names) and
- * their series (one label set each, one double value), plus an optional tiny
- * HTTP server on the caller's uv_loop_t that answers GET /metrics. Everything
- * runs on the loop's thread; no function here may be called from another
- * thread. Updates never fail visibly: metrics must not stop a copy. An update
- * that cannot be applied (bad name or labels, wrong type, series cap reached,
- * ENOMEM) is dropped and counted in chcopier_metrics_dropped_total{reason}.
+ * their series (one label set each, one double value). Serving it over HTTP
+ * is metrics-http.h's. Everything runs on the loop's thread; no function
+ * here may be called from another thread. Updates never fail visibly:
+ * metrics must not stop a copy. An update that cannot be applied (bad name
+ * or labels, wrong type, series cap reached, ENOMEM) is dropped and counted
+ * in chcopier_metrics_dropped_total{reason}.
  *
  * Call sequence:
  *   1. chc_metrics_new(&m, err): registry only, no I/O. The built-in chcopier
  *      families (CHC_METRIC_* below, documented in docs/metrics.md) are
  *      described already and chcopier_up is set to 1.
  *   2. Optionally chc_metrics_listen(m, loop, "127.0.0.1", port, err) to serve
- *      http://127.0.0.1:port/metrics from the loop; port 0 picks a free port,
- *      read it back with chc_metrics_port(m). A busy port fails with
- *      -EADDRINUSE and a message naming host:port. Deciding that "no port"
- *      means "no server" is the caller's business. The server's handles are
- *      unreferenced: it never keeps uv_run() going by itself and answers
- *      while the loop runs for the caller's own work.
+ *      it (metrics-http.h).
  *   3. chc_metrics_add()/chc_metrics_set() at any time, e.g.
  *          chc_metrics_add(m, CHC_METRIC_ROWS_COPIED, "table=\"hits\"", 1e6);
  *      Build label strings with chc_metrics_label(), which escapes values.
@@ -34,20 +29,9 @@
  * a different order would be a different series, so families with declared
  * label names (all built-in ones) require exactly those names in that order;
  * "" (or NULL) means no labels.
- *
- * HTTP server limits (bounded memory): at most CHC_METRICS_MAX_CLIENTS
- * connections at once (more are accepted and closed at once), requests up to
- * CHC_METRICS_MAX_REQUEST bytes of headers (bigger ones are closed without an
- * answer), and each connection is closed CHC_METRICS_CLIENT_TIMEOUT_MS after
- * it was accepted whatever its state. Answers: GET or HEAD of /metrics or /
- * (any query string ignored) → 200 text/plain; version=0.0.4; other paths →
- * 404; other methods → 405; malformed request line → 400. Every answer has
- * Content-Length and Connection: close, and the connection is closed after it.
  */
 #ifndef CHC_METRICS_H
 #define CHC_METRICS_H
-
-#include <uv.h>
 
 #include "chcopier/base/buf.h"
 #include "chcopier/base/err.h"
@@ -66,8 +50,7 @@
 #define CHC_METRIC_DROPPED "chcopier_metrics_dropped_total"  /* counter, reason */
 
 #define CHC_METRICS_MAX_SERIES 10000
-#define CHC_METRICS_MAX_CLIENTS 32
-#define CHC_METRICS_MAX_REQUEST 8192
+/* Default per-connection deadline of the endpoint (metrics-http.h). */
 #define CHC_METRICS_CLIENT_TIMEOUT_MS 10000
 
 enum chc_metric_type {
@@ -84,15 +67,8 @@ int chc_metrics_new(struct chc_metrics **ret, struct chc_err *err);
  * NULL. Run the loop afterwards so the close callbacks can finish. */
 struct chc_metrics *chc_metrics_free(struct chc_metrics *m);
 
-/* Serve the registry on host:port (IPv4 or IPv6 literal, NULL = 127.0.0.1;
- * port 0 = any free port) from loop. Once per registry: a second call fails
- * with -EALREADY. On failure (e.g. -EADDRINUSE) the half-made listener is
- * already closing: running the loop, as at shutdown, releases it. */
-int chc_metrics_listen(struct chc_metrics *m, uv_loop_t *loop, const char *host, int port,
-                       struct chc_err *err);
-/* The bound port, or -ENOTCONN without a server. */
-int chc_metrics_port(const struct chc_metrics *m);
-/* Testing: per-connection deadline in ms instead of the default. */
+/* Testing: the endpoint's per-connection deadline in ms instead of
+ * CHC_METRICS_CLIENT_TIMEOUT_MS (before chc_metrics_listen()). */
 void chc_metrics_set_client_timeout(struct chc_metrics *m, unsigned timeout_ms);
 
 /* Declare a family before (or after) its first update. type: counter values

@@ -21,10 +21,10 @@
  * Access. ZooKeeper ACLs are per node and not inherited. With an
  * <identity>user:password</identity> in zookeeper.xml, zk_session_new()
  * adds it (digest) and returns only once ZooKeeper accepted it; every node
- * the session then creates (zk_create, zk_create_parents, zk_txn_create)
- * gets ZOO_CREATOR_ALL_ACL: only clients with that identity can read, list,
- * change or delete it, so the task description's passwords and the state
- * that steers the copy are closed to everyone else. Without an identity
+ * the session then creates (zk_create, zk_create_parents, zk_txn_create of
+ * txn.h) gets ZOO_CREATOR_ALL_ACL: only clients with that identity can read,
+ * list, change or delete it, so the task description's passwords and the
+ * state that steers the copy are closed to everyone else. Without an identity
  * nodes are open to anyone who reaches ZooKeeper (the caller warns).
  *
  * Errors: CHC_EZK_NONODE, CHC_EZK_NODEEXISTS, CHC_EZK_BADVERSION,
@@ -44,7 +44,6 @@
 
 struct cfg_zk;
 struct zk_session;
-struct zk_txn;
 
 struct zk_stat {
     int64_t czxid, mzxid, pzxid;
@@ -106,17 +105,5 @@ int zk_exists(struct zk_session *zs, const char *path, struct zk_stat *stat,
 /* Sorted child names; free with chc_strv_free. */
 int zk_children(struct zk_session *zs, const char *path, char ***ret, size_t *ret_n,
                 struct chc_err *err);
-
-/* Multi-op transactions: all or nothing. */
-struct zk_txn *zk_txn_new(void);
-struct zk_txn *zk_txn_free(struct zk_txn *t);
-int zk_txn_create(struct zk_txn *t, const char *path, const void *data, size_t len,
-                  enum zk_mode mode);
-int zk_txn_set(struct zk_txn *t, const char *path, const void *data, size_t len, int version);
-int zk_txn_delete(struct zk_txn *t, const char *path, int version);
-int zk_txn_check(struct zk_txn *t, const char *path, int version);
-/* On failure err names the first failing op's path; ret_failed gets its index. */
-int zk_txn_commit(struct zk_session *zs, struct zk_txn *t, size_t *ret_failed,
-                  struct chc_err *err);
 
 #endif
