@@ -16,7 +16,7 @@
 #include "cmd.h"
 #include "nodes.h"
 #include "piece.h"
-#include "route.h"
+#include "routing.h"
 #include "tables.h"
 #include "tstate.h"
 #include "wk.h"
@@ -56,7 +56,7 @@ static int view_load(struct worker *w, const struct cfg_table *tb, struct plan_v
         v->dst_cols = NULL;
     r = tables__columns_load(v->ts, v->dst_cols ? v->dst_cols : v->src_cols, err);
     if (r == 0)
-        r = route__choose(w, v->ts, err);
+        r = routing__choose(w, v->ts, err);
     return r == 0 ? tables__discover_query(w, v->ts, err) : r;
 }
 
@@ -176,7 +176,7 @@ static int print_copy(const struct tstate *ts, struct chc_err *err)
     struct sink *to = calloc(ts->n_targets + 1, sizeof(*to));
     size_t s, t, n;
     unsigned k;
-    int r = to && route__describe(ts, &sql) == 0 ? 0 : oom(err);
+    int r = to && routing__describe(ts, &sql) == 0 ? 0 : oom(err);
 
     if (r == 0)
         printf("  routing: %s\n", sql.buf);

@@ -29,7 +29,7 @@
 #include "chcopier/zk/zk.h"
 #include "mover.h"
 #include "nodes.h"
-#include "route.h"
+#include "routing.h"
 #include "sums.h"
 #include "tables.h"
 #include "tstate.h"
@@ -390,7 +390,7 @@ static int assembled_check(struct worker *w, struct tstate *ts, struct mv *m,
         /* Rows missing after a routed copy went to a replica we do not
          * stage on: the server's view of the cluster is not ours. */
         if (got.rows < m->exp_rows)
-            route__fallback(w, ts, "a routed copy left rows on a node that is not a staging "
+            routing__fallback(w, ts, "a routed copy left rows on a node that is not a staging "
                                    "node");
         mv_recopy(w, ts, m, "staging does not match the source", move_failures);
         return 0;

@@ -29,7 +29,7 @@
 #include "chcopier/zk/zk.h"
 #include "nodes.h"
 #include "preflight.h"
-#include "route.h"
+#include "routing.h"
 #include "tables.h"
 #include "tstate.h"
 #include "wk.h"
@@ -144,7 +144,7 @@ static int staging_sync(struct worker *w, struct tstate *ts, int *ret_dropped,
             chc_log_warn("table '%s': staging table %s on %s:%d does not match the destination's "
                          "columns any more: recreating it",
                          tb->name, name.buf, treps[t]->host, treps[t]->http_port);
-            /* Its routing table too (it has the old columns): route__prepare
+            /* Its routing table too (it has the old columns): routing__prepare
              * makes it again. */
             chc_buf_reset(&sql);
             if (k < ts->splits && sql_route_drop(tb, k, &sql) < 0)
@@ -436,7 +436,7 @@ int tables__drop_helpers(struct worker *w, struct tstate *ts, struct chc_err *er
 
     if (preflight__push_nodes(ts, &treps, &n) < 0)
         return oom(err);
-    r = route__drop(w, ts, treps, n, err);
+    r = routing__drop(w, ts, treps, n, err);
     for (k = 0; r == 0 && k <= ts->splits; k++) {
         chc_buf_reset(&sql);
         chc_buf_reset(&name);
@@ -549,7 +549,7 @@ int tables__staging_check(struct worker *w, struct tstate *ts, struct chc_err *e
         chc_log_info("table '%s': staging recreated, partitions not yet assembled will be "
                      "copied again", ts->tb->name);
     if (r == 0 && dropped && ts->route == ROUTE_DISTRIBUTED)
-        r = route__create(w, ts, err);
+        r = routing__create(w, ts, err);
     chc_buf_release(&state);
     return r;
 }
@@ -611,7 +611,7 @@ int tables__prepare(struct worker *w, const struct cfg_table *tb, struct tstate 
     r = tables__layout(w, tb, &ts, err);
     if (r < 0)
         return r;
-    r = route__choose(w, ts, err);
+    r = routing__choose(w, ts, err);
     if (r == 0)
         r = zk_create_parents(w->zs, ts->zroot, err);
     if (r < 0)
@@ -647,7 +647,7 @@ int tables__prepare(struct worker *w, const struct cfg_table *tb, struct tstate 
     }
     r = tables__staging_check(w, ts, err);
     if (r == 0)
-        r = route__create(w, ts, err);
+        r = routing__create(w, ts, err);
     if (r < 0)
         goto fail;
 done:

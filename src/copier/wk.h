@@ -9,11 +9,13 @@
  *   nodes.c      statements on one or many ClickHouse nodes
  *   tstate.c     a table's state as the coordinator holds it
  *   preflight.c  the checks before anything is written
+ *   routing.c    Distributed or filter routing, the routing tables
  *   tables.c     destination and staging tables, partition discovery
  *   piece.c      piece copies: claims, cleaning, the job list (its owner)
- *   mover.c      partition moves: assemble, REPLACE, verify
+ *   sums.c       count and checksum rounds over many nodes
+ *   mover.c      partition moves: assemble, REPLACE, verify, release
  *   worker.c     the coordinator loop (worker_run)
- *   cmd-status.c, cmd-plan.c, cmd-clean.c   the operator commands
+ *   cmd.c, cmd-status.c, cmd-plan.c, cmd-clean.c   the operator commands
  * Nothing outside src/copier sees these structs; the layers below get
  * what they need as arguments (state/claims.h's st_claimer, say).
  *

@@ -1,4 +1,4 @@
-/* route.c — a table's routing (route.h): whether Distributed routing can
+/* routing.c — a table's routing (routing.h): whether Distributed routing can
  * be used, which staging node routes each source shard's pieces (the
  * nearest that knows the cluster), its routing tables, the fallback to
  * filter routing, and what `status` and `plan` say about it.
@@ -19,7 +19,7 @@
 #include "chcopier/zk/zk.h"
 #include "nodes.h"
 #include "preflight.h"
-#include "route.h"
+#include "routing.h"
 #include "tstate.h"
 #include "wk.h"
 
@@ -177,7 +177,7 @@ static int create_tables(struct worker *w, struct tstate *ts, struct chc_err *er
     return r;
 }
 
-/* <t>/routing = route__describe (best effort: `status` shows it). */
+/* <t>/routing = routing__describe (best effort: `status` shows it). */
 static void publish(struct worker *w, const struct tstate *ts)
 {
     struct chc_buf path = CHC_BUF_INIT, text = CHC_BUF_INIT;
@@ -185,7 +185,7 @@ static void publish(struct worker *w, const struct tstate *ts)
     int r = st_path_tnode(ts->zroot, ST_ROUTING, NULL, &path);
 
     if (r == 0)
-        r = route__describe(ts, &text);
+        r = routing__describe(ts, &text);
     if (r == 0)
         r = zk_set(w->zs, path.buf, text.buf, text.len, ZK_ANY_VERSION, NULL, &e);
     if (r == CHC_EZK_NONODE)
@@ -197,7 +197,7 @@ static void publish(struct worker *w, const struct tstate *ts)
     chc_buf_release(&text);
 }
 
-int route__choose(struct worker *w, struct tstate *ts, struct chc_err *err)
+int routing__choose(struct worker *w, struct tstate *ts, struct chc_err *err)
 {
     size_t S = ts->tb->pull->n_shards;
     char **known = NULL;
@@ -232,7 +232,7 @@ int route__choose(struct worker *w, struct tstate *ts, struct chc_err *err)
     return r;
 }
 
-int route__create(struct worker *w, struct tstate *ts, struct chc_err *err)
+int routing__create(struct worker *w, struct tstate *ts, struct chc_err *err)
 {
     struct chc_err e = CHC_ERR_INIT;
 
@@ -248,7 +248,7 @@ int route__create(struct worker *w, struct tstate *ts, struct chc_err *err)
     return 0;
 }
 
-void route__fallback(struct worker *w, struct tstate *ts, const char *why)
+void routing__fallback(struct worker *w, struct tstate *ts, const char *why)
 {
     if (ts->route != ROUTE_DISTRIBUTED)
         return;
@@ -258,7 +258,7 @@ void route__fallback(struct worker *w, struct tstate *ts, const char *why)
     publish(w, ts);
 }
 
-int route__drop(struct worker *w, struct tstate *ts, const struct cfg_replica *const *reps,
+int routing__drop(struct worker *w, struct tstate *ts, const struct cfg_replica *const *reps,
                 size_t n, struct chc_err *err)
 {
     struct chc_buf sql = CHC_BUF_INIT;
@@ -273,7 +273,7 @@ int route__drop(struct worker *w, struct tstate *ts, const struct cfg_replica *c
     return r;
 }
 
-int route__describe(const struct tstate *ts, struct chc_buf *out)
+int routing__describe(const struct tstate *ts, struct chc_buf *out)
 {
     size_t s;
     int r;

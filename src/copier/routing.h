@@ -1,4 +1,4 @@
-/* route.h — how a table's rows reach their destination shards (route.c).
+/* routing.h — how a table's rows reach their destination shards (routing.c).
  *
  * Distributed routing: a staging node near each source shard that knows a
  * cluster with exactly <cluster_push>'s layout (system.clusters) gets a
@@ -9,8 +9,8 @@
  * default Distributed where it can be used, filter elsewhere, and a table
  * whose routed copy does not match its source falls back to filter.
  */
-#ifndef CHC_COPIER_ROUTE_H
-#define CHC_COPIER_ROUTE_H
+#ifndef CHC_COPIER_ROUTING_H
+#define CHC_COPIER_ROUTING_H
 
 #include <stddef.h>
 
@@ -24,18 +24,18 @@ struct worker;
 /* Choose the table's routing (writes nothing): ts->route, and with
  * Distributed routing ts->route_rep and route_cluster; else ts->route_why.
  * CHC_EPREFLIGHT with --routing distributed when it cannot be used. */
-int route__choose(struct worker *w, struct tstate *ts, struct chc_err *err);
+int routing__choose(struct worker *w, struct tstate *ts, struct chc_err *err);
 /* Create the chosen routing tables (after the staging tables exist; filter
  * routing if they cannot be made) and record the routing in <t>/routing
  * for `status`. */
-int route__create(struct worker *w, struct tstate *ts, struct chc_err *err);
+int routing__create(struct worker *w, struct tstate *ts, struct chc_err *err);
 /* Route by filter from now on (why: for the log and `status`). */
-void route__fallback(struct worker *w, struct tstate *ts, const char *why);
+void routing__fallback(struct worker *w, struct tstate *ts, const char *why);
 /* Drop the routing tables on reps[0..n). */
-int route__drop(struct worker *w, struct tstate *ts, const struct cfg_replica *const *reps,
+int routing__drop(struct worker *w, struct tstate *ts, const struct cfg_replica *const *reps,
                 size_t n, struct chc_err *err);
 /* "distributed: cluster 'c' on host:port for source shard 1, ..." or
  * "filter: <why>". */
-int route__describe(const struct tstate *ts, struct chc_buf *out);
+int routing__describe(const struct tstate *ts, struct chc_buf *out);
 
 #endif
