@@ -309,6 +309,10 @@ void tstate__gauges(struct worker *w, const struct tstate *ts)
                 done += group_on_shard(ts, i, s) && (group_done(ts, i) || d[s]);
         }
     }
+    /* Counters exist from the table's first refresh, at 0 until this worker
+     * copies: a scrape shows every series it will ever show. */
+    wk__metric(w, ts, CHC_METRIC_ROWS_COPIED, NULL, NULL, 0, WK_ADD);
+    wk__metric(w, ts, CHC_METRIC_BYTES_COPIED, NULL, NULL, 0, WK_ADD);
     wk__metric(w, ts, CHC_METRIC_PIECES, "state", "done", (double)done, WK_SET);
     wk__metric(w, ts, CHC_METRIC_PIECES, "state", "in_flight", (double)in_flight, WK_SET);
     wk__metric(w, ts, CHC_METRIC_PIECES, "state", "dirty", (double)dirty, WK_SET);

@@ -24,6 +24,18 @@ import time
 DEFAULT_TIMEOUT = 600
 
 
+
+LSAN_SUPP = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'lsan.supp')
+
+
+def zk_stall_env():
+    """Sanitizer options for a worker whose ZooKeeper stalls: libzookeeper's own
+    leaks on such a session are suppressed (lsan.supp), found by full stacks."""
+    asan = os.environ.get('ASAN_OPTIONS', 'detect_leaks=1:abort_on_error=1')
+    lsan = os.environ.get('LSAN_OPTIONS')
+    return {'ASAN_OPTIONS': f'{asan}:fast_unwind_on_malloc=0',
+            'LSAN_OPTIONS': (f'{lsan}:' if lsan else '') + f'suppressions={LSAN_SUPP}:print_suppressions=0'}
+
 class Result:
     """A finished command: rc, out (stdout text), err (stderr text)."""
 

@@ -9,6 +9,7 @@ The tests run in order: later ones use the tables earlier ones made.
 """
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -136,7 +137,11 @@ def test_generated_files_describe_the_cluster(clusters):
     rs = open(os.path.join(a, 'remote_servers.xml')).read()
     assert f'<port>{env_of(a)["ZK_PORT"]}</port>' in zk
     assert '<destination>' in rs and '<source>' in rs
-    assert rs.count('<replica>') == 6
+    blocks = {name: body for name, body in
+              re.findall(r'<(source|destination|destination_flat)>(.*?)</\1>', rs, re.S)}
+    assert {k: v.count('<replica>') for k, v in blocks.items()} == \
+        {'source': 2, 'destination': 4, 'destination_flat': 4}
+    assert blocks['destination_flat'].count('<shard>') == 4
 
 
 def test_generated_xml_well_formed(clusters):

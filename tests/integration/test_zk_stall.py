@@ -24,7 +24,7 @@ import time
 import pytest
 
 from harness import taskxml
-from harness.chcopier import read, wait_for
+from harness.chcopier import read, wait_for, zk_stall_env
 from harness.cluster import QueryError
 from harness.verify import verify
 
@@ -91,11 +91,8 @@ def logged(chcopier, pattern):
 
 
 def test_other_partitions_moved_while_the_worker_polls_the_lock(cluster, chcopier, zk6, lock):
-    # libzookeeper 3.8.0 leaks a multi's per-op completion entries when a
-    # connection loss cuts the multi (see harness/chaos.py): not chcopier's leak.
-    supp = taskxml.write(chcopier.path('lsan.supp'), 'leak:zoo_amulti\n')
     w = chcopier.worker('/chc/s', '--log-level', 'debug', '--retry-delay-ms', 200, base_dir='logs2', zk_xml=zk6,
-                        name='worker2', env={'CHC_ZK_CALL_TIMEOUT_MS': '1000', 'LSAN_OPTIONS': f'suppressions={supp}'})
+                        name='worker2', env={'CHC_ZK_CALL_TIMEOUT_MS': '1000', **zk_stall_env()})
     state['worker'] = w
 
     def others_done():
@@ -134,7 +131,8 @@ def test_worker_finishes_once_the_fake_lock_is_gone(cluster, chcopier, lock):
     zkcli(cluster, chcopier, 'delete', f"{lock['zroot']}/locks/{lock['p']}#move")
     w = state['worker']
     rc = w.wait(60)
-    assert rc == 0, f'the worker finishes once the fake lock is gone (exit {rc}; None: still running after 60 s)'
+    assert rc == 0, (f'the worker finishes once the fake lock is gone (exit {rc}; None: still running after 60 s)\n'
+                     + w.output()[-3000:])
     assert 'Sanitizer' not in w.output(), w.output()[-3000:]
 
 
