@@ -68,6 +68,8 @@ static int drop_staging(struct worker *w, const struct cfg_table *tb, struct chc
         if (w->o->yes)
             r = nodes__fanout(w, nodes, n_nodes, sql.buf, err);
     }
+    if (r == 0)
+        r = tables__drop_assemblies(w, tb, nodes, n_nodes, !w->o->yes, err);
     free(nodes);
     chc_buf_release(&sql);
     chc_buf_release(&name);

@@ -217,9 +217,10 @@ static int print_copy(const struct tstate *ts, struct chc_err *err)
 /* The move of the first partition, and what verification compares. */
 static int print_move(const struct tstate *ts, struct chc_err *err)
 {
-    static const enum move_step steps[] = {MOVE_DROP_ASSEMBLY,  MOVE_ATTACH_DEST,
-                                           MOVE_ATTACH_PIECES,  MOVE_REPLACE,
-                                           MOVE_RELEASE_PIECES, MOVE_RELEASE_ASSEMBLY};
+    static const enum move_step steps[] = {MOVE_CREATE_ASSEMBLY, MOVE_DROP_ASSEMBLY,
+                                           MOVE_ATTACH_DEST,     MOVE_ATTACH_PIECES,
+                                           MOVE_REPLACE,         MOVE_RELEASE_PIECES,
+                                           MOVE_RELEASE_ASSEMBLY};
     struct chc_buf sql = CHC_BUF_INIT;
     size_t st;
     unsigned k;

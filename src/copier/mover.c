@@ -132,6 +132,8 @@ static int step_applies(const struct mv *m, enum move_step step)
     if (!m->active)
         return 0;
     switch (step) {
+    case MOVE_CREATE_ASSEMBLY:
+        return m->assemble || m->recheck;
     case MOVE_DROP_ASSEMBLY:
         return m->assemble && m->again;
     case MOVE_ATTACH_DEST:
@@ -408,29 +410,27 @@ static int batch_assemble(struct worker *w, struct tstate *ts, struct batch *b,
     size_t parts[MOVE_BATCH], i, np = 0, assembled = 0;
     struct sums *per[MOVE_BATCH];
     struct sums_round round = {0};
-    struct chc_buf asm_name = CHC_BUF_INIT;
     int r;
 
     r = mv_record(w, ts, b, "assembling", to_assemble_fresh, err);
+    if (r == 0)
+        r = mv_step(w, ts, b, MOVE_CREATE_ASSEMBLY, err);
     if (r == 0)
         r = mv_step(w, ts, b, MOVE_DROP_ASSEMBLY, err);
     if (r == 0)
         r = mv_step(w, ts, b, MOVE_ATTACH_DEST, err);
     if (r == 0)
         r = mv_step(w, ts, b, MOVE_ATTACH_PIECES, err);
-    if (r == 0 && plan_assembly_table(ts->tb, &asm_name) < 0)
-        r = oom(err);
     for (i = 0; r == 0 && i < b->n; i++)
         if (b->mv[i].active && b->mv[i].assemble) {
             parts[np] = b->mv[i].part;
             per[np++] = b->mv[i].staged;
         }
     if (r == 0)
-        r = sums__targets(&round, ts, parts, per, np, asm_name.buf, err);
+        r = sums__targets(&round, ts, parts, per, np, NULL, err);
     if (r == 0)
         r = sums__run(w, &round, err);
     sums__release(&round);
-    chc_buf_release(&asm_name);
     for (i = 0; r == 0 && i < b->n; i++) {
         struct mv *m = &b->mv[i];
         struct chc_err e = CHC_ERR_INIT;
@@ -477,7 +477,6 @@ static int batch_recheck(struct worker *w, struct tstate *ts, struct batch *b,
     size_t parts[MOVE_BATCH], i, np = 0, bad = 0;
     struct sums *per[MOVE_BATCH], got;
     struct sums_round round = {0};
-    struct chc_buf asm_name = CHC_BUF_INIT;
     int r = 0;
 
     for (i = 0; i < b->n; i++)
@@ -487,10 +486,10 @@ static int batch_recheck(struct worker *w, struct tstate *ts, struct batch *b,
         }
     if (np == 0)
         return 0;
-    if (plan_assembly_table(ts->tb, &asm_name) < 0)
-        r = oom(err);
+    /* A lost assembly comes back empty: the verdict below is "recopy". */
+    r = mv_step(w, ts, b, MOVE_CREATE_ASSEMBLY, err);
     if (r == 0)
-        r = sums__targets(&round, ts, parts, per, np, asm_name.buf, err);
+        r = sums__targets(&round, ts, parts, per, np, NULL, err);
     for (i = 0, np = 0; r == 0 && i < b->n; i++) {
         struct mv *m = &b->mv[i];
         if (m->active && m->recheck) { /* the destination too, in the same round */
@@ -503,7 +502,6 @@ static int batch_recheck(struct worker *w, struct tstate *ts, struct batch *b,
     if (r == 0)
         r = sums__run(w, &round, err);
     sums__release(&round);
-    chc_buf_release(&asm_name);
     for (i = 0; r == 0 && i < b->n; i++) {
         struct mv *m = &b->mv[i];
         struct sums exp = {m->exp_rows, m->exp_hash}, dest;
@@ -590,10 +588,12 @@ static int batch_verify(struct worker *w, struct tstate *ts, struct batch *b,
  *   4. an assembly of an earlier attempt is checked before it is used;
  *   5. REPLACE PARTITION ... FROM the assembly, for all at once
  *      (idempotent, so a partial failure is simply repeated); record "moved";
- *   6. verify every destination partition; record "done". The assembly
- *      keeps its partition (hard links to the same parts) until the table is
- *      done, so a stalled mover that wakes up late and repeats the REPLACE
- *      still replaces with the same rows, never with nothing.
+ *   6. verify every destination partition; record "done"; drop the
+ *      pieces' partition and the partition's own assembly table. A stalled
+ *      mover that wakes up late and repeats the REPLACE then names a table
+ *      that is gone and fails; before that, it replaces with the same rows.
+ *      Never from an emptied assembly: an assembly is never emptied, only
+ *      dropped (and a new one would be empty of a partition nobody moves).
  * Each step is one round of concurrent statements for the whole batch.
  * Returns the number of partitions moved, or < 0. */
 /* The batch's staging data, now moved and verified, is dropped from every

@@ -28,7 +28,8 @@ static int sums_sql(const struct tstate *ts, const size_t *parts, size_t n, cons
     for (i = 0; i < n && i < MOVE_BATCH; i++)
         lits[i] = ts->parts[parts[i]].lit;
     chc_buf_reset(b);
-    return sql_sums(ts->tb, lits, n, db, table, hash, with_where, b);
+    return table ? sql_sums(ts->tb, lits, n, db, table, hash, with_where, b)
+                 : sql_sums_assemblies(ts->tb, lits, n, hash, b);
 }
 
 void sums__release(struct sums_round *b)

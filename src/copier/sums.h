@@ -41,7 +41,8 @@ struct sums_round {
 int sums__source(struct sums_round *b, const struct tstate *ts, const size_t *parts,
                  struct sums *const *acc, size_t n, struct chc_err *err);
 /* Add a destination-side table's sums of parts[0..n) on every staging
- * node: per[j][t] gets partition j on target t. */
+ * node: per[j][t] gets partition j on target t. table NULL: each
+ * partition's own assembly. */
 int sums__targets(struct sums_round *b, const struct tstate *ts, const size_t *parts,
                   struct sums *const *per, size_t n, const char *table, struct chc_err *err);
 /* Send the round's statements at once and accumulate the answers; the

@@ -155,6 +155,11 @@ static int staging_sync(struct worker *w, struct tstate *ts, int *ret_dropped,
                 goto oom;
             if (r == 0)
                 r = nodes__fanout(w, &treps[t], 1, sql.buf, err);
+            /* The template's old columns are its partitions' too: a REPLACE
+             * from them would be refused. Gone, they are found lost (and
+             * copied again) or, by a late mover, missing (an error). */
+            if (r == 0 && k == ts->splits)
+                r = tables__drop_assemblies(w, tb, &treps[t], 1, 0, err);
             if (r < 0)
                 goto out;
             *ret_dropped = 1;
@@ -423,6 +428,49 @@ int tables__discover_query(struct worker *w, struct tstate *ts, struct chc_err *
     return r;
 }
 
+/* Drop (dry: name) the partitions' assemblies of tb left on each of
+ * reps[0..n): a partition's own goes when it is done; these are those of a
+ * worker that died, or of a stale one that came back. */
+int tables__drop_assemblies(struct worker *w, const struct cfg_table *tb,
+                            const struct cfg_replica *const *reps, size_t n, int dry,
+                            struct chc_err *err)
+{
+    struct chc_buf list = CHC_BUF_INIT, out = CHC_BUF_INIT, sql = CHC_BUF_INIT;
+    struct ch_rows *rows = NULL;
+    size_t i, j;
+    int r = sql_list_assemblies(tb, &list) < 0 ? oom(err) : 0;
+
+    for (i = 0; r == 0 && i < n; i++) {
+        chc_buf_reset(&out);
+        r = nodes__query(w, reps[i], SIDE_PUSH, list.buf, &out, err);
+        if (r < 0 && dry) { /* naming what would go: an unreachable node is told, not fatal */
+            printf("cannot list the assemblies on %s:%d: %s\n", reps[i]->host,
+                   reps[i]->http_port, err->msg);
+            r = 0;
+            continue;
+        }
+        if (r == 0)
+            r = ch_tsv_parse(out.buf ? out.buf : "", out.len, &rows, err);
+        for (j = 0; r == 0 && j < ch_rows_count(rows); j++) {
+            chc_buf_reset(&sql);
+            if (sql_drop_table(tb->database_push, ch_rows_str(rows, j, 0), &sql) < 0) {
+                r = oom(err);
+                break;
+            }
+            if (dry)
+                printf("would drop %s on %s:%d\n", sql.buf + strlen("DROP TABLE IF EXISTS "),
+                       reps[i]->host, reps[i]->http_port);
+            else
+                r = nodes__query(w, reps[i], SIDE_PUSH, sql.buf, NULL, err);
+        }
+        rows = ch_rows_free(rows);
+    }
+    chc_buf_release(&list);
+    chc_buf_release(&out);
+    chc_buf_release(&sql);
+    return r;
+}
+
 /* Drop the staging tables on every live node of the push cluster, not only
  * on today's staging nodes: staging may have been on another replica while
  * the first was down. */
@@ -437,6 +485,8 @@ int tables__drop_helpers(struct worker *w, struct tstate *ts, struct chc_err *er
     if (preflight__push_nodes(ts, &treps, &n) < 0)
         return oom(err);
     r = routing__drop(w, ts, treps, n, err);
+    if (r == 0)
+        r = tables__drop_assemblies(w, ts->tb, treps, n, 0, err);
     for (k = 0; r == 0 && k <= ts->splits; k++) {
         chc_buf_reset(&sql);
         chc_buf_reset(&name);

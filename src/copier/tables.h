@@ -35,6 +35,11 @@ uint64_t tables__sums_key_of(const struct tstate *ts);
 int tables__discover_query(struct worker *w, struct tstate *ts, struct chc_err *err);
 /* Drop the piece and assembly tables on every live push node. */
 int tables__drop_helpers(struct worker *w, struct tstate *ts, struct chc_err *err);
+/* Drop (dry: print "would drop ...") every partition assembly of tb on
+ * reps[0..n) (sql_list_assemblies). */
+int tables__drop_assemblies(struct worker *w, const struct cfg_table *tb,
+                            const struct cfg_replica *const *reps, size_t n, int dry,
+                            struct chc_err *err);
 /* Staging tables still match the destination (after failures). */
 int tables__staging_check(struct worker *w, struct tstate *ts, struct chc_err *err);
 /* Create the tables on staging nodes that came back since the start. */

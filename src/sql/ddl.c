@@ -8,6 +8,7 @@
 #include "chcopier/config/engine.h"
 #include "chcopier/config/task.h"
 #include "chcopier/sql/ddl.h"
+#include "chcopier/sql/plan.h"
 #include "chcopier/sql/sqlhash.h"
 
 #include "base/banned.h"
@@ -42,6 +43,27 @@ int sql_table_facts(const char *db, const char *table, struct chc_buf *out)
     if (r == 0)
         r = chc_buf_add_sqlstr(out, table);
     return r == 0 ? chc_buf_addstr(out, " FORMAT TabSeparated") : r;
+}
+
+int sql_list_assemblies(const struct cfg_table *tb, struct chc_buf *out)
+{
+    struct chc_buf prefix = CHC_BUF_INIT;
+    int r = chc_buf_addf(&prefix, "%s_assembly_", tb->table_push);
+
+    /* substring, not startsWith or match: the same on 18.16 and 26.x. */
+    if (r == 0)
+        r = chc_buf_addstr(out, "SELECT name FROM system.tables WHERE database = ");
+    if (r == 0)
+        r = chc_buf_add_sqlstr(out, tb->database_push);
+    if (r == 0)
+        r = chc_buf_addf(out, " AND length(name) = %zu AND substring(name, 1, %zu) = ",
+                         prefix.len + PLAN_ASSEMBLY_SUFFIX_LEN - 1, prefix.len);
+    if (r == 0)
+        r = chc_buf_add_sqlstr(out, prefix.buf);
+    if (r == 0)
+        r = chc_buf_addstr(out, " ORDER BY name FORMAT TabSeparated");
+    chc_buf_release(&prefix);
+    return r;
 }
 
 int sql_create_database(const char *db, struct chc_buf *out)

@@ -13,33 +13,61 @@
 
 #include "base/banned.h"
 
+/* The table a step changes and the one it reads from ("" for none). */
+static int step_tables(const struct cfg_table *tb, enum move_step step, const char *lit,
+                       unsigned k, struct chc_buf *tbl, struct chc_buf *from)
+{
+    int r;
+
+    switch (step) {
+    case MOVE_REPLACE:
+        r = chc_buf_addstr(tbl, tb->table_push);
+        return r == 0 ? plan_partition_assembly(tb, lit, from) : r;
+    case MOVE_RELEASE_PIECES:
+        return plan_piece_table(tb, k, tbl);
+    case MOVE_CREATE_ASSEMBLY:
+        r = plan_partition_assembly(tb, lit, tbl);
+        return r == 0 ? plan_assembly_table(tb, from) : r;
+    case MOVE_ATTACH_DEST:
+        r = plan_partition_assembly(tb, lit, tbl);
+        return r == 0 ? chc_buf_addstr(from, tb->table_push) : r;
+    case MOVE_ATTACH_PIECES:
+        r = plan_partition_assembly(tb, lit, tbl);
+        return r == 0 ? plan_piece_table(tb, k, from) : r;
+    case MOVE_DROP_ASSEMBLY:
+    case MOVE_RELEASE_ASSEMBLY:
+        return plan_partition_assembly(tb, lit, tbl);
+    }
+    CHC_BUG("move step %d", (int)step);
+    return -1;
+}
+
 int sql_move_step(const struct cfg_table *tb, enum move_step step, const char *lit, unsigned k,
                   struct chc_buf *out)
 {
     static const char *const verb[] = {
         [MOVE_DROP_ASSEMBLY] = " DROP ", [MOVE_ATTACH_DEST] = " ATTACH ",
         [MOVE_ATTACH_PIECES] = " ATTACH ", [MOVE_REPLACE] = " REPLACE ",
-        [MOVE_RELEASE_PIECES] = " DROP ", [MOVE_RELEASE_ASSEMBLY] = " DROP ",
+        [MOVE_RELEASE_PIECES] = " DROP ",
     };
     struct chc_buf tbl = CHC_BUF_INIT, from = CHC_BUF_INIT;
-    int r;
+    int r = step_tables(tb, step, lit, k, &tbl, &from);
 
-    if (step == MOVE_REPLACE)
-        r = chc_buf_addstr(&tbl, tb->table_push);
-    else if (step == MOVE_RELEASE_PIECES)
-        r = plan_piece_table(tb, k, &tbl);
-    else
-        r = plan_assembly_table(tb, &tbl);
-    if (r == 0 && step == MOVE_ATTACH_DEST)
-        r = chc_buf_addstr(&from, tb->table_push);
-    else if (r == 0 && step == MOVE_ATTACH_PIECES)
-        r = plan_piece_table(tb, k, &from);
-    else if (r == 0 && step == MOVE_REPLACE)
-        r = plan_assembly_table(tb, &from);
+    if (r == 0 && step == MOVE_RELEASE_ASSEMBLY) {
+        r = sql_drop_table(tb->database_push, tbl.buf, out);
+        goto out;
+    }
     if (r == 0)
-        r = chc_buf_addstr(out, "ALTER TABLE ");
+        r = chc_buf_addstr(out, step == MOVE_CREATE_ASSEMBLY ? "CREATE TABLE IF NOT EXISTS "
+                                                              : "ALTER TABLE ");
     if (r == 0)
         r = sql_table_ref(tb->database_push, tbl.buf, out);
+    if (r == 0 && step == MOVE_CREATE_ASSEMBLY) {
+        r = chc_buf_addstr(out, " AS ");
+        if (r == 0)
+            r = sql_table_ref(tb->database_push, from.buf, out);
+        goto out;
+    }
     if (r == 0)
         r = chc_buf_addstr(out, verb[step]);
     if (r == 0)
@@ -49,8 +77,37 @@ int sql_move_step(const struct cfg_table *tb, enum move_step step, const char *l
         if (r == 0)
             r = sql_table_ref(tb->database_push, from.buf, out);
     }
+out:
     chc_buf_release(&tbl);
     chc_buf_release(&from);
+    return r;
+}
+
+int sql_sums_assemblies(const struct cfg_table *tb, const char *const *lits, size_t n,
+                        const char *hash, struct chc_buf *out)
+{
+    struct chc_buf name = CHC_BUF_INIT;
+    size_t i;
+    int r = 0;
+
+    if (n < 1 || n > SQL_SUMS_MAX)
+        CHC_BUG("checksum query over %zu partitions", n);
+    for (i = 0; r == 0 && i < n; i++) {
+        chc_buf_reset(&name);
+        r = plan_partition_assembly(tb, lits[i], &name);
+        if (r == 0)
+            r = chc_buf_addf(out, "%sSELECT %zu%s, count(), ifNull(sum(%s), 0) FROM ",
+                             i ? " UNION ALL " : "", i + 1, i ? "" : " AS _i", hash);
+        if (r == 0)
+            r = sql_table_ref(tb->database_push, name.buf, out);
+        if (r == 0) /* only p's rows, even if two literals' names collided */
+            r = chc_buf_addstr(out, " WHERE ");
+        if (r == 0)
+            r = plan_partition_filter(tb, lits[i], out);
+    }
+    if (r == 0)
+        r = chc_buf_addstr(out, " FORMAT TabSeparated");
+    chc_buf_release(&name);
     return r;
 }
 

@@ -4,10 +4,12 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "chcopier/base/hash.h"
 #include "chcopier/config/engine.h"
 #include "chcopier/sql/plan.h"
 #include "chcopier/sql/sqlhash.h"
@@ -371,6 +373,12 @@ int plan_route_table(const struct cfg_table *tb, unsigned k, struct chc_buf *out
 int plan_assembly_table(const struct cfg_table *tb, struct chc_buf *out)
 {
     return chc_buf_addf(out, "%s_assembly", tb->table_push);
+}
+
+int plan_partition_assembly(const struct cfg_table *tb, const char *lit, struct chc_buf *out)
+{
+    return chc_buf_addf(out, "%s_assembly_%016" PRIx64, tb->table_push,
+                        chc_hash64(CHC_HASH64_INIT, lit, strlen(lit)));
 }
 
 int plan_is_local_host(const char *host, const char *me)

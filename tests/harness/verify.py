@@ -120,9 +120,11 @@ def engine(cluster, node, db, table):
 
 def staging_tables(cluster, db, prefix=None):
     """{node: [names]} of staging tables left on destination nodes: names
-    starting with PREFIX_, or (no PREFIX) any *_piece_<k> / *_assembly."""
+    starting with PREFIX_, or (no PREFIX) any *_piece_<k> / *_assembly /
+    *_assembly_<partition hash>."""
     cond = (f"startsWith(name, '{prefix}_')" if prefix else
-            "(match(name, '_piece_[0-9]+$') OR endsWith(name, '_assembly'))")
+            "(match(name, '_piece_[0-9]+$') OR endsWith(name, '_assembly') "
+            "OR match(name, '_assembly_[0-9a-f]{16}$'))")
     out = {}
     for n in cluster.dst_nodes:
         names = cluster.q(n, f"SELECT name FROM system.tables WHERE database = '{db}' AND {cond} "

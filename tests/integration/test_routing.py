@@ -17,7 +17,7 @@ Both data paths.
 import pytest
 
 from harness import taskxml
-from harness.cluster import HOST
+from harness.cluster import HOST, QueryError
 from harness.taskxml import rmt, table
 from harness.verify import verify
 
@@ -115,13 +115,26 @@ def test_both_routings_place_rows_alike(cluster, routed, filtered):
         assert a == b, (n.name, a, b)
 
 
+def assembly_of(name, lit):
+    """The partition's own assembly table: <name>_assembly_<FNV-1a of the literal>."""
+    h = 0xcbf29ce484222325
+    for c in lit.encode():
+        h = ((h ^ c) * 0x100000001b3) & ((1 << 64) - 1)
+    return f'{name}_assembly_{h:016x}'
+
+
 def staging_rows(cluster, name, parts):
+    """Rows of PARTS in the pieces and the template assembly, and the
+    partitions' own assembly tables that still exist."""
     where = f"toYYYYMM(d) IN ({', '.join(parts)})"
-    rows = 0
+    rows, left = 0, []
     for n in cluster.dst_nodes:
         for t in (f'{name}_piece_0', f'{name}_piece_1', f'{name}_assembly'):
             rows += int(cluster.q(n, f'SELECT count() FROM db.{t} WHERE {where}'))
-    return rows
+        for p in parts:
+            if cluster.q(n, f"EXISTS TABLE db.{assembly_of(name, p)}") == '1':
+                left.append((n.name, p))
+    return rows, left
 
 
 def test_staging_released_per_partition(cluster, chcopier, source):
@@ -131,7 +144,14 @@ def test_staging_released_per_partition(cluster, chcopier, source):
     moved = cluster.q('d1r1', 'SELECT groupUniqArray(toYYYYMM(d)) FROM '
                       f"{cluster.dst_all('db', 'release')}").strip('[]').split(',')
     assert moved and moved != [''], 'nothing moved before the fault point'
-    assert staging_rows(cluster, 'release', moved) == 0
+    assert staging_rows(cluster, 'release', moved) == (0, [])
+    # What a mover that stalled before its REPLACE and woke up now would send:
+    # its assembly is gone, so the statement fails and the partition stays.
+    p = moved[0]
+    before = cluster.q('d1r1', f'SELECT count() FROM db.release WHERE toYYYYMM(d) = {p}')
+    with pytest.raises(QueryError, match='(?i)table .* ?doesn.t exist'):
+        cluster.query('d1r1', f'ALTER TABLE db.release REPLACE PARTITION {p} FROM db.{assembly_of("release", p)}')
+    assert cluster.q('d1r1', f'SELECT count() FROM db.release WHERE toYYYYMM(d) = {p}') == before != '0'
     done = copy(cluster, chcopier, 'release')
     assert done.rc == 0, done
     v = verify(cluster, 'db.src', 'db.release', 'toYYYYMM(d)', placement='id')

@@ -280,26 +280,40 @@ TEST(move_steps)
     struct cfg_task *u = load("MergeTree ORDER BY id", "k", "");
     struct chc_buf b = CHC_BUF_INIT;
 
+    ASSERT_OK(plan_partition_assembly(&t->tables[0], "201801", &b));
+    ASSERT_STREQ(b.buf, "hits2_assembly_229cb25592efbc39"); /* FNV-1a of the literal */
+    chc_buf_reset(&b);
+    ASSERT_OK(plan_partition_assembly(&t->tables[0], "201802", &b));
+    ASSERT_STREQ(b.buf, "hits2_assembly_229caf5592efb720");
+    chc_buf_reset(&b);
+    ASSERT_OK(sql_move_step(&t->tables[0], MOVE_CREATE_ASSEMBLY, "201801", 0, &b));
+    ASSERT_STREQ(b.buf, "CREATE TABLE IF NOT EXISTS `dbx`.`hits2_assembly_229cb25592efbc39` AS `dbx`.`hits2_assembly`");
+    chc_buf_reset(&b);
     ASSERT_OK(sql_move_step(&t->tables[0], MOVE_DROP_ASSEMBLY, "201801", 0, &b));
-    ASSERT_STREQ(b.buf, "ALTER TABLE `dbx`.`hits2_assembly` DROP PARTITION 201801");
+    ASSERT_STREQ(b.buf, "ALTER TABLE `dbx`.`hits2_assembly_229cb25592efbc39` DROP PARTITION 201801");
     chc_buf_reset(&b);
     ASSERT_OK(sql_move_step(&t->tables[0], MOVE_ATTACH_DEST, "201801", 0, &b));
-    ASSERT_STREQ(b.buf, "ALTER TABLE `dbx`.`hits2_assembly` ATTACH PARTITION 201801 FROM "
+    ASSERT_STREQ(b.buf, "ALTER TABLE `dbx`.`hits2_assembly_229cb25592efbc39` ATTACH PARTITION 201801 FROM "
                         "`dbx`.`hits2`");
     chc_buf_reset(&b);
     ASSERT_OK(sql_move_step(&t->tables[0], MOVE_ATTACH_PIECES, "201801", 2, &b));
-    ASSERT_STREQ(b.buf, "ALTER TABLE `dbx`.`hits2_assembly` ATTACH PARTITION 201801 FROM "
+    ASSERT_STREQ(b.buf, "ALTER TABLE `dbx`.`hits2_assembly_229cb25592efbc39` ATTACH PARTITION 201801 FROM "
                         "`dbx`.`hits2_piece_2`");
     chc_buf_reset(&b);
     ASSERT_OK(sql_move_step(&u->tables[0], MOVE_REPLACE, "tuple()", 0, &b));
     ASSERT_STREQ(b.buf, "ALTER TABLE `dbx`.`hits2` REPLACE PARTITION ID 'all' FROM "
-                        "`dbx`.`hits2_assembly`");
+                        "`dbx`.`hits2_assembly_5b27c91007d8a1f6`");
     chc_buf_reset(&b);
     ASSERT_OK(sql_move_step(&t->tables[0], MOVE_RELEASE_PIECES, "201801", 1, &b));
     ASSERT_STREQ(b.buf, "ALTER TABLE `dbx`.`hits2_piece_1` DROP PARTITION 201801");
     chc_buf_reset(&b);
     ASSERT_OK(sql_move_step(&u->tables[0], MOVE_RELEASE_ASSEMBLY, "tuple()", 0, &b));
-    ASSERT_STREQ(b.buf, "ALTER TABLE `dbx`.`hits2_assembly` DROP PARTITION ID 'all'");
+    ASSERT_STREQ(b.buf, "DROP TABLE IF EXISTS `dbx`.`hits2_assembly_5b27c91007d8a1f6`");
+    chc_buf_reset(&b);
+    ASSERT_OK(sql_list_assemblies(&t->tables[0], &b));
+    ASSERT_STREQ(b.buf, "SELECT name FROM system.tables WHERE database = 'dbx' AND length(name) = "
+                        "31 AND substring(name, 1, 15) = 'hits2_assembly_' ORDER BY name "
+                        "FORMAT TabSeparated");
     chc_buf_release(&b);
     cfg_task_free(t);
     cfg_task_free(u);
@@ -321,6 +335,13 @@ TEST(sums_and_discovery)
     ASSERT_STREQ(b.buf, "SELECT multiIf((toYYYYMM(d)) = 201801, 1, (toYYYYMM(d)) = 201802, 2, "
                         "0) AS _i, count(), ifNull(sum(h), 0) FROM `dbx`.`hits2` WHERE "
                         "((toYYYYMM(d)) IN (201801, 201802)) GROUP BY _i FORMAT TabSeparated");
+    chc_buf_reset(&b);
+    ASSERT_OK(sql_sums_assemblies(&t->tables[0], two, 2, "h", &b));
+    ASSERT_STREQ(b.buf, "SELECT 1 AS _i, count(), ifNull(sum(h), 0) FROM "
+                        "`dbx`.`hits2_assembly_229cb25592efbc39` WHERE (toYYYYMM(d)) = 201801 "
+                        "UNION ALL SELECT 2, count(), ifNull(sum(h), 0) FROM "
+                        "`dbx`.`hits2_assembly_229caf5592efb720` WHERE (toYYYYMM(d)) = 201802 "
+                        "FORMAT TabSeparated");
     chc_buf_reset(&b);
     ASSERT_OK(sql_discover(&t->tables[0], "h", &b));
     ASSERT_STREQ(b.buf, "SELECT (toYYYYMM(d)) AS _p, count(), ifNull(sum(h), 0) FROM "

@@ -38,6 +38,9 @@ int sql_create_table(const struct cfg_table *tb, const struct sql_column *cols, 
                      const char *table, enum sql_table_kind kind, struct chc_buf *out,
                      struct chc_err *err);
 int sql_drop_table(const char *db, const char *table, struct chc_buf *out);
+/* The names of the partitions' assemblies of tb on a node
+ * (plan_partition_assembly), one per line. */
+int sql_list_assemblies(const struct cfg_table *tb, struct chc_buf *out);
 
 /* What a copy selects and checksums: the destination's stored columns
  * (not MATERIALIZED, ALIAS or EPHEMERAL), by name. */

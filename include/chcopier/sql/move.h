@@ -11,15 +11,17 @@
 
 struct cfg_table;
 
+/* <assembly> is p's own table (plan_partition_assembly). */
 enum move_step {
-    MOVE_DROP_ASSEMBLY, /* (again) ALTER <assembly> DROP PARTITION p */
-    MOVE_ATTACH_DEST,   /* ALTER <assembly> ATTACH PARTITION p FROM <destination> */
-    MOVE_ATTACH_PIECES, /* ALTER <assembly> ATTACH PARTITION p FROM <piece k>, every k */
-    MOVE_REPLACE,       /* ALTER <destination> REPLACE PARTITION p FROM <assembly> */
+    MOVE_CREATE_ASSEMBLY, /* CREATE TABLE IF NOT EXISTS <assembly> AS <template> */
+    MOVE_DROP_ASSEMBLY,   /* (again) ALTER <assembly> DROP PARTITION p */
+    MOVE_ATTACH_DEST,     /* ALTER <assembly> ATTACH PARTITION p FROM <destination> */
+    MOVE_ATTACH_PIECES,   /* ALTER <assembly> ATTACH PARTITION p FROM <piece k>, every k */
+    MOVE_REPLACE,         /* ALTER <destination> REPLACE PARTITION p FROM <assembly> */
     /* Once p is moved and verified, its staging data goes (disk in use stays
      * bounded by the partitions in flight): */
     MOVE_RELEASE_PIECES,   /* ALTER <piece k> DROP PARTITION p, every k */
-    MOVE_RELEASE_ASSEMBLY, /* ALTER <assembly> DROP PARTITION p */
+    MOVE_RELEASE_ASSEMBLY, /* DROP TABLE IF EXISTS <assembly> */
 };
 
 /* The statement of one move step for partition `lit` (piece k for
@@ -35,6 +37,12 @@ int sql_move_step(const struct cfg_table *tb, enum move_step step, const char *l
 #define SQL_SUMS_MAX 32
 int sql_sums(const struct cfg_table *tb, const char *const *lits, size_t n, const char *db,
              const char *table, const char *hash, int with_where, struct chc_buf *out);
+/* The same answer from each partition's own assembly, which holds only
+ * that partition: "SELECT 1 AS _i, count(), ifNull(sum(<hash>), 0) FROM
+ * <assembly of a> WHERE <p> = a UNION ALL SELECT 2, ... FORMAT TabSeparated"
+ * (a line per partition, 0 0 for an empty one). */
+int sql_sums_assemblies(const struct cfg_table *tb, const char *const *lits, size_t n,
+                        const char *hash, struct chc_buf *out);
 
 /* Partitions of the source with their rows and checksum, in one pass:
  * "SELECT (<partition_by>) AS _p, count(), ifNull(sum(<hash>), 0) FROM

@@ -103,7 +103,15 @@ int plan_settings_clause(const struct cfg_settings *const *sets, size_t n, struc
 int plan_piece_table(const struct cfg_table *tb, unsigned k, struct chc_buf *out);
 /* "<table_push>_piece_<k>_route": the Distributed table over piece k (route.h). */
 int plan_route_table(const struct cfg_table *tb, unsigned k, struct chc_buf *out);
+/* "<table_push>_assembly": the empty template, made with the pieces, that
+ * every partition's assembly is created AS. */
 int plan_assembly_table(const struct cfg_table *tb, struct chc_buf *out);
+/* "<table_push>_assembly_<16 hex digits of the literal's hash>": partition
+ * lit's own assembly, dropped once the partition is moved and verified, so
+ * that a REPLACE arriving late names a table that is gone (an error), never
+ * an emptied one (docs/design.md, "Release"). */
+#define PLAN_ASSEMBLY_SUFFIX_LEN 17 /* "_" and 16 hex digits */
+int plan_partition_assembly(const struct cfg_table *tb, const char *lit, struct chc_buf *out);
 
 /* Is `host` this machine (named `me`): localhost, 127.x, ::1 or me? */
 int plan_is_local_host(const char *host, const char *me);
