@@ -144,7 +144,7 @@ static int step_applies(const struct mv *m, enum move_step step)
         return m->replace;
     case MOVE_RELEASE_PIECES:
     case MOVE_RELEASE_ASSEMBLY:
-        return 1; /* every active one: moved and verified */
+        return 0; /* release() builds its own round */
     }
     return 0;
 }
@@ -171,8 +171,7 @@ static int mv_step(struct worker *w, struct tstate *ts, struct batch *b, enum mo
         const struct mv *m = &b->mv[i];
         if (!step_applies(m, step))
             continue;
-        nk = step == MOVE_ATTACH_PIECES || step == MOVE_RELEASE_PIECES ? ts->parts[m->part].splits
-                                                                        : 1;
+        nk = step == MOVE_ATTACH_PIECES ? ts->parts[m->part].splits : 1;
         for (k = 0; r == 0 && k < nk; k++) {
             chc_buf_init(&sql[ns], 0);
             r = sql_move_step(ts->tb, step, ts->parts[m->part].lit, k, &sql[ns]) < 0 ? oom(err) : 0;
@@ -597,19 +596,63 @@ static int batch_verify(struct worker *w, struct tstate *ts, struct batch *b,
  * Each step is one round of concurrent statements for the whole batch.
  * Returns the number of partitions moved, or < 0. */
 /* The batch's staging data, now moved and verified, is dropped from every
- * staging node (not with --safe-mode). Best effort: what stays is dropped
- * with the staging tables at the end. */
+ * staging node in one round (not with --safe-mode): each piece table's
+ * partitions in one ALTER, each partition's assembly table. Best effort:
+ * what stays is dropped with the staging tables at the end. */
+static int release_sqls(const struct tstate *ts, const struct batch *b, struct chc_buf *sql,
+                        size_t *ns)
+{
+    const char *lits[MOVE_BATCH];
+    size_t i, n;
+    unsigned k;
+    int r = 0;
+
+    for (k = 0; r == 0 && k < ts->splits; k++) {
+        for (i = 0, n = 0; i < b->n; i++)
+            if (b->mv[i].active && ts->parts[b->mv[i].part].splits > k)
+                lits[n++] = ts->parts[b->mv[i].part].lit;
+        if (n)
+            r = sql_release_pieces(ts->tb, k, lits, n, &sql[(*ns)++]);
+    }
+    for (i = 0; r == 0 && i < b->n; i++)
+        if (b->mv[i].active)
+            r = sql_move_step(ts->tb, MOVE_RELEASE_ASSEMBLY, ts->parts[b->mv[i].part].lit, 0,
+                              &sql[(*ns)++]);
+    return r;
+}
+
 static void release(struct worker *w, struct tstate *ts, struct batch *b)
 {
     struct chc_err e = CHC_ERR_INIT;
+    size_t cap = ts->splits + MOVE_BATCH, ns = 0, q = 0, i, t;
+    struct chc_buf *sql = calloc(cap, sizeof(*sql));
+    const struct cfg_replica **reps = calloc(cap * ts->n_targets, sizeof(*reps));
+    const char **sqls = calloc(cap * ts->n_targets, sizeof(*sqls));
+    int r = sql && reps && sqls ? 0 : oom(&e);
 
+    for (i = 0; sql && i < cap; i++)
+        chc_buf_init(&sql[i], 0);
     if (w->o->safe_mode)
-        return;
-    if (mv_step(w, ts, b, MOVE_RELEASE_PIECES, &e) < 0 ||
-        mv_step(w, ts, b, MOVE_RELEASE_ASSEMBLY, &e) < 0)
+        goto out;
+    if (r == 0 && release_sqls(ts, b, sql, &ns) < 0)
+        r = oom(&e);
+    for (i = 0; r == 0 && i < ns; i++)
+        for (t = 0; t < ts->n_targets; t++) {
+            reps[q] = ts->targets[t].rep;
+            sqls[q++] = sql[i].buf;
+        }
+    if (r == 0 && q > 0)
+        r = nodes__multi(w, reps, q, sqls, NULL, NULL, NULL, &e);
+    if (r < 0)
         chc_log_warn("table '%s': cannot drop the staging data of moved partitions (%s); it "
                      "goes with the staging tables at the end",
                      ts->tb->name, e.msg);
+out:
+    for (i = 0; sql && i < cap; i++)
+        chc_buf_release(&sql[i]);
+    free(sql);
+    free(reps);
+    free(sqls);
 }
 
 static int move_batch(struct worker *w, struct tstate *ts, const size_t *parts, size_t n,

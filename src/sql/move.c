@@ -42,6 +42,28 @@ static int step_tables(const struct cfg_table *tb, enum move_step step, const ch
     return -1;
 }
 
+int sql_release_pieces(const struct cfg_table *tb, unsigned k, const char *const *lits, size_t n,
+                       struct chc_buf *out)
+{
+    struct chc_buf tbl = CHC_BUF_INIT;
+    size_t i;
+    int r = plan_piece_table(tb, k, &tbl);
+
+    if (n < 1 || n > SQL_SUMS_MAX)
+        CHC_BUG("release of %zu partitions", n);
+    if (r == 0)
+        r = chc_buf_addstr(out, "ALTER TABLE ");
+    if (r == 0)
+        r = sql_table_ref(tb->database_push, tbl.buf, out);
+    for (i = 0; r == 0 && i < n; i++) {
+        r = chc_buf_addstr(out, i ? ", DROP " : " DROP ");
+        if (r == 0)
+            r = plan_partition_clause(lits[i], out);
+    }
+    chc_buf_release(&tbl);
+    return r;
+}
+
 int sql_move_step(const struct cfg_table *tb, enum move_step step, const char *lit, unsigned k,
                   struct chc_buf *out)
 {
@@ -55,6 +77,10 @@ int sql_move_step(const struct cfg_table *tb, enum move_step step, const char *l
 
     if (r == 0 && step == MOVE_RELEASE_ASSEMBLY) {
         r = sql_drop_table(tb->database_push, tbl.buf, out);
+        goto out;
+    }
+    if (r == 0 && step == MOVE_RELEASE_PIECES) {
+        r = sql_release_pieces(tb, k, &lit, 1, out);
         goto out;
     }
     if (r == 0)

@@ -307,6 +307,13 @@ TEST(move_steps)
     ASSERT_OK(sql_move_step(&t->tables[0], MOVE_RELEASE_PIECES, "201801", 1, &b));
     ASSERT_STREQ(b.buf, "ALTER TABLE `dbx`.`hits2_piece_1` DROP PARTITION 201801");
     chc_buf_reset(&b);
+    {
+        const char *lits[] = {"201801", "201802"};
+        ASSERT_OK(sql_release_pieces(&t->tables[0], 0, lits, 2, &b));
+        ASSERT_STREQ(b.buf, "ALTER TABLE `dbx`.`hits2_piece_0` DROP PARTITION 201801, DROP "
+                            "PARTITION 201802");
+        chc_buf_reset(&b);
+    }
     ASSERT_OK(sql_move_step(&u->tables[0], MOVE_RELEASE_ASSEMBLY, "tuple()", 0, &b));
     ASSERT_STREQ(b.buf, "DROP TABLE IF EXISTS `dbx`.`hits2_assembly_5b27c91007d8a1f6`");
     chc_buf_reset(&b);

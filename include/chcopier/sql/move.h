@@ -29,6 +29,11 @@ enum move_step {
 int sql_move_step(const struct cfg_table *tb, enum move_step step, const char *lit, unsigned k,
                   struct chc_buf *out);
 
+/* The release of n (1..32) partitions from piece k in one statement:
+ * "ALTER TABLE <piece k> DROP PARTITION a, DROP PARTITION b, ...". */
+int sql_release_pieces(const struct cfg_table *tb, unsigned k, const char *const *lits, size_t n,
+                       struct chc_buf *out);
+
 /* Count and checksum of n (1..32) partitions in one statement:
  * "SELECT multiIf(<p> = a, 1, <p> = b, 2, ..., 0) AS _i, count(),
  *  ifNull(sum(<hash>), 0) FROM db.table WHERE <p> IN (a, b, ...)
