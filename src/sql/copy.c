@@ -6,6 +6,7 @@
 #include "chcopier/base/buf.h"
 #include "chcopier/config/task.h"
 #include "chcopier/sql/copy.h"
+#include "chcopier/sql/move.h"
 #include "chcopier/sql/ddl.h"
 #include "chcopier/sql/plan.h"
 
@@ -158,19 +159,7 @@ int sql_kill(const char *prefix, struct chc_buf *out)
 int sql_drop_piece_partition(const struct cfg_table *tb, unsigned k, const char *lit,
                              struct chc_buf *out)
 {
-    struct chc_buf name = CHC_BUF_INIT;
-    int r = plan_piece_table(tb, k, &name);
-
-    if (r == 0)
-        r = chc_buf_addstr(out, "ALTER TABLE ");
-    if (r == 0)
-        r = sql_table_ref(tb->database_push, name.buf, out);
-    if (r == 0)
-        r = chc_buf_addstr(out, " DROP ");
-    if (r == 0)
-        r = plan_partition_clause(lit, out);
-    chc_buf_release(&name);
-    return r;
+    return sql_release_pieces(tb, k, &lit, 1, out);
 }
 
 int sql_count_piece(const struct cfg_table *tb, unsigned k, const char *const *lits, size_t n,
