@@ -101,17 +101,20 @@ const struct compat_entry compat_matrix[] = {
         .name = "unpart",
         .cols = "id UInt64, name FixedString(4), ip4 IPv4, ip6 IPv6, uid UUID, d32 Date32, "
                 "big Int128, tup Tuple(a Int32, b String), nst Nested(x UInt8, y String), "
-                "e16 Enum16('a' = 1, 'b' = 1000), dec Decimal128(10), dt64 DateTime64(6, 'UTC')",
+                "e16 Enum16('a' = 1, 'b' = 1000), dec Decimal128(10), dt64 DateTime64(6, 'UTC'), "
+                "deep Tuple(a Tuple(b Array(Map(String, Tuple(x Int32, y String))), "
+                "c Nullable(String)), d LowCardinality(String))",
         .engine = "MergeTree ORDER BY tuple() SETTINGS index_granularity = 8192",
         .key = "1",
         .splits = 3,
-        .insert = "(id, name, ip4, ip6, uid, d32, big, tup, `nst.x`, `nst.y`, e16, dec, dt64) "
+        .insert = "(id, name, ip4, ip6, uid, d32, big, tup, `nst.x`, `nst.y`, e16, dec, dt64, deep) "
                   "SELECT number, 'abcd', toIPv4(number), toIPv6('::ffff:1.2.3.4'), "
                   "toUUID(concat('00000000-0000-0000-0000-', leftPad(toString(number), 12, '0'))), "
                   "toDate32('1950-01-01') + number, toInt128(number) * -1000000000000, "
                   "(toInt32(number), toString(number)), [1, 2], ['p', 'q'], "
                   "if(number % 2 = 0, 'a', 'b'), toDecimal128(number, 10) / 3, "
-                  "toDateTime64('2024-01-01 00:00:00.123456', 6, 'UTC') FROM numbers(25)",
+                  "toDateTime64('2024-01-01 00:00:00.123456', 6, 'UTC'), "
+                  "(([map('k', (toInt32(number), 'y'))], toNullable('c')), 'd') FROM numbers(25)",
     },
     {
         .name = "rrep",
