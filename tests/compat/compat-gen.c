@@ -12,6 +12,8 @@
  *             destination and staging CREATE TABLEs, system.parts captured
  *   move      (reads hdr-*.tsv, discover-*.values) the piece copies (pull
  *             and pipe), every move step, the checksums, release, the drops
+ *   xver      the checksums of the same rows, to compare across versions
+ *             (compat-xver.c; also run on 18.16 by test_compat_xver.py)
  * Where a statement needs a cluster, the in-process engine gets the local
  * table instead, and the check's note says so.
  */
@@ -168,7 +170,7 @@ void gen_cols_free(struct gen_cols *c)
 int main(int argc, char **argv)
 {
     if (argc != 3) {
-        fprintf(stderr, "usage: compat-gen fixtures|prepare|move DIR\n");
+        fprintf(stderr, "usage: compat-gen fixtures|prepare|move|xver DIR\n");
         return 2;
     }
     gen_dir = argv[2];
@@ -178,7 +180,9 @@ int main(int argc, char **argv)
         gen_prepare();
     else if (strcmp(argv[1], "move") == 0)
         gen_move();
+    else if (strcmp(argv[1], "xver") == 0)
+        gen_xver();
     else
-        gen_fail(argv[1], "unknown phase (fixtures, prepare, move)");
+        gen_fail(argv[1], "unknown phase (fixtures, prepare, move, xver)");
     return fflush(stdout) == 0 ? 0 : 1;
 }

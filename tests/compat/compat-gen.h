@@ -39,5 +39,6 @@ void gen_cols_free(struct gen_cols *c);
 void gen_fixtures(void);
 void gen_prepare(void);
 void gen_move(void);
+void gen_xver(void);
 
 #endif
