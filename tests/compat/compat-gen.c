@@ -14,6 +14,8 @@
  *             and pipe), every move step, the checksums, release, the drops
  *   xver      the checksums of the same rows, to compare across versions
  *             (compat-xver.c; also run on 18.16 by test_compat_xver.py)
+ *   config    the task's clusters as a server config (remote_servers) for
+ *             the engine, so that Distributed tables can be created
  * Where a statement needs a cluster, the in-process engine gets the local
  * table instead, and the check's note says so.
  */
@@ -167,10 +169,35 @@ void gen_cols_free(struct gen_cols *c)
     memset(c, 0, sizeof(*c));
 }
 
+/* The clusters of the task (every entry's is the same) as the engine's
+ * remote_servers, so that Distributed tables over them can be created. */
+static void gen_config(void)
+{
+    struct cfg_task *t = gen_task(&compat_matrix[0]);
+    size_t c, s, r;
+
+    printf("<clickhouse>\n  <remote_servers>\n");
+    for (c = 0; c < t->n_clusters; c++) {
+        printf("    <%s>\n", t->clusters[c].name);
+        for (s = 0; s < t->clusters[c].n_shards; s++) {
+            const struct cfg_shard *sh = &t->clusters[c].shards[s];
+
+            printf("      <shard><weight>%d</weight>", sh->weight);
+            for (r = 0; r < sh->n_replicas; r++)
+                printf("<replica><host>%s</host><port>%d</port></replica>",
+                       sh->replicas[r].host, sh->replicas[r].port);
+            printf("</shard>\n");
+        }
+        printf("    </%s>\n", t->clusters[c].name);
+    }
+    printf("  </remote_servers>\n</clickhouse>\n");
+    cfg_task_free(t);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
-        fprintf(stderr, "usage: compat-gen fixtures|prepare|move|xver DIR\n");
+        fprintf(stderr, "usage: compat-gen fixtures|prepare|move|xver|config DIR\n");
         return 2;
     }
     gen_dir = argv[2];
@@ -182,7 +209,9 @@ int main(int argc, char **argv)
         gen_move();
     else if (strcmp(argv[1], "xver") == 0)
         gen_xver();
+    else if (strcmp(argv[1], "config") == 0)
+        gen_config();
     else
-        gen_fail(argv[1], "unknown phase (fixtures, prepare, move, xver)");
+        gen_fail(argv[1], "unknown phase (fixtures, prepare, move, xver, config)");
     return fflush(stdout) == 0 ? 0 : 1;
 }

@@ -109,8 +109,10 @@ void gen_fixtures(void)
     gen_emit_buf("CREATE DATABASE again: IF NOT EXISTS (sql_create_database)", NULL, &b,
                  sql_create_database(COMPAT_DB, &b));
     gen_emit_buf("system.clusters (sql_clusters)",
-                 &(struct gen_rec){.note = "in-process: no clusters configured, the answer is "
-                                           "parsed by route_match_cluster in the unit tests"},
+                 &(struct gen_rec){.note = "the task's clusters, given to the engine as "
+                                           "remote_servers; route_match_cluster reads the answer "
+                                           "in test-compat",
+                                   .capture = "clusters.tsv"},
                  &b, sql_clusters(&b));
     for (i = 0; i < compat_matrix_n; i++)
         fixtures_entry(&compat_matrix[i]);

@@ -5,6 +5,8 @@
  *
  * Usage: compat-run LIBCHDB DBPATH OUTDIR [CHECKFILE]
  *   no CHECKFILE: print "# engine: ClickHouse <version()>" and exit.
+ *   env CHC_COMPAT_CONFIG: a server config file for the engine
+ *   (--config-file: the task's clusters as remote_servers).
  *
  * A check file is a list of records:
  *   @check NAME        starts a check (one statement)
@@ -84,8 +86,9 @@ static void *sym(void *h, const char *name)
 static int load(const char *lib, const char *path)
 {
     void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
-    char a0[] = "compat-run", a1[4096];
-    char *argv[] = {a0, a1};
+    char a0[] = "compat-run", a1[4096], a2[4096];
+    char *argv[] = {a0, a1, a2};
+    const char *config = getenv("CHC_COMPAT_CONFIG");
 
     if (!h) {
         fprintf(stderr, "compat-run: %s\n", dlerror());
@@ -99,7 +102,9 @@ static int load(const char *lib, const char *path)
     ch.error = (error_fn)sym(h, "chdb_result_error");
     ch.destroy = (destroy_fn)sym(h, "chdb_destroy_query_result");
     snprintf(a1, sizeof(a1), "--path=%s", path);
-    ch.conn = ch.connect(2, argv);
+    if (config && *config)
+        snprintf(a2, sizeof(a2), "--config-file=%s", config);
+    ch.conn = ch.connect(config && *config ? 3 : 2, argv);
     if (!ch.conn || !*ch.conn) {
         fprintf(stderr, "compat-run: chdb_connect(--path=%s) failed\n", path);
         return -1;

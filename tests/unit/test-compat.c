@@ -4,8 +4,8 @@
  * tests/compat/compat-matrix.c: SHOW CREATE TABLE (its ENGINE clause, with
  * defaults such as `SETTINGS index_granularity = 8192` appended and
  * expressions rewritten), DESCRIBE (seven columns, pretty multi-line type
- * names), system.columns (EPHEMERAL, codecs), system.parts (partition values)
- * and discovery's FORMAT Values answer. */
+ * names), system.columns (EPHEMERAL, codecs), system.parts (partition values),
+ * system.clusters and discovery's FORMAT Values answer. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +15,9 @@
 #include "chcopier/ch/rows.h"
 #include "chcopier/config/engine.h"
 #include "chcopier/sql/ddl.h"
+#include "chcopier/config/taskdesc.h"
 #include "chcopier/sql/plan.h"
+#include "chcopier/sql/route.h"
 #include "chcopier/sql/sqlhash.h"
 #include "config.h"
 #include "tap.h"
@@ -296,6 +298,33 @@ TEST(replicated_engine_clauses_as_printed)
     ASSERT_STREQ(ei->partition_by, "tuple()");
     engine_free(ei);
     chc_buf_release(&b);
+}
+
+/* system.clusters as sql_clusters asks for it, read as src/copier/routing.c
+ * reads it: the task's push cluster is found by its layout. */
+TEST(clusters_match_the_task)
+{
+    struct ch_rows *rows = load("clusters", "", ".tsv");
+    struct route_row rr[8];
+    char h1[] = "127.0.0.1", h2[] = "127.0.0.2", name[] = "dst", other[] = "elsewhere";
+    struct cfg_replica r1 = {.host = h1, .port = 9000}, r2 = {.host = h2, .port = 9000};
+    struct cfg_shard sh[2] = {{.num = 1, .weight = 1, .replicas = &r1, .n_replicas = 1},
+                              {.num = 2, .weight = 2, .replicas = &r2, .n_replicas = 1}};
+    struct cfg_cluster c = {.name = name, .shards = sh, .n_shards = 2};
+    size_t i, n = ch_rows_count(rows);
+
+    ASSERT_EQ(ch_rows_ncols(rows), 6);
+    ASSERT(n <= 8);
+    for (i = 0; i < n; i++)
+        rr[i] = (struct route_row){ch_rows_str(rows, i, 0), atol(ch_rows_str(rows, i, 1)),
+                                   atol(ch_rows_str(rows, i, 2)), atol(ch_rows_str(rows, i, 3)),
+                                   ch_rows_str(rows, i, 4), atol(ch_rows_str(rows, i, 5))};
+    ASSERT_STREQ(route_match_cluster(&c, rr, n), "dst");
+    c.name = other; /* found by layout, whatever the task calls it */
+    ASSERT_STREQ(route_match_cluster(&c, rr, n), "dst");
+    sh[1].weight = 3;
+    ASSERT_NULL(route_match_cluster(&c, rr, n));
+    ch_rows_free(rows);
 }
 
 TAP_MAIN()
