@@ -32,6 +32,7 @@
 #include "chcopier/obs/log.h"
 #include "chcopier/sql/check.h"
 #include "chcopier/sql/ddl.h"
+#include "chcopier/sql/dialect.h"
 #include "chcopier/sql/plan.h"
 #include "chcopier/sql/sqlhash.h"
 #include "chcopier/config/task.h"
@@ -75,6 +76,13 @@ int preflight__alive(const struct tstate *ts, const struct cfg_replica *rep)
     return n && n->alive;
 }
 
+unsigned preflight__version(const struct tstate *ts, const struct cfg_replica *rep)
+{
+    const struct node *n = preflight__node(ts, rep);
+
+    return n && n->alive ? n->ver : 0;
+}
+
 /* SELECT version() on every replica of both clusters, at once. */
 static int probe(struct worker *w, struct tstate *ts, struct chc_err *err)
 {
@@ -112,9 +120,13 @@ static int probe(struct worker *w, struct tstate *ts, struct chc_err *err)
         struct node *nd = &ts->nodes[i];
         chc_buf_trim(&outs[i]);
         nd->alive = errs[i].code == 0;
-        if (nd->alive)
+        if (nd->alive) {
+            struct chc_err e = CHC_ERR_INIT;
             snprintf(nd->version, sizeof(nd->version), "%s", outs[i].buf);
-        else
+            if (dialect_parse_version(nd->version, &nd->ver, &e) < 0)
+                chc_log_warn("%s:%d: %s: taken for %u.%u", nd->rep->host, nd->rep->http_port,
+                             e.msg, DIALECT_DEFAULT / 1000000u, DIALECT_DEFAULT / 1000u % 1000u);
+        } else
             snprintf(nd->why, sizeof(nd->why), "%s", errs[i].msg);
     }
 out:
@@ -223,11 +235,55 @@ static int choose_targets(struct worker *w, struct tstate *ts, struct chc_err *e
     return r;
 }
 
-/* Name every replica that is skipped: in the log and in this worker's
- * note (`status`). */
+/* "18.16.1 on h1:8123, h2:8123; 26.7.2.1 on h3:8123": every live node's
+ * version, grouped. */
+static int versions_line(const struct tstate *ts, struct chc_buf *out)
+{
+    size_t i, j, n;
+    int r = 0;
+
+    for (i = 0; r == 0 && i < ts->n_nodes; i++) {
+        const struct node *a = &ts->nodes[i];
+        for (j = 0; j < i && !(ts->nodes[j].alive && !strcmp(ts->nodes[j].version, a->version)); j++)
+            ;
+        if (!a->alive || j < i)
+            continue; /* dead, or its version already listed */
+        r = chc_buf_addf(out, "%s%s on ", out->len ? "; " : "", a->version);
+        for (j = i, n = 0; r == 0 && j < ts->n_nodes; j++)
+            if (ts->nodes[j].alive && !strcmp(ts->nodes[j].version, a->version))
+                r = chc_buf_addf(out, "%s%s:%d", n++ ? ", " : "", ts->nodes[j].rep->host,
+                                 ts->nodes[j].rep->http_port);
+    }
+    return r;
+}
+
+/* The pull path runs INSERT ... SELECT FROM remote() on each staging node;
+ * where a (staging node, source replica) pair cannot (sql/dialect.h), the
+ * table takes the pipe path, which talks to each over HTTP. */
+static void choose_path(const struct tstate *ts, int *pipe)
+{
+    char why[240];
+    size_t t, s;
+
+    for (t = 0; !*pipe && t < ts->n_targets; t++)
+        for (s = 0; !*pipe && s < ts->tb->pull->n_shards; s++) {
+            const struct cfg_replica *d = ts->targets[t].rep, *src = ts->src_rep[s];
+            if (dialect_remote_ok(preflight__version(ts, d), preflight__version(ts, src), why,
+                                  sizeof(why)))
+                continue;
+            chc_log_warn("table '%s': %s:%d (%s) cannot read %s:%d (%s) through remote(): %s; "
+                         "copying through this worker (data path pipe)",
+                         ts->tb->name, d->host, d->http_port, preflight__node(ts, d)->version,
+                         src->host, src->http_port, preflight__node(ts, src)->version, why);
+            *pipe = 1;
+        }
+}
+
+/* Name every replica that is skipped, and every node's version: in the log
+ * and in this worker's note (`status`). */
 static void log_skipped(struct worker *w, const struct tstate *ts)
 {
-    struct chc_buf note = CHC_BUF_INIT;
+    struct chc_buf note = CHC_BUF_INIT, vers = CHC_BUF_INIT;
     size_t i;
 
     for (i = 0; i < ts->n_nodes; i++) {
@@ -246,8 +302,15 @@ static void log_skipped(struct worker *w, const struct tstate *ts)
                          nd->rep->http_port) < 0)
             break;
     }
+    if (versions_line(ts, &vers) == 0) {
+        chc_log_info("table '%s': servers %s", ts->tb->name, vers.buf);
+        if (chc_buf_addf(&note, "%stable '%s': servers %s", note.len ? "\n" : "", ts->tb->name,
+                         vers.buf) < 0)
+            chc_log_debug("out of memory for this worker's note");
+    }
     wk__note(w, "%s", note.buf);
     chc_buf_release(&note);
+    chc_buf_release(&vers);
 }
 
 int preflight__nodes(struct worker *w, struct tstate *ts, struct chc_err *err)
@@ -264,8 +327,10 @@ int preflight__nodes(struct worker *w, struct tstate *ts, struct chc_err *err)
         r = choose_sources(w, ts, err);
     if (r == 0)
         r = choose_targets(w, ts, err);
-    if (r == 0)
+    if (r == 0) {
         log_skipped(w, ts);
+        choose_path(ts, &ts->pipe);
+    }
     return r;
 }
 
