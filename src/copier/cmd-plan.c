@@ -145,7 +145,8 @@ static int print_tables(const struct plan_view *v, struct chc_err *err)
 
     printf("  destination table (%s):\n",
            v->dst_cols ? "exists" : "created on every destination node");
-    r = tables__create_sql(tb, v->src_cols, tb->table_push, SQL_TABLE_DESTINATION, &sql, err);
+    r = tables__create_sql(tb, v->src_cols, tb->table_push, SQL_TABLE_DESTINATION, NULL, &sql,
+                           err);
     if (r == 0)
         cmd__print_sql("    ", sql.buf);
     if (r == 0)
@@ -159,7 +160,7 @@ static int print_tables(const struct plan_view *v, struct chc_err *err)
             break;
         }
         r = tables__create_sql(tb, v->dst_cols ? v->dst_cols : v->src_cols, name.buf,
-                               SQL_TABLE_STAGING, &sql, err);
+                               SQL_TABLE_STAGING, NULL, &sql, err);
         if (r == 0)
             cmd__print_sql("    ", sql.buf);
     }

@@ -20,9 +20,11 @@ struct ch_rows;
 struct tstate;
 struct worker;
 
-/* CREATE TABLE for `table` with DESCRIBE's rows as its columns. */
+/* CREATE TABLE for `table` with DESCRIBE's rows as its columns (uuid:
+ * sql_create_table's). */
 int tables__create_sql(const struct cfg_table *tb, const struct ch_rows *cols, const char *table,
-                       enum sql_table_kind kind, struct chc_buf *out, struct chc_err *err);
+                       enum sql_table_kind kind, const char *uuid, struct chc_buf *out,
+                       struct chc_err *err);
 /* DESCRIBE's rows as columns (pointing into rows); free the array. */
 int tables__columns_of(const struct ch_rows *rows, struct sql_column **ret);
 /* The staging nodes' replicas, by target (free the array). */
