@@ -104,7 +104,7 @@ static int drop_group(struct worker *w, struct tstate *ts, size_t part, unsigned
             sqls[q++] = stmt[i].buf;
         }
     }
-    r = r < 0 ? oom(err) : nodes__multi(w, reps, q, sqls, NULL, NULL, NULL, err);
+    r = r < 0 ? oom(err) : nodes__drops(w, reps, q, sqls, NULL, err);
     for (i = 0; stmt && i < ng; i++)
         chc_buf_release(&stmt[i]);
     free(stmt);

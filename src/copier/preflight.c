@@ -126,6 +126,8 @@ static int probe(struct worker *w, struct tstate *ts, struct chc_err *err)
             if (dialect_parse_version(nd->version, &nd->ver, &e) < 0)
                 chc_log_warn("%s:%d: %s: taken for %u.%u", nd->rep->host, nd->rep->http_port,
                              e.msg, DIALECT_DEFAULT / 1000000u, DIALECT_DEFAULT / 1000u % 1000u);
+            if (wk__version_set(w, nd->rep, nd->ver) < 0)
+                r = oom(err);
         } else
             snprintf(nd->why, sizeof(nd->why), "%s", errs[i].msg);
     }

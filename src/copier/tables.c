@@ -520,7 +520,7 @@ int tables__drop_assemblies(struct worker *w, const struct cfg_table *tb,
                 printf("would drop %s on %s:%d\n", sql.buf + strlen("DROP TABLE IF EXISTS "),
                        reps[i]->host, reps[i]->http_port);
             else
-                r = nodes__query(w, reps[i], SIDE_PUSH, sql.buf, NULL, err);
+                r = nodes__drops(w, &reps[i], 1, NULL, sql.buf, err);
         }
         rows = ch_rows_free(rows);
     }
@@ -556,8 +556,10 @@ int tables__drop_helpers(struct worker *w, struct tstate *ts, struct chc_err *er
             r = oom(err);
             break;
         }
-        r = nodes__fanout(w, treps, n, sql.buf, err);
+        r = nodes__drops(w, treps, n, NULL, sql.buf, err);
     }
+    if (r < 0 && r != -ENOMEM)
+        chc_err_prefix(err, "table '%s': dropping the staging tables", ts->tb->name);
     free(treps);
     chc_buf_release(&sql);
     chc_buf_release(&name);

@@ -42,6 +42,7 @@
 #include "chcopier/state/claims.h"
 
 struct ch_client;
+struct cfg_replica;
 struct cfg_task;
 struct cfg_zk;
 struct chc_metrics;
@@ -76,6 +77,13 @@ struct worker {
     uint64_t slot_wait_logged;
     uint64_t fault_seed; /* --fault-seed, else drawn from time and pid */
     struct chc_buf note; /* see wk__note */
+    /* Each node's version as the last probe found it (sql/dialect.h): the
+     * statements to a node follow it. */
+    struct wk_version {
+        const struct cfg_replica *rep;
+        unsigned ver;
+    } *versions;
+    size_t n_versions;
 };
 
 static inline uint64_t now_ms(void)
@@ -106,6 +114,10 @@ enum wk_metric_op { WK_ADD, WK_SET };
  * is not NULL; a counter is added to, a gauge set. */
 void wk__metric(struct worker *w, const struct tstate *ts, const char *name, const char *key,
                 const char *value, double v, enum wk_metric_op op);
+/* Remember rep's version (0: unknown); -ENOMEM. */
+int wk__version_set(struct worker *w, const struct cfg_replica *rep, unsigned ver);
+/* rep's version, 0 when not known. */
+unsigned wk__version(const struct worker *w, const struct cfg_replica *rep);
 /* Sleep while keeping transfers flowing. */
 void wk__sleep(struct worker *w, unsigned ms);
 /* --fault-point NAME: exit abruptly (status 99) when `name` is reached;
