@@ -106,9 +106,8 @@ static int columns_signature(const struct ch_rows *cols, struct chc_buf *out)
     return r;
 }
 
-/* SHOW CREATE TABLE of the destination on rep, as the server prints it. */
-static int show_create(struct worker *w, const struct cfg_replica *rep, const struct cfg_table *tb,
-                       char **ret, struct chc_err *err)
+int tables__show_create(struct worker *w, const struct cfg_replica *rep,
+                        const struct cfg_table *tb, char **ret, struct chc_err *err)
 {
     struct chc_buf sql = CHC_BUF_INIT, out = CHC_BUF_INIT;
     struct ch_rows *rows = NULL;
@@ -155,7 +154,7 @@ static int staging_sync(struct worker *w, struct tstate *ts, int *ret_dropped,
     if (r == 0)
         r = tables__columns_load(ts, dst_cols, err);
     if (r == 0)
-        r = show_create(w, ts->targets[0].rep, tb, &show, err);
+        r = tables__show_create(w, ts->targets[0].rep, tb, &show, err);
     if (r < 0)
         goto out;
     if (columns_signature(dst_cols, &want) < 0 || tables__target_reps(ts, &treps) < 0)

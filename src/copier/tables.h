@@ -20,6 +20,10 @@ struct ch_rows;
 struct tstate;
 struct worker;
 
+/* SHOW CREATE TABLE of the destination on rep, as the server prints it
+ * (staging tables are its twins: sql_staging_from_show). */
+int tables__show_create(struct worker *w, const struct cfg_replica *rep,
+                        const struct cfg_table *tb, char **ret, struct chc_err *err);
 /* CREATE TABLE for `table` with DESCRIBE's rows as its columns (uuid:
  * sql_create_table's). */
 int tables__create_sql(const struct cfg_table *tb, const struct ch_rows *cols, const char *table,
