@@ -39,6 +39,7 @@
 #include "nodes.h"
 #include "preflight.h"
 #include "tstate.h"
+#include "versions.h"
 #include "wk.h"
 
 #include "base/banned.h"
@@ -237,50 +238,6 @@ static int choose_targets(struct worker *w, struct tstate *ts, struct chc_err *e
     return r;
 }
 
-/* "18.16.1 on h1:8123, h2:8123; 26.7.2.1 on h3:8123": every live node's
- * version, grouped. */
-static int versions_line(const struct tstate *ts, struct chc_buf *out)
-{
-    size_t i, j, n;
-    int r = 0;
-
-    for (i = 0; r == 0 && i < ts->n_nodes; i++) {
-        const struct node *a = &ts->nodes[i];
-        for (j = 0; j < i && !(ts->nodes[j].alive && !strcmp(ts->nodes[j].version, a->version)); j++)
-            ;
-        if (!a->alive || j < i)
-            continue; /* dead, or its version already listed */
-        r = chc_buf_addf(out, "%s%s on ", out->len ? "; " : "", a->version);
-        for (j = i, n = 0; r == 0 && j < ts->n_nodes; j++)
-            if (ts->nodes[j].alive && !strcmp(ts->nodes[j].version, a->version))
-                r = chc_buf_addf(out, "%s%s:%d", n++ ? ", " : "", ts->nodes[j].rep->host,
-                                 ts->nodes[j].rep->http_port);
-    }
-    return r;
-}
-
-/* The pull path runs INSERT ... SELECT FROM remote() on each staging node;
- * where a (staging node, source replica) pair cannot (sql/dialect.h), the
- * table takes the pipe path, which talks to each over HTTP. */
-static void choose_path(const struct tstate *ts, int *pipe)
-{
-    char why[240];
-    size_t t, s;
-
-    for (t = 0; !*pipe && t < ts->n_targets; t++)
-        for (s = 0; !*pipe && s < ts->tb->pull->n_shards; s++) {
-            const struct cfg_replica *d = ts->targets[t].rep, *src = ts->src_rep[s];
-            if (dialect_remote_ok(preflight__version(ts, d), preflight__version(ts, src), why,
-                                  sizeof(why)))
-                continue;
-            chc_log_warn("table '%s': %s:%d (%s) cannot read %s:%d (%s) through remote(): %s; "
-                         "copying through this worker (data path pipe)",
-                         ts->tb->name, d->host, d->http_port, preflight__node(ts, d)->version,
-                         src->host, src->http_port, preflight__node(ts, src)->version, why);
-            *pipe = 1;
-        }
-}
-
 /* Name every replica that is skipped, and every node's version: in the log
  * and in this worker's note (`status`). */
 static void log_skipped(struct worker *w, const struct tstate *ts)
@@ -304,7 +261,7 @@ static void log_skipped(struct worker *w, const struct tstate *ts)
                          nd->rep->http_port) < 0)
             break;
     }
-    if (versions_line(ts, &vers) == 0) {
+    if (versions__line(ts, &vers) == 0) {
         chc_log_info("table '%s': servers %s", ts->tb->name, vers.buf);
         if (chc_buf_addf(&note, "%stable '%s': servers %s", note.len ? "\n" : "", ts->tb->name,
                          vers.buf) < 0)
@@ -331,7 +288,8 @@ int preflight__nodes(struct worker *w, struct tstate *ts, struct chc_err *err)
         r = choose_targets(w, ts, err);
     if (r == 0) {
         log_skipped(w, ts);
-        choose_path(ts, &ts->pipe);
+        versions__choose_path(ts, &ts->pipe);
+        r = versions__check_settings(ts, w->task, err);
     }
     return r;
 }

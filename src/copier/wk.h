@@ -8,6 +8,7 @@
  *   wk.c         this context
  *   nodes.c      statements on one or many ClickHouse nodes
  *   tstate.c     a table's state as the coordinator holds it
+ *   versions.c   what the nodes' versions decide (sql/dialect.h applied)
  *   preflight.c  the checks before anything is written
  *   routing.c    Distributed or filter routing, the routing tables
  *   tables.c     destination and staging tables, partition discovery

@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "chcopier/base/bug.h"
 #include "chcopier/base/err.h"
@@ -103,6 +104,23 @@ const char *dialect_setting_name(unsigned v, enum dialect_setting s)
                                                   : "replication_alter_partitions_sync";
     }
     CHC_BUG("dialect setting %d", (int)s);
+    return NULL;
+}
+
+const char *dialect_known_name(unsigned v, const char *name)
+{
+    static const struct {
+        const char *cur, *old;
+        enum dialect_feature since;
+    } renames[] = {
+        {"distributed_foreground_insert", "insert_distributed_sync", DIALECT_FOREGROUND_INSERT},
+        {"alter_sync", "replication_alter_partitions_sync", DIALECT_ALTER_SYNC},
+    };
+    size_t i;
+
+    for (i = 0; name && i < sizeof(renames) / sizeof(renames[0]); i++)
+        if (!strcmp(name, renames[i].cur) && !dialect_has(v, renames[i].since))
+            return renames[i].old;
     return NULL;
 }
 

@@ -76,6 +76,17 @@ TEST(setting_names)
     ASSERT_STREQ(dialect_setting_name(ver("24.8.1"), DIALECT_SET_ALTER_SYNC), "alter_sync");
 }
 
+TEST(known_names)
+{
+    ASSERT_STREQ(dialect_known_name(ver("18.16.1"), "distributed_foreground_insert"),
+                 "insert_distributed_sync");
+    ASSERT_STREQ(dialect_known_name(0, "alter_sync"), "replication_alter_partitions_sync");
+    ASSERT(dialect_known_name(ver("23.11.1"), "distributed_foreground_insert") == NULL);
+    ASSERT(dialect_known_name(ver("18.16.1"), "insert_distributed_sync") == NULL);
+    ASSERT(dialect_known_name(ver("18.16.1"), "max_threads") == NULL);
+    ASSERT(dialect_known_name(ver("18.16.1"), NULL) == NULL);
+}
+
 TEST(route_settings)
 {
     const struct cfg_settings *old = dialect_route_settings(ver("18.16.1"));

@@ -68,6 +68,11 @@ enum dialect_setting {
 };
 const char *dialect_setting_name(unsigned v, enum dialect_setting s);
 
+/* A setting name that a node of version v does not know under that name
+ * (a new name, before its rename): the name it knows, else NULL. Every
+ * later version takes the old name as an alias. */
+const char *dialect_known_name(unsigned v, const char *name);
+
 /* What a routed INSERT (into a Distributed table on a node of version v)
  * runs with: synchronous (an error fails the piece instead of queueing rows
  * on disk), into the first live replica of a shard in the cluster's order,
