@@ -13,6 +13,7 @@
 #include "chcopier/config/task.h"
 #include "chcopier/obs/log.h"
 #include "chcopier/ch/response.h"
+#include "chcopier/sql/check.h"
 #include "chcopier/sql/ddl.h"
 #include "chcopier/sql/dialect.h"
 #include "chcopier/zk/zk.h"
@@ -208,6 +209,33 @@ int nodes__drops(struct worker *w, const struct cfg_replica *const *reps, size_t
                        "them from ClickHouse 23.12 on): drop the table the server names by hand, "
                        "or raise the limit, and run chcopier again to finish");
     free(sides);
+    return r;
+}
+
+int nodes__probe_versions(struct worker *w, const struct cfg_replica *const *reps, size_t n,
+                          struct chc_err *err)
+{
+    struct chc_buf *outs = calloc(n ? n : 1, sizeof(*outs));
+    struct chc_err *errs = calloc(n ? n : 1, sizeof(*errs));
+    size_t i;
+    int r = outs && errs ? 0 : oom(err);
+
+    for (i = 0; r == 0 && i < n; i++)
+        chc_buf_init(&outs[i], 4096);
+    if (r == 0)
+        r = nodes__each(w, reps, n, SQL_PROBE, SIDE_PUSH, 10000, outs, errs, err);
+    for (i = 0; r == 0 && i < n; i++) {
+        struct chc_err e = CHC_ERR_INIT;
+        unsigned v = 0;
+        chc_buf_trim(&outs[i]);
+        if (errs[i].code == 0 && dialect_parse_version(outs[i].buf, &v, &e) == 0 &&
+            wk__version_set(w, reps[i], v) < 0)
+            r = oom(err);
+    }
+    for (i = 0; outs && i < n; i++)
+        chc_buf_release(&outs[i]);
+    free(outs);
+    free(errs);
     return r;
 }
 

@@ -49,6 +49,11 @@ int nodes__fanout(struct worker *w, const struct cfg_replica *const *reps, size_
  * takes no query setting for it) says so and what to do. */
 int nodes__drops(struct worker *w, const struct cfg_replica *const *reps, size_t n,
                  const char *const *sqls, const char *sql, struct chc_err *err);
+/* Ask reps[0..n) their version() (bounded, at once) and remember the
+ * answers (wk__version_set) so that statements follow them; a node that
+ * does not answer keeps 0 (unknown). < 0 only for ENOMEM. */
+int nodes__probe_versions(struct worker *w, const struct cfg_replica *const *reps, size_t n,
+                          struct chc_err *err);
 /* Every replica of cluster c (free the array). */
 int nodes__of_cluster(const struct cfg_cluster *c, const struct cfg_replica ***ret,
                       size_t *ret_n);
