@@ -22,6 +22,7 @@
 #include "routing.h"
 #include "tables.h"
 #include "tstate.h"
+#include "versions.h"
 #include "wk.h"
 
 #include "base/banned.h"
@@ -82,6 +83,7 @@ static int print_layout(const struct tstate *ts, struct chc_err *err)
 {
     const struct cfg_table *tb = ts->tb;
     const struct cfg_replica **nodes = NULL, **treps = NULL;
+    struct chc_buf vers = CHC_BUF_INIT;
     size_t n_nodes = 0, s;
     int r = 0;
 
@@ -99,9 +101,14 @@ static int print_layout(const struct tstate *ts, struct chc_err *err)
     printf("\n");
     print_nodes("destination nodes", nodes, n_nodes);
     print_nodes("staging nodes", treps, ts->n_targets);
+    if (versions__line(ts, &vers) < 0)
+        r = oom(err);
+    else
+        printf("  servers: %s\n  data path: %s\n", vers.buf, ts->pipe ? "pipe" : "pull");
 out:
     free(nodes);
     free(treps);
+    chc_buf_release(&vers);
     return r;
 }
 
