@@ -351,6 +351,11 @@ TEST(staging_from_show_create)
                "'/p/{shard}', '{replica}', v, w) ORDER BY v",
                "CREATE TABLE IF NOT EXISTS `dbx`.`hits2_piece_0` (`v` Int8, `w` UInt8) ENGINE = "
                "VersionedCollapsingMergeTree(v, w) ORDER BY v");
+    /* the old MergeTree syntax stays old (ATTACH wants the same format) */
+    staging_is("CREATE TABLE db.t ( d Date,  k UInt64) ENGINE = ReplicatedMergeTree("
+               "'/clickhouse/tables/{shard}/t', '{replica}', d, (k, d), 8192)",
+               "CREATE TABLE IF NOT EXISTS `dbx`.`hits2_piece_0` ( d Date,  k UInt64) ENGINE = "
+               "MergeTree(d, (k, d), 8192)");
     /* non-replicated: only the name changes */
     staging_is("CREATE TABLE db.t (`v` Int8) ENGINE = SummingMergeTree((v)) ORDER BY v",
                "CREATE TABLE IF NOT EXISTS `dbx`.`hits2_piece_0` (`v` Int8) ENGINE = "
