@@ -348,7 +348,7 @@ static void release(struct worker *w, struct tstate *ts, struct batch *b)
             sqls[q++] = sql[i].buf;
         }
     if (r == 0 && q > 0)
-        r = nodes__multi(w, reps, q, sqls, NULL, NULL, NULL, &e);
+        r = nodes__drops(w, reps, q, sqls, NULL, &e);
     if (r < 0)
         chc_log_warn("table '%s': cannot drop the staging data of moved partitions (%s); it "
                      "goes with the staging tables at the end",

@@ -19,6 +19,7 @@
 #include "chcopier/obs/log.h"
 #include "chcopier/obs/metrics.h"
 #include "chcopier/sql/copy.h"
+#include "chcopier/sql/dialect.h"
 #include "chcopier/sql/plan.h"
 #include "chcopier/sql/route.h"
 #include "chcopier/state/protocol.h"
@@ -26,6 +27,7 @@
 #include "chcopier/state/layout.h"
 #include "nodes.h"
 #include "piece.h"
+#include "preflight.h"
 #include "tables.h"
 #include "tstate.h"
 #include "wk.h"
@@ -102,7 +104,7 @@ static int drop_group(struct worker *w, struct tstate *ts, size_t part, unsigned
             sqls[q++] = stmt[i].buf;
         }
     }
-    r = r < 0 ? oom(err) : nodes__multi(w, reps, q, sqls, NULL, NULL, NULL, err);
+    r = r < 0 ? oom(err) : nodes__drops(w, reps, q, sqls, NULL, err);
     for (i = 0; stmt && i < ng; i++)
         chc_buf_release(&stmt[i]);
     free(stmt);
@@ -218,14 +220,15 @@ static int pipe_sqls(const struct tstate *ts, size_t part, unsigned k, const str
     return r;
 }
 
-/* A routed INSERT's settings (sql_route_settings) after the task's. */
-static void sink_params(const struct sink *to, struct ch_query_params *p)
+/* A routed INSERT's settings (dialect_route_settings, by the node's
+ * version) after the task's. */
+static void sink_params(const struct tstate *ts, const struct sink *to, struct ch_query_params *p)
 {
     size_t i;
 
     for (i = 0; to->via_route && i + 1 < CH_SETTINGS_MAX; i++)
         if (!p->settings[i]) {
-            p->settings[i] = sql_route_settings();
+            p->settings[i] = dialect_route_settings(preflight__version(ts, to->rep));
             break;
         }
 }
@@ -267,7 +270,7 @@ static int job_start_pipe(struct worker *w, struct job *j, struct chc_err *err)
         memset(&pp, 0, sizeof(pp));
         nodes__params(&pp.src, ts->src_rep[j->shard], sel.buf, w->task, SIDE_PULL);
         nodes__params(&pp.dst, to[t].rep, ins.buf, w->task, SIDE_PUSH);
-        sink_params(&to[t], &pp.dst);
+        sink_params(ts, &to[t], &pp.dst);
         pp.src.query_id = qid.buf;
         pp.dst.query_id = qid_w.buf;
         if (wk__fault_draw(w, w->o->copy_fault_probability, "copy %s %s %u %zu %zu %u",
@@ -336,7 +339,7 @@ static int job_start(struct worker *w, struct job *j, struct chc_err *err)
             chc_err_set(&j->err, CHC_EFAULT_INJECTED, "copy fault injected");
         }
         nodes__params(&p, to[t].rep, sql.buf, w->task, SIDE_PUSH);
-        sink_params(&to[t], &p);
+        sink_params(ts, &to[t], &p);
         p.query_id = qid.buf;
         p.timeout_ms = 0;
         /* remote() carries the source password: the log masks every form of

@@ -53,6 +53,7 @@ struct node {
     const struct cfg_replica *rep;
     int alive;
     char version[32]; /* SELECT version() */
+    unsigned ver;     /* parsed (sql/dialect.h); 0: unknown */
     char why[200];    /* why it did not answer */
 };
 

@@ -8,11 +8,15 @@
  *   wk.c         this context
  *   nodes.c      statements on one or many ClickHouse nodes
  *   tstate.c     a table's state as the coordinator holds it
+ *   versions.c   what the nodes' versions decide (sql/dialect.h applied)
  *   preflight.c  the checks before anything is written
  *   routing.c    Distributed or filter routing, the routing tables
  *   tables.c     destination and staging tables, partition discovery
  *   piece.c      piece copies: claims, cleaning, the job list (its owner)
  *   sums.c       count and checksum rounds over many nodes
+ *   batch.c      a batch of moves: its rounds of statements, failed moves
+ *   checks.c     the mover's checks: assembly, recorded assembly (per shard),
+ *                destination after the REPLACE
  *   mover.c      partition moves: assemble, REPLACE, verify, release
  *   worker.c     the coordinator loop (worker_run)
  *   cmd.c, cmd-status.c, cmd-plan.c, cmd-clean.c   the operator commands
@@ -42,6 +46,7 @@
 #include "chcopier/state/claims.h"
 
 struct ch_client;
+struct cfg_replica;
 struct cfg_task;
 struct cfg_zk;
 struct chc_metrics;
@@ -76,6 +81,13 @@ struct worker {
     uint64_t slot_wait_logged;
     uint64_t fault_seed; /* --fault-seed, else drawn from time and pid */
     struct chc_buf note; /* see wk__note */
+    /* Each node's version as the last probe found it (sql/dialect.h): the
+     * statements to a node follow it. */
+    struct wk_version {
+        const struct cfg_replica *rep;
+        unsigned ver;
+    } *versions;
+    size_t n_versions;
 };
 
 static inline uint64_t now_ms(void)
@@ -106,6 +118,10 @@ enum wk_metric_op { WK_ADD, WK_SET };
  * is not NULL; a counter is added to, a gauge set. */
 void wk__metric(struct worker *w, const struct tstate *ts, const char *name, const char *key,
                 const char *value, double v, enum wk_metric_op op);
+/* Remember rep's version (0: unknown); -ENOMEM. */
+int wk__version_set(struct worker *w, const struct cfg_replica *rep, unsigned ver);
+/* rep's version, 0 when not known. */
+unsigned wk__version(const struct worker *w, const struct cfg_replica *rep);
 /* Sleep while keeping transfers flowing. */
 void wk__sleep(struct worker *w, unsigned ms);
 /* --fault-point NAME: exit abruptly (status 99) when `name` is reached;

@@ -18,6 +18,7 @@
 #include "chcopier/config/task.h"
 #include "chcopier/sql/check.h"
 #include "chcopier/sql/copy.h"
+#include "chcopier/sql/dialect.h"
 #include "chcopier/sql/ddl.h"
 #include "chcopier/sql/move.h"
 #include "chcopier/sql/plan.h"
@@ -334,7 +335,7 @@ static void move_entry(const struct compat_entry *e)
 
 void gen_move(void)
 {
-    const struct cfg_settings *sets[] = {sql_route_settings()};
+    const struct cfg_settings *sets[] = {dialect_route_settings(DIALECT_V(26, 7, 2))};
     struct chc_buf b = CHC_BUF_INIT;
     size_t i;
 
@@ -343,7 +344,7 @@ void gen_move(void)
                                        "default"},
              "SET max_table_size_to_drop = 1");
     gen_oom(chc_buf_addstr(&b, "SELECT 1"));
-    gen_emit_buf("the routing INSERT's settings are known (sql_route_settings)",
+    gen_emit_buf("the routing INSERT's settings for 26.7 are known (dialect_route_settings)",
                  &(struct gen_rec){.expect = "1"}, &b, plan_settings_clause(sets, 1, &b));
     for (i = 0; i < compat_matrix_n; i++)
         move_entry(&compat_matrix[i]);

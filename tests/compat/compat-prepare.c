@@ -162,7 +162,7 @@ static void create_tables(const struct compat_entry *e, const struct cfg_table *
 
     gen_oom(chc_buf_addf(&t, "dst_%s_made", e->name));
     gen_oom(chc_buf_addf(&name, "%s: CREATE TABLE destination (sql_create_table)", e->name));
-    if (sql_create_table(tb, src.v, src.n, t.buf, SQL_TABLE_DESTINATION, &b, &err) < 0)
+    if (sql_create_table(tb, src.v, src.n, t.buf, SQL_TABLE_DESTINATION, NULL, &b, &err) < 0)
         gen_fail(e->name, err.msg);
     gen_emit(name.buf,
              &(struct gen_rec){.note = e->dst_engine ? "in-process: no {shard} macro, no "
@@ -178,7 +178,7 @@ static void create_tables(const struct compat_entry *e, const struct cfg_table *
         gen_oom(k < plan_splits(tb) ? plan_piece_table(tb, k, &t) : plan_assembly_table(tb, &t));
         gen_oom(chc_buf_addf(&name, "%s: CREATE TABLE staging %s (sql_create_table)", e->name,
                              t.buf));
-        if (sql_create_table(tb, dst.v, dst.n, t.buf, SQL_TABLE_STAGING, &b, &err) < 0)
+        if (sql_create_table(tb, dst.v, dst.n, t.buf, SQL_TABLE_STAGING, NULL, &b, &err) < 0)
             gen_fail(e->name, err.msg);
         gen_emit_buf(name.buf, NULL, &b, 0);
     }
