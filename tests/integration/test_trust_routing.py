@@ -1,0 +1,101 @@
+"""test_trust_routing.py — what chaos found about Distributed routing and
+the staging replicas, each on a real cluster (2 source shards, 2 x 2
+ReplicatedMergeTree destination whose servers know `destination` exactly):
+
+  - a routed copy while the staging replica of a shard is away (its server
+    restarted): the Distributed table writes to the other replica, which
+    has no piece table, and ClickHouse refuses for good; the table falls
+    back to filter routing and waits for its staging replica (the worker
+    used to stop: "copying a piece was refused");
+  - the staging replica of each shard is pinned for the table before the
+    routing is chosen: a worker started while it is down waits for it
+    instead of staging on the other replica (pieces on one replica and
+    the assembly on another lose or double rows);
+  - a ZooKeeper session lost while the routing is chosen is a lost session
+    (recovered), not "out of memory" (the worker used to exit 1);
+  - a worker started on a finished table while a destination server is
+    down exits 0.
+"""
+
+import re
+import time
+
+import pytest
+
+from harness import taskxml
+from harness.chcopier import wait_for
+from harness.taskxml import rmt, table
+from harness.verify import verify
+
+SRC_ROWS = 20000
+
+
+@pytest.fixture(scope='module')
+def source(cluster):
+    for i, n in enumerate(cluster.src_nodes, 1):
+        cluster.query(n, 'CREATE DATABASE IF NOT EXISTS db')
+        cluster.query(n, 'CREATE TABLE db.src (id UInt64, d Date, s String) ENGINE = MergeTree '
+                         'PARTITION BY toYYYYMM(d) ORDER BY id')
+        cluster.query(n, f"INSERT INTO db.src SELECT number * 2 + {i - 1}, toDate('2018-01-01') + "
+                         f"number % 90, toString(number) FROM numbers({SRC_ROWS})")
+        # rows on the second source shard only: every piece is routed by
+        # d2r1, whose Distributed table writes shard 1's rows to d1r*
+        cluster.query(n, 'CREATE TABLE db.src2 AS db.src')
+        if i == 2:
+            cluster.query(n, 'INSERT INTO db.src2 SELECT * FROM db.src')
+    for n in cluster.dst_nodes:
+        cluster.query(n, 'CREATE DATABASE IF NOT EXISTS db')
+
+
+def task(cluster, chcopier, name, src='src'):
+    engine = rmt(name, 'PARTITION BY toYYYYMM(d) ORDER BY id')
+    xml = taskxml.task_xml(cluster, [table('t', src, name, engine, 'id', number_of_splits=2)])
+    chcopier.upload(f'/chc/{name}', taskxml.write(chcopier.path(f'{name}.xml'), xml))
+    return f'/chc/{name}'
+
+
+def stopped(w):
+    """The worker stopped itself (a :stop fault point)."""
+    try:
+        with open(f'/proc/{w.pid}/stat') as f:
+            return f.read().rsplit(')', 1)[1].split()[0] == 'T'
+    except (OSError, IndexError):
+        return False
+
+
+def zk_xml_with_session(cluster, dest, ms):
+    with open(cluster.zookeeper_xml) as f:
+        text = re.sub(r'<session_timeout_ms>\d+</session_timeout_ms>',
+                      f'<session_timeout_ms>{ms}</session_timeout_ms>', f.read())
+    with open(dest, 'w') as f:
+        f.write(text)
+    return dest
+
+
+def piece_rows(cluster, node, name):
+    """Rows in NAME's piece tables on NODE (0 when there are none)."""
+    tables = cluster.q(node, "SELECT name FROM system.tables WHERE database = 'db' AND "
+                             f"match(name, '^{name}_piece_[0-9]+$') FORMAT TSVRaw").split()
+    return sum(int(cluster.q(node, f'SELECT count() FROM db.{t}')) for t in tables)
+
+
+def test_session_lost_while_choosing_the_routing(cluster, chcopier, source):
+    """Session timeout 3 s; the worker stops itself before asking the
+    servers for their clusters, is thawed 6 s later and goes on once its
+    client knows the session expired. Before the fix the lost session came
+    back as "out of memory" and the worker exited 1."""
+    zk = zk_xml_with_session(cluster, chcopier.path('zk3s.xml'), 3000)
+    path = task(cluster, chcopier, 'lostrt')
+    w = chcopier.worker(path, '--fault-point', 'before_routing:stop-expired', '--retry-delay-ms', 200,
+                        zk_xml=zk, base_dir='logs-lostrt')
+    assert wait_for(lambda: stopped(w) or not w.alive(), 60), w.output()[-2000:]
+    assert w.alive(), w.output()[-2000:]
+    time.sleep(6)
+    w.cont()
+    rc = w.wait(300)
+    out = w.output() + chcopier.logs('logs-lostrt')
+    assert 'out of memory' not in out, out[-3000:]
+    assert rc == 0, out[-3000:]
+    assert 'ZooKeeper session expired' in out
+    v = verify(cluster, 'db.src', 'db.lostrt', 'toYYYYMM(d)', replica_wait=120)
+    assert v, v.report()
