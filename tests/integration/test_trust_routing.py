@@ -79,6 +79,33 @@ def piece_rows(cluster, node, name):
     return sum(int(cluster.q(node, f'SELECT count() FROM db.{t}')) for t in tables)
 
 
+def test_routed_copy_while_the_staging_replica_is_away(cluster, chcopier, source):
+    """Rows on source shard 2 only, so every piece is routed by d2r1.
+    Routing chosen Distributed with every server up; the worker stops at
+    its first claim; d1r1 (shard 1's staging replica) goes down; the worker
+    goes on, and d1r1 comes back 6 s later. Before the fix the routed
+    INSERT that reached d1r2 was refused ("Table ..._piece_0 doesn't
+    exist") and the worker exited 1."""
+    path = task(cluster, chcopier, 'away', src='src2')
+    w = chcopier.worker(path, '--fault-point', 'after_claim:stop', '--retry-delay-ms', 200,
+                        '--min-piece-rows', 0, base_dir='logs-away')
+    try:
+        assert wait_for(lambda: stopped(w) or not w.alive(), 60), w.output()[-2000:]
+        assert w.alive(), w.output()[-2000:]
+        cluster.stop_node('d1r1')
+        w.cont()
+        time.sleep(6)
+    finally:
+        cluster.start_node('d1r1')
+    rc = w.wait(300)
+    logs = chcopier.logs('logs-away')
+    assert 'routing distributed:' in logs, 'the routing was not Distributed to begin with'
+    assert rc == 0, w.output()[-3000:]
+    assert 'routing by filter from now on' in logs
+    v = verify(cluster, 'db.src2', 'db.away', 'toYYYYMM(d)', replica_wait=120)
+    assert v, v.report()
+
+
 def test_session_lost_while_choosing_the_routing(cluster, chcopier, source):
     """Session timeout 3 s; the worker stops itself before asking the
     servers for their clusters, is thawed 6 s later and goes on once its
