@@ -106,6 +106,30 @@ def test_routed_copy_while_the_staging_replica_is_away(cluster, chcopier, source
     assert v, v.report()
 
 
+def test_staging_replica_pinned_before_routing(cluster, chcopier, source):
+    """Worker 1 pins the staging replicas (every server up) and dies at its
+    first claim. With d1r1 down, worker 2 must not stage on d1r2: it waits
+    (the log says so) and nothing reaches d1r2's piece tables; once d1r1 is
+    back, worker 2 finishes and the copy is exact. Before the fix worker 2
+    chose d1r2 and copied there."""
+    path = task(cluster, chcopier, 'pinned')
+    r = chcopier.work(path, '--fault-point', 'after_claim', base_dir='logs-pinned')
+    assert r.rc == 99, r
+    cluster.stop_node('d1r1')
+    try:
+        w = chcopier.worker(path, '--retry-delay-ms', 200, '--min-piece-rows', 0, base_dir='logs-pinned')
+        time.sleep(8)
+        on_d1r2 = piece_rows(cluster, 'd1r2', 'pinned')
+        waiting = 'pinned for this table), which does not answer' in chcopier.logs('logs-pinned')
+    finally:
+        cluster.start_node('d1r1')
+    assert on_d1r2 == 0, f'{on_d1r2} rows staged on d1r2, which is not the pinned staging replica'
+    assert waiting, chcopier.logs('logs-pinned')[-3000:]
+    assert w.wait(300) == 0, w.output()[-3000:]
+    v = verify(cluster, 'db.src', 'db.pinned', 'toYYYYMM(d)', replica_wait=120)
+    assert v, v.report()
+
+
 def test_session_lost_while_choosing_the_routing(cluster, chcopier, source):
     """Session timeout 3 s; the worker stops itself before asking the
     servers for their clusters, is thawed 6 s later and goes on once its
