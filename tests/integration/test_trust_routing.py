@@ -150,3 +150,18 @@ def test_session_lost_while_choosing_the_routing(cluster, chcopier, source):
     assert 'ZooKeeper session expired' in out
     v = verify(cluster, 'db.src', 'db.lostrt', 'toYYYYMM(d)', replica_wait=120)
     assert v, v.report()
+
+
+def test_worker_on_a_finished_table_exits_0(cluster, chcopier, source):
+    """A finished table, then a destination server down: a worker started
+    on the task finds the table done and exits 0 (it must not wait for the
+    server, nor be refused)."""
+    path = task(cluster, chcopier, 'fin')
+    assert chcopier.work(path, base_dir='logs-fin').rc == 0
+    cluster.stop_node('d2r1')
+    try:
+        r = chcopier.work(path, '--retry-delay-ms', 200, base_dir='logs-fin2', timeout=120)
+    finally:
+        cluster.start_node('d2r1')
+    assert r.rc == 0, r
+    assert 'is already done' in chcopier.logs('logs-fin2')
