@@ -10,6 +10,7 @@
  *   tstate.c     a table's state as the coordinator holds it
  *   versions.c   what the nodes' versions decide (sql/dialect.h applied)
  *   preflight.c  the checks before anything is written
+ *   pin.c        the staging replica of each shard, pinned for the table
  *   routing.c    Distributed or filter routing, the routing tables
  *   tables.c     destination and staging tables, partition discovery
  *   piece.c      piece copies: claims, cleaning, the job list (its owner)
