@@ -28,6 +28,7 @@
 #include "nodes.h"
 #include "piece.h"
 #include "preflight.h"
+#include "routing.h"
 #include "tables.h"
 #include "tstate.h"
 #include "wk.h"
@@ -383,6 +384,7 @@ int piece__try(struct worker *w, struct tstate *ts, size_t part, size_t shard, u
     j->part = part;
     j->k = k;
     j->shard = shard;
+    j->routed = ts->route == ROUTE_DISTRIBUTED;
     snprintf(kbuf, sizeof(kbuf), "%u", k);
     r = tstate__lock_take(ts, part, kbuf, &j->lock_path, err);
     if (r == CHC_EZK_NODEEXISTS) {
@@ -568,7 +570,16 @@ int piece__jobs_reap(struct worker *w, unsigned *failures, struct tstate **ret_t
             (*failures)++;
             wk__metric(w, j->ts, CHC_METRIC_RETRIES, NULL, NULL, 1, WK_ADD);
             wk__metric(w, j->ts, CHC_METRIC_ERRORS, "kind", chc_err_name(err.code), 1, WK_ADD);
-            if (!fatal && chc_err_is_permanent(err.code)) {
+            if (j->routed && chc_err_is_permanent(err.code)) {
+                /* Refused through the routing table: a staging replica is
+                 * away and the Distributed table wrote to one we do not
+                 * stage on (no piece table there), say. Filter routing
+                 * reaches the staging nodes themselves: retry that way. */
+                char why[300];
+                snprintf(why, sizeof(why), "a routed copy was refused: %.240s", err.msg);
+                routing__fallback(w, j->ts, why);
+                chc_log_warn("table '%s': %s, retrying", j->ts->tb->name, err.msg);
+            } else if (!fatal && chc_err_is_permanent(err.code)) {
                 *ret_err = err;
                 *ret_ts = j->ts;
                 fatal = CHC_ECH_PERMANENT;

@@ -43,6 +43,7 @@ struct job {
     size_t n_q, pending;
     unsigned long long bytes;
     int failed;
+    int routed; /* through the routing table (Distributed routing) */
     struct chc_err err;
     uint64_t t0;
     struct job *next;

@@ -218,11 +218,14 @@ int routing__choose(struct worker *w, struct tstate *ts, struct chc_err *err)
         return oom(err);
     }
     eligible(ts, ts->route_why, sizeof(ts->route_why));
+    wk__fault_point(w, "before_routing");
+    /* ask_clusters fails as its statements do (a lost ZooKeeper session, a
+     * server away): that error is kept; only choose_nodes's -1 is memory. */
     r = ts->route_why[0] ? 0 : ask_clusters(w, ts, known, err);
     if (r == 0 && !ts->route_why[0] && (r = choose_nodes(ts, known)) == 1)
         snprintf(ts->route_why, sizeof(ts->route_why), "no staging node knows a cluster with "
                  "exactly cluster '%s''s shards, weights and replicas", ts->tb->push->name);
-    r = r < 0 ? oom(err) : 0;
+    r = r == -1 ? oom(err) : r == 1 ? 0 : r;
     if (r == 0 && !ts->route_why[0])
         ts->route = ROUTE_DISTRIBUTED;
     chc_strv_free(known, ts->n_targets);

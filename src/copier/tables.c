@@ -29,6 +29,7 @@
 #include "chcopier/config/task.h"
 #include "chcopier/zk/zk.h"
 #include "nodes.h"
+#include "pin.h"
 #include "preflight.h"
 #include "routing.h"
 #include "tables.h"
@@ -721,9 +722,7 @@ int tables__prepare(struct worker *w, const struct cfg_table *tb, struct tstate 
     r = tables__layout(w, tb, &ts, err);
     if (r < 0)
         return r;
-    r = routing__choose(w, ts, err);
-    if (r == 0)
-        r = zk_create_parents(w->zs, ts->zroot, err);
+    r = zk_create_parents(w->zs, ts->zroot, err);
     if (r < 0)
         goto fail;
     r = st_path_tnode(ts->zroot, ST_PARTS, NULL, &b);
@@ -740,7 +739,12 @@ int tables__prepare(struct worker *w, const struct cfg_table *tb, struct tstate 
         ts->finished = 1;
         goto done;
     }
-    r = prepare_tables(w, ts, err);
+    /* The staging replicas first: the routing chooses among them. */
+    r = pin__staging(w, ts, err);
+    if (r == 0)
+        r = routing__choose(w, ts, err);
+    if (r == 0)
+        r = prepare_tables(w, ts, err);
     if (r < 0)
         goto fail;
     r = table_init(w, ts, err);

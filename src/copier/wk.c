@@ -69,6 +69,8 @@ void wk__fault_point(const struct worker *w, const char *name)
 {
     const char *fp = w->o->fault_point;
     size_t n = strlen(name);
+    static int stopped;
+    unsigned tries;
 
     if (!fp || strncmp(fp, name, n))
         return;
@@ -76,12 +78,21 @@ void wk__fault_point(const struct worker *w, const char *name)
         chc_log_warn("fault point '%s' reached: exiting abruptly", name);
         _exit(99);
     }
-    if (!strcmp(fp + n, ":stop")) {
+    if ((!strcmp(fp + n, ":stop") || !strcmp(fp + n, ":stop-expired")) && !stopped) {
         /* A zombie: frozen with its claims in hand until someone sends
-         * SIGCONT (after its session expired, say), then it carries on. */
+         * SIGCONT (after its session expired, say), then it carries on;
+         * once per process. ":stop-expired" carries on only once the
+         * ZooKeeper client has learnt that its session expired (up to
+         * 10 s): what comes next then meets the expiry for certain, not by
+         * a race. */
+        stopped = 1;
         chc_log_warn("fault point '%s' reached: stopping (SIGSTOP) until continued", name);
         raise(SIGSTOP);
         chc_log_warn("fault point '%s': continued", name);
+        for (tries = 0; !strcmp(fp + n, ":stop-expired") && w->zs && !zk_session_expired(w->zs) &&
+                        tries < 200;
+             tries++)
+            usleep(50000);
     }
 }
 

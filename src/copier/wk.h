@@ -10,10 +10,14 @@
  *   tstate.c     a table's state as the coordinator holds it
  *   versions.c   what the nodes' versions decide (sql/dialect.h applied)
  *   preflight.c  the checks before anything is written
+ *   pin.c        the staging replica of each shard, pinned for the table
  *   routing.c    Distributed or filter routing, the routing tables
  *   tables.c     destination and staging tables, partition discovery
  *   piece.c      piece copies: claims, cleaning, the job list (its owner)
  *   sums.c       count and checksum rounds over many nodes
+ *   batch.c      a batch of moves: its rounds of statements, failed moves
+ *   checks.c     the mover's checks: assembly, recorded assembly (per shard),
+ *                destination after the REPLACE
  *   mover.c      partition moves: assemble, REPLACE, verify, release
  *   worker.c     the coordinator loop (worker_run)
  *   cmd.c, cmd-status.c, cmd-plan.c, cmd-clean.c   the operator commands

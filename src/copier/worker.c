@@ -45,7 +45,19 @@ static int worker_register(struct worker *w, struct chc_err *err);
 static int refused(struct worker *w, struct tstate *ts, const char *what, struct chc_err *err)
 {
     struct chc_err e = CHC_ERR_INIT;
-    int r = preflight__diagnose(w, ts, &e);
+    struct chc_buf done = CHC_BUF_INIT;
+    int r = st_path_tnode(ts->zroot, ST_DONE, NULL, &done);
+
+    /* Another worker finished the table meanwhile and dropped its staging
+     * tables under our statement: nothing is left to refuse. */
+    r = r == 0 ? zk_exists(w->zs, done.buf, NULL, &e) : r;
+    chc_buf_release(&done);
+    if (r == 0) {
+        chc_log_info("table '%s': %s failed (%s), but the table is done", ts->tb->name, what,
+                     err->msg);
+        return 0;
+    }
+    r = preflight__diagnose(w, ts, &e);
 
     if (r < 0 && !chc_err_is_transient(r))
         return chc_err_set(err, r, "%s", e.msg);

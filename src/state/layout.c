@@ -92,6 +92,7 @@ static const char *const table_nodes[] = {
     [ST_STAGING_RESET] = "staging_reset",
     [ST_DONE] = "done",
     [ST_ROUTING] = "routing",
+    [ST_STAGING] = "staging",
 };
 
 static int path3(const char *root, const char *node, const char *child, struct chc_buf *out)

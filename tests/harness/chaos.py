@@ -4,11 +4,19 @@ under random failures on a real local cluster (CLI: scripts/chaos [DIR]).
 A round copies chaos.src (CHAOS_PARTITIONS daily partitions, CHAOS_ROWS rows
 over s1+s2, unique id; s2 lacks the last two days) into a new
 ReplicatedMergeTree table on the 2 x 2 destination (number_of_splits 3,
-max_workers 4) with CHAOS_WORKERS workers (--retry-delay-ms 200,
+max_workers 4) that already holds rows in half of the partitions, in one
+of six ways drawn from a shuffled deck (each 6 rounds cover all): append
+mode (the destination's rows stay) or replace mode
+(allow_to_drop_target_partitions), on the pull path with Distributed
+routing (--routing auto; the servers know `destination` exactly, and a
+round where no worker routed by Distributed is a problem) or filter
+routing (--routing filter), or on the pipe path (<data_path>pipe). It runs
+with CHAOS_WORKERS workers (--retry-delay-ms 200,
 --min-piece-rows drawn from CHAOS_MIN_PIECE_ROWS, a zookeeper.xml with
 session_timeout_ms CHAOS_SESSION_MS), and until the task is done injects
 faults at random intervals (CHAOS_GAP_MS), drawn from a shuffled deck per
-cycle: every named fault point once, kill x2, session x2, node x1, zk x1
+cycle: every named fault point once, kill x2, session x2, freeze x2, node
+x1, zk x1
 (only the kinds in CHAOS_KINDS; a card that cannot be played at the moment
 goes back into the deck):
 
@@ -18,6 +26,11 @@ goes back into the deck):
   session  SIGSTOP a worker (half of the time one holding a partition's
            move lock) for session timeout + 1..3 s, then SIGCONT: its
            session has expired; it must notice and go on with a new one
+  freeze   start a worker with --fault-point P:stop (P: during_copy,
+           after_assemble, before_replace, before_verify, least frozen
+           first): once it has stopped itself there, counted and kept
+           stopped for session timeout + 1..3 s, then SIGCONT: a zombie
+           with its claims in hand that wakes up after another took over
   node     restart a destination ClickHouse server (TERM or KILL), down
            0.5..3 s (scripts/cluster stop-node / start-node)
   zk       stop ZooKeeper for session timeout + 1..3 s, start it again
@@ -31,7 +44,8 @@ CHAOS_FAULTS >= 6 and `point` enabled every named point fires.
 
 After each round, once every worker has exited: harness.verify (replicas of
 each shard agree after SYSTEM SYNC REPLICA, per partition count and checksum
-of the destination equal the source's, no id twice, no staging table left;
+of the destination equal the source's (plus the rows it held first, in append
+mode), no id twice, no staging table left;
 a round whose replicas still differ after 120 s is verified again, in full,
 at the end of the run: ClickHouse 18.16's replication can stall for minutes
 after a restart), and status --json says done. Also checked: worker exit codes (0,
@@ -52,7 +66,7 @@ Env: CHAOS_ROWS (300000), CHAOS_PARTITIONS (30), CHAOS_WORKERS (3),
 CHAOS_MIN_PIECE_ROWS (values to draw from: "0 <2.5 partitions of a shard>"),
 CHAOS_FAULTS (20), CHAOS_DEADLINE (s for the whole run; 600 + 15 per fault),
 CHAOS_SEED, CHAOS_SESSION_MS (4000), CHAOS_GAP_MS ("300 2500"), CHAOS_KINDS
-("kill point session node zk"), CHAOS_MAX_ROUNDS (1000), CHAOS_LOG_LEVEL
+("kill point session freeze node zk"), CHAOS_MAX_ROUNDS (1000), CHAOS_LOG_LEVEL
 (debug), CHAOS_EXIT_WAIT (s a worker may take to exit once done, 90),
 CHAOS_STALL (s without a partition or piece finishing before the round counts
 as stuck and the run ends, 240), CHAOS_REPLICA_WAIT (s, 600), CHAOS_KEEP (1:
@@ -86,7 +100,16 @@ PROG = 'chaos'
 CLUSTER = os.path.join(ROOT, 'scripts', 'cluster')
 POINTS = ['after_claim', 'during_cleanup', 'after_insert', 'after_assemble', 'after_assembled_record',
           'after_replace']
-KINDS_ALL = ['kill', 'point', 'session', 'node', 'zk']
+# where a `freeze` worker stops itself (--fault-point P:stop): during the
+# copy, the assembly, the REPLACE and the verification
+FREEZE_POINTS = ['during_copy', 'after_assemble', 'before_replace', 'before_verify']
+KINDS_ALL = ['kill', 'point', 'session', 'freeze', 'node', 'zk']
+# what a round copies with: (mode, data path + routing); drawn from a
+# shuffled deck, so that every 6 rounds cover each combination once
+MODES = ['append', 'replace']
+PATHS = ['pull-distributed', 'pull-filter', 'pipe']
+COMBOS = [(m, p) for m in MODES for p in PATHS]
+PRESEED_BASE = 10 ** 12     # ids of the rows a round puts into the destination first
 
 
 class Usage(Exception):
@@ -148,6 +171,8 @@ class W:
         self.stop_at = None
         self.was_stopped = False
         self.killed = False
+        self.freeze = None              # armed with --fault-point <freeze>:stop
+        self.froze = False              # ... and stopped itself there
 
     @property
     def name(self):
@@ -176,6 +201,14 @@ class Chaos:
         self.fired = {p: 0 for p in POINTS}
         self.armed = {p: 0 for p in POINTS}
         self.kind_n = {k: 0 for k in KINDS_ALL}
+        self.froze_at = {p: 0 for p in FREEZE_POINTS}
+        self.combo_deck = []
+        self.combo = COMBOS[0]
+        self.combo_n = Counter()        # rounds per (mode, path)
+        self.round_extra = None         # rows the destination held before the round
+        self.round_workers = []
+        self.routing_n = Counter()      # workers per routing they logged, fallbacks
+        self.expiries = 0               # 'ZooKeeper session expired' in worker logs
         self.injected = 0
         self.session_noticed = self.session_checked = 0
         self.zk_leaks = 0
@@ -246,30 +279,72 @@ class Chaos:
                             f'FROM numbers({rows})', timeout=300)
         self.log(f'source chaos.src: {cfg.rows} rows in {cfg.nparts} daily partitions (s2 has {cfg.nparts - 2})')
 
+    def engine(self, t):
+        return taskxml.rmt(f'chaos_{t}', 'PARTITION BY d ORDER BY (k, id)')
+
     def write_task(self, path, t):
-        engine = taskxml.rmt(f'chaos_{t}', 'PARTITION BY d ORDER BY (k, id)')
-        xml = taskxml.task_xml(self.cl, [taskxml.table('chaos', 'src', t, engine, 'id', src_db='chaos',
-                                                       dst_db='chaos', number_of_splits=3)])
+        mode, dpath = self.combo
+        extra = {'number_of_splits': 3}
+        if mode == 'replace':
+            extra['allow_to_drop_target_partitions'] = 'true'
+        if dpath == 'pipe':
+            extra['data_path'] = 'pipe'
+        xml = taskxml.task_xml(self.cl, [taskxml.table('chaos', 'src', t, self.engine(t), 'id', src_db='chaos',
+                                                       dst_db='chaos', **extra)])
         taskxml.write(path, xml)
+
+    def draw_combo(self):
+        """The round's (mode, path) from a shuffled deck of every combination."""
+        if not self.combo_deck:
+            deck = list(COMBOS)
+            for i in range(len(deck) - 1, 0, -1):
+                j = self.rnd(0, i)
+                deck[i], deck[j] = deck[j], deck[i]
+            self.combo_deck = deck
+        self.combo = self.combo_deck.pop(0)
+        self.combo_n[self.combo] += 1
+
+    def preseed(self, t):
+        """Create the destination table and put rows into half of the
+        partitions first (ids from PRESEED_BASE): append mode must keep them,
+        replace mode must replace them. Returns their SELECT."""
+        cfg, cl = self.cfg, self.cl
+        sel = (f'SELECT toUInt64({PRESEED_BASE} + number) AS id, toDate(\'2019-03-01\') + number % '
+               f'{max(cfg.nparts // 2, 1)} AS d, toUInt32(number % 1000) AS k, concat(\'pre \', toString(number)) '
+               'AS s, if(number % 3 = 0, NULL, toInt32(number % 1000)) AS n, '
+               f'arrayMap(x -> toUInt16(x), range(number % 3)) AS a FROM numbers({max(cfg.rows // 50, 20)})')
+        for n in cl.dst_nodes:
+            self.q(n, f'CREATE TABLE chaos.{t} (id UInt64, d Date, k UInt32, s String, n Nullable(Int32), '
+                      f'a Array(UInt16)) {self.engine(t)}')
+        for sh in range(1, cl.dst_shards + 1):
+            self.q(cl.dst_replica_nodes(sh)[0], f'INSERT INTO chaos.{t} SELECT * FROM ({sel}) '
+                                                f'WHERE id % {cl.dst_shards} = {sh - 1}')
+        return sel
 
     # ------------------------------------------------------------ workers
 
-    def start_worker(self, point=None):
+    def start_worker(self, point=None, freeze=None):
         self.w_count += 1
-        base = os.path.join(self.run, 'workers', f'w{self.w_count}' + (f'-{point}' if point else ''))
+        tag = point or (f'{freeze}-stop' if freeze else None)
+        base = os.path.join(self.run, 'workers', f'w{self.w_count}' + (f'-{tag}' if tag else ''))
         args = [self.bin, '--config', self.zkx, '--task-path', self.task_path, '--base-dir',
                 os.path.join(self.run, 'logs'), '--retry-delay-ms', '200', '--min-piece-rows',
                 self.cfg.min_piece_rows[self.rng.randrange(len(self.cfg.min_piece_rows))],
-                '--log-level', self.cfg.log_level] + (['--fault-point', point] if point else [])
+                '--log-level', self.cfg.log_level,
+                '--routing', 'filter' if self.combo[1] == 'pull-filter' else 'auto'] + \
+            (['--fault-point', point] if point else []) + (['--fault-point', f'{freeze}:stop'] if freeze else [])
         ts = time.strftime('%Y%m%d%H%M%S', time.localtime(time.time() - 2))
         with open(base + '.out', 'wb') as out:
             p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
         w = W(self.w_count, p, point, base, ts)
+        w.freeze = freeze
         self.running.append(w)
+        self.round_workers.append(w)
         if point:
             self.armed[point] += 1
         self.last_start = self.now()
-        self.log(f'worker {w.name} (pid {w.pid}) started' + (f' with --fault-point {point}' if point else ''))
+        self.log(f'worker {w.name} (pid {w.pid}) started' + (f' with --fault-point {point}' if point else '')
+                 + (f' with --fault-point {freeze}:stop' if freeze else ''))
         return w
 
     def logdir(self, w):
@@ -306,6 +381,8 @@ class Chaos:
             self.zk_leaks += 1
         if w.point:
             self.armed[w.point] -= 1
+        if d:
+            self.expiries += read(os.path.join(d, 'log.log')).count('ZooKeeper session expired')
         if w.killed:
             self.exits['killed'] += 1
             if rc == 137:
@@ -319,7 +396,8 @@ class Chaos:
             self.exits['ok'] += 1
             self.task_done = True
             self.log(f'worker {w.name} (pid {w.pid}) exit 0'
-                     + (f' (fault point {w.point} not reached)' if w.point else ''))
+                     + (f' (fault point {w.point} not reached)' if w.point else '')
+                     + (f' (freeze point {w.freeze} not reached)' if w.freeze and not w.froze else ''))
         elif rc == 99:
             if w.point and d and f"fault point '{w.point}' reached" in read(os.path.join(d, 'log.err.log')):
                 self.exits['point'] += 1
@@ -379,8 +457,31 @@ class Chaos:
 
     def resume_due(self):
         for w in self.running:
+            if w.freeze and not w.froze and self.self_stopped(w):
+                # it stopped itself at its freeze point: keep it stopped
+                # past its session timeout, as `session` does
+                w.froze = True
+                d = self.rnd(self.cfg.session_ms + 1000, self.cfg.session_ms + 3000)
+                w.stop_at = self.now()
+                w.stop_until = w.stop_at + d / 1000
+                self.injected += 1
+                self.kind_n['freeze'] += 1
+                self.froze_at[w.freeze] += 1
+                self.log(f"FAULT freeze: worker {w.name} (pid {w.pid}) stopped itself at '{w.freeze}', thawed in "
+                         f'{d} ms (fault {self.injected})')
+            elif w.freeze and w.froze and w.stop_until is None and self.self_stopped(w):
+                self.problem(f'worker {w.name} (pid {w.pid}) stopped itself at {w.freeze} a second time')
+                os.kill(w.pid, signal.SIGCONT)
             if w.stop_until is not None and self.now() >= w.stop_until:
                 self.resume(w)
+
+    @staticmethod
+    def self_stopped(w):
+        try:
+            with open(f'/proc/{w.pid}/stat') as f:
+                return f.read().rsplit(')', 1)[1].split()[0] == 'T'
+        except (OSError, IndexError):
+            return False
 
     def resume_all(self):
         for w in self.running:
@@ -395,7 +496,7 @@ class Chaos:
         already has its ZooKeeper session)."""
         cands = []
         for w in self.running:
-            if w.stop_until is not None or w.point:
+            if w.stop_until is not None or w.point or w.freeze:
                 continue
             if session:
                 d = self.logdir(w)
@@ -409,7 +510,7 @@ class Chaos:
         return cands[self.rnd(0, len(cands) - 1)]
 
     def n_normal(self):
-        return sum(1 for w in self.running if not w.point)
+        return sum(1 for w in self.running if not w.point and not w.freeze)
 
     # ------------------------------------------------------------ infrastructure faults
 
@@ -541,7 +642,7 @@ class Chaos:
         if self.rnd(0, 1):
             for pid in self.movers():
                 m = next((x for x in self.running if x.pid == pid), None)
-                if m and m.stop_until is None and not m.point:
+                if m and m.stop_until is None and not m.point and not m.freeze:
                     w, what = m, 'mover'
                     break
         d = self.rnd(self.cfg.session_ms + 1000, self.cfg.session_ms + 3000)
@@ -554,6 +655,15 @@ class Chaos:
         self.injected += 1
         self.kind_n['session'] += 1
         self.log(f'FAULT session: SIGSTOP {what} {w.name} (pid {w.pid}) for {d} ms (fault {self.injected})')
+        return True
+
+    def fault_freeze(self):
+        """Start a worker that stops itself at a freeze point (the least
+        frozen at); counted when it has stopped (resume_due)."""
+        if any(w.freeze and not w.froze for w in self.running):
+            return False
+        p = min(FREEZE_POINTS, key=lambda x: self.froze_at[x])
+        self.start_worker(freeze=p)
         return True
 
     def next_point(self, unfired_only=False):
@@ -590,6 +700,8 @@ class Chaos:
             cards += ['kill', 'kill']
         if self.kind_on('session'):
             cards += ['session', 'session']
+        if self.kind_on('freeze'):
+            cards += ['freeze', 'freeze']
         if self.kind_on('node'):
             cards.append('node')
         if self.kind_on('zk'):
@@ -619,6 +731,8 @@ class Chaos:
             if card == 'point' and self.fault_point():
                 return
             if card == 'session' and self.fault_session():
+                return
+            if card == 'freeze' and self.fault_freeze():
                 return
             if card == 'node' and not self.infra_busy():
                 self.fault_node()
@@ -669,7 +783,16 @@ class Chaos:
     def verify_round(self, t):
         """(checks passed, replicas late: the comparison with the source is
         done again at the end of the run)."""
-        v = verify(self.cl, 'chaos.src', f'chaos.{t}', 'd', replica_wait=120, defer_lagging=True)
+        try:
+            v = verify(self.cl, 'chaos.src', f'chaos.{t}', 'd', extra=self.round_extra, replica_wait=120,
+                       defer_lagging=True)
+        except QueryError as e:
+            # a destination server just restarted may refuse a query for a
+            # while: not a verdict on the copy; verified again at the end
+            self.log(f'round {self.round} ({t}): cannot verify now ({str(e)[:200]}): verified again at the end '
+                     'of the run')
+            self.lagging.append((self.round, t, len(self.round_summary), self.round_extra))
+            return True, True
         for p in v.problems:
             self.problem(f'round {self.round} ({t}): {p}')
         for note in v.notes:
@@ -680,7 +803,7 @@ class Chaos:
             late = ' '.join(sorted({n for n, _ in v.lagging}))
             self.log(f'round {self.round} ({t}): replicas {late} not caught up after 120 s: verified again at the '
                      'end of the run')
-            self.lagging.append((self.round, t, len(self.round_summary)))
+            self.lagging.append((self.round, t, len(self.round_summary), self.round_extra))
         elif not v.problems:
             self.log(f"round {self.round}: {len(v.source)} partitions: count and checksum equal the source's")
         ok = not v.problems
@@ -756,14 +879,20 @@ class Chaos:
             table = f't{run_id}_r{self.round}'
             self.task_path = f'/chaos/{run_id}/r{self.round}'
             task = os.path.join(self.run, f'task-r{self.round}.xml')
+            self.draw_combo()
             self.write_task(task, table)
+            self.round_extra = self.preseed(table) if self.combo[0] == 'append' else None
+            if self.combo[0] == 'replace':
+                self.preseed(table)
+            self.round_workers = []
             r = subprocess.run([self.bin, 'upload', '--config', self.zkx, '--task-path', self.task_path,
                                 '--task-file', task], capture_output=True, text=True)
             if r.returncode != 0:
                 raise Usage(f'upload of round {self.round} failed: {r.stdout}{r.stderr}')
             r_t0, r_f0 = self.now(), self.injected
             self.task_done = False
-            self.log(f'round {self.round}: task {self.task_path} -> chaos.{table}')
+            self.log(f'round {self.round}: task {self.task_path} -> chaos.{table} '
+                     f'({self.combo[0]}, {self.combo[1]})')
             for _ in range(cfg.nworkers):
                 self.start_worker()
             next_fault = self.now() + self.rnd(cfg.gap_min, cfg.gap_max) / 1000
@@ -825,18 +954,17 @@ class Chaos:
                 self.round_summary.append(f'round {self.round}: chaos.{table} not checked (interrupted)')
                 break
             secs = int(self.now() - r_t0)
+            how = f'{self.combo[0]}, {self.combo[1]}{self.round_routing()}'
             ok, lag = self.verify_round(table)
+            head = f'round {self.round}: chaos.{table} ({how}) done in {secs} s with {self.injected - r_f0} faults'
             if ok and lag:
-                self.round_summary.append(f'round {self.round}: chaos.{table} done in {secs} s with '
-                                          f'{self.injected - r_f0} faults: replicas late, checked at the end')
+                self.round_summary.append(f'{head}: replicas late, checked at the end')
             elif ok:
-                self.round_summary.append(f'round {self.round}: chaos.{table} done in {secs} s with '
-                                          f'{self.injected - r_f0} faults: verified')
+                self.round_summary.append(f'{head}: verified')
                 if not cfg.keep_tables:
                     self.drop(table)
             else:
-                self.round_summary.append(f'round {self.round}: chaos.{table} done in {secs} s with '
-                                          f'{self.injected - r_f0} faults: CHECKS FAILED')
+                self.round_summary.append(f'{head}: CHECKS FAILED')
             self.log(self.round_summary[-1])
             if self.interrupted:
                 self.problem(f'interrupted after round {self.round}')
@@ -852,6 +980,24 @@ class Chaos:
             if self.now() >= self.deadline:
                 self.problem(f'deadline reached with {self.injected} of {cfg.faults} faults injected')
                 break
+
+    def round_routing(self):
+        """How the round's workers routed (from their logs), as a suffix for
+        the round's line; a round drawn pull-distributed where no worker
+        routed by Distributed is a problem (the draw would be a lie)."""
+        dist = filt = fell = 0
+        for w in self.round_workers:
+            d = self.logdir(w)
+            text = read(os.path.join(d, 'log.log')) if d else ''
+            dist += 'routing distributed:' in text
+            filt += 'routing filter:' in text
+            fell += 'routing by filter from now on' in text
+        self.routing_n.update({'distributed': dist, 'filter': filt, 'fallback': fell})
+        if self.combo[1] == 'pull-distributed' and not dist:
+            self.problem(f'round {self.round}: drawn pull-distributed, but no worker routed by Distributed')
+        if self.combo[1] == 'pull-filter' and dist:
+            self.problem(f'round {self.round}: drawn pull-filter, but {dist} worker(s) routed by Distributed')
+        return f'; workers routing distributed {dist}, filter {filt}, fell back {fell}'
 
     def drop(self, table):
         for n in self.cl.dst_nodes:
@@ -879,10 +1025,15 @@ class Chaos:
         verify them again, in full, now (waiting up to CHAOS_REPLICA_WAIT s
         for the replicas). A pass means ClickHouse replication was late;
         anything else is a problem and the table is kept."""
-        for rnd_, t, idx in self.lagging:
+        for rnd_, t, idx, extra in self.lagging:
             t0 = self.now()
-            v = verify(self.cl, 'chaos.src', f'chaos.{t}', 'd', replica_wait=self.cfg.replica_wait)
             line = self.round_summary[idx]
+            try:
+                v = verify(self.cl, 'chaos.src', f'chaos.{t}', 'd', extra=extra, replica_wait=self.cfg.replica_wait)
+            except QueryError as e:
+                self.problem(f'round {rnd_} ({t}), at the end of the run: cannot verify: {e}')
+                self.round_summary[idx] = line.replace('replicas late, checked at the end', 'CHECKS FAILED')
+                continue
             if v:
                 self.note(f'round {rnd_} ({t}): replicas were late (ClickHouse replication); verified at the end of '
                           f'the run ({int(self.now() - t0)} s more)')
@@ -908,8 +1059,15 @@ class Chaos:
         print(f"  fault point (fired):   {self.kind_n['point']} ({pts}); armed {self.attempts_point} times")
         print(f"  session expiry:        {self.kind_n['session']} (noticed by {self.session_noticed} of "
               f'{self.session_checked} stopped workers that exited by themselves)')
+        fz = ', '.join(f'{p} {self.froze_at[p]}' for p in FREEZE_POINTS)
+        print(f"  freeze at a point:     {self.kind_n['freeze']} ({fz})")
         print(f"  destination restart:   {self.kind_n['node']}")
         print(f"  ZooKeeper restart:     {self.kind_n['zk']}")
+        print(f"freezes (session + freeze): {self.kind_n['session'] + self.kind_n['freeze']}; ZooKeeper session "
+              f'expiries logged by workers: {self.expiries}')
+        print('rounds per (mode, path): ' + ', '.join(f'{m} {p} {self.combo_n[(m, p)]}' for m, p in COMBOS))
+        print(f"workers routing distributed: {self.routing_n['distributed']}, filter: {self.routing_n['filter']}, "
+              f"fell back to filter: {self.routing_n['fallback']}")
         e = self.exits
         print(f"workers: {self.w_count} started; exit 0: {e['ok']}, killed: {e['killed']}, died at fault point: "
               f"{e['point']}, exit 1: {e['fail']}, other: {e['other']}")
@@ -933,6 +1091,10 @@ class Chaos:
                  f'rounds_verified={rounds_ok}', f'faults={self.injected}']
         lines += [f'kind_{k}={self.kind_n[k]}' for k in KINDS_ALL]
         lines += [f'fired_{p}={self.fired[p]}' for p in POINTS]
+        lines += [f'froze_{p}={self.froze_at[p]}' for p in FREEZE_POINTS]
+        lines += [f'combo_{m}_{p.replace("-", "_")}={self.combo_n[(m, p)]}' for m, p in COMBOS]
+        lines += [f'expiries={self.expiries}', f"routed_distributed={self.routing_n['distributed']}",
+                  f"routed_filter={self.routing_n['filter']}", f"routing_fallbacks={self.routing_n['fallback']}"]
         lines += [f'session_noticed={self.session_noticed}', f'session_checked={self.session_checked}',
                   f'workers={self.w_count}', f"exit1={e['fail']}", f'problems={len(self.problems)}',
                   f'notes={len(self.notes)}', f'replicas_late={self.replicas_late}', f'zk_leaks={self.zk_leaks}',

@@ -44,6 +44,7 @@ enum st_table_node {
     ST_STAGING_RESET, /* <t>/staging_reset */
     ST_DONE,          /* <t>/done */
     ST_ROUTING,       /* <t>/routing: how the last worker to start routes rows */
+    ST_STAGING,       /* <t>/staging: the staging replica of each shard, pinned */
 };
 /* <task_path>/<node>[/<child>] (out reset first); child NULL: none. */
 int st_path_task(const char *task_path, enum st_task_node node, const char *child,
