@@ -24,7 +24,7 @@ void batch__fail(struct worker *w, struct tstate *ts, struct mv *m, const struct
 {
     chc_log_warn("table '%s': move of partition %s failed: %s, retrying", ts->tb->name,
                  ts->parts[m->part].lit, e->msg);
-    wk__metric(w, ts, CHC_METRIC_ERRORS, "kind", chc_err_name(e->code), 1, WK_ADD);
+    tstate__metric(w, ts, CHC_METRIC_ERRORS, "kind", chc_err_name(e->code), 1, WK_ADD);
     (*move_failures)++;
     m->active = 0;
 }

@@ -533,11 +533,11 @@ static int job_finish(struct worker *w, struct job *j, struct chc_err *err)
     if (r == 0)
         memcpy(pdone_at(ts, j->part, j->k), ps.done, ts->tb->pull->n_shards);
     if (r == 0) {
-        wk__metric(w, ts, CHC_METRIC_ROWS_COPIED, NULL, NULL, (double)lf.rows, WK_ADD);
+        tstate__metric(w, ts, CHC_METRIC_ROWS_COPIED, NULL, NULL, (double)lf.rows, WK_ADD);
         w->rows_copied += (unsigned long long)(lf.rows > 0 ? lf.rows : 0);
         w->bytes_copied += j->bytes;
         if (ts->pipe)
-            wk__metric(w, ts, CHC_METRIC_BYTES_COPIED, NULL, NULL, (double)j->bytes, WK_ADD);
+            tstate__metric(w, ts, CHC_METRIC_BYTES_COPIED, NULL, NULL, (double)j->bytes, WK_ADD);
         lf.bytes = ts->pipe ? (long long)j->bytes : -1;
         chc_log_at(CHC_LOG_INFO, &lf, "piece copied: %lld rows in %.2f s", lf.rows, lf.duration);
     }
@@ -568,8 +568,8 @@ int piece__jobs_reap(struct worker *w, unsigned *failures, struct tstate **ret_t
             /* Back off: retry_delay, doubling per failure of this piece, up to 16x. */
             j->ts->pnext[idx] = now_ms() + (uint64_t)w->o->retry_delay_ms * (1u << (f - 1));
             (*failures)++;
-            wk__metric(w, j->ts, CHC_METRIC_RETRIES, NULL, NULL, 1, WK_ADD);
-            wk__metric(w, j->ts, CHC_METRIC_ERRORS, "kind", chc_err_name(err.code), 1, WK_ADD);
+            tstate__metric(w, j->ts, CHC_METRIC_RETRIES, NULL, NULL, 1, WK_ADD);
+            tstate__metric(w, j->ts, CHC_METRIC_ERRORS, "kind", chc_err_name(err.code), 1, WK_ADD);
             if (j->routed && chc_err_is_permanent(err.code)) {
                 /* Refused through the routing table: a staging replica is
                  * away and the Distributed table wrote to one we do not

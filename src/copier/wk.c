@@ -24,20 +24,19 @@
 #include "chcopier/state/layout.h"
 #include "chcopier/state/taskstore.h"
 #include "chcopier/zk/zk.h"
-#include "tstate.h"
 #include "wk.h"
 
 #include "base/banned.h"
 
 /* Metrics: `table` label, plus one more (key, value) if key is not NULL. */
-void wk__metric(struct worker *w, const struct tstate *ts, const char *name, const char *key,
+void wk__metric(struct worker *w, const char *table, const char *name, const char *key,
                 const char *value, double v, enum wk_metric_op op)
 {
     struct chc_buf l = CHC_BUF_INIT;
 
     if (!w->metrics)
         return;
-    if ((ts && chc_metrics_label(&l, "table", ts->tb->name) < 0) ||
+    if ((table && chc_metrics_label(&l, "table", table) < 0) ||
         (key && chc_metrics_label(&l, key, value) < 0)) {
         chc_buf_release(&l);
         return;

@@ -115,9 +115,10 @@ int wk__registration(const struct worker *w, struct chc_buf *out);
 struct st_claimer wk__claimer(struct worker *w);
 
 enum wk_metric_op { WK_ADD, WK_SET };
-/* Metrics: `table` label (ts not NULL), plus one more (key, value) if key
- * is not NULL; a counter is added to, a gauge set. */
-void wk__metric(struct worker *w, const struct tstate *ts, const char *name, const char *key,
+/* Metrics: `table` label (table not NULL), plus one more (key, value) if
+ * key is not NULL; a counter is added to, a gauge set. Within a table,
+ * tstate__metric. */
+void wk__metric(struct worker *w, const char *table, const char *name, const char *key,
                 const char *value, double v, enum wk_metric_op op);
 /* Remember rep's version (0: unknown); -ENOMEM. */
 int wk__version_set(struct worker *w, const struct cfg_replica *rep, unsigned ver);

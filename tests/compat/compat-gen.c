@@ -29,6 +29,7 @@
 #include "chcopier/config/task.h"
 #include "chcopier/sql/check.h"
 #include "chcopier/sql/copy.h"
+#include "chcopier/sql/dialect.h"
 #include "chcopier/sql/ddl.h"
 #include "chcopier/sql/move.h"
 #include "chcopier/sql/plan.h"
@@ -38,6 +39,7 @@
 #include "compat-matrix.h"
 
 const char *gen_dir;
+unsigned gen_version;
 
 void gen_fail(const char *what, const char *msg)
 {
@@ -169,6 +171,22 @@ void gen_cols_free(struct gen_cols *c)
     memset(c, 0, sizeof(*c));
 }
 
+/* DIR/engine.txt: "# engine: ClickHouse <version()>" (compat-run). */
+static void read_version(void)
+{
+    struct chc_err err = CHC_ERR_INIT;
+    char path[1024], *text = NULL, *v;
+    size_t len;
+
+    snprintf(path, sizeof(path), "%s/engine.txt", gen_dir);
+    if (chc_read_file(path, 4096, &text, &len, &err) < 0)
+        return; /* unknown: the statements of the tested default */
+    v = strstr(text, "ClickHouse ");
+    if (v && dialect_parse_version(v + strlen("ClickHouse "), &gen_version, &err) < 0)
+        gen_fail(path, err.msg);
+    free(text);
+}
+
 /* The clusters of the task (every entry's is the same) as the engine's
  * remote_servers, so that Distributed tables over them can be created. */
 static void gen_config(void)
@@ -201,6 +219,7 @@ int main(int argc, char **argv)
         return 2;
     }
     gen_dir = argv[2];
+    read_version();
     if (strcmp(argv[1], "fixtures") == 0)
         gen_fixtures();
     else if (strcmp(argv[1], "prepare") == 0)

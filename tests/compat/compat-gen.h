@@ -26,6 +26,8 @@ struct gen_cols {
 };
 
 extern const char *gen_dir;
+/* The engine's version (sql/dialect.h), from DIR/engine.txt; 0 unknown. */
+extern unsigned gen_version;
 
 void gen_fail(const char *what, const char *msg) __attribute__((noreturn));
 void gen_oom(int r);

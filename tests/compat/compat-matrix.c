@@ -74,8 +74,6 @@ const struct compat_entry compat_matrix[] = {
                   "SETTINGS deduplicate_merge_projection_mode = 'rebuild'",
         .key = "id",
         .splits = 2,
-        .xfail_attach = "staging made from DESCRIBE lacks the skip index: 'Tables have different "
-                        "secondary indices' (23.10+, #15 part 2 builds staging from SHOW CREATE TABLE)",
         .insert = "SELECT toDateTime('2024-05-01 00:00:00', 'UTC') + number * 3600 * 7, number, 1, 1, "
                   "toString(number % 4) FROM numbers(20)",
     },
@@ -92,8 +90,6 @@ const struct compat_entry compat_matrix[] = {
         .comment = "with 'quotes' and \\ backslash",
         .key = "rand()",
         .splits = 2,
-        .xfail_attach = "staging made from DESCRIBE lacks the skip index: 'Tables have different "
-                        "secondary indices' (23.10+, #15 part 2 builds staging from SHOW CREATE TABLE)",
         .insert = "SELECT toDateTime64('2024-06-01 10:00:00', 3, 'UTC') + number * 30000, number, "
                   "concat('msg ', toString(number)), number % 2 + 1 FROM numbers(40)",
     },
@@ -130,6 +126,17 @@ const struct compat_entry compat_matrix[] = {
                   "FROM numbers(30)",
         .note = "rrep: the task's engine is Replicated; in-process (no ZooKeeper) its tables "
                 "are the non-replicated twin, which is what staging gets",
+    },
+    {
+        .name = "rnone",
+        .cols = "id UInt64, v String",
+        .engine = "ReplicatedMergeTree PARTITION BY intDiv(id, 5) ORDER BY id",
+        .dst_engine = "MergeTree PARTITION BY intDiv(id, 5) ORDER BY id",
+        .key = "id",
+        .splits = 2,
+        .insert = "SELECT number, toString(number) FROM numbers(10)",
+        .note = "rnone: the task's engine is an arg-less Replicated one; in-process its tables "
+                "are the non-replicated twin",
     },
 };
 

@@ -18,8 +18,6 @@ struct compat_entry {
     unsigned splits;        /* <number_of_splits> */
     const char *insert;     /* "(cols) SELECT ..." for INSERT INTO src_<name> */
     const char *note;       /* what the in-process run substitutes, or NULL */
-    const char *xfail_attach; /* why 26.7 refuses ATTACH PARTITION FROM the destination
-                               * into the assembly today, or NULL */
 };
 
 extern const struct compat_entry compat_matrix[];

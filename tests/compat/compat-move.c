@@ -18,24 +18,27 @@
 #include "chcopier/config/task.h"
 #include "chcopier/sql/check.h"
 #include "chcopier/sql/copy.h"
-#include "chcopier/sql/dialect.h"
 #include "chcopier/sql/ddl.h"
 #include "chcopier/sql/move.h"
 #include "chcopier/sql/plan.h"
 #include "chcopier/sql/route.h"
+#include "chcopier/sql/dialect.h"
 #include "chcopier/sql/sqlhash.h"
 #include "compat-gen.h"
 #include "compat-matrix.h"
 
 #define MAX_PARTS 32
 
-/* Caught on 26.7 (docs/compatibility.md): the assembly still holds its
- * partition after REPLACE (REPLACE copies parts), so a partition over
- * max_table_size_to_drop (50 GB by default) makes its release fail. */
-#define XF_DROP                                                                                \
-    "Code 359 TABLE_SIZE_EXCEEDS_MAX_DROP_SIZE_LIMIT: the assembly holds its partition; "     \
-    "the fix needs DROP TABLE ... SETTINGS max_table_size_to_drop = 0 on 23.12+ servers "     \
-    "(version table, #15 part 2)"
+/* What chcopier sends with every statement that drops staging data
+ * (dialect_drop_settings: HTTP parameters, here a SETTINGS clause). */
+static void drop_settings(struct chc_buf *b)
+{
+    const struct cfg_settings *sets[] = {dialect_drop_settings(gen_version)};
+
+    gen_oom(plan_settings_clause(sets, 1, b));
+}
+
+#define DROP_NOTE "with dialect_drop_settings, which chcopier sends as HTTP parameters"
 
 /* One entry's facts, from the captured answers of the earlier phases. */
 struct ctx {
@@ -171,19 +174,21 @@ static void copy_piece(struct ctx *c, size_t i, unsigned k, unsigned splits)
     chc_buf_release(&fixed);
 }
 
-/* "move <lit>: <what>[ <k>] (sql_move_step)" */
-static void step(struct ctx *c, enum move_step s, const char *what, size_t i, unsigned k,
-                 const char *xfail)
+/* "move <lit>: <what>[ <k>] (sql_move_step)"; a release drops staging
+ * data, so it goes with the drop settings. */
+static void step(struct ctx *c, enum move_step s, const char *what, size_t i, unsigned k)
 {
     struct chc_buf b = CHC_BUF_INIT;
     int piece = s == MOVE_ATTACH_PIECES || s == MOVE_RELEASE_PIECES;
+    int release = s == MOVE_RELEASE_PIECES || s == MOVE_RELEASE_ASSEMBLY;
+    const char *verb = release ? "release" : "move";
 
-    gen_emit_buf(piece ? nm(c, "%s %s: %s %u (sql_move_step)", s < MOVE_RELEASE_PIECES ? "move"
-                            : "release", c->lits[i], what, k)
-                       : nm(c, "%s %s: %s (sql_move_step)", s < MOVE_RELEASE_PIECES ? "move"
-                            : "release", c->lits[i], what),
-                 &(struct gen_rec){.xfail = xfail}, &b,
-                 sql_move_step(c->tb, s, c->lits[i], k, &b));
+    gen_oom(sql_move_step(c->tb, s, c->lits[i], k, &b));
+    if (release)
+        drop_settings(&b);
+    gen_emit_buf(piece ? nm(c, "%s %s: %s %u (sql_move_step)", verb, c->lits[i], what, k)
+                       : nm(c, "%s %s: %s (sql_move_step)", verb, c->lits[i], what),
+                 &(struct gen_rec){.note = release ? DROP_NOTE : NULL}, &b, 0);
     chc_buf_release(&b);
 }
 
@@ -203,36 +208,45 @@ static void sums(struct ctx *c, size_t i, int source)
     chc_buf_release(&b);
 }
 
+/* Caught on 26.7 (docs/compatibility.md): after REPLACE the assembly still
+ * holds its partition (REPLACE copies parts), so its DROP TABLE without the
+ * drop settings is refused once the partition is over the limit. */
+static void release_refused(struct ctx *c, size_t i)
+{
+    struct chc_buf b = CHC_BUF_INIT;
+
+    if (dialect_drop_settings(gen_version)->n == 0)
+        return;
+    gen_emit_buf(nm(c, "release %s: DROP TABLE of its assembly without the drop settings is "
+                       "refused (Code 359)", c->lits[i]),
+                 &(struct gen_rec){.expect_error = "TABLE_SIZE_EXCEEDS_MAX_DROP_SIZE_LIMIT"}, &b,
+                 sql_move_step(c->tb, MOVE_RELEASE_ASSEMBLY, c->lits[i], 0, &b));
+    chc_buf_release(&b);
+}
+
 static void move_partition(struct ctx *c, size_t i)
 {
     unsigned splits = plan_splits(c->tb), k;
-    const char *xf = c->e->xfail_attach;
-    struct chc_buf t = CHC_BUF_INIT;
     struct chc_buf b = CHC_BUF_INIT;
 
     for (k = 0; k < splits; k++)
         copy_piece(c, i, k, splits);
-    step(c, MOVE_CREATE_ASSEMBLY, "CREATE assembly AS template", i, 0, NULL);
-    step(c, MOVE_DROP_ASSEMBLY, "DROP PARTITION of the assembly", i, 0, NULL);
-    step(c, MOVE_ATTACH_DEST, "ATTACH PARTITION FROM destination", i, 0, xf);
+    step(c, MOVE_CREATE_ASSEMBLY, "CREATE assembly AS template", i, 0);
+    step(c, MOVE_DROP_ASSEMBLY, "DROP PARTITION of the assembly", i, 0);
+    step(c, MOVE_ATTACH_DEST, "ATTACH PARTITION FROM destination", i, 0);
     for (k = 0; k < splits; k++)
-        step(c, MOVE_ATTACH_PIECES, "ATTACH PARTITION FROM piece", i, k, NULL);
+        step(c, MOVE_ATTACH_PIECES, "ATTACH PARTITION FROM piece", i, k);
     gen_emit_buf(nm(c, "sums %s of its assembly = discovery's (sql_sums_assemblies)", c->lits[i]),
                  &(struct gen_rec){.expect = c->expect[i]}, &b,
                  sql_sums_assemblies(c->tb, (const char *const *)&c->lits[i], 1,
                                      c->cols.hash_dst, &b));
-    step(c, MOVE_REPLACE, "REPLACE PARTITION FROM assembly", i, 0, NULL);
+    step(c, MOVE_REPLACE, "REPLACE PARTITION FROM assembly", i, 0);
     sums(c, i, 0);
     sums(c, i, 1);
     for (k = 0; k < splits; k++)
-        step(c, MOVE_RELEASE_PIECES, "DROP PARTITION of piece", i, k, NULL);
-    step(c, MOVE_RELEASE_ASSEMBLY, "DROP TABLE of its assembly", i, 0, XF_DROP);
-    /* Until then the assembly goes with the limit lifted (23.12+ syntax). */
-    gen_oom(plan_partition_assembly(c->tb, c->lits[i], &t));
-    gen_oom(chc_buf_addf(&b, "DROP TABLE IF EXISTS %s.%s SETTINGS max_table_size_to_drop = 0",
-                         c->tb->database_push, t.buf));
-    gen_emit(nm(c, "fixture: DROP TABLE %s with the limit lifted", t.buf), NULL, b.buf);
-    chc_buf_release(&t);
+        step(c, MOVE_RELEASE_PIECES, "DROP PARTITION of piece", i, k);
+    release_refused(c, i);
+    step(c, MOVE_RELEASE_ASSEMBLY, "DROP TABLE of its assembly", i, 0);
     chc_buf_release(&b);
 }
 
@@ -268,10 +282,14 @@ static void cleanup(struct ctx *c)
     const struct cfg_table *tb = c->tb;
     unsigned k, splits = plan_splits(tb);
 
+    gen_oom(sql_release_pieces(tb, 0, (const char *const *)c->lits, c->n_lits, &b));
+    drop_settings(&b);
     gen_emit_buf(nm(c, "release every partition of piece 0 in one ALTER (sql_release_pieces)"),
-                 NULL, &b, sql_release_pieces(tb, 0, (const char *const *)c->lits, c->n_lits, &b));
-    gen_emit_buf(nm(c, "drop a piece's partition (sql_drop_piece_partition)"), NULL, &b,
-                 sql_drop_piece_partition(tb, 0, c->lits[0], &b));
+                 &(struct gen_rec){.note = DROP_NOTE}, &b, 0);
+    gen_oom(sql_drop_piece_partition(tb, 0, c->lits[0], &b));
+    drop_settings(&b);
+    gen_emit_buf(nm(c, "drop a piece's partition (sql_drop_piece_partition)"),
+                 &(struct gen_rec){.note = DROP_NOTE}, &b, 0);
     gen_emit_buf(nm(c, "no assembly left (sql_list_assemblies)"), &(struct gen_rec){.expect = ""},
                  &b, sql_list_assemblies(tb, &b));
     gen_oom(sql_query_id(tb, "0123456789abcdef", 0, &q));
@@ -291,8 +309,10 @@ static void cleanup(struct ctx *c)
     for (k = 0; k <= splits; k++) {
         chc_buf_reset(&t);
         gen_oom(k < splits ? plan_piece_table(tb, k, &t) : plan_assembly_table(tb, &t));
-        gen_emit_buf(nm(c, "DROP TABLE %s, empty (sql_drop_table)", t.buf), NULL, &b,
-                     sql_drop_table(tb->database_push, t.buf, &b));
+        gen_oom(sql_drop_table(tb->database_push, t.buf, &b));
+        drop_settings(&b);
+        gen_emit_buf(nm(c, "DROP TABLE %s (sql_drop_table)", t.buf),
+                     &(struct gen_rec){.note = DROP_NOTE}, &b, 0);
     }
     chc_buf_release(&b);
     chc_buf_release(&t);
@@ -335,7 +355,7 @@ static void move_entry(const struct compat_entry *e)
 
 void gen_move(void)
 {
-    const struct cfg_settings *sets[] = {dialect_route_settings(DIALECT_V(26, 7, 2))};
+    const struct cfg_settings *sets[] = {dialect_route_settings(gen_version)};
     struct chc_buf b = CHC_BUF_INIT;
     size_t i;
 
@@ -344,7 +364,7 @@ void gen_move(void)
                                        "default"},
              "SET max_table_size_to_drop = 1");
     gen_oom(chc_buf_addstr(&b, "SELECT 1"));
-    gen_emit_buf("the routing INSERT's settings for 26.7 are known (dialect_route_settings)",
+    gen_emit_buf("the routing INSERT's settings are known (dialect_route_settings)",
                  &(struct gen_rec){.expect = "1"}, &b, plan_settings_clause(sets, 1, &b));
     for (i = 0; i < compat_matrix_n; i++)
         move_entry(&compat_matrix[i]);

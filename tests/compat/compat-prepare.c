@@ -13,6 +13,8 @@
 #include "chcopier/sql/move.h"
 #include "chcopier/sql/plan.h"
 #include "chcopier/sql/route.h"
+#include "chcopier/sql/rewrite.h"
+#include "chcopier/ch/rows.h"
 #include "compat-gen.h"
 #include "compat-matrix.h"
 
@@ -151,42 +153,78 @@ static void preflight(const struct compat_entry *e, const struct cfg_table *tb)
     chc_buf_release(&file);
 }
 
-/* The destination as chcopier would create it (from the source's DESCRIBE),
- * and the staging tables (from the destination's). */
+/* The destination as chcopier would create it (from the source's
+ * DESCRIBE; with the UUID a {uuid} or arg-less Replicated engine needs),
+ * and the staging tables: the destination's SHOW CREATE twins, and the
+ * DESCRIBE-made twin `plan` shows before the destination exists. */
+static void create_destination(const struct compat_entry *e, const struct cfg_table *tb)
+{
+    struct gen_cols src = gen_describe("describe-src-", e);
+    struct chc_buf b = CHC_BUF_INIT, name = CHC_BUF_INIT, t = CHC_BUF_INIT, u = CHC_BUF_INIT;
+    struct chc_err err = CHC_ERR_INIT;
+    int uuid = sql_needs_uuid(tb, gen_version);
+
+    gen_oom(chc_buf_addf(&t, "dst_%s_made", e->name));
+    if (uuid) {
+        gen_oom(sql_table_uuid("/chcopier/compat", tb, &u));
+        gen_oom(chc_buf_addf(&name, "%s: CREATE TABLE destination without a UUID "
+                                    "(sql_create_table)", e->name));
+        if (sql_create_table(tb, src.v, src.n, t.buf, SQL_TABLE_DESTINATION, NULL, &b, &err) < 0)
+            gen_fail(e->name, err.msg);
+        gen_emit_buf(name.buf, &(struct gen_rec){.expect_error = "Macro 'uuid'"}, &b, 0);
+        chc_buf_reset(&name);
+    }
+    gen_oom(chc_buf_addf(&name, "%s: CREATE TABLE destination%s (sql_create_table)", e->name,
+                         uuid ? " with its UUID (sql_needs_uuid, sql_table_uuid)" : ""));
+    if (sql_create_table(tb, src.v, src.n, t.buf, SQL_TABLE_DESTINATION, uuid ? u.buf : NULL,
+                         &b, &err) < 0)
+        gen_fail(e->name, err.msg);
+    gen_emit_buf(name.buf,
+                 &(struct gen_rec){.note = e->dst_engine ? "in-process: no {shard} macro, no "
+                                                           "ZooKeeper: refused after the UUID "
+                                                           "and the parsing"
+                                                         : NULL,
+                                   .expect_error = e->dst_engine ? "NO_ELEMENTS_IN_CONFIG" : NULL},
+                 &b, 0);
+    gen_cols_free(&src);
+    chc_buf_release(&b);
+    chc_buf_release(&name);
+    chc_buf_release(&t);
+    chc_buf_release(&u);
+}
+
 static void create_tables(const struct compat_entry *e, const struct cfg_table *tb)
 {
-    struct gen_cols src = gen_describe("describe-src-", e), dst = gen_describe("describe-", e);
+    struct gen_cols dst = gen_describe("describe-", e), shw = gen_describe("showcreate-", e);
     struct chc_buf b = CHC_BUF_INIT, name = CHC_BUF_INIT, t = CHC_BUF_INIT;
     struct chc_err err = CHC_ERR_INIT;
     unsigned k;
 
-    gen_oom(chc_buf_addf(&t, "dst_%s_made", e->name));
-    gen_oom(chc_buf_addf(&name, "%s: CREATE TABLE destination (sql_create_table)", e->name));
-    if (sql_create_table(tb, src.v, src.n, t.buf, SQL_TABLE_DESTINATION, NULL, &b, &err) < 0)
-        gen_fail(e->name, err.msg);
-    gen_emit(name.buf,
-             &(struct gen_rec){.note = e->dst_engine ? "in-process: no {shard} macro, no "
-                                                       "ZooKeeper, so the Replicated CREATE is "
-                                                       "refused after parsing"
-                                                     : NULL,
-                               .expect_error = e->dst_engine ? "NO_ELEMENTS_IN_CONFIG" : NULL},
-             b.buf);
-    chc_buf_reset(&b);
+    create_destination(e, tb);
     for (k = 0; k <= plan_splits(tb); k++) {
         chc_buf_reset(&t);
         chc_buf_reset(&name);
         gen_oom(k < plan_splits(tb) ? plan_piece_table(tb, k, &t) : plan_assembly_table(tb, &t));
-        gen_oom(chc_buf_addf(&name, "%s: CREATE TABLE staging %s (sql_create_table)", e->name,
-                             t.buf));
-        if (sql_create_table(tb, dst.v, dst.n, t.buf, SQL_TABLE_STAGING, NULL, &b, &err) < 0)
+        gen_oom(chc_buf_addf(&name, "%s: CREATE TABLE staging %s, the destination's twin "
+                                    "(sql_staging_from_show)", e->name, t.buf));
+        if (sql_staging_from_show(ch_rows_str(shw.rows, 0, 0), tb->database_push, t.buf, &b,
+                                  &err) < 0)
             gen_fail(e->name, err.msg);
         gen_emit_buf(name.buf, NULL, &b, 0);
     }
     chc_buf_reset(&t);
+    chc_buf_reset(&name);
+    gen_oom(chc_buf_addf(&t, "dst_%s_plan_twin", e->name));
+    gen_oom(chc_buf_addf(&name, "%s: CREATE TABLE staging as `plan` shows it (sql_create_table)",
+                         e->name));
+    if (sql_create_table(tb, dst.v, dst.n, t.buf, SQL_TABLE_STAGING, NULL, &b, &err) < 0)
+        gen_fail(e->name, err.msg);
+    gen_emit_buf(name.buf, NULL, &b, 0);
+    chc_buf_reset(&t);
     gen_oom(plan_piece_table(tb, 0, &t));
     capture_reads(e, t.buf, "piece-");
-    gen_cols_free(&src);
     gen_cols_free(&dst);
+    gen_cols_free(&shw);
     chc_buf_release(&b);
     chc_buf_release(&name);
     chc_buf_release(&t);

@@ -38,6 +38,7 @@ static const struct {
     {"idx", "MergeTree", "toYYYYMMDD(ts)", "(lvl, id)"},
     {"unpart", "MergeTree", NULL, "tuple()"},
     {"rrep", "ReplacingMergeTree", "toYYYYMM(d)", "(id)"},
+    {"rnone", "MergeTree", "intDiv(id, 5)", "id"},
 };
 #define N_TABLES (sizeof(tables) / sizeof(tables[0]))
 
