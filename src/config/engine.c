@@ -31,6 +31,7 @@ enum clause {
     CL_SAMPLE,
     CL_TTL,
     CL_SETTINGS,
+    CL_COMMENT,
     _CL_MAX,
 };
 
@@ -45,6 +46,10 @@ static const struct {
     [CL_SAMPLE] = {"SAMPLE", "BY", "SAMPLE BY", 1},
     [CL_TTL] = {"TTL", NULL, "TTL", 0},
     [CL_SETTINGS] = {"SETTINGS", NULL, "SETTINGS", 0},
+    /* The table's comment, which SHOW CREATE TABLE prints after SETTINGS:
+     * a clause of CREATE TABLE rather than of the engine, accepted so that
+     * an engine copied from SHOW CREATE TABLE reads as written. */
+    [CL_COMMENT] = {"COMMENT", NULL, "COMMENT", 1},
 };
 
 /* The clause keyword starting at token i, or -1; *ret_ntok gets its length.
@@ -183,6 +188,7 @@ struct engine_info *engine_free(struct engine_info *e)
     free(e->sample_by);
     free(e->ttl);
     free(e->settings);
+    free(e->comment);
     for (i = 0; i < e->n_key_columns; i++)
         free(e->key_columns[i]);
     free(e->key_columns);
@@ -376,7 +382,7 @@ static int parse_clauses(struct found *f, size_t i)
         if (c < 0)
             return chc_err_set(p->err, CHC_EPARSE,
                                "unexpected '%s' at byte offset %zu: expected PARTITION BY, "
-                               "ORDER BY, PRIMARY KEY, SAMPLE BY, TTL or SETTINGS",
+                               "ORDER BY, PRIMARY KEY, SAMPLE BY, TTL, SETTINGS or COMMENT",
                                engine__tok_snip(p, i, buf), p->toks[i].start);
         if (f->seen[c])
             return chc_err_set(p->err, CHC_EPARSE,
@@ -433,6 +439,7 @@ static int store_clauses(struct found *f)
         [CL_PARTITION] = &e->partition_by, [CL_ORDER] = &e->order_by,
         [CL_PRIMARY] = &e->primary_key,    [CL_SAMPLE] = &e->sample_by,
         [CL_TTL] = &e->ttl,                [CL_SETTINGS] = &e->settings,
+        [CL_COMMENT] = &e->comment,
     };
     int c;
 
@@ -549,6 +556,8 @@ int engine_build_clause(const struct engine_info *e, int plain, struct chc_buf *
         if (v)
             r = chc_buf_addf(out, " %s %s", order[i].kw, v);
     }
+    if (r == 0 && !plain && e->comment)
+        r = chc_buf_addf(out, " COMMENT %s", e->comment);
     if (r < 0)
         goto fail;
     return 0;
@@ -576,7 +585,7 @@ int engine_equal(const struct engine_info *a, const struct engine_info *b)
         !str_equal(a->args, b->args) || !str_equal(a->partition_by, b->partition_by) ||
         !str_equal(a->order_by, b->order_by) || !str_equal(a->primary_key, b->primary_key) ||
         !str_equal(a->sample_by, b->sample_by) || !str_equal(a->ttl, b->ttl) ||
-        !str_equal(a->settings, b->settings))
+        !str_equal(a->settings, b->settings) || !str_equal(a->comment, b->comment))
         return 0;
     for (i = 0; i < a->n_key_columns; i++)
         if (!str_equal(a->key_columns[i], b->key_columns[i]))

@@ -55,6 +55,8 @@ static int drop_staging(struct worker *w, const struct cfg_table *tb, struct chc
     unsigned k, splits = plan_splits(tb);
     int r = nodes__of_cluster(tb->push, &nodes, &n_nodes) < 0 ? oom(err) : 0;
 
+    if (r == 0 && w->o->yes) /* drops lift the size limit where the version lets them */
+        r = nodes__probe_versions(w, nodes, n_nodes, err);
     for (k = 0; r == 0 && k <= splits; k++) {
         chc_buf_reset(&name);
         chc_buf_reset(&sql);
@@ -66,7 +68,7 @@ static int drop_staging(struct worker *w, const struct cfg_table *tb, struct chc
         printf("%s %s on %zu destination nodes\n", w->o->yes ? "dropping" : "would drop",
                sql.buf + strlen("DROP TABLE IF EXISTS "), n_nodes);
         if (w->o->yes)
-            r = nodes__fanout(w, nodes, n_nodes, sql.buf, err);
+            r = nodes__drops(w, nodes, n_nodes, NULL, sql.buf, err);
     }
     if (r == 0)
         r = tables__drop_assemblies(w, tb, nodes, n_nodes, !w->o->yes, err);

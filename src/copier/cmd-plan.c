@@ -8,18 +8,22 @@
 
 #include "chcopier/base/buf.h"
 #include "chcopier/ch/ch.h"
+#include "chcopier/config/options.h"
 #include "chcopier/config/task.h"
 #include "chcopier/copier/worker.h"
 #include "chcopier/sql/move.h"
 #include "chcopier/sql/plan.h"
+#include "chcopier/sql/rewrite.h"
 #include "chcopier/sql/route.h"
 #include "cmd.h"
 #include "discover.h"
 #include "nodes.h"
 #include "piece.h"
+#include "preflight.h"
 #include "routing.h"
 #include "tables.h"
 #include "tstate.h"
+#include "versions.h"
 #include "wk.h"
 
 #include "base/banned.h"
@@ -30,12 +34,14 @@ struct plan_view {
     struct tstate *ts;
     struct ch_rows *src_cols;
     struct ch_rows *dst_cols; /* NULL: the destination does not exist yet */
+    char *dst_show;           /* its SHOW CREATE TABLE (staging are its twins) */
 };
 
 static void view_release(struct plan_view *v)
 {
     ch_rows_free(v->src_cols);
     ch_rows_free(v->dst_cols);
+    free(v->dst_show);
     tstate__free(v->ts);
 }
 
@@ -55,7 +61,9 @@ static int view_load(struct worker *w, const struct cfg_table *tb, struct plan_v
     if (nodes__describe(w, v->ts->targets[0].rep, SIDE_PUSH, tb->database_push, tb->table_push,
                         &v->dst_cols, err) < 0)
         v->dst_cols = NULL;
-    r = tables__columns_load(v->ts, v->dst_cols ? v->dst_cols : v->src_cols, err);
+    r = v->dst_cols ? tables__show_create(w, v->ts->targets[0].rep, tb, &v->dst_show, err) : 0;
+    if (r == 0)
+        r = tables__columns_load(v->ts, v->dst_cols ? v->dst_cols : v->src_cols, err);
     if (r == 0)
         r = routing__choose(w, v->ts, err);
     return r == 0 ? discover__partitions(w, v->ts, err) : r;
@@ -76,6 +84,7 @@ static int print_layout(const struct tstate *ts, struct chc_err *err)
 {
     const struct cfg_table *tb = ts->tb;
     const struct cfg_replica **nodes = NULL, **treps = NULL;
+    struct chc_buf vers = CHC_BUF_INIT;
     size_t n_nodes = 0, s;
     int r = 0;
 
@@ -93,9 +102,14 @@ static int print_layout(const struct tstate *ts, struct chc_err *err)
     printf("\n");
     print_nodes("destination nodes", nodes, n_nodes);
     print_nodes("staging nodes", treps, ts->n_targets);
+    if (versions__line(ts, &vers) < 0)
+        r = oom(err);
+    else
+        printf("  servers: %s\n  data path: %s\n", vers.buf, ts->pipe ? "pipe" : "pull");
 out:
     free(nodes);
     free(treps);
+    chc_buf_release(&vers);
     return r;
 }
 
@@ -140,13 +154,19 @@ static void print_partitions(const struct tstate *ts)
 static int print_tables(const struct plan_view *v, struct chc_err *err)
 {
     const struct cfg_table *tb = v->ts->tb;
-    struct chc_buf sql = CHC_BUF_INIT, name = CHC_BUF_INIT;
+    struct chc_buf sql = CHC_BUF_INIT, name = CHC_BUF_INIT, uuid = CHC_BUF_INIT;
     unsigned k;
     int r;
 
     printf("  destination table (%s):\n",
            v->dst_cols ? "exists" : "created on every destination node");
-    r = tables__create_sql(tb, v->src_cols, tb->table_push, SQL_TABLE_DESTINATION, &sql, err);
+    r = sql_table_uuid(v->ts->w->o->task_path, tb, &uuid) < 0 ? oom(err) : 0;
+    if (r == 0)
+        r = tables__create_sql(tb, v->src_cols, tb->table_push, SQL_TABLE_DESTINATION,
+                               sql_needs_uuid(tb, preflight__version(v->ts, v->ts->targets[0].rep))
+                                   ? uuid.buf
+                                   : NULL,
+                               &sql, err);
     if (r == 0)
         cmd__print_sql("    ", sql.buf);
     if (r == 0)
@@ -159,13 +179,16 @@ static int print_tables(const struct plan_view *v, struct chc_err *err)
             r = oom(err);
             break;
         }
-        r = tables__create_sql(tb, v->dst_cols ? v->dst_cols : v->src_cols, name.buf,
-                               SQL_TABLE_STAGING, &sql, err);
+        if (v->dst_show) /* staging tables are the destination's twins */
+            r = sql_staging_from_show(v->dst_show, tb->database_push, name.buf, &sql, err);
+        else /* as the destination will be created */
+            r = tables__create_sql(tb, v->src_cols, name.buf, SQL_TABLE_STAGING, NULL, &sql, err);
         if (r == 0)
             cmd__print_sql("    ", sql.buf);
     }
     chc_buf_release(&sql);
     chc_buf_release(&name);
+    chc_buf_release(&uuid);
     return r;
 }
 

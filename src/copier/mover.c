@@ -12,6 +12,7 @@
  * staging node: the replicas of a non-replicated destination hold copies of
  * their own and must agree.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,8 @@
 #include "chcopier/zk/zk.h"
 #include "discover.h"
 #include "mover.h"
+#include "batch.h"
+#include "checks.h"
 #include "nodes.h"
 #include "routing.h"
 #include "sums.h"
@@ -67,164 +70,32 @@ static int part_ready(struct worker *w, struct tstate *ts, size_t part, struct c
     return r;
 }
 
-/* One partition in a batch of moves. */
-struct mv {
-    size_t part;
-    char *lock;
-    struct chc_buf state;
-    int version;      /* of parts/<p>, read under the lock */
-    struct sums src, before_total;
-    struct sums *before, *staged, *after; /* per staging node */
-    unsigned long long exp_rows, exp_hash;
-    int active;    /* still going in this batch */
-    int again;     /* an earlier attempt died while assembling */
-    int assemble;  /* needs assembling in this attempt */
-    int recheck;   /* assembled by an earlier attempt: check the assembly first */
-    int replace;   /* needs the REPLACE (not yet recorded moved) */
-};
-
-struct batch {
-    struct mv mv[MOVE_BATCH];
-    size_t n;
-    uint64_t t0;
-};
-
-static void mv_fail(struct worker *w, struct tstate *ts, struct mv *m, const struct chc_err *e,
-                    unsigned *move_failures)
-{
-    chc_log_warn("table '%s': move of partition %s failed: %s, retrying", ts->tb->name,
-                 ts->parts[m->part].lit, e->msg);
-    wk__metric(w, ts, CHC_METRIC_ERRORS, "kind", chc_err_name(e->code), 1, WK_ADD);
-    (*move_failures)++;
-    m->active = 0;
-}
-
-/* Fencing before each round of ALTERs: ClickHouse cannot check a ZooKeeper
- * lock, so a mover that was stalled (SIGSTOP, a long pause) past its
- * session must find out before it touches a table. A synchronous check
- * right before the round fails with the expired session; any partition
- * whose move lock is no longer ours (owned by our session) leaves the
- * batch. */
-static int mv_owned(struct worker *w, struct batch *b, struct chc_err *err)
-{
-    int64_t me = zk_session_id(w->zs);
-    struct zk_stat st;
-    size_t i;
-    int r;
-
-    for (i = 0; i < b->n; i++) {
-        struct mv *m = &b->mv[i];
-        if (!m->active || !m->lock)
-            continue;
-        r = zk_exists(w->zs, m->lock, &st, err);
-        if (r == CHC_EZK_EXPIRED || r == CHC_EZK_CONNLOSS)
-            return r;
-        if (r < 0 || st.ephemeral_owner != me) {
-            chc_log_warn("lost the move lock '%s': leaving the partition to its new owner",
-                         m->lock);
-            m->active = 0;
-        }
-    }
-    return 0;
-}
-
-static int step_applies(const struct mv *m, enum move_step step)
-{
-    if (!m->active)
-        return 0;
-    switch (step) {
-    case MOVE_CREATE_ASSEMBLY:
-        return m->assemble || m->recheck;
-    case MOVE_DROP_ASSEMBLY:
-        return m->assemble && m->again;
-    case MOVE_ATTACH_DEST:
-        return m->assemble && m->before_total.rows > 0;
-    case MOVE_ATTACH_PIECES:
-        return m->assemble;
-    case MOVE_REPLACE:
-        return m->replace;
-    case MOVE_RELEASE_PIECES:
-    case MOVE_RELEASE_ASSEMBLY:
-        return 0; /* release() builds its own round */
-    }
-    return 0;
-}
-
-/* One step for every partition of the batch it applies to, on every staging
- * node, all statements at once (nodes__multi bounds how many run, and
- * sends none once the session is gone). The locks are checked first. */
-static int mv_step(struct worker *w, struct tstate *ts, struct batch *b, enum move_step step,
-                   struct chc_err *err)
-{
-    size_t cap = b->n * (ts->splits + 1) + 1, nq = cap * ts->n_targets, q = 0, ns = 0, i, t;
-    const struct cfg_replica **reps = calloc(nq, sizeof(*reps));
-    struct chc_buf *sql = calloc(cap, sizeof(*sql));
-    const char **sqls = calloc(nq, sizeof(*sqls));
-    unsigned k, nk;
-    int r = reps && sql && sqls ? 0 : oom(err);
-
-    for (i = 0; r == 0 && i < b->n && !step_applies(&b->mv[i], step); i++)
-        ;
-    if (r == 0 && i < b->n)
-        r = mv_owned(w, b, err); /* only before a round that sends something */
-
-    for (i = 0; r == 0 && i < b->n; i++) {
-        const struct mv *m = &b->mv[i];
-        if (!step_applies(m, step))
-            continue;
-        nk = step == MOVE_ATTACH_PIECES ? ts->parts[m->part].splits : 1;
-        for (k = 0; r == 0 && k < nk; k++) {
-            chc_buf_init(&sql[ns], 0);
-            r = sql_move_step(ts->tb, step, ts->parts[m->part].lit, k, &sql[ns]) < 0 ? oom(err) : 0;
-            for (t = 0; r == 0 && t < ts->n_targets; t++) {
-                reps[q] = ts->targets[t].rep;
-                sqls[q++] = sql[ns].buf;
-            }
-            ns++;
-        }
-    }
-    if (r == 0 && q > 0 && step == MOVE_REPLACE)
-        wk__fault_point(w, "before_replace"); /* the lock checked, not yet used */
-    if (r == 0 && q > 0)
-        r = nodes__multi(w, reps, q, sqls, NULL, NULL, NULL, err);
-    for (i = 0; sql && i < ns; i++)
-        chc_buf_release(&sql[i]);
-    free(reps);
-    free(sql);
-    free(sqls);
-    return r;
-}
-
 /* Record `what` for every active partition with `only` set (NULL: every
  * active one): "<what> <rows> <checksum>", conditional on the version read
  * under the lock. */
 static int mv_record(struct worker *w, struct tstate *ts, struct batch *b, const char *what,
                      int (*only)(const struct mv *), struct chc_err *err)
 {
-    char lines[MOVE_BATCH][80];
-    const char *states[MOVE_BATCH];
-    int *versions[MOVE_BATCH];
-    size_t parts[MOVE_BATCH], i, np = 0;
+    struct chc_buf line = CHC_BUF_INIT;
+    size_t i;
+    int r = 0;
 
-    for (i = 0; i < b->n; i++) {
+    (void)w;
+    for (i = 0; r == 0 && i < b->n; i++) {
         struct mv *m = &b->mv[i];
         if (!m->active || (only && !only(m)))
             continue;
+        chc_buf_reset(&line);
         if (!strcmp(what, "assembling"))
-            snprintf(lines[np], sizeof(lines[np]), "assembling");
+            r = chc_buf_addstr(&line, "assembling");
         else
-            snprintf(lines[np], sizeof(lines[np]), "%s %llu %llu", what, m->exp_rows,
-                     m->exp_hash);
-        states[np] = lines[np];
-        versions[np] = &m->version;
-        parts[np++] = m->part;
+            r = chc_buf_addf(&line, "%s %llu %llu", what, m->exp_rows, m->exp_hash);
+        if (r == 0 && !strcmp(what, "assembled"))
+            r = checks__record_shards(ts, m, &line);
+        r = r < 0 ? oom(err) : tstate__part_write(ts, m->part, line.buf, &m->version, err);
     }
-    for (i = 0; i < np; i++) {
-        int r = tstate__part_write(ts, parts[i], states[i], versions[i], err);
-        if (r < 0)
-            return r;
-    }
-    return 0;
+    chc_buf_release(&line);
+    return r;
 }
 
 static int to_assemble_fresh(const struct mv *m)
@@ -246,6 +117,8 @@ static void batch_release(struct worker *w, struct batch *b)
         st_release(&cl, &b->mv[i].lock);
         chc_buf_release(&b->mv[i].state);
         free(b->mv[i].before); /* one allocation for before, staged and after */
+        free(b->mv[i].skip);
+        free(b->mv[i].rec);
     }
     b->n = 0;
 }
@@ -268,7 +141,9 @@ static int batch_claim(struct worker *w, struct tstate *ts, const size_t *parts,
         m->version = -1;
         b->n = i + 1;
         m->before = calloc(3 * (ts->n_targets ? ts->n_targets : 1), sizeof(*m->before));
-        if (!m->before)
+        m->skip = calloc(ts->n_targets ? ts->n_targets : 1, 1);
+        m->rec = calloc(ts->tb->push->n_shards ? ts->tb->push->n_shards : 1, sizeof(*m->rec));
+        if (!m->before || !m->skip || !m->rec)
             return oom(err);
         m->staged = m->before + ts->n_targets;
         m->after = m->staged + ts->n_targets;
@@ -296,6 +171,8 @@ static int batch_claim(struct worker *w, struct tstate *ts, const size_t *parts,
         m->again = from == MOVE_REASSEMBLE;
         m->assemble = from == MOVE_ASSEMBLE || from == MOVE_REASSEMBLE;
         m->recheck = from == MOVE_RECHECK;
+        if (m->recheck)
+            m->n_rec = protocol_shards_parse(m->state.buf, m->rec, ts->tb->push->n_shards);
         m->exp_rows = recorded.rows;
         m->exp_hash = recorded.hash;
         active++;
@@ -345,61 +222,6 @@ static int batch_before(struct worker *w, struct tstate *ts, struct batch *b,
     return r;
 }
 
-/* A partition whose staging does not hold what it should: copy its group
- * again, and assemble it from scratch when the pieces are back. */
-static void mv_recopy(struct worker *w, struct tstate *ts, struct mv *m, const char *why,
-                      unsigned *move_failures)
-{
-    struct chc_err e = CHC_ERR_INIT;
-
-    if (tstate__reset_pieces(ts, m->part, &e) == 0 &&
-        tstate__part_write(ts, m->part, "assembling", &m->version, &e) == 0)
-        chc_err_set(&e, CHC_EMISMATCH, "%s: copying the partition again", why);
-    mv_fail(w, ts, m, &e, move_failures);
-}
-
-static int assembled_check(struct worker *w, struct tstate *ts, struct mv *m,
-                           unsigned *move_failures)
-{
-    const struct chc_log_fields lf = {.table = ts->tb->name, .partition = ts->parts[m->part].lit,
-                                      .piece = -1, .shard = -1, .event = "move",
-                                      .rows = -1, .bytes = -1, .duration = -1.0,
-                                      .error = "staging mismatch"};
-    struct sums got;
-    size_t bad = 0;
-    int agree = sums__total(ts, m->staged, &got, &bad) == 0;
-
-    m->exp_rows = m->before_total.rows + m->src.rows;
-    m->exp_hash = m->before_total.hash + m->src.hash;
-    switch (protocol_assembled(agree, got, m->before_total, m->src)) {
-    case ASSEMBLED_OK:
-        return 1;
-    case ASSEMBLED_STRAY:
-        chc_log_at(CHC_LOG_ERROR, &lf, "the assembly on %s:%d differs from the other staging "
-                   "node(s) of destination shard %zu (a stray insert?)",
-                   ts->targets[bad].rep->host, ts->targets[bad].rep->http_port,
-                   ts->targets[bad].shard + 1);
-        mv_recopy(w, ts, m, "staging replicas disagree", move_failures);
-        return 0;
-    case ASSEMBLED_MISMATCH:
-        /* A stray insert of a dead worker shows here, before anything
-         * reaches the destination: copy the partition again. */
-        chc_log_at(CHC_LOG_ERROR, &lf,
-                   "assembly holds %llu rows (checksum %llu), expected %llu (destination) + "
-                   "%llu (source) = %llu (checksum %llu): recopying the partition",
-                   got.rows, got.hash, m->before_total.rows, m->src.rows, m->exp_rows,
-                   m->exp_hash);
-        /* Rows missing after a routed copy went to a replica we do not
-         * stage on: the server's view of the cluster is not ours. */
-        if (got.rows < m->exp_rows)
-            routing__fallback(w, ts, "a routed copy left rows on a node that is not a staging "
-                                   "node");
-        mv_recopy(w, ts, m, "staging does not match the source", move_failures);
-        return 0;
-    }
-    return 0;
-}
-
 /* 3. Assemble in <table>_assembly on every staging node (the destination's
  * rows in append mode, then every piece, by ATTACH: a snapshot nobody else
  * writes to), check it against destination + source, record
@@ -414,13 +236,13 @@ static int batch_assemble(struct worker *w, struct tstate *ts, struct batch *b,
 
     r = mv_record(w, ts, b, "assembling", to_assemble_fresh, err);
     if (r == 0)
-        r = mv_step(w, ts, b, MOVE_CREATE_ASSEMBLY, err);
+        r = batch__step(w, ts, b, MOVE_CREATE_ASSEMBLY, err);
     if (r == 0)
-        r = mv_step(w, ts, b, MOVE_DROP_ASSEMBLY, err);
+        r = batch__step(w, ts, b, MOVE_DROP_ASSEMBLY, err);
     if (r == 0)
-        r = mv_step(w, ts, b, MOVE_ATTACH_DEST, err);
+        r = batch__step(w, ts, b, MOVE_ATTACH_DEST, err);
     if (r == 0)
-        r = mv_step(w, ts, b, MOVE_ATTACH_PIECES, err);
+        r = batch__step(w, ts, b, MOVE_ATTACH_PIECES, err);
     for (i = 0; r == 0 && i < b->n; i++)
         if (b->mv[i].active && b->mv[i].assemble) {
             parts[np] = b->mv[i].part;
@@ -434,12 +256,12 @@ static int batch_assemble(struct worker *w, struct tstate *ts, struct batch *b,
     for (i = 0; r == 0 && i < b->n; i++) {
         struct mv *m = &b->mv[i];
         struct chc_err e = CHC_ERR_INIT;
-        if (!m->active || !m->assemble || !assembled_check(w, ts, m, move_failures))
+        if (!m->active || !m->assemble || !checks__assembled(w, ts, m, move_failures))
             continue;
         if (wk__fault_draw(w, w->o->move_fault_probability, "move %s %s %u",
                            ts->tb->def_hash_hex, ts->parts[m->part].lit, *move_failures)) {
             chc_err_set(&e, CHC_EFAULT_INJECTED, "move fault injected");
-            mv_fail(w, ts, m, &e, move_failures);
+            batch__fail(w, ts, m, &e, move_failures);
             continue;
         }
         m->replace = 1;
@@ -455,7 +277,7 @@ static int batch_assemble(struct worker *w, struct tstate *ts, struct batch *b,
 }
 
 /* An assembly recorded by an earlier attempt is replaced from (after
- * batch_recheck); its expected sums came with its state. */
+ * checks__recheck); its expected sums came with its state. */
 static void batch_recorded(struct batch *b)
 {
     size_t i;
@@ -463,122 +285,6 @@ static void batch_recorded(struct batch *b)
     for (i = 0; i < b->n; i++)
         if (b->mv[i].active && b->mv[i].recheck)
             b->mv[i].replace = 1;
-}
-
-/* 4. Partitions assembled by an earlier attempt: the assembly must still
- * hold what was recorded. Staging tables re-created since (say, after an
- * operator changed the destination) hold nothing, and a REPLACE from them
- * would empty the partition. If the assembly differs, the destination may
- * already hold the partition (the REPLACE ran, "moved" was not recorded):
- * then only verify; else copy the partition again. */
-static int batch_recheck(struct worker *w, struct tstate *ts, struct batch *b,
-                         unsigned *move_failures, struct chc_err *err)
-{
-    size_t parts[MOVE_BATCH], i, np = 0, bad = 0;
-    struct sums *per[MOVE_BATCH], got;
-    struct sums_round round = {0};
-    int r = 0;
-
-    for (i = 0; i < b->n; i++)
-        if (b->mv[i].active && b->mv[i].recheck) {
-            parts[np] = b->mv[i].part;
-            per[np++] = b->mv[i].staged;
-        }
-    if (np == 0)
-        return 0;
-    /* A lost assembly comes back empty: the verdict below is "recopy". */
-    r = mv_step(w, ts, b, MOVE_CREATE_ASSEMBLY, err);
-    if (r == 0)
-        r = sums__targets(&round, ts, parts, per, np, NULL, err);
-    for (i = 0, np = 0; r == 0 && i < b->n; i++) {
-        struct mv *m = &b->mv[i];
-        if (m->active && m->recheck) { /* the destination too, in the same round */
-            parts[np] = m->part;
-            per[np++] = m->after;
-        }
-    }
-    if (r == 0)
-        r = sums__targets(&round, ts, parts, per, np, ts->tb->table_push, err);
-    if (r == 0)
-        r = sums__run(w, &round, err);
-    sums__release(&round);
-    for (i = 0; r == 0 && i < b->n; i++) {
-        struct mv *m = &b->mv[i];
-        struct sums exp = {m->exp_rows, m->exp_hash}, dest;
-        int asm_agree, dest_agree;
-        if (!m->active || !m->recheck)
-            continue;
-        asm_agree = sums__total(ts, m->staged, &got, &bad) == 0;
-        dest_agree = sums__total(ts, m->after, &dest, &bad) == 0;
-        switch (protocol_recheck(asm_agree, got, dest_agree, dest, exp)) {
-        case RECHECK_REPLACE:
-            continue; /* the assembly is intact: REPLACE from it */
-        case RECHECK_VERIFY_ONLY:
-            chc_log_info("table '%s': partition %s was already replaced: verifying it",
-                         ts->tb->name, ts->parts[m->part].lit);
-            m->replace = 0;
-            continue;
-        case RECHECK_RECOPY:
-            break;
-        }
-        chc_log_warn("table '%s': the assembly of partition %s no longer holds the %llu rows "
-                     "recorded (staging tables re-created?); the destination is untouched",
-                     ts->tb->name, ts->parts[m->part].lit, m->exp_rows);
-        mv_recopy(w, ts, m, "the assembly was lost", move_failures);
-    }
-    return r;
-}
-
-/* 6. Every staging node's destination partition must hold what was
- * recorded; the replicas of a shard must agree. */
-static int batch_verify(struct worker *w, struct tstate *ts, struct batch *b,
-                        unsigned *move_failures, struct chc_err *err)
-{
-    size_t parts[MOVE_BATCH], i, np = 0, bad = 0;
-    struct sums *per[MOVE_BATCH], got;
-    struct sums_round round = {0};
-    int r;
-
-    for (i = 0; i < b->n; i++)
-        if (b->mv[i].active) {
-            memset(b->mv[i].after, 0, ts->n_targets * sizeof(*b->mv[i].after));
-            parts[np] = b->mv[i].part;
-            per[np++] = b->mv[i].after;
-        }
-    r = sums__targets(&round, ts, parts, per, np, ts->tb->table_push, err);
-    if (r == 0)
-        r = sums__run(w, &round, err);
-    sums__release(&round);
-    for (i = 0; r == 0 && i < b->n; i++) {
-        struct mv *m = &b->mv[i];
-        const struct chc_log_fields lf = {.table = ts->tb->name,
-                                          .partition = ts->parts[m->part].lit, .piece = -1,
-                                          .shard = -1, .event = "move", .rows = -1, .bytes = -1,
-                                          .duration = -1.0, .error = "destination mismatch"};
-        struct chc_err e = CHC_ERR_INIT;
-        struct sums exp = {m->exp_rows, m->exp_hash};
-        int agree;
-        if (!m->active)
-            continue;
-        agree = sums__total(ts, m->after, &got, &bad) == 0;
-        if (protocol_verified(agree, got, exp))
-            continue;
-        if (!agree) {
-            chc_log_at(CHC_LOG_ERROR, &lf, "verification failed: %s:%d differs from the other "
-                       "replica(s) of destination shard %zu",
-                       ts->targets[bad].rep->host, ts->targets[bad].rep->http_port,
-                       ts->targets[bad].shard + 1);
-        } else {
-            chc_log_at(CHC_LOG_ERROR, &lf,
-                       "verification failed: destination has %llu rows (checksum %llu), "
-                       "expected %llu (checksum %llu)",
-                       got.rows, got.hash, m->exp_rows, m->exp_hash);
-        }
-        chc_err_set(&e, CHC_EMISMATCH, "partition %s failed verification",
-                    ts->parts[m->part].lit);
-        mv_fail(w, ts, m, &e, move_failures);
-    }
-    return r;
 }
 
 /* Move up to MOVE_BATCH complete partitions together (docs/design.md):
@@ -643,7 +349,7 @@ static void release(struct worker *w, struct tstate *ts, struct batch *b)
             sqls[q++] = sql[i].buf;
         }
     if (r == 0 && q > 0)
-        r = nodes__multi(w, reps, q, sqls, NULL, NULL, NULL, &e);
+        r = nodes__drops(w, reps, q, sqls, NULL, &e);
     if (r < 0)
         chc_log_warn("table '%s': cannot drop the staging data of moved partitions (%s); it "
                      "goes with the staging tables at the end",
@@ -676,10 +382,10 @@ static int move_batch(struct worker *w, struct tstate *ts, const size_t *parts, 
         r = batch_assemble(w, ts, &b, move_failures, err);
     if (r >= 0) {
         batch_recorded(&b);
-        r = batch_recheck(w, ts, &b, move_failures, err);
+        r = checks__recheck(w, ts, &b, move_failures, err);
     }
     if (r >= 0)
-        r = mv_step(w, ts, &b, MOVE_REPLACE, err);
+        r = batch__step(w, ts, &b, MOVE_REPLACE, err);
     if (r >= 0)
         wk__fault_point(w, "after_replace");
     if (r >= 0)
@@ -687,7 +393,7 @@ static int move_batch(struct worker *w, struct tstate *ts, const size_t *parts, 
     if (r >= 0)
         wk__fault_point(w, "before_verify");
     if (r >= 0)
-        r = batch_verify(w, ts, &b, move_failures, err);
+        r = checks__verify(w, ts, &b, move_failures, err);
     if (r >= 0)
         r = mv_record(w, ts, &b, "done", NULL, err);
     if (r >= 0)

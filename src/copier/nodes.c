@@ -12,7 +12,10 @@
 #include "chcopier/ch/ch.h"
 #include "chcopier/config/task.h"
 #include "chcopier/obs/log.h"
+#include "chcopier/ch/response.h"
+#include "chcopier/sql/check.h"
 #include "chcopier/sql/ddl.h"
+#include "chcopier/sql/dialect.h"
 #include "chcopier/zk/zk.h"
 #include "nodes.h"
 #include "wk.h"
@@ -29,8 +32,17 @@ void nodes__params(struct ch_query_params *p, const struct cfg_replica *rep, con
     p->sql = sql;
     p->max_response = RESPONSE_MAX;
     p->settings[0] = &t->settings;
-    p->settings[1] = side == SIDE_PUSH ? &t->settings_push : &t->settings_pull;
+    p->settings[1] = side == SIDE_PULL ? &t->settings_pull : &t->settings_push;
     p->settings[2] = NULL;
+}
+
+/* nodes__params, and for a drop the node's settings for it. */
+static void params(const struct worker *w, struct ch_query_params *p,
+                   const struct cfg_replica *rep, const char *sql, enum side side)
+{
+    nodes__params(p, rep, sql, w->task, side);
+    if (side == SIDE_DROP)
+        p->settings[2] = dialect_drop_settings(wk__version(w, rep));
 }
 
 int nodes__query(struct worker *w, const struct cfg_replica *rep, enum side side,
@@ -39,7 +51,7 @@ int nodes__query(struct worker *w, const struct cfg_replica *rep, enum side side
     struct ch_query_params p;
     int r;
 
-    nodes__params(&p, rep, sql, w->task, side);
+    params(w, &p, rep, sql, side);
     chc_log_trace("%s:%d: %s", rep->host, rep->http_port, sql);
     if (out)
         chc_buf_reset(out); /* out receives this query's body only */
@@ -85,7 +97,7 @@ static int run_all(struct worker *w, const struct cfg_replica *const *reps, size
                                 "statements not sent", n - started, n);
                 break;
             }
-            nodes__params(&p, reps[i], sqls ? sqls[i] : sql, w->task, sides ? sides[i] : SIDE_PUSH);
+            params(w, &p, reps[i], sqls ? sqls[i] : sql, sides ? sides[i] : SIDE_PUSH);
             if (timeout_ms > 0) {
                 p.timeout_ms = timeout_ms;
                 p.connect_timeout_ms = timeout_ms < 5000 ? timeout_ms : 5000;
@@ -175,6 +187,56 @@ int nodes__fanout(struct worker *w, const struct cfg_replica *const *reps, size_
                   const char *sql, struct chc_err *err)
 {
     return nodes__multi(w, reps, n, NULL, sql, NULL, NULL, err);
+}
+
+int nodes__drops(struct worker *w, const struct cfg_replica *const *reps, size_t n,
+                 const char *const *sqls, const char *sql, struct chc_err *err)
+{
+    enum side *sides = calloc(n ? n : 1, sizeof(*sides));
+    const char *code;
+    size_t i;
+    int r;
+
+    if (!sides)
+        return oom(err);
+    for (i = 0; i < n; i++)
+        sides[i] = SIDE_DROP;
+    r = nodes__multi(w, reps, n, sqls, sql, NULL, sides, err);
+    code = r < 0 ? strstr(err->msg, "Code: ") : NULL;
+    if (code && ch_parse_exception_code(code) == 359)
+        chc_err_prefix(err, "staging data is too big to drop under the server's "
+                       "max_table_size_to_drop or max_partition_size_to_drop (a query may lift "
+                       "them from ClickHouse 23.12 on): drop the table the server names by hand, "
+                       "or raise the limit, and run chcopier again to finish");
+    free(sides);
+    return r;
+}
+
+int nodes__probe_versions(struct worker *w, const struct cfg_replica *const *reps, size_t n,
+                          struct chc_err *err)
+{
+    struct chc_buf *outs = calloc(n ? n : 1, sizeof(*outs));
+    struct chc_err *errs = calloc(n ? n : 1, sizeof(*errs));
+    size_t i;
+    int r = outs && errs ? 0 : oom(err);
+
+    for (i = 0; r == 0 && i < n; i++)
+        chc_buf_init(&outs[i], 4096);
+    if (r == 0)
+        r = nodes__each(w, reps, n, SQL_PROBE, SIDE_PUSH, 10000, outs, errs, err);
+    for (i = 0; r == 0 && i < n; i++) {
+        struct chc_err e = CHC_ERR_INIT;
+        unsigned v = 0;
+        chc_buf_trim(&outs[i]);
+        if (errs[i].code == 0 && dialect_parse_version(outs[i].buf, &v, &e) == 0 &&
+            wk__version_set(w, reps[i], v) < 0)
+            r = oom(err);
+    }
+    for (i = 0; outs && i < n; i++)
+        chc_buf_release(&outs[i]);
+    free(outs);
+    free(errs);
+    return r;
 }
 
 /* Describe a table: name, type, default kind, default expression. */

@@ -18,8 +18,10 @@ struct ch_rows;
 struct worker;
 
 /* Which cluster a node belongs to: its settings (<settings_pull> or
- * <settings_push>) go with each statement. */
-enum side { SIDE_PULL, SIDE_PUSH };
+ * <settings_push>) go with each statement. SIDE_DROP: a push node, plus the
+ * settings that lift the size limit of drops where its version accepts
+ * them (dialect_drop_settings). */
+enum side { SIDE_PULL, SIDE_PUSH, SIDE_DROP };
 
 void nodes__params(struct ch_query_params *p, const struct cfg_replica *rep, const char *sql,
                    const struct cfg_task *t, enum side side);
@@ -41,6 +43,17 @@ int nodes__each(struct worker *w, const struct cfg_replica *const *reps, size_t 
 /* One statement on n nodes at once (push side), every one must succeed. */
 int nodes__fanout(struct worker *w, const struct cfg_replica *const *reps, size_t n,
                   const char *sql, struct chc_err *err);
+/* Statements that drop staging data (sqls[i] on reps[i], or sql on all),
+ * as nodes__multi with SIDE_DROP. A refusal for size (Code 359,
+ * max_table_size_to_drop / max_partition_size_to_drop on a server that
+ * takes no query setting for it) says so and what to do. */
+int nodes__drops(struct worker *w, const struct cfg_replica *const *reps, size_t n,
+                 const char *const *sqls, const char *sql, struct chc_err *err);
+/* Ask reps[0..n) their version() (bounded, at once) and remember the
+ * answers (wk__version_set) so that statements follow them; a node that
+ * does not answer keeps 0 (unknown). < 0 only for ENOMEM. */
+int nodes__probe_versions(struct worker *w, const struct cfg_replica *const *reps, size_t n,
+                          struct chc_err *err);
 /* Every replica of cluster c (free the array). */
 int nodes__of_cluster(const struct cfg_cluster *c, const struct cfg_replica ***ret,
                       size_t *ret_n);

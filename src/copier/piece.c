@@ -19,6 +19,7 @@
 #include "chcopier/obs/log.h"
 #include "chcopier/obs/metrics.h"
 #include "chcopier/sql/copy.h"
+#include "chcopier/sql/dialect.h"
 #include "chcopier/sql/plan.h"
 #include "chcopier/sql/route.h"
 #include "chcopier/state/protocol.h"
@@ -26,6 +27,7 @@
 #include "chcopier/state/layout.h"
 #include "nodes.h"
 #include "piece.h"
+#include "preflight.h"
 #include "routing.h"
 #include "tables.h"
 #include "tstate.h"
@@ -103,7 +105,7 @@ static int drop_group(struct worker *w, struct tstate *ts, size_t part, unsigned
             sqls[q++] = stmt[i].buf;
         }
     }
-    r = r < 0 ? oom(err) : nodes__multi(w, reps, q, sqls, NULL, NULL, NULL, err);
+    r = r < 0 ? oom(err) : nodes__drops(w, reps, q, sqls, NULL, err);
     for (i = 0; stmt && i < ng; i++)
         chc_buf_release(&stmt[i]);
     free(stmt);
@@ -219,14 +221,15 @@ static int pipe_sqls(const struct tstate *ts, size_t part, unsigned k, const str
     return r;
 }
 
-/* A routed INSERT's settings (sql_route_settings) after the task's. */
-static void sink_params(const struct sink *to, struct ch_query_params *p)
+/* A routed INSERT's settings (dialect_route_settings, by the node's
+ * version) after the task's. */
+static void sink_params(const struct tstate *ts, const struct sink *to, struct ch_query_params *p)
 {
     size_t i;
 
     for (i = 0; to->via_route && i + 1 < CH_SETTINGS_MAX; i++)
         if (!p->settings[i]) {
-            p->settings[i] = sql_route_settings();
+            p->settings[i] = dialect_route_settings(preflight__version(ts, to->rep));
             break;
         }
 }
@@ -268,7 +271,7 @@ static int job_start_pipe(struct worker *w, struct job *j, struct chc_err *err)
         memset(&pp, 0, sizeof(pp));
         nodes__params(&pp.src, ts->src_rep[j->shard], sel.buf, w->task, SIDE_PULL);
         nodes__params(&pp.dst, to[t].rep, ins.buf, w->task, SIDE_PUSH);
-        sink_params(&to[t], &pp.dst);
+        sink_params(ts, &to[t], &pp.dst);
         pp.src.query_id = qid.buf;
         pp.dst.query_id = qid_w.buf;
         if (wk__fault_draw(w, w->o->copy_fault_probability, "copy %s %s %u %zu %zu %u",
@@ -337,7 +340,7 @@ static int job_start(struct worker *w, struct job *j, struct chc_err *err)
             chc_err_set(&j->err, CHC_EFAULT_INJECTED, "copy fault injected");
         }
         nodes__params(&p, to[t].rep, sql.buf, w->task, SIDE_PUSH);
-        sink_params(&to[t], &p);
+        sink_params(ts, &to[t], &p);
         p.query_id = qid.buf;
         p.timeout_ms = 0;
         /* remote() carries the source password: the log masks every form of
@@ -530,11 +533,11 @@ static int job_finish(struct worker *w, struct job *j, struct chc_err *err)
     if (r == 0)
         memcpy(pdone_at(ts, j->part, j->k), ps.done, ts->tb->pull->n_shards);
     if (r == 0) {
-        wk__metric(w, ts, CHC_METRIC_ROWS_COPIED, NULL, NULL, (double)lf.rows, WK_ADD);
+        tstate__metric(w, ts, CHC_METRIC_ROWS_COPIED, NULL, NULL, (double)lf.rows, WK_ADD);
         w->rows_copied += (unsigned long long)(lf.rows > 0 ? lf.rows : 0);
         w->bytes_copied += j->bytes;
         if (ts->pipe)
-            wk__metric(w, ts, CHC_METRIC_BYTES_COPIED, NULL, NULL, (double)j->bytes, WK_ADD);
+            tstate__metric(w, ts, CHC_METRIC_BYTES_COPIED, NULL, NULL, (double)j->bytes, WK_ADD);
         lf.bytes = ts->pipe ? (long long)j->bytes : -1;
         chc_log_at(CHC_LOG_INFO, &lf, "piece copied: %lld rows in %.2f s", lf.rows, lf.duration);
     }
@@ -565,8 +568,8 @@ int piece__jobs_reap(struct worker *w, unsigned *failures, struct tstate **ret_t
             /* Back off: retry_delay, doubling per failure of this piece, up to 16x. */
             j->ts->pnext[idx] = now_ms() + (uint64_t)w->o->retry_delay_ms * (1u << (f - 1));
             (*failures)++;
-            wk__metric(w, j->ts, CHC_METRIC_RETRIES, NULL, NULL, 1, WK_ADD);
-            wk__metric(w, j->ts, CHC_METRIC_ERRORS, "kind", chc_err_name(err.code), 1, WK_ADD);
+            tstate__metric(w, j->ts, CHC_METRIC_RETRIES, NULL, NULL, 1, WK_ADD);
+            tstate__metric(w, j->ts, CHC_METRIC_ERRORS, "kind", chc_err_name(err.code), 1, WK_ADD);
             if (j->routed && chc_err_is_permanent(err.code)) {
                 /* Refused through the routing table: a staging replica is
                  * away and the Distributed table wrote to one we do not

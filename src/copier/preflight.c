@@ -32,12 +32,14 @@
 #include "chcopier/obs/log.h"
 #include "chcopier/sql/check.h"
 #include "chcopier/sql/ddl.h"
+#include "chcopier/sql/dialect.h"
 #include "chcopier/sql/plan.h"
 #include "chcopier/sql/sqlhash.h"
 #include "chcopier/config/task.h"
 #include "nodes.h"
 #include "preflight.h"
 #include "tstate.h"
+#include "versions.h"
 #include "wk.h"
 
 #include "base/banned.h"
@@ -73,6 +75,13 @@ int preflight__alive(const struct tstate *ts, const struct cfg_replica *rep)
     const struct node *n = preflight__node(ts, rep);
 
     return n && n->alive;
+}
+
+unsigned preflight__version(const struct tstate *ts, const struct cfg_replica *rep)
+{
+    const struct node *n = preflight__node(ts, rep);
+
+    return n && n->alive ? n->ver : 0;
 }
 
 /* SELECT version() on every replica of both clusters, at once. */
@@ -112,9 +121,15 @@ static int probe(struct worker *w, struct tstate *ts, struct chc_err *err)
         struct node *nd = &ts->nodes[i];
         chc_buf_trim(&outs[i]);
         nd->alive = errs[i].code == 0;
-        if (nd->alive)
+        if (nd->alive) {
+            struct chc_err e = CHC_ERR_INIT;
             snprintf(nd->version, sizeof(nd->version), "%s", outs[i].buf);
-        else
+            if (dialect_parse_version(nd->version, &nd->ver, &e) < 0)
+                chc_log_warn("%s:%d: %s: taken for %u.%u", nd->rep->host, nd->rep->http_port,
+                             e.msg, DIALECT_DEFAULT / 1000000u, DIALECT_DEFAULT / 1000u % 1000u);
+            if (wk__version_set(w, nd->rep, nd->ver) < 0)
+                r = oom(err);
+        } else
             snprintf(nd->why, sizeof(nd->why), "%s", errs[i].msg);
     }
 out:
@@ -223,11 +238,11 @@ static int choose_targets(struct worker *w, struct tstate *ts, struct chc_err *e
     return r;
 }
 
-/* Name every replica that is skipped: in the log and in this worker's
- * note (`status`). */
+/* Name every replica that is skipped, and every node's version: in the log
+ * and in this worker's note (`status`). */
 static void log_skipped(struct worker *w, const struct tstate *ts)
 {
-    struct chc_buf note = CHC_BUF_INIT;
+    struct chc_buf note = CHC_BUF_INIT, vers = CHC_BUF_INIT;
     size_t i;
 
     for (i = 0; i < ts->n_nodes; i++) {
@@ -246,8 +261,15 @@ static void log_skipped(struct worker *w, const struct tstate *ts)
                          nd->rep->http_port) < 0)
             break;
     }
+    if (versions__line(ts, &vers) == 0) {
+        chc_log_info("table '%s': servers %s", ts->tb->name, vers.buf);
+        if (chc_buf_addf(&note, "%stable '%s': servers %s", note.len ? "\n" : "", ts->tb->name,
+                         vers.buf) < 0)
+            chc_log_debug("out of memory for this worker's note");
+    }
     wk__note(w, "%s", note.buf);
     chc_buf_release(&note);
+    chc_buf_release(&vers);
 }
 
 int preflight__nodes(struct worker *w, struct tstate *ts, struct chc_err *err)
@@ -264,8 +286,11 @@ int preflight__nodes(struct worker *w, struct tstate *ts, struct chc_err *err)
         r = choose_sources(w, ts, err);
     if (r == 0)
         r = choose_targets(w, ts, err);
-    if (r == 0)
+    if (r == 0) {
         log_skipped(w, ts);
+        versions__choose_path(ts, &ts->pipe);
+        r = versions__check_settings(ts, w->task, err);
+    }
     return r;
 }
 

@@ -22,6 +22,7 @@
 #include "chcopier/sql/ddl.h"
 #include "chcopier/sql/move.h"
 #include "chcopier/sql/plan.h"
+#include "chcopier/sql/rewrite.h"
 #include "chcopier/sql/route.h"
 #include "chcopier/state/layout.h"
 #include "chcopier/sql/sqlhash.h"
@@ -54,13 +55,14 @@ int tables__columns_of(const struct ch_rows *rows, struct sql_column **ret)
 }
 
 int tables__create_sql(const struct cfg_table *tb, const struct ch_rows *cols, const char *table,
-                       enum sql_table_kind kind, struct chc_buf *out, struct chc_err *err)
+                       enum sql_table_kind kind, const char *uuid, struct chc_buf *out,
+                       struct chc_err *err)
 {
     struct sql_column *c = NULL;
     int r = tables__columns_of(cols, &c) < 0 ? oom(err) : 0;
 
     if (r == 0)
-        r = sql_create_table(tb, c, ch_rows_count(cols), table, kind, out, err);
+        r = sql_create_table(tb, c, ch_rows_count(cols), table, kind, uuid, out, err);
     free(c);
     return r;
 }
@@ -106,6 +108,32 @@ static int columns_signature(const struct ch_rows *cols, struct chc_buf *out)
     return r;
 }
 
+int tables__show_create(struct worker *w, const struct cfg_replica *rep,
+                        const struct cfg_table *tb, char **ret, struct chc_err *err)
+{
+    struct chc_buf sql = CHC_BUF_INIT, out = CHC_BUF_INIT;
+    struct ch_rows *rows = NULL;
+    int r = sql_show_create(tb->database_push, tb->table_push, &sql) < 0 ? oom(err) : 0;
+
+    if (r == 0)
+        r = nodes__query(w, rep, SIDE_PUSH, sql.buf, &out, err);
+    if (r == 0)
+        r = ch_tsv_parse(out.buf ? out.buf : "", out.len, &rows, err);
+    if (r == 0 && ch_rows_count(rows) != 1)
+        r = chc_err_set(err, CHC_EPARSE, "SHOW CREATE TABLE %s.%s printed %zu rows",
+                        tb->database_push, tb->table_push, ch_rows_count(rows));
+    if (r == 0) {
+        *ret = chc_strdup(ch_rows_str(rows, 0, 0));
+        r = *ret ? 0 : oom(err);
+    }
+    if (r < 0 && r != -ENOMEM)
+        chc_err_prefix(err, "table '%s': the destination's definition", tb->name);
+    ch_rows_free(rows);
+    chc_buf_release(&sql);
+    chc_buf_release(&out);
+    return r;
+}
+
 /* Staging twins follow the destination as it really is: an operator may fix
  * the destination (say, a column type that rejected rows) while we run. A
  * staging table whose columns differ is dropped and created again; its rows
@@ -117,6 +145,7 @@ static int staging_sync(struct worker *w, struct tstate *ts, int *ret_dropped,
     const struct cfg_replica **treps = NULL;
     struct ch_rows *dst_cols = NULL, *st_cols = NULL;
     struct chc_buf sql = CHC_BUF_INIT, name = CHC_BUF_INIT, want = CHC_BUF_INIT, got = CHC_BUF_INIT;
+    char *show = NULL; /* the destination's SHOW CREATE: staging is its twin */
     size_t t;
     unsigned k;
     int r;
@@ -126,6 +155,8 @@ static int staging_sync(struct worker *w, struct tstate *ts, int *ret_dropped,
                          err);
     if (r == 0)
         r = tables__columns_load(ts, dst_cols, err);
+    if (r == 0)
+        r = tables__show_create(w, ts->targets[0].rep, tb, &show, err);
     if (r < 0)
         goto out;
     if (columns_signature(dst_cols, &want) < 0 || tables__target_reps(ts, &treps) < 0)
@@ -167,7 +198,7 @@ static int staging_sync(struct worker *w, struct tstate *ts, int *ret_dropped,
             *ret_dropped = 1;
         }
         chc_buf_reset(&sql);
-        r = tables__create_sql(tb, dst_cols, name.buf, SQL_TABLE_STAGING, &sql, err);
+        r = sql_staging_from_show(show, tb->database_push, name.buf, &sql, err);
         if (r < 0)
             goto out;
         r = nodes__fanout(w, treps, ts->n_targets, sql.buf, err);
@@ -182,11 +213,32 @@ oom:
 out:
     ch_rows_free(dst_cols);
     ch_rows_free(st_cols);
+    free(show);
     free(treps);
     chc_buf_release(&sql);
     chc_buf_release(&name);
     chc_buf_release(&want);
     chc_buf_release(&got);
+    return r;
+}
+
+/* The destination's CREATE for each node (by its version: a Replicated
+ * engine with {uuid} gets the task's UUID where the node knows UUIDs). */
+static int destination_sqls(struct worker *w, struct tstate *ts, const struct ch_rows *src_cols,
+                            const struct cfg_replica *const *nodes, size_t n,
+                            struct chc_buf *sqls, struct chc_err *err)
+{
+    const struct cfg_table *tb = ts->tb;
+    struct chc_buf uuid = CHC_BUF_INIT;
+    size_t i;
+    int r = sql_table_uuid(w->o->task_path, tb, &uuid) < 0 ? oom(err) : 0;
+
+    for (i = 0; r == 0 && i < n; i++) {
+        int need = sql_needs_uuid(tb, preflight__version(ts, nodes[i]));
+        r = tables__create_sql(tb, src_cols, tb->table_push, SQL_TABLE_DESTINATION,
+                               need ? uuid.buf : NULL, &sqls[i], err);
+    }
+    chc_buf_release(&uuid);
     return r;
 }
 
@@ -198,31 +250,37 @@ static int create_destination(struct worker *w, struct tstate *ts,
 {
     const struct cfg_table *tb = ts->tb;
     struct ch_rows *src_cols = NULL;
-    struct chc_buf sql = CHC_BUF_INIT;
-    int r;
+    struct chc_buf sql = CHC_BUF_INIT, *sqls = calloc(n_nodes + 1, sizeof(*sqls));
+    const char **texts = calloc(n_nodes + 1, sizeof(*texts));
+    size_t i;
+    int r = sqls && texts ? 0 : oom(err);
 
-    r = nodes__describe(w, ts->src_rep[0], SIDE_PULL, tb->database_pull, tb->table_pull, &src_cols, err);
+    if (r == 0)
+        r = nodes__describe(w, ts->src_rep[0], SIDE_PULL, tb->database_pull, tb->table_pull,
+                            &src_cols, err);
     if (r < 0) {
-        chc_err_prefix(err, "table '%s': cannot read the source table %s.%s", tb->name,
-                       tb->database_pull, tb->table_pull);
+        if (r != -ENOMEM)
+            chc_err_prefix(err, "table '%s': cannot read the source table %s.%s", tb->name,
+                           tb->database_pull, tb->table_pull);
         goto out;
     }
-    r = sql_create_database(tb->database_push, &sql);
-    if (r < 0) {
-        r = oom(err);
-        goto out;
-    }
-    r = nodes__fanout(w, nodes, n_nodes, sql.buf, err);
+    r = sql_create_database(tb->database_push, &sql) < 0 ? oom(err) : 0;
+    if (r == 0)
+        r = nodes__fanout(w, nodes, n_nodes, sql.buf, err);
+    if (r == 0)
+        r = destination_sqls(w, ts, src_cols, nodes, n_nodes, sqls, err);
     if (r < 0)
         goto out;
-    chc_buf_reset(&sql);
-    r = tables__create_sql(tb, src_cols, tb->table_push, SQL_TABLE_DESTINATION, &sql, err);
-    if (r < 0)
-        goto out;
-    r = nodes__fanout(w, nodes, n_nodes, sql.buf, err);
+    for (i = 0; i < n_nodes; i++)
+        texts[i] = sqls[i].buf;
+    r = nodes__multi(w, nodes, n_nodes, texts, NULL, NULL, NULL, err);
     if (r < 0)
         chc_err_prefix(err, "table '%s': cannot create the destination table", tb->name);
 out:
+    for (i = 0; sqls && i < n_nodes; i++)
+        chc_buf_release(&sqls[i]);
+    free(sqls);
+    free(texts);
     ch_rows_free(src_cols);
     chc_buf_release(&sql);
     return r;
@@ -310,7 +368,7 @@ int tables__drop_assemblies(struct worker *w, const struct cfg_table *tb,
                 printf("would drop %s on %s:%d\n", sql.buf + strlen("DROP TABLE IF EXISTS "),
                        reps[i]->host, reps[i]->http_port);
             else
-                r = nodes__query(w, reps[i], SIDE_PUSH, sql.buf, NULL, err);
+                r = nodes__drops(w, &reps[i], 1, NULL, sql.buf, err);
         }
         rows = ch_rows_free(rows);
     }
@@ -346,8 +404,10 @@ int tables__drop_helpers(struct worker *w, struct tstate *ts, struct chc_err *er
             r = oom(err);
             break;
         }
-        r = nodes__fanout(w, treps, n, sql.buf, err);
+        r = nodes__drops(w, treps, n, NULL, sql.buf, err);
     }
+    if (r < 0 && r != -ENOMEM)
+        chc_err_prefix(err, "table '%s': dropping the staging tables", ts->tb->name);
     free(treps);
     chc_buf_release(&sql);
     chc_buf_release(&name);

@@ -20,9 +20,15 @@ struct ch_rows;
 struct tstate;
 struct worker;
 
-/* CREATE TABLE for `table` with DESCRIBE's rows as its columns. */
+/* SHOW CREATE TABLE of the destination on rep, as the server prints it
+ * (staging tables are its twins: sql_staging_from_show). */
+int tables__show_create(struct worker *w, const struct cfg_replica *rep,
+                        const struct cfg_table *tb, char **ret, struct chc_err *err);
+/* CREATE TABLE for `table` with DESCRIBE's rows as its columns (uuid:
+ * sql_create_table's). */
 int tables__create_sql(const struct cfg_table *tb, const struct ch_rows *cols, const char *table,
-                       enum sql_table_kind kind, struct chc_buf *out, struct chc_err *err);
+                       enum sql_table_kind kind, const char *uuid, struct chc_buf *out,
+                       struct chc_err *err);
 /* DESCRIBE's rows as columns (pointing into rows); free the array. */
 int tables__columns_of(const struct ch_rows *rows, struct sql_column **ret);
 /* The staging nodes' replicas, by target (free the array). */

@@ -24,6 +24,12 @@
 
 #include "base/banned.h"
 
+void tstate__metric(struct worker *w, const struct tstate *ts, const char *name, const char *key,
+                    const char *value, double v, enum wk_metric_op op)
+{
+    wk__metric(w, ts ? ts->tb->name : NULL, name, key, value, v, op);
+}
+
 struct st_table tstate__st(const struct tstate *ts)
 {
     struct st_table t = {.zs = ts->w->zs, .zroot = ts->zroot, .n_shards = ts->tb->pull->n_shards};
@@ -311,18 +317,18 @@ void tstate__gauges(struct worker *w, const struct tstate *ts)
     }
     /* Counters exist from the table's first refresh, at 0 until this worker
      * copies: a scrape shows every series it will ever show. */
-    wk__metric(w, ts, CHC_METRIC_ROWS_COPIED, NULL, NULL, 0, WK_ADD);
-    wk__metric(w, ts, CHC_METRIC_BYTES_COPIED, NULL, NULL, 0, WK_ADD);
-    wk__metric(w, ts, CHC_METRIC_PIECES, "state", "done", (double)done, WK_SET);
-    wk__metric(w, ts, CHC_METRIC_PIECES, "state", "in_flight", (double)in_flight, WK_SET);
-    wk__metric(w, ts, CHC_METRIC_PIECES, "state", "dirty", (double)dirty, WK_SET);
-    wk__metric(w, ts, CHC_METRIC_PARTITIONS, "state", "done", (double)parts_done, WK_SET);
-    wk__metric(w, ts, CHC_METRIC_PARTITIONS, "state", "total", (double)ts->n_parts, WK_SET);
-    wk__metric(w, NULL, CHC_METRIC_SLOTS_IN_USE, NULL, NULL, (double)w->n_jobs, WK_SET);
-    wk__metric(w, NULL, CHC_METRIC_MAX_WORKERS, NULL, NULL, (double)w->task->max_workers, WK_SET);
-    wk__metric(w, NULL, CHC_METRIC_ZK_SESSION, "state", "connected",
+    tstate__metric(w, ts, CHC_METRIC_ROWS_COPIED, NULL, NULL, 0, WK_ADD);
+    tstate__metric(w, ts, CHC_METRIC_BYTES_COPIED, NULL, NULL, 0, WK_ADD);
+    tstate__metric(w, ts, CHC_METRIC_PIECES, "state", "done", (double)done, WK_SET);
+    tstate__metric(w, ts, CHC_METRIC_PIECES, "state", "in_flight", (double)in_flight, WK_SET);
+    tstate__metric(w, ts, CHC_METRIC_PIECES, "state", "dirty", (double)dirty, WK_SET);
+    tstate__metric(w, ts, CHC_METRIC_PARTITIONS, "state", "done", (double)parts_done, WK_SET);
+    tstate__metric(w, ts, CHC_METRIC_PARTITIONS, "state", "total", (double)ts->n_parts, WK_SET);
+    tstate__metric(w, NULL, CHC_METRIC_SLOTS_IN_USE, NULL, NULL, (double)w->n_jobs, WK_SET);
+    tstate__metric(w, NULL, CHC_METRIC_MAX_WORKERS, NULL, NULL, (double)w->task->max_workers, WK_SET);
+    tstate__metric(w, NULL, CHC_METRIC_ZK_SESSION, "state", "connected",
                zk_session_connected(w->zs) ? 1.0 : 0.0, WK_SET);
-    wk__metric(w, NULL, CHC_METRIC_ZK_SESSION, "state", "expired",
+    tstate__metric(w, NULL, CHC_METRIC_ZK_SESSION, "state", "expired",
                zk_session_expired(w->zs) ? 1.0 : 0.0, WK_SET);
 }
 

@@ -17,6 +17,7 @@
 #include "chcopier/sql/plan.h"
 #include "chcopier/state/codec.h"
 #include "chcopier/state/store.h"
+#include "wk.h"
 
 struct worker;
 struct zk_stat;
@@ -55,6 +56,7 @@ struct node {
     const struct cfg_replica *rep;
     int alive;
     char version[32]; /* SELECT version() */
+    unsigned ver;     /* parsed (sql/dialect.h); 0: unknown */
     char why[200];    /* why it did not answer */
 };
 
@@ -142,6 +144,9 @@ static inline size_t group_pieces(const struct tstate *ts, size_t lead)
 
 struct st_table tstate__st(const struct tstate *ts);
 /* The index of partition `lit`, added if new. */
+/* wk__metric labelled with ts's table (ts NULL: no table). */
+void tstate__metric(struct worker *w, const struct tstate *ts, const char *name, const char *key,
+                    const char *value, double v, enum wk_metric_op op);
 int tstate__add_part(struct tstate *ts, const char *lit, struct chc_err *err);
 /* The published partition list into ts (CHC_EZK_NONODE while there is
  * none); st (optional) gets the stat of its node. */

@@ -24,20 +24,19 @@
 #include "chcopier/state/layout.h"
 #include "chcopier/state/taskstore.h"
 #include "chcopier/zk/zk.h"
-#include "tstate.h"
 #include "wk.h"
 
 #include "base/banned.h"
 
 /* Metrics: `table` label, plus one more (key, value) if key is not NULL. */
-void wk__metric(struct worker *w, const struct tstate *ts, const char *name, const char *key,
+void wk__metric(struct worker *w, const char *table, const char *name, const char *key,
                 const char *value, double v, enum wk_metric_op op)
 {
     struct chc_buf l = CHC_BUF_INIT;
 
     if (!w->metrics)
         return;
-    if ((ts && chc_metrics_label(&l, "table", ts->tb->name) < 0) ||
+    if ((table && chc_metrics_label(&l, "table", table) < 0) ||
         (key && chc_metrics_label(&l, key, value) < 0)) {
         chc_buf_release(&l);
         return;
@@ -238,8 +237,39 @@ int wk__open(struct worker *w, const struct chc_options *o, struct zk_session *z
     return taskstore_fetch(zs, o->task_path, &w->task, &w->desc_version, err);
 }
 
+int wk__version_set(struct worker *w, const struct cfg_replica *rep, unsigned ver)
+{
+    struct wk_version *v;
+    size_t i;
+
+    for (i = 0; i < w->n_versions; i++)
+        if (w->versions[i].rep == rep) {
+            w->versions[i].ver = ver;
+            return 0;
+        }
+    v = realloc(w->versions, (w->n_versions + 1) * sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    w->versions = v;
+    w->versions[w->n_versions++] = (struct wk_version){.rep = rep, .ver = ver};
+    return 0;
+}
+
+unsigned wk__version(const struct worker *w, const struct cfg_replica *rep)
+{
+    size_t i;
+
+    for (i = 0; i < w->n_versions; i++)
+        if (w->versions[i].rep == rep)
+            return w->versions[i].ver;
+    return 0;
+}
+
 void wk__close(struct worker *w)
 {
+    free(w->versions);
+    w->versions = NULL;
+    w->n_versions = 0;
     chc_buf_release(&w->note);
     chc_buf_release(&w->claim);
     if (!w->loop_ok)

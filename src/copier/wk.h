@@ -8,6 +8,7 @@
  *   wk.c         this context
  *   nodes.c      statements on one or many ClickHouse nodes
  *   tstate.c     a table's state as the coordinator holds it
+ *   versions.c   what the nodes' versions decide (sql/dialect.h applied)
  *   preflight.c  the checks before anything is written
  *   pin.c        the staging replica of each shard, pinned for the table
  *   routing.c    Distributed or filter routing, the routing tables
@@ -15,6 +16,9 @@
  *   tables.c     destination and staging tables, the partition list
  *   piece.c      piece copies: claims, cleaning, the job list (its owner)
  *   sums.c       count and checksum rounds over many nodes
+ *   batch.c      a batch of moves: its rounds of statements, failed moves
+ *   checks.c     the mover's checks: assembly, recorded assembly (per shard),
+ *                destination after the REPLACE
  *   mover.c      partition moves: assemble, REPLACE, verify, release
  *   worker.c     the coordinator loop (worker_run)
  *   cmd.c, cmd-status.c, cmd-plan.c, cmd-clean.c   the operator commands
@@ -44,6 +48,7 @@
 #include "chcopier/state/claims.h"
 
 struct ch_client;
+struct cfg_replica;
 struct cfg_task;
 struct cfg_zk;
 struct chc_metrics;
@@ -78,6 +83,13 @@ struct worker {
     uint64_t slot_wait_logged;
     uint64_t fault_seed; /* --fault-seed, else drawn from time and pid */
     struct chc_buf note; /* see wk__note */
+    /* Each node's version as the last probe found it (sql/dialect.h): the
+     * statements to a node follow it. */
+    struct wk_version {
+        const struct cfg_replica *rep;
+        unsigned ver;
+    } *versions;
+    size_t n_versions;
 };
 
 static inline uint64_t now_ms(void)
@@ -104,10 +116,15 @@ int wk__registration(const struct worker *w, struct chc_buf *out);
 struct st_claimer wk__claimer(struct worker *w);
 
 enum wk_metric_op { WK_ADD, WK_SET };
-/* Metrics: `table` label (ts not NULL), plus one more (key, value) if key
- * is not NULL; a counter is added to, a gauge set. */
-void wk__metric(struct worker *w, const struct tstate *ts, const char *name, const char *key,
+/* Metrics: `table` label (table not NULL), plus one more (key, value) if
+ * key is not NULL; a counter is added to, a gauge set. Within a table,
+ * tstate__metric. */
+void wk__metric(struct worker *w, const char *table, const char *name, const char *key,
                 const char *value, double v, enum wk_metric_op op);
+/* Remember rep's version (0: unknown); -ENOMEM. */
+int wk__version_set(struct worker *w, const struct cfg_replica *rep, unsigned ver);
+/* rep's version, 0 when not known. */
+unsigned wk__version(const struct worker *w, const struct cfg_replica *rep);
 /* Sleep while keeping transfers flowing. */
 void wk__sleep(struct worker *w, unsigned ms);
 /* --fault-point NAME: exit abruptly (status 99) when `name` is reached;

@@ -87,14 +87,19 @@ static int col_def(const struct cfg_table *tb, const struct sql_column *c, struc
 }
 
 int sql_create_table(const struct cfg_table *tb, const struct sql_column *cols, size_t n,
-                     const char *table, enum sql_table_kind kind, struct chc_buf *out,
-                     struct chc_err *err)
+                     const char *table, enum sql_table_kind kind, const char *uuid,
+                     struct chc_buf *out, struct chc_err *err)
 {
     size_t i;
     int r = chc_buf_addstr(out, "CREATE TABLE IF NOT EXISTS ");
 
     if (r == 0)
         r = sql_table_ref(tb->database_push, table, out);
+    if (r == 0 && uuid) {
+        r = chc_buf_addstr(out, " UUID ");
+        if (r == 0)
+            r = chc_buf_add_sqlstr(out, uuid);
+    }
     if (r == 0)
         r = chc_buf_addstr(out, " (");
     for (i = 0; r == 0 && i < n; i++) {

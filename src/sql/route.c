@@ -101,15 +101,3 @@ int sql_route_drop(const struct cfg_table *tb, unsigned k, struct chc_buf *out)
     chc_buf_release(&route);
     return r;
 }
-
-const struct cfg_settings *sql_route_settings(void)
-{
-    static struct cfg_setting items[] = {
-        {.name = (char *)"insert_distributed_sync", .value = (char *)"1"},
-        {.name = (char *)"prefer_localhost_replica", .value = (char *)"0"},
-        {.name = (char *)"load_balancing", .value = (char *)"in_order"},
-    };
-    static const struct cfg_settings set = {.items = items, .n = 3};
-
-    return &set;
-}

@@ -245,9 +245,10 @@ def test_non_replicated_destination_with_dead_replica_is_refused(cluster, chcopi
         assert int(cluster.q(n, 'SELECT count() FROM db.plain_dead')) > 0
 
 
-def refused(chcopier, cluster, name, table_xml, *, within=60):
+def refused(chcopier, cluster, name, table_xml, *, within=60, settings_push=None):
     task = taskxml.write(chcopier.path(f'{name}.xml'),
-                         taskxml.task_xml(cluster, [table_xml], settings={'settings_push': LC}))
+                         taskxml.task_xml(cluster, [table_xml],
+                                          settings={'settings_push': settings_push or LC}))
     chcopier.upload(f'/chc/{name}', task)
     t0 = time.monotonic()
     r = chcopier.work(f'/chc/{name}', timeout=within + 30)
@@ -266,6 +267,17 @@ def test_where_condition_naming_no_column_fails_fast(cluster, chcopier):
     assert "<where_condition> 'nosuch = 1'" in line and 'Unknown identifier: nosuch' in line
     for n in cluster.dst_nodes:
         assert cluster.q(n, "SELECT count() FROM system.tables WHERE name = 'bad_where'") == '0'
+
+
+def test_setting_under_a_name_the_server_does_not_know_is_refused(cluster, chcopier):
+    # distributed_foreground_insert is 23.11's name of insert_distributed_sync:
+    # 18.16 would refuse every statement; the preflight says so at once.
+    engine = taskxml.rmt('new_name', 'PARTITION BY toYYYYMM(d) ORDER BY id')
+    line = refused(chcopier, cluster, 'newname', taskxml.table(
+        'newname', 'types', 'new_name', engine, 'id'),
+        settings_push={**LC, 'distributed_foreground_insert': 1})
+    assert '<settings_push> distributed_foreground_insert is unknown to ClickHouse 18.16' in line \
+        and 'write insert_distributed_sync' in line, line
 
 
 def test_string_sharding_key_is_refused(cluster, chcopier):

@@ -97,6 +97,8 @@ def test_metrics_scraped_during_the_copy(t1):
 def test_status_while_workers_run(t1):
     d = t1['during']
     assert d.rc == 0 and re.search(r'^table weekly', d.out, re.M), d
+    # each worker's note names the servers' versions (sql/dialect.h picks by them)
+    assert re.search(r"table '\w+': servers 18\.16\.\d+(\.\d+)? on \S+:\d+", d.out), d.out[:2000]
 
 
 def test_status_json_after_the_run(t1):

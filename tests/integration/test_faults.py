@@ -90,3 +90,59 @@ def test_random_copy_and_move_faults(cluster, chcopier, source):
     assert r.rc == 0 and faults > 0, f'{faults} faults injected: {r}'
     v = exact(cluster, t)
     assert v, v.report()
+
+
+def replace_on_shard_2_only(cluster, t):
+    """What a worker that died in the middle of a REPLACE round leaves: the
+    REPLACE of every assembled partition ran on shard 2's staging node
+    (d2r1) and not on shard 1's. Returns the assembly tables by partition."""
+    tables = cluster.query('d2r1', f"SELECT name FROM system.tables WHERE database = 'db' AND "
+                                   f"name LIKE '{t}\\\\_assembly\\\\_%'").split()
+    assert tables, 'the dead worker left assemblies'
+    by_part = {}
+    for a in tables:
+        p = cluster.query('d2r1', f"SELECT DISTINCT partition FROM system.parts WHERE database = 'db' "
+                                  f"AND table = '{a}' AND active").strip()
+        by_part[p] = a
+        cluster.query('d2r1', f'ALTER TABLE db.{t} REPLACE PARTITION {p} FROM db.{a}')
+    return by_part
+
+
+def test_replace_ran_on_one_shard_and_its_assembly_was_lost(cluster, chcopier, source):
+    """A REPLACE round died after shard 2 was replaced, and shard 2's
+    assemblies were then lost (dropped by hand here; a staging node switch
+    or re-created staging tables in real life). Checked as a whole, the
+    assembly no longer held what was recorded and the destination not yet
+    either, so the partition was copied again and shard 2's rows doubled
+    (append mode: the new assembly took shard 2's replaced partition as
+    'what was there'). Shard by shard, shard 2 is seen replaced and only
+    shard 1 is."""
+    t = 'fh1'
+    setup_task(cluster, chcopier, t)
+    r = chcopier.work(f'/chc/{t}', '--fault-point', 'after_assembled_record', base_dir=f'logs-{t}')
+    assert r.rc == 99, f'the first worker dies once the assemblies are recorded: {r}'
+    for a in replace_on_shard_2_only(cluster, t).values():
+        cluster.query('d2r1', f'DROP TABLE db.{a}')
+    r2 = chcopier.work(f'/chc/{t}', base_dir=f'logs-{t}')
+    assert r2.rc == 0, f'the restarted worker finishes: {r2}'
+    v = exact(cluster, t)
+    assert v, v.report()
+
+
+def test_half_moved_partition_is_not_copied_again(cluster, chcopier, source):
+    """Shard 2 replaced, shard 1's assembly lost before its REPLACE: copying
+    again would double shard 2's rows, so the worker stops with the
+    partition named, and no row is doubled."""
+    t = 'fh2'
+    setup_task(cluster, chcopier, t)
+    r = chcopier.work(f'/chc/{t}', '--fault-point', 'after_assembled_record', base_dir=f'logs-{t}')
+    assert r.rc == 99, f'the first worker dies once the assemblies are recorded: {r}'
+    for a in replace_on_shard_2_only(cluster, t).values():
+        cluster.query('d1r1', f'DROP TABLE db.{a}')
+    r2 = chcopier.work(f'/chc/{t}', '--retry-delay-ms', 100, '--max-shard-partition-piece-tries-for-alter', 1,
+                       base_dir=f'logs-{t}')
+    assert r2.rc != 0, f'the worker cannot finish this partition: {r2}'
+    assert 'replaced on some destination shards' in chcopier.logs(f'logs-{t}'), 'the log says why'
+    for n in ('d1r1', 'd2r1'):
+        c, u = cluster.query(n, f'SELECT count(), uniqExact(id) FROM db.{t}').split()
+        assert c == u, f'{n}: {int(c) - int(u)} rows doubled'

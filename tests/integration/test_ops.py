@@ -57,7 +57,8 @@ def test_plan_lists_partitions_ddl_and_sql(plan):
                  '201901: 17732 rows, 1 piece(s) per shard for it and the next 2, on source shards 1 2',
                  '201903: 6270 rows, copied with 201901, on source shards 1 2',
                  'WHERE ((toYYYYMM(d)) IN (201901, 201902, 201903))',
-                 'CREATE TABLE IF NOT EXISTS', 'INSERT INTO', 'REPLACE PARTITION']:
+                 'CREATE TABLE IF NOT EXISTS', 'INSERT INTO', 'REPLACE PARTITION',
+                 '  servers: 18.16.', '  data path: pull']:
         assert want in r.out, f'{want!r} not in the plan:\n{r.out}'
 
 

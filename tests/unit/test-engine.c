@@ -100,6 +100,36 @@ TEST(replicated_with_macros_full_clause)
     engine_free(e);
 }
 
+/* An engine copied from 26.x's SHOW CREATE TABLE ends with the table's
+ * COMMENT (tests/unit/data/compat-26.7/showcreate-mt.tsv): it must not end
+ * up in SETTINGS. */
+TEST(show_create_comment_is_its_own_clause)
+{
+    struct chc_err e = CHC_ERR_INIT;
+    struct engine_info *ei = NULL;
+    struct chc_buf b = CHC_BUF_INIT;
+
+    ASSERT_OK(engine_parse("ENGINE = MergeTree\nPARTITION BY toYYYYMM(d)\nORDER BY (id, d)\n"
+                           "SETTINGS index_granularity = 1024\nCOMMENT 'a table\\'s, comment'",
+                           &ei, &e));
+    ASSERT_STREQ(ei->settings, "index_granularity = 1024");
+    ASSERT_STREQ(ei->comment, "'a table\\'s, comment'");
+    ASSERT_OK(engine_build_clause(ei, 0, &b, &e));
+    ASSERT_STREQ(b.buf, "ENGINE = MergeTree() PARTITION BY toYYYYMM(d) ORDER BY (id, d) "
+                        "SETTINGS index_granularity = 1024 COMMENT 'a table\\'s, comment'");
+    chc_buf_reset(&b);
+    ASSERT_OK(engine_build_clause(ei, 1, &b, &e));
+    ASSERT_STREQ(b.buf, "ENGINE = MergeTree() PARTITION BY toYYYYMM(d) ORDER BY (id, d) "
+                        "SETTINGS index_granularity = 1024");
+    engine_free(ei);
+    /* A column named comment is still a column. */
+    ASSERT_OK(engine_parse("MergeTree ORDER BY comment", &ei, &e));
+    ASSERT_STREQ(ei->order_by, "comment");
+    ASSERT_NULL(ei->comment);
+    engine_free(ei);
+    chc_buf_release(&b);
+}
+
 TEST(copier_task_example_multiline)
 {
     /* The <engine> of the clickhouse-copier documentation's task example. */

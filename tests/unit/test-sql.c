@@ -11,8 +11,10 @@
 #include "chcopier/sql/check.h"
 #include "chcopier/sql/copy.h"
 #include "chcopier/sql/ddl.h"
+#include "chcopier/sql/dialect.h"
 #include "chcopier/sql/move.h"
 #include "chcopier/sql/plan.h"
+#include "chcopier/sql/rewrite.h"
 #include "chcopier/sql/route.h"
 #include "tap.h"
 
@@ -126,7 +128,6 @@ TEST(route_tables)
 {
     struct cfg_task *t = load(RMT, "cityHash64(k)", "");
     struct chc_buf b = CHC_BUF_INIT;
-    const struct cfg_settings *set = sql_route_settings();
 
     ASSERT_OK(sql_route_create(&t->tables[0], "dst", 2, &b));
     ASSERT_STREQ(b.buf, "CREATE TABLE IF NOT EXISTS `dbx`.`hits2_piece_2_route` AS "
@@ -140,10 +141,6 @@ TEST(route_tables)
     ASSERT_STREQ(b.buf, "SELECT cluster, shard_num, shard_weight, replica_num, host_name, port "
                         "FROM system.clusters ORDER BY cluster, shard_num, replica_num FORMAT "
                         "TabSeparated");
-    ASSERT(set->n == 3 && !strcmp(set->items[0].name, "insert_distributed_sync") &&
-           !strcmp(set->items[0].value, "1"));
-    ASSERT(!strcmp(set->items[2].name, "load_balancing") &&
-           !strcmp(set->items[2].value, "in_order"));
     chc_buf_release(&b);
     cfg_task_free(t);
 }
@@ -222,12 +219,12 @@ TEST(ddl)
     struct chc_err e = CHC_ERR_INIT;
     struct chc_buf b = CHC_BUF_INIT;
 
-    ASSERT_OK(sql_create_table(&t->tables[0], cols, 3, "hits2_piece_0", SQL_TABLE_STAGING, &b, &e));
+    ASSERT_OK(sql_create_table(&t->tables[0], cols, 3, "hits2_piece_0", SQL_TABLE_STAGING, NULL, &b, &e));
     ASSERT_STREQ(b.buf, "CREATE TABLE IF NOT EXISTS `dbx`.`hits2_piece_0` (`id` UInt64, `d` Date "
                         "DEFAULT today(), `m` UInt64 MATERIALIZED id * 2) ENGINE = MergeTree() "
                         "PARTITION BY toYYYYMM(d) ORDER BY (u, id)");
     chc_buf_reset(&b);
-    ASSERT_OK(sql_create_table(&t->tables[0], cols, 1, "hits2", SQL_TABLE_DESTINATION, &b, &e));
+    ASSERT_OK(sql_create_table(&t->tables[0], cols, 1, "hits2", SQL_TABLE_DESTINATION, NULL, &b, &e));
     ASSERT_STREQ(b.buf, "CREATE TABLE IF NOT EXISTS `dbx`.`hits2` (`id` UInt64) ENGINE = "
                         "ReplicatedMergeTree('/ch/{shard}/hits2', '{replica}') PARTITION BY "
                         "toYYYYMM(d) ORDER BY (u, id)");
@@ -272,6 +269,148 @@ TEST(column_lists)
                              "assumeNotNull(CAST(`lc` AS Nullable(String))))");
     sql_columns_release(&c);
     ASSERT_EQ(sql_columns_build(cols + 3, 2, &c, &e), CHC_ECONFIG);
+}
+
+/* Columns the destination computes or never stores are not copied, as
+ * 26.7's DESCRIBE prints them (an EPHEMERAL column may have no default). */
+TEST(column_lists_skip_computed)
+{
+    struct sql_column cols[] = {
+        {"e0", "UInt8", "EPHEMERAL", ""},
+        {"id", "UInt64", "", ""},
+        {"m", "UInt64", "MATERIALIZED", "id + 1"},
+        {"d", "String", "DEFAULT", "toString(e0)"},
+        {"e1", "String", "EPHEMERAL", "'x'"},
+        {"a", "UInt64", "ALIAS", "id * 2"},
+    };
+    struct sql_columns c;
+    struct chc_err e = CHC_ERR_INIT;
+
+    ASSERT_OK(sql_columns_build(cols, 6, &c, &e));
+    ASSERT_STREQ(c.copy, "`id`, `d`");
+    ASSERT_STREQ(c.cast, "CAST(`id` AS UInt64) AS `id`, CAST(`d` AS String) AS `d`");
+    ASSERT_STREQ(c.hash_dst, "cityHash64(`id`, `d`)");
+    sql_columns_release(&c);
+}
+
+static void staging_is(const char *show, const char *want)
+{
+    struct chc_buf b = CHC_BUF_INIT;
+    struct chc_err e = CHC_ERR_INIT;
+
+    if (sql_staging_from_show(show, "dbx", "hits2_piece_0", &b, &e) < 0)
+        printf("# %s\n", e.msg);
+    ASSERT_STREQ(b.buf, want);
+    chc_buf_release(&b);
+}
+
+/* Staging tables are the destination's twins: SHOW CREATE with the name and
+ * the engine's replication rewritten, the rest kept byte for byte. */
+TEST(staging_from_show_create)
+{
+    struct chc_buf b = CHC_BUF_INIT;
+    struct chc_err e = CHC_ERR_INIT;
+
+    ASSERT_OK(sql_show_create("db", "t", &b));
+    ASSERT_STREQ(b.buf, "SHOW CREATE TABLE `db`.`t` FORMAT TabSeparated");
+    /* 18.16: one line, no backticks */
+    staging_is("CREATE TABLE dbx.hits2 ( d Date,  x UInt32,  s String DEFAULT 'a\\'b') ENGINE = "
+               "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/hits2', '{replica}', x) "
+               "PARTITION BY toYYYYMM(d) ORDER BY x SETTINGS index_granularity = 8192",
+               "CREATE TABLE IF NOT EXISTS `dbx`.`hits2_piece_0` ( d Date,  x UInt32,  s String "
+               "DEFAULT 'a\\'b') ENGINE = ReplacingMergeTree(x) PARTITION BY toYYYYMM(d) ORDER BY x "
+               "SETTINGS index_granularity = 8192");
+    /* 26.7: indices, projections, codecs, TTL, storage policy, comments kept;
+     * an ENGINE inside a string or a name is not the engine */
+    staging_is("CREATE TABLE dbx.hits2 UUID '0f6a1b2c-0000-4000-8000-000000000001'\n(\n"
+               "    `d` Date,\n    `engine` UInt32 CODEC(ZSTD(1)) COMMENT 'ENGINE = x',\n"
+               "    INDEX ix engine TYPE minmax GRANULARITY 1,\n"
+               "    PROJECTION p\n    (\n        SELECT engine, count() GROUP BY engine\n    )\n)\n"
+               "ENGINE = ReplicatedMergeTree('/clickhouse/tables/{uuid}/{shard}', '{replica}')\n"
+               "PARTITION BY toYYYYMM(d)\nORDER BY engine\nTTL d + toIntervalDay(1)\n"
+               "SETTINGS storage_policy = 'default', index_granularity = 8192\n"
+               "COMMENT 'ENGINE = Replicated'",
+               "CREATE TABLE IF NOT EXISTS `dbx`.`hits2_piece_0` (\n"
+               "    `d` Date,\n    `engine` UInt32 CODEC(ZSTD(1)) COMMENT 'ENGINE = x',\n"
+               "    INDEX ix engine TYPE minmax GRANULARITY 1,\n"
+               "    PROJECTION p\n    (\n        SELECT engine, count() GROUP BY engine\n    )\n)\n"
+               "ENGINE = MergeTree()\n"
+               "PARTITION BY toYYYYMM(d)\nORDER BY engine\nTTL d + toIntervalDay(1)\n"
+               "SETTINGS storage_policy = 'default', index_granularity = 8192\n"
+               "COMMENT 'ENGINE = Replicated'");
+    /* arg-less Replicated, engine args that are not the replication ones,
+     * a quoted table name with a dot */
+    staging_is("CREATE TABLE `d.b`.`t``x` (`v` Int8) ENGINE = ReplicatedCollapsingMergeTree(v) "
+               "ORDER BY tuple()",
+               "CREATE TABLE IF NOT EXISTS `dbx`.`hits2_piece_0` (`v` Int8) ENGINE = "
+               "CollapsingMergeTree(v) ORDER BY tuple()");
+    staging_is("CREATE TABLE db.t (`v` Int8) ENGINE = ReplicatedMergeTree ORDER BY v",
+               "CREATE TABLE IF NOT EXISTS `dbx`.`hits2_piece_0` (`v` Int8) ENGINE = "
+               "MergeTree() ORDER BY v");
+    staging_is("CREATE TABLE db.t (`v` Int8, `w` UInt8) ENGINE = ReplicatedVersionedCollapsingMergeTree("
+               "'/p/{shard}', '{replica}', v, w) ORDER BY v",
+               "CREATE TABLE IF NOT EXISTS `dbx`.`hits2_piece_0` (`v` Int8, `w` UInt8) ENGINE = "
+               "VersionedCollapsingMergeTree(v, w) ORDER BY v");
+    /* the old MergeTree syntax stays old (ATTACH wants the same format) */
+    staging_is("CREATE TABLE db.t ( d Date,  k UInt64) ENGINE = ReplicatedMergeTree("
+               "'/clickhouse/tables/{shard}/t', '{replica}', d, (k, d), 8192)",
+               "CREATE TABLE IF NOT EXISTS `dbx`.`hits2_piece_0` ( d Date,  k UInt64) ENGINE = "
+               "MergeTree(d, (k, d), 8192)");
+    /* non-replicated: only the name changes */
+    staging_is("CREATE TABLE db.t (`v` Int8) ENGINE = SummingMergeTree((v)) ORDER BY v",
+               "CREATE TABLE IF NOT EXISTS `dbx`.`hits2_piece_0` (`v` Int8) ENGINE = "
+               "SummingMergeTree((v)) ORDER BY v");
+    chc_buf_reset(&b);
+    ASSERT_EQ(sql_staging_from_show("CREATE VIEW db.v AS SELECT 1", "d", "t", &b, &e), CHC_EPARSE);
+    ASSERT_EQ(sql_staging_from_show("CREATE TABLE db.t (v Int8) ENGINE = Log", "d", "t", &b, &e),
+              CHC_ECONFIG);
+    ASSERT(strstr(e.msg, "Log is not a *MergeTree") != NULL);
+    ASSERT_EQ(sql_staging_from_show("CREATE TABLE db.t (v Int8", "d", "t", &b, &e), CHC_EPARSE);
+    ASSERT_EQ(sql_staging_from_show("CREATE TABLE db.t (v Int8) ENGINE = ReplicatedMergeTree('/p', "
+                                    "'r' ORDER BY v", "d", "t", &b, &e), CHC_EPARSE);
+    ASSERT_EQ(b.len, 0);
+    chc_buf_release(&b);
+}
+
+/* A Replicated engine with no arguments or {uuid} in its path gets one
+ * UUID on every node (the same for every worker and run of the task), where
+ * the node knows UUIDs; any other engine, and 18.16, get the statement as
+ * before. */
+TEST(destination_uuid)
+{
+    struct cfg_task *bare = load("ReplicatedMergeTree ORDER BY id", "k", "");
+    struct cfg_task *mac = load("ReplicatedMergeTree('/clickhouse/tables/{uuid}/{shard}', "
+                                "'{replica}') ORDER BY id", "k", "");
+    struct cfg_task *plain = load(RMT, "k", "");
+    struct cfg_task *mt = load("MergeTree ORDER BY id", "k", "");
+    struct sql_column cols[] = {{"id", "UInt64", "", ""}};
+    unsigned v26 = DIALECT_V(26, 7, 2), v18 = DIALECT_V(18, 16, 1);
+    struct chc_err e = CHC_ERR_INIT;
+    struct chc_buf b = CHC_BUF_INIT, u = CHC_BUF_INIT;
+
+    ASSERT(sql_needs_uuid(&bare->tables[0], v26) && sql_needs_uuid(&mac->tables[0], v26));
+    ASSERT(!sql_needs_uuid(&plain->tables[0], v26) && !sql_needs_uuid(&mt->tables[0], v26));
+    ASSERT(!sql_needs_uuid(&bare->tables[0], v18) && !sql_needs_uuid(&mac->tables[0], 0));
+    ASSERT_OK(sql_table_uuid("/task/a", &bare->tables[0], &u));
+    ASSERT_STREQ(u.buf, "6db60f3e-926f-4a7e-87c0-1ba9a7b101ac");
+    chc_buf_reset(&b);
+    ASSERT_OK(sql_table_uuid("/task/a", &mac->tables[0], &b)); /* same task and table */
+    ASSERT_STREQ(b.buf, u.buf);
+    chc_buf_reset(&b);
+    ASSERT_OK(sql_table_uuid("/task/b", &bare->tables[0], &b));
+    ASSERT(strcmp(b.buf, u.buf) != 0);
+    chc_buf_reset(&b);
+    ASSERT_OK(sql_create_table(&bare->tables[0], cols, 1, "hits2", SQL_TABLE_DESTINATION, u.buf,
+                               &b, &e));
+    ASSERT_STREQ(b.buf, "CREATE TABLE IF NOT EXISTS `dbx`.`hits2` UUID "
+                        "'6db60f3e-926f-4a7e-87c0-1ba9a7b101ac' (`id` UInt64) ENGINE = "
+                        "ReplicatedMergeTree() ORDER BY id");
+    chc_buf_release(&b);
+    chc_buf_release(&u);
+    cfg_task_free(bare);
+    cfg_task_free(mac);
+    cfg_task_free(plain);
+    cfg_task_free(mt);
 }
 
 TEST(move_steps)

@@ -52,6 +52,9 @@ struct engine_info {
     char *sample_by;     /* raw text or NULL */
     char *ttl;           /* raw text or NULL */
     char *settings;      /* raw text after SETTINGS or NULL */
+    char *comment;       /* the table's COMMENT literal as written ("'a b'"), or NULL:
+                          * SHOW CREATE TABLE prints it after SETTINGS; rebuilt
+                          * last, and only for the destination (plain=0) */
     /* Elements of PRIMARY KEY if present, else of ORDER BY: a parenthesised
      * list "(a, b)" or "tuple(a, b)" is unwrapped and split at its top-level
      * commas, anything else is one element; "tuple()" and "()" give none.
@@ -72,10 +75,11 @@ int engine_parse(const char *text, struct engine_info **ret, struct chc_err *err
 struct engine_info *engine_free(struct engine_info *e);
 
 /* Append "ENGINE = <name>(<args>) [PARTITION BY ...] ORDER BY ... [PRIMARY KEY ...]
- * [SAMPLE BY ...] [TTL ...] [SETTINGS ...]" to out, in that clause order.
+ * [SAMPLE BY ...] [TTL ...] [SETTINGS ...] [COMMENT ...]" to out, in that clause order.
  * plain=0 reproduces the original engine (zookeeper_path and replica_name
- * re-quoted); plain=1 drops replication: base_name with only `args` (for the
- * copier's non-replicated staging tables). On failure out is left as it was. */
+ * re-quoted, the COMMENT kept); plain=1 drops replication and the COMMENT:
+ * base_name with only `args` (for the copier's non-replicated staging
+ * tables). On failure out is left as it was. */
 int engine_build_clause(const struct engine_info *e, int plain, struct chc_buf *out,
                         struct chc_err *err);
 

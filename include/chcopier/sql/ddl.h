@@ -31,12 +31,16 @@ int sql_create_database(const char *db, struct chc_buf *out);
 /* Which engine a CREATE TABLE gets: the task's, or for staging (piece and
  * assembly tables) its non-replicated twin. */
 enum sql_table_kind { SQL_TABLE_DESTINATION, SQL_TABLE_STAGING };
-/* CREATE TABLE IF NOT EXISTS `<database_push>`.`table` (<cols>) <engine>. With
- * <allow_to_copy_alias_and_materialized_columns> MATERIALIZED and ALIAS
- * columns become ordinary ones. */
+/* CREATE TABLE IF NOT EXISTS `<database_push>`.`table` [UUID '<uuid>']
+ * (<cols>) <engine>. With <allow_to_copy_alias_and_materialized_columns>
+ * MATERIALIZED and ALIAS columns become ordinary ones. uuid (NULL: none):
+ * what a Replicated engine with {uuid} needs (sql/rewrite.h,
+ * sql_needs_uuid). Staging tables are made from the destination's SHOW
+ * CREATE (sql_staging_from_show); SQL_TABLE_STAGING is what `plan` shows
+ * before the destination exists. */
 int sql_create_table(const struct cfg_table *tb, const struct sql_column *cols, size_t n,
-                     const char *table, enum sql_table_kind kind, struct chc_buf *out,
-                     struct chc_err *err);
+                     const char *table, enum sql_table_kind kind, const char *uuid,
+                     struct chc_buf *out, struct chc_err *err);
 int sql_drop_table(const char *db, const char *table, struct chc_buf *out);
 /* The names of the partitions' assemblies of tb on a node
  * (plan_partition_assembly), one per line. */

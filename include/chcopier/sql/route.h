@@ -46,9 +46,6 @@ int sql_route_create(const struct cfg_table *tb, const char *cluster, unsigned k
 /* DROP TABLE IF EXISTS db.<t>_piece_<k>_route */
 int sql_route_drop(const struct cfg_table *tb, unsigned k, struct chc_buf *out);
 
-/* What a routed INSERT runs with: synchronous (an error fails the piece
- * instead of queueing rows on disk), into the first live replica of a
- * shard in the cluster's order, the one chcopier stages on. */
-const struct cfg_settings *sql_route_settings(void);
+/* What a routed INSERT runs with: dialect_route_settings (sql/dialect.h). */
 
 #endif
