@@ -16,6 +16,7 @@
 #include "chcopier/sql/rewrite.h"
 #include "chcopier/sql/route.h"
 #include "cmd.h"
+#include "discover.h"
 #include "nodes.h"
 #include "piece.h"
 #include "preflight.h"
@@ -65,7 +66,7 @@ static int view_load(struct worker *w, const struct cfg_table *tb, struct plan_v
         r = tables__columns_load(v->ts, v->dst_cols ? v->dst_cols : v->src_cols, err);
     if (r == 0)
         r = routing__choose(w, v->ts, err);
-    return r == 0 ? tables__discover_query(w, v->ts, err) : r;
+    return r == 0 ? discover__partitions(w, v->ts, err) : r;
 }
 
 static void print_nodes(const char *what, const struct cfg_replica *const *reps, size_t n)

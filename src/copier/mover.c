@@ -28,6 +28,7 @@
 #include "chcopier/config/task.h"
 #include "chcopier/state/layout.h"
 #include "chcopier/zk/zk.h"
+#include "discover.h"
 #include "mover.h"
 #include "batch.h"
 #include "checks.h"
@@ -206,7 +207,7 @@ static int batch_before(struct worker *w, struct tstate *ts, struct batch *b,
         struct mv *m = &b->mv[i];
         if (!m->active || !m->assemble)
             continue;
-        if (ts->parts[m->part].rows >= 0 && ts->sums_key && ts->sums_key == tables__sums_key_of(ts)) {
+        if (ts->parts[m->part].rows >= 0 && ts->sums_key && ts->sums_key == discover__sums_key_of(ts)) {
             m->src.rows = (unsigned long long)ts->parts[m->part].rows;
             m->src.hash = ts->parts[m->part].src_hash;
         } else {

@@ -28,6 +28,7 @@
 #include "chcopier/sql/sqlhash.h"
 #include "chcopier/config/task.h"
 #include "chcopier/zk/zk.h"
+#include "discover.h"
 #include "nodes.h"
 #include "pin.h"
 #include "preflight.h"
@@ -335,159 +336,6 @@ void tables__create_on_returned(struct worker *w, struct tstate *ts)
     }
 }
 
-/* Which checksum expression the discovered source sums were computed with. */
-uint64_t tables__sums_key_of(const struct tstate *ts)
-{
-    const char *h = ts->cols.hash_src;
-
-    return h ? chc_hash64(CHC_HASH64_INIT, h, strlen(h)) | 1 : 0;
-}
-
-/* Small partitions need fewer pieces, and are copied in groups (see
- * plan_group_parts): a group's pieces split the sum of its rows. */
-static int group_parts(struct worker *w, struct tstate *ts, struct chc_err *err)
-{
-    long long *rows = calloc(ts->n_parts + 1, sizeof(*rows));
-    size_t *lead = calloc(ts->n_parts + 1, sizeof(*lead)), i;
-
-    if (!rows || !lead) {
-        free(rows);
-        free(lead);
-        return oom(err);
-    }
-    for (i = 0; i < ts->n_parts; i++)
-        rows[i] = ts->parts[i].max_shard_rows;
-    plan_group_parts(rows, ts->n_parts, w->o->min_piece_rows, GROUP_MAX, lead);
-    for (i = 0; i < ts->n_parts; i++) {
-        struct part *p = &ts->parts[i];
-        p->lead = lead[i];
-        p->n_group = p->lead == i;
-        if (p->lead != i) {
-            ts->parts[p->lead].n_group++;
-            rows[p->lead] += rows[i];
-        }
-    }
-    for (i = 0; i < ts->n_parts; i++)
-        if (ts->parts[i].lead == i)
-            ts->parts[i].splits = plan_part_splits(ts->tb, rows[i], w->o->min_piece_rows);
-        else
-            ts->parts[i].splits = ts->parts[ts->parts[i].lead].splits;
-    free(rows);
-    free(lead);
-    return 0;
-}
-
-/* <enabled_partitions>: as given, in the given order, assumed on every
- * shard. */
-static int discover_enabled(struct tstate *ts, struct chc_err *err)
-{
-    size_t i;
-
-    for (i = 0; i < ts->tb->n_enabled_partitions; i++) {
-        int idx = tstate__add_part(ts, ts->tb->enabled_partitions[i], err);
-        if (idx < 0)
-            return idx;
-        memset(ts->parts[idx].on_shard, 1, ts->tb->pull->n_shards);
-    }
-    return 0;
-}
-
-/* The discovery statement on every source shard at once; out[s] gets
- * shard s's answer. */
-static int discover_run(struct worker *w, struct tstate *ts, struct chc_buf *out,
-                        struct chc_err *err)
-{
-    size_t S = ts->tb->pull->n_shards;
-    struct chc_buf sql = CHC_BUF_INIT;
-    enum side *pull = calloc(S, sizeof(*pull)); /* source: settings_pull */
-    int r;
-
-    for (;;) {
-        /* The source checksum of every partition in the same pass: one read
-         * of the table instead of one per partition at move time. */
-        chc_buf_reset(&sql);
-        r = pull && sql_discover(ts->tb, ts->sums_key ? ts->cols.hash_src : NULL, &sql) == 0
-                ? nodes__multi(w, ts->src_rep, S, NULL, sql.buf, out, pull, err)
-                : oom(err);
-        if (!((r == CHC_ECH_EXCEPTION || r == CHC_ECH_PERMANENT) && ts->sums_key))
-            break;
-        /* The checksum casts source values to the destination's types; if
-         * they do not fit (the copy will say so too), count only. */
-        chc_log_warn("table '%s': %s; discovering without checksums", ts->tb->name, err->msg);
-        ts->sums_key = 0;
-    }
-    if (r < 0 && r != -ENOMEM)
-        chc_err_prefix(err, "table '%s': partition discovery", ts->tb->name);
-    free(pull);
-    chc_buf_release(&sql);
-    return r;
-}
-
-/* One discovery row of source shard s, "<literal>,<count>,<checksum>" (the
- * last two fields are numbers), added to its partition. */
-static int discover_row(struct tstate *ts, size_t s, char *row, struct chc_err *err)
-{
-    char *c2 = strrchr(row, ','), *comma;
-    unsigned long long hash = 0;
-    long long rows = 0;
-    struct part *p;
-    int idx;
-
-    if (c2)
-        *c2 = '\0';
-    comma = c2 ? strrchr(row, ',') : NULL;
-    if (!comma || chc_parse_ll(comma + 1, 0, (1LL << 62), &rows) < 0 ||
-        sscanf(c2 + 1, "%llu", &hash) != 1)
-        return chc_err_set(err, CHC_EPARSE, "table '%s': unexpected discovery row '%s'",
-                           ts->tb->name, row);
-    *comma = '\0';
-    idx = tstate__add_part(ts, ts->tb->engine->partition_by ? row : PLAN_UNPARTITIONED, err);
-    if (idx < 0)
-        return idx;
-    p = &ts->parts[idx];
-    if (p->rows < 0)
-        p->rows = 0;
-    p->rows += rows;
-    p->src_hash += hash;
-    p->on_shard[s] = 1;
-    if (rows > p->max_shard_rows)
-        p->max_shard_rows = rows;
-    return 0;
-}
-
-int tables__discover_query(struct worker *w, struct tstate *ts, struct chc_err *err)
-{
-    size_t S = ts->tb->pull->n_shards, s, i, n = 0;
-    struct chc_buf *out;
-    char **vals = NULL;
-    int r;
-
-    if (ts->tb->has_enabled_partitions)
-        return discover_enabled(ts, err);
-    out = calloc(S, sizeof(*out));
-    if (!out)
-        return oom(err);
-    for (s = 0; s < S; s++)
-        chc_buf_init(&out[s], 0);
-    /* Partition values, row counts and checksums, every source shard at once. */
-    ts->sums_key = tables__sums_key_of(ts);
-    r = discover_run(w, ts, out, err);
-    for (s = 0; r == 0 && s < S; s++) {
-        r = plan_parse_values(out[s].buf, &vals, &n, err);
-        for (i = 0; r == 0 && i < n; i++)
-            r = discover_row(ts, s, vals[i], err);
-        chc_strv_free(vals, n);
-        vals = NULL;
-        n = 0;
-    }
-    if (r == 0)
-        r = group_parts(w, ts, err);
-    for (s = 0; s < S; s++)
-        chc_buf_release(&out[s]);
-    free(out);
-    return r;
-}
-
 /* Drop (dry: name) the partitions' assemblies of tb left on each of
  * reps[0..n): a partition's own goes when it is done; these are those of a
  * worker that died, or of a stale one that came back. */
@@ -625,7 +473,7 @@ static int table_init(struct worker *w, struct tstate *ts, struct chc_err *err)
     if (!ts->cols.hash_src) /* discovery needs the columns for the source checksums */
         r = staging_sync(w, ts, &dropped, err);
     if (r == 0)
-        r = tables__discover_query(w, ts, err);
+        r = discover__partitions(w, ts, err);
     if (r < 0)
         goto release;
     r = tstate__parts_publish(ts, err);

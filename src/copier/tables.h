@@ -35,10 +35,6 @@ int tables__columns_of(const struct ch_rows *rows, struct sql_column **ret);
 int tables__target_reps(const struct tstate *ts, const struct cfg_replica ***ret);
 /* ts->cols from the destination's columns. */
 int tables__columns_load(struct tstate *ts, const struct ch_rows *dst_cols, struct chc_err *err);
-/* The hash of the checksum expressions (tstate.sums_key). */
-uint64_t tables__sums_key_of(const struct tstate *ts);
-/* Discover the partitions (and their source checksums) into ts. */
-int tables__discover_query(struct worker *w, struct tstate *ts, struct chc_err *err);
 /* Drop the piece and assembly tables on every live push node. */
 int tables__drop_helpers(struct worker *w, struct tstate *ts, struct chc_err *err);
 /* Drop (dry: print "would drop ...") every partition assembly of tb on

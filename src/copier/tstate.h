@@ -37,6 +37,8 @@ struct part {
     long long rows;   /* source rows from discovery, -1 unknown */
     unsigned long long src_hash; /* source checksum from discovery (with rows >= 0) */
     long long max_shard_rows; /* discovery only: the largest shard's rows */
+    long long disc_rows;      /* discovery only: rows so far on shard disc_shard - 1 */
+    size_t disc_shard;
     int done;         /* moved and verified (cache) */
     /* Copy group (plan_group_parts): small partitions are copied together by
      * the pieces of their group's first partition, the lead; the members

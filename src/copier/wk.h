@@ -12,7 +12,8 @@
  *   preflight.c  the checks before anything is written
  *   pin.c        the staging replica of each shard, pinned for the table
  *   routing.c    Distributed or filter routing, the routing tables
- *   tables.c     destination and staging tables, partition discovery
+ *   discover.c   partition discovery: rows and checksums per source shard
+ *   tables.c     destination and staging tables, the partition list
  *   piece.c      piece copies: claims, cleaning, the job list (its owner)
  *   sums.c       count and checksum rounds over many nodes
  *   batch.c      a batch of moves: its rounds of statements, failed moves

@@ -172,7 +172,15 @@ int sql_sums(const struct cfg_table *tb, const char *const *lits, size_t n, cons
 
 int sql_discover(const struct cfg_table *tb, const char *hash, struct chc_buf *out)
 {
+    return sql_discover_in(tb, hash, NULL, NULL, 0, 0, out);
+}
+
+int sql_discover_in(const struct cfg_table *tb, const char *hash, const char *src_key,
+                    const char *const *lits, size_t n, unsigned long long max_rows,
+                    struct chc_buf *out)
+{
     const char *pb = tb->engine->partition_by;
+    size_t i;
     int r = chc_buf_addf(out, "SELECT %s%s%s AS _p, count(), ", pb ? "(" : "", pb ? pb : "1",
                          pb ? ")" : "");
 
@@ -182,7 +190,34 @@ int sql_discover(const struct cfg_table *tb, const char *hash, struct chc_buf *o
         r = chc_buf_addstr(out, " FROM ");
     if (r == 0)
         r = sql_table_ref(tb->database_pull, tb->table_pull, out);
+    if (r == 0 && src_key && n > 0)
+        r = chc_buf_addf(out, " WHERE (%s) IN (", src_key);
+    for (i = 0; r == 0 && src_key && i < n; i++)
+        r = chc_buf_addf(out, "%s%s", i ? ", " : "", lits[i]);
+    if (r == 0 && src_key && n > 0)
+        r = chc_buf_addch(out, ')');
     if (r == 0 && tb->where_condition)
-        r = chc_buf_addf(out, " WHERE (%s)", tb->where_condition);
-    return r == 0 ? chc_buf_addstr(out, " GROUP BY _p ORDER BY _p FORMAT Values") : r;
+        r = chc_buf_addf(out, " %s (%s)", src_key && n > 0 ? "AND" : "WHERE",
+                         tb->where_condition);
+    if (r == 0)
+        r = chc_buf_addstr(out, " GROUP BY _p ORDER BY _p");
+    if (r == 0 && max_rows > 0)
+        r = chc_buf_addf(out, " SETTINGS max_rows_to_read = %llu, read_overflow_mode = 'throw'",
+                         max_rows);
+    return r == 0 ? chc_buf_addstr(out, " FORMAT Values") : r;
+}
+
+int sql_source_partitions(const struct cfg_table *tb, struct chc_buf *out)
+{
+    int r = chc_buf_addstr(out, "SELECT partition, sum(marks) FROM system.parts WHERE database = ");
+
+    if (r == 0)
+        r = chc_buf_add_sqlstr(out, tb->database_pull);
+    if (r == 0)
+        r = chc_buf_addstr(out, " AND table = ");
+    if (r == 0)
+        r = chc_buf_add_sqlstr(out, tb->table_pull);
+    return r == 0 ? chc_buf_addstr(out, " AND active GROUP BY partition ORDER BY partition "
+                                         "FORMAT TabSeparated")
+                  : r;
 }

@@ -496,6 +496,20 @@ TEST(sums_and_discovery)
     ASSERT_OK(sql_discover(&u->tables[0], NULL, &b));
     ASSERT_STREQ(b.buf, "SELECT 1 AS _p, count(), 0 FROM `db`.`hits` GROUP BY _p ORDER BY _p "
                         "FORMAT Values");
+    {
+        const char *lits[] = {"201801", "201802"};
+        chc_buf_reset(&b);
+        ASSERT_OK(sql_discover_in(&t->tables[0], "h", "toYYYYMM(e)", lits, 2, 1234, &b));
+        ASSERT_STREQ(b.buf, "SELECT (toYYYYMM(d)) AS _p, count(), ifNull(sum(h), 0) FROM "
+                            "`db`.`hits` WHERE (toYYYYMM(e)) IN (201801, 201802) AND (x > 1) "
+                            "GROUP BY _p ORDER BY _p SETTINGS max_rows_to_read = 1234, "
+                            "read_overflow_mode = 'throw' FORMAT Values");
+    }
+    chc_buf_reset(&b);
+    ASSERT_OK(sql_source_partitions(&t->tables[0], &b));
+    ASSERT_STREQ(b.buf, "SELECT partition, sum(marks) FROM system.parts WHERE database = 'db' "
+                        "AND table = 'hits' AND active GROUP BY partition ORDER BY partition "
+                        "FORMAT TabSeparated");
     chc_buf_release(&b);
     cfg_task_free(t);
     cfg_task_free(u);

@@ -54,5 +54,22 @@ int sql_sums_assemblies(const struct cfg_table *tb, const char *const *lits, siz
  *  db.table [WHERE (<where>)] GROUP BY _p ORDER BY _p FORMAT Values"
  * (0 for the checksum when hash is NULL; 1 AS _p when unpartitioned). */
 int sql_discover(const struct cfg_table *tb, const char *hash, struct chc_buf *out);
+/* The same for the source partitions lits[0..n) only (values of the
+ * source's partition key src_key, as system.parts names them): "... WHERE
+ * (<src_key>) IN (a, b, ...) [AND (<where>)] GROUP BY _p ORDER BY _p
+ * SETTINGS max_rows_to_read = <max_rows>, read_overflow_mode = 'throw'
+ * FORMAT Values" (no SETTINGS when max_rows is 0). ClickHouse 18.16 spends
+ * time superlinear in the parts one SELECT reads, and prunes the others
+ * cheaply by the partition key; the limit (what those partitions' marks
+ * estimate) makes a key it cannot prune by fail at once (Code 158) instead
+ * of reading the whole table once per batch. */
+int sql_discover_in(const struct cfg_table *tb, const char *hash, const char *src_key,
+                    const char *const *lits, size_t n, unsigned long long max_rows,
+                    struct chc_buf *out);
+/* The source table's partitions and their marks from its part metadata:
+ * "SELECT partition, sum(marks) FROM system.parts WHERE database = '<db>'
+ *  AND table = '<table>' AND active GROUP BY partition ORDER BY partition
+ *  FORMAT TabSeparated". */
+int sql_source_partitions(const struct cfg_table *tb, struct chc_buf *out);
 
 #endif
