@@ -205,9 +205,7 @@ int checks__recheck(struct worker *w, struct tstate *ts, struct batch *b,
     }
     if (r == 0)
         r = sums__targets(&round, ts, parts, per, np, ts->tb->table_push, err);
-    if (r == 0)
-        r = sums__run(w, &round, err);
-    sums__release(&round);
+    r = sums__run_if(w, &round, r, err);
     for (i = 0; r == 0 && i < b->n; i++) {
         struct mv *m = &b->mv[i];
         if (m->active && m->recheck)
@@ -233,9 +231,7 @@ int checks__verify(struct worker *w, struct tstate *ts, struct batch *b,
             per[np++] = b->mv[i].after;
         }
     r = sums__targets(&round, ts, parts, per, np, ts->tb->table_push, err);
-    if (r == 0)
-        r = sums__run(w, &round, err);
-    sums__release(&round);
+    r = sums__run_if(w, &round, r, err);
     for (i = 0; r == 0 && i < b->n; i++) {
         struct mv *m = &b->mv[i];
         const struct chc_log_fields lf = {.table = ts->tb->name,

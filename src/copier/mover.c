@@ -220,9 +220,7 @@ static int batch_before(struct worker *w, struct tstate *ts, struct batch *b,
     r = sums__source(&round, ts, sparts, src, ns, err);
     if (r == 0 && !ts->tb->allow_drop_target_partitions)
         r = sums__targets(&round, ts, parts, per, np, ts->tb->table_push, err);
-    if (r == 0)
-        r = sums__run(w, &round, err);
-    sums__release(&round);
+    r = sums__run_if(w, &round, r, err);
     for (i = 0; r == 0 && i < b->n; i++) {
         struct mv *m = &b->mv[i];
         if (m->active && m->assemble && sums__total(ts, m->before, &m->before_total, &bad) < 0)
@@ -263,9 +261,7 @@ static int batch_assemble(struct worker *w, struct tstate *ts, struct batch *b,
         }
     if (r == 0)
         r = sums__targets(&round, ts, parts, per, np, NULL, err);
-    if (r == 0)
-        r = sums__run(w, &round, err);
-    sums__release(&round);
+    r = sums__run_if(w, &round, r, err);
     for (i = 0; r == 0 && i < b->n; i++) {
         struct mv *m = &b->mv[i];
         struct chc_err e = CHC_ERR_INIT;

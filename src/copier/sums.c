@@ -150,6 +150,14 @@ int sums__run(struct worker *w, struct sums_round *b, struct chc_err *err)
     return r;
 }
 
+int sums__run_if(struct worker *w, struct sums_round *b, int r, struct chc_err *err)
+{
+    if (r == 0)
+        return sums__run(w, b, err); /* releases b */
+    sums__release(b);
+    return r;
+}
+
 /* Per-target sums of one partition as one total (protocol_targets_total):
  * -1 and *bad = a target that disagrees with its shard's first. */
 int sums__total(const struct tstate *ts, const struct sums *per, struct sums *total,

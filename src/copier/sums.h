@@ -48,6 +48,9 @@ int sums__targets(struct sums_round *b, const struct tstate *ts, const size_t *p
 /* Send the round's statements at once and accumulate the answers; the
  * round is released. */
 int sums__run(struct worker *w, struct sums_round *b, struct chc_err *err);
+/* sums__run when r is 0 (the round was built), else only release it;
+ * returns r or what the run returned. */
+int sums__run_if(struct worker *w, struct sums_round *b, int r, struct chc_err *err);
 void sums__release(struct sums_round *b);
 /* Per-target sums of one partition as one total (protocol_targets_total):
  * -1 and *bad = a target that disagrees with its shard's first. */

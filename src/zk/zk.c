@@ -411,36 +411,47 @@ int zk_get(struct zk_session *zs, const char *path, struct chc_buf *out, struct 
     return r;
 }
 
-/* At most this many reads of zk_get_many in flight. */
-#define GET_MANY_INFLIGHT 512
+/* At most this many requests of a pipelined batch in flight. */
+#define MANY_INFLIGHT 512
 
-int zk_get_many(struct zk_session *zs, const char *const *paths, size_t n, struct chc_buf *outs,
+/* One kind of request of a pipelined batch: send(i) submits request i
+ * (*c its call, *rc what the submit returned), finish(i) waits for its
+ * answer and keeps what it brought; both return 0 or the request's code.
+ * Codes the caller tolerates (zk_get_many: no such node) are `benign`. */
+struct many_ops {
+    int (*send)(struct zk_session *zs, void *ctx, size_t i, struct zk_call **c, int *rc,
+                struct chc_err *err);
+    int (*finish)(struct zk_session *zs, void *ctx, size_t i, struct zk_call *c, int rc,
+                  struct chc_err *err);
+    int benign;
+};
+
+/* n requests, every one of a window sent before the window's answers are
+ * waited for (about one round trip instead of n); codes[i] gets each
+ * outcome. Returns the first failure other than ops->benign. */
+static int many(struct zk_session *zs, const struct many_ops *ops, void *ctx, size_t n,
                 int *codes, struct chc_err *err)
 {
-    struct zk_call **c = calloc(GET_MANY_INFLIGHT, sizeof(*c));
-    int *rc = calloc(GET_MANY_INFLIGHT, sizeof(*rc));
+    struct zk_call **c = calloc(MANY_INFLIGHT, sizeof(*c));
+    int *rc = calloc(MANY_INFLIGHT, sizeof(*rc));
     size_t done = 0, i, m;
     int r = c && rc ? 0 : chc_err_set(err, -ENOMEM, "out of memory");
 
     while (r == 0 && done < n) {
-        m = n - done < GET_MANY_INFLIGHT ? n - done : GET_MANY_INFLIGHT;
+        m = n - done < MANY_INFLIGHT ? n - done : MANY_INFLIGHT;
         for (i = 0; i < m; i++) { /* every request out first ... */
+            struct chc_err e = CHC_ERR_INIT;
             c[i] = NULL;
-            codes[done + i] = zk__call_new(zs, "get", paths[done + i], &c[i], err);
-            if (codes[done + i] == 0)
-                rc[i] = zoo_aget(zs->zh, paths[done + i], 0, data_done, c[i]);
+            codes[done + i] = ops->send(zs, ctx, done + i, &c[i], &rc[i], &e);
+            if (r == 0 && codes[done + i] < 0)
+                r = chc_err_set(err, codes[done + i], "%s", e.code ? e.msg : "out of memory");
         }
         for (i = 0; i < m; i++) { /* ... then the answers, in order */
             struct chc_err e = CHC_ERR_INIT;
             int *code = &codes[done + i];
             if (*code == 0)
-                *code = get_finish(zs, c[i], rc[i], paths[done + i], &e);
-            if (*code == 0) {
-                chc_buf_reset(&outs[done + i]);
-                if (chc_buf_add(&outs[done + i], c[i]->data ? c[i]->data : "", c[i]->len) < 0)
-                    *code = -ENOMEM;
-            }
-            if (r == 0 && *code < 0 && *code != CHC_EZK_NONODE)
+                *code = ops->finish(zs, ctx, done + i, c[i], rc[i], &e);
+            if (r == 0 && *code < 0 && *code != ops->benign)
                 r = chc_err_set(err, *code, "%s", e.code ? e.msg : "out of memory");
             zk__call_put(c[i]);
         }
@@ -451,12 +462,58 @@ int zk_get_many(struct zk_session *zs, const char *const *paths, size_t n, struc
     return r;
 }
 
-/* One write of zk_write_many sent: a create where versions[i] < 0, else a
- * set over that version. */
-static int write_send(struct zk_session *zs, const char *path, const char *data, int version,
-                      struct zk_call **c, int *rc, struct chc_err *err)
+struct get_many {
+    const char *const *paths;
+    struct chc_buf *outs;
+};
+
+static int get_send(struct zk_session *zs, void *ctx, size_t i, struct zk_call **c, int *rc,
+                    struct chc_err *err)
 {
+    const struct get_many *g = ctx;
+    int r = zk__call_new(zs, "get", g->paths[i], c, err);
+
+    if (r == 0)
+        *rc = zoo_aget(zs->zh, g->paths[i], 0, data_done, *c);
+    return r;
+}
+
+static int get_done(struct zk_session *zs, void *ctx, size_t i, struct zk_call *c, int rc,
+                    struct chc_err *err)
+{
+    struct get_many *g = ctx;
+    int r = get_finish(zs, c, rc, g->paths[i], err);
+
+    if (r == 0) {
+        chc_buf_reset(&g->outs[i]);
+        if (chc_buf_add(&g->outs[i], c->data ? c->data : "", c->len) < 0)
+            r = -ENOMEM;
+    }
+    return r;
+}
+
+int zk_get_many(struct zk_session *zs, const char *const *paths, size_t n, struct chc_buf *outs,
+                int *codes, struct chc_err *err)
+{
+    static const struct many_ops ops = {get_send, get_done, CHC_EZK_NONODE};
+    struct get_many g = {paths, outs};
+
+    return many(zs, &ops, &g, n, codes, err);
+}
+
+struct write_many {
+    const char *const *paths, *const *datas;
+    int *versions;
+};
+
+/* A create where versions[i] < 0, else a set over that version. */
+static int write_send(struct zk_session *zs, void *ctx, size_t i, struct zk_call **c, int *rc,
+                      struct chc_err *err)
+{
+    const struct write_many *wm = ctx;
+    const char *path = wm->paths[i], *data = wm->datas[i];
     size_t len = strlen(data);
+    int version = wm->versions[i];
     int r;
 
     if (len > ZK_NODE_MAX)
@@ -472,41 +529,25 @@ static int write_send(struct zk_session *zs, const char *path, const char *data,
     return 0;
 }
 
+static int write_done(struct zk_session *zs, void *ctx, size_t i, struct zk_call *c, int rc,
+                      struct chc_err *err)
+{
+    struct write_many *wm = ctx;
+    int *v = &wm->versions[i];
+    int r = zk__call_finish(zs, c, rc, *v < 0 ? "create" : "set", wm->paths[i], err);
+
+    if (r == 0)
+        *v = *v < 0 ? 0 : c->stat.version;
+    return r;
+}
+
 int zk_write_many(struct zk_session *zs, const char *const *paths, const char *const *datas,
                   size_t n, int *versions, int *codes, struct chc_err *err)
 {
-    struct zk_call **c = calloc(GET_MANY_INFLIGHT, sizeof(*c));
-    int *rc = calloc(GET_MANY_INFLIGHT, sizeof(*rc));
-    size_t done = 0, i, m;
-    int r = c && rc ? 0 : chc_err_set(err, -ENOMEM, "out of memory");
+    static const struct many_ops ops = {write_send, write_done, 0};
+    struct write_many wm = {paths, datas, versions};
 
-    while (r == 0 && done < n) {
-        m = n - done < GET_MANY_INFLIGHT ? n - done : GET_MANY_INFLIGHT;
-        for (i = 0; i < m; i++) { /* every request out first ... */
-            struct chc_err e = CHC_ERR_INIT;
-            c[i] = NULL;
-            codes[done + i] = write_send(zs, paths[done + i], datas[done + i],
-                                         versions[done + i], &c[i], &rc[i], &e);
-            if (r == 0 && codes[done + i] < 0)
-                r = chc_err_set(err, codes[done + i], "%s", e.msg);
-        }
-        for (i = 0; i < m; i++) { /* ... then the answers, in order */
-            struct chc_err e = CHC_ERR_INIT;
-            int *code = &codes[done + i], *v = &versions[done + i];
-            if (*code == 0)
-                *code = zk__call_finish(zs, c[i], rc[i], *v < 0 ? "create" : "set",
-                                        paths[done + i], &e);
-            if (*code == 0)
-                *v = *v < 0 ? 0 : c[i]->stat.version;
-            if (r == 0 && *code < 0)
-                r = chc_err_set(err, *code, "%s", e.code ? e.msg : "out of memory");
-            zk__call_put(c[i]);
-        }
-        done += m;
-    }
-    free(c);
-    free(rc);
-    return r;
+    return many(zs, &ops, &wm, n, codes, err);
 }
 
 int zk_set(struct zk_session *zs, const char *path, const void *data, size_t len, int version,
