@@ -264,7 +264,7 @@ static int discover_one(struct worker *w, struct tstate *ts, struct chc_buf *out
             idx[n] = s;
             reps[n++] = ts->src_rep[s];
         }
-    while (r == 0 && n > 0) {
+    while (r == 0 && n > 0) { /* left by break: a failed try is retried once, without sums */
         /* The source checksum of every partition in the same pass: one read
          * of the table instead of one per partition at move time. */
         chc_buf_reset(&sql);
@@ -277,6 +277,8 @@ static int discover_one(struct worker *w, struct tstate *ts, struct chc_buf *out
          * they do not fit (the copy will say so too), count only. */
         chc_log_warn("table '%s': %s; discovering without checksums", ts->tb->name, err->msg);
         ts->sums_key = 0;
+        chc_err_clear(err);
+        r = 0;
     }
     for (s = 0; tmp && s < n; s++) {
         chc_buf_release(&out[idx[s]]);

@@ -76,25 +76,38 @@ static int part_ready(struct worker *w, struct tstate *ts, size_t part, struct c
 static int mv_record(struct worker *w, struct tstate *ts, struct batch *b, const char *what,
                      int (*only)(const struct mv *), struct chc_err *err)
 {
-    struct chc_buf line = CHC_BUF_INIT;
-    size_t i;
-    int r = 0;
+    struct chc_buf line[MOVE_BATCH];
+    const char *states[MOVE_BATCH];
+    size_t parts[MOVE_BATCH], i, np = 0;
+    int versions[MOVE_BATCH], r = 0;
 
     (void)w;
     for (i = 0; r == 0 && i < b->n; i++) {
         struct mv *m = &b->mv[i];
         if (!m->active || (only && !only(m)))
             continue;
-        chc_buf_reset(&line);
+        chc_buf_init(&line[np], 0);
         if (!strcmp(what, "assembling"))
-            r = chc_buf_addstr(&line, "assembling");
+            r = chc_buf_addstr(&line[np], "assembling");
         else
-            r = chc_buf_addf(&line, "%s %llu %llu", what, m->exp_rows, m->exp_hash);
+            r = chc_buf_addf(&line[np], "%s %llu %llu", what, m->exp_rows, m->exp_hash);
         if (r == 0 && !strcmp(what, "assembled"))
-            r = checks__record_shards(ts, m, &line);
-        r = r < 0 ? oom(err) : tstate__part_write(ts, m->part, line.buf, &m->version, err);
+            r = checks__record_shards(ts, m, &line[np]);
+        states[np] = line[np].buf;
+        versions[np] = m->version;
+        parts[np++] = i;
     }
-    chc_buf_release(&line);
+    r = r < 0 ? oom(err) : 0;
+    if (r == 0 && np > 0) {
+        size_t pidx[MOVE_BATCH];
+        for (i = 0; i < np; i++)
+            pidx[i] = b->mv[parts[i]].part;
+        r = tstate__part_write_many(ts, pidx, states, np, versions, err);
+        for (i = 0; i < np; i++) /* each write that went through has its new version */
+            b->mv[parts[i]].version = versions[i];
+    }
+    for (i = 0; i < np; i++)
+        chc_buf_release(&line[i]);
     return r;
 }
 

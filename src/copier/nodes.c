@@ -203,6 +203,15 @@ int nodes__drops(struct worker *w, const struct cfg_replica *const *reps, size_t
         sides[i] = SIDE_DROP;
     r = nodes__multi(w, reps, n, sqls, sql, NULL, sides, err);
     code = r < 0 ? strstr(err->msg, "Code: ") : NULL;
+    /* Two workers finishing a table drop its staging tables together, and
+     * ClickHouse 18.16 can answer one DROP TABLE IF EXISTS with "doesn't
+     * exist" (Code 60) when the other's drop wins in between its check and
+     * its lock. Drops are idempotent: once more, and the table is gone. */
+    if (code && ch_parse_exception_code(code) == 60) {
+        chc_err_clear(err);
+        r = nodes__multi(w, reps, n, sqls, sql, NULL, sides, err);
+        code = r < 0 ? strstr(err->msg, "Code: ") : NULL;
+    }
     if (code && ch_parse_exception_code(code) == 359)
         chc_err_prefix(err, "staging data is too big to drop under the server's "
                        "max_table_size_to_drop or max_partition_size_to_drop (a query may lift "

@@ -215,7 +215,7 @@ static int pipe_sqls(const struct tstate *ts, size_t part, unsigned k, const str
 
     piece__spec(ts, part, k, to->dshard, lits, &p);
     p.via_route = to->via_route;
-    r = sql_copy_select(&p, ts->cols.cast, sel, err);
+    r = sql_copy_select(&p, ts->cols.copy, ts->cols.cast, sel, err);
     if (r == 0 && sql_copy_insert(&p, ts->cols.copy, ins) < 0)
         r = oom(err);
     return r;

@@ -35,6 +35,7 @@
 #include "routing.h"
 #include "tables.h"
 #include "tstate.h"
+#include "versions.h"
 #include "wk.h"
 
 #include "base/banned.h"
@@ -589,6 +590,8 @@ int tables__prepare(struct worker *w, const struct cfg_table *tb, struct tstate 
     }
     /* The staging replicas first: the routing chooses among them. */
     r = pin__staging(w, ts, err);
+    if (r == 0) /* a pinned replica may be of another version */
+        versions__choose_path(ts, &ts->pipe);
     if (r == 0)
         r = routing__choose(w, ts, err);
     if (r == 0)

@@ -193,6 +193,23 @@ int tstate__part_write(struct tstate *ts, size_t part, const char *state, int *v
     return st_part_write(&t, ts->parts[part].zname, state, version, err);
 }
 
+int tstate__part_write_many(struct tstate *ts, const size_t *parts, const char *const *states,
+                            size_t n, int *versions, struct chc_err *err)
+{
+    struct st_table t = tstate__st(ts);
+    const char **names = calloc(n ? n : 1, sizeof(*names));
+    size_t i;
+    int r;
+
+    if (!names)
+        return oom(err);
+    for (i = 0; i < n; i++)
+        names[i] = ts->parts[parts[i]].zname;
+    r = st_part_write_many(&t, names, states, n, versions, err);
+    free(names);
+    return r;
+}
+
 int tstate__reset_pieces(struct tstate *ts, size_t part, struct chc_err *err)
 {
     struct st_table t = tstate__st(ts);

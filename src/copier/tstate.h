@@ -160,6 +160,9 @@ int tstate__part_get(struct tstate *ts, size_t part, struct chc_buf *out, int *v
                      struct chc_err *err);
 int tstate__part_write(struct tstate *ts, size_t part, const char *state, int *version,
                        struct chc_err *err);
+/* tstate__part_write of n partitions (indices parts[]), pipelined. */
+int tstate__part_write_many(struct tstate *ts, const size_t *parts, const char *const *states,
+                            size_t n, int *versions, struct chc_err *err);
 /* Forget every copied piece of the partition's group: it is copied again. */
 int tstate__reset_pieces(struct tstate *ts, size_t part, struct chc_err *err);
 /* locks/<partition>#<what>; CHC_EZK_NODEEXISTS when someone else holds it. */

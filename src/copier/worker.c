@@ -57,6 +57,14 @@ static int refused(struct worker *w, struct tstate *ts, const char *what, struct
                      err->msg);
         return 0;
     }
+    /* A worker paused past its session (a frozen VM) whose statements fail
+     * on what others did meanwhile: its session is the news, not the
+     * statement; with a new one it finds the table's state as it is now. */
+    if (r == CHC_EZK_EXPIRED || zk_session_expired(w->zs)) {
+        chc_log_info("table '%s': %s failed (%s) after our ZooKeeper session expired",
+                     ts->tb->name, what, err->msg);
+        return chc_err_set(err, CHC_EZK_EXPIRED, "ZooKeeper session expired");
+    }
     r = preflight__diagnose(w, ts, &e);
 
     if (r < 0 && !chc_err_is_transient(r))

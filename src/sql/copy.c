@@ -110,10 +110,10 @@ int sql_copy_pull(const struct sql_piece *p, const char *columns, const struct c
     return r;
 }
 
-int sql_copy_select(const struct sql_piece *p, const char *cast_columns, struct chc_buf *out,
-                    struct chc_err *err)
+int sql_copy_select(const struct sql_piece *p, const char *columns, const char *cast_columns,
+                    struct chc_buf *out, struct chc_err *err)
 {
-    int r = chc_buf_addf(out, "SELECT %s FROM ", cast_columns);
+    int r = chc_buf_addf(out, "SELECT %s FROM (SELECT %s FROM ", cast_columns, columns);
 
     if (r == 0)
         r = sql_table_ref(p->tb->database_pull, p->tb->table_pull, out);
@@ -122,7 +122,7 @@ int sql_copy_select(const struct sql_piece *p, const char *cast_columns, struct 
     if (r < 0)
         return nomem(r, err);
     r = sql_piece_where(p, out, err);
-    if (r == 0 && chc_buf_addstr(out, " FORMAT Native") < 0)
+    if (r == 0 && chc_buf_addstr(out, ") FORMAT Native") < 0)
         r = nomem(-ENOMEM, err);
     return r;
 }

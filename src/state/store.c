@@ -146,6 +146,32 @@ int st_part_write(const struct st_table *t, const char *part, const char *state,
     return r;
 }
 
+int st_part_write_many(const struct st_table *t, const char *const *parts,
+                       const char *const *states, size_t n, int *versions, struct chc_err *err)
+{
+    struct chc_buf *path = calloc(n ? n : 1, sizeof(*path));
+    const char **paths = calloc(n ? n : 1, sizeof(*paths));
+    int *codes = calloc(n ? n : 1, sizeof(*codes));
+    size_t i;
+    int r = path && paths && codes ? 0 : chc_err_set(err, -ENOMEM, "out of memory");
+
+    for (i = 0; path && i < n; i++)
+        chc_buf_init(&path[i], 0);
+    for (i = 0; r == 0 && i < n; i++) {
+        if (node_path(t, parts[i], ST_PART_STATE, &path[i]) < 0)
+            r = chc_err_set(err, -ENOMEM, "out of memory");
+        paths[i] = path[i].buf;
+    }
+    if (r == 0)
+        r = zk_write_many(t->zs, paths, states, n, versions, codes, err);
+    for (i = 0; path && i < n; i++)
+        chc_buf_release(&path[i]);
+    free(path);
+    free(paths);
+    free(codes);
+    return r;
+}
+
 int st_read_many(const struct st_table *t, const struct st_node *nodes, size_t n,
                  struct chc_buf *outs, int *codes, struct chc_err *err)
 {

@@ -451,6 +451,64 @@ int zk_get_many(struct zk_session *zs, const char *const *paths, size_t n, struc
     return r;
 }
 
+/* One write of zk_write_many sent: a create where versions[i] < 0, else a
+ * set over that version. */
+static int write_send(struct zk_session *zs, const char *path, const char *data, int version,
+                      struct zk_call **c, int *rc, struct chc_err *err)
+{
+    size_t len = strlen(data);
+    int r;
+
+    if (len > ZK_NODE_MAX)
+        return chc_err_set(err, CHC_ETOOBIG, "zookeeper write '%s': too large", path);
+    r = zk__call_new(zs, version < 0 ? "create" : "set", path, c, err);
+    if (r < 0)
+        return r;
+    if (version < 0)
+        *rc = zoo_acreate(zs->zh, path, data, (int)len, zs->acl, zk__mode(ZK_PERSISTENT),
+                          zk__string_done, *c);
+    else
+        *rc = zoo_aset(zs->zh, path, data, (int)len, version, zk__stat_done, *c);
+    return 0;
+}
+
+int zk_write_many(struct zk_session *zs, const char *const *paths, const char *const *datas,
+                  size_t n, int *versions, int *codes, struct chc_err *err)
+{
+    struct zk_call **c = calloc(GET_MANY_INFLIGHT, sizeof(*c));
+    int *rc = calloc(GET_MANY_INFLIGHT, sizeof(*rc));
+    size_t done = 0, i, m;
+    int r = c && rc ? 0 : chc_err_set(err, -ENOMEM, "out of memory");
+
+    while (r == 0 && done < n) {
+        m = n - done < GET_MANY_INFLIGHT ? n - done : GET_MANY_INFLIGHT;
+        for (i = 0; i < m; i++) { /* every request out first ... */
+            struct chc_err e = CHC_ERR_INIT;
+            c[i] = NULL;
+            codes[done + i] = write_send(zs, paths[done + i], datas[done + i],
+                                         versions[done + i], &c[i], &rc[i], &e);
+            if (r == 0 && codes[done + i] < 0)
+                r = chc_err_set(err, codes[done + i], "%s", e.msg);
+        }
+        for (i = 0; i < m; i++) { /* ... then the answers, in order */
+            struct chc_err e = CHC_ERR_INIT;
+            int *code = &codes[done + i], *v = &versions[done + i];
+            if (*code == 0)
+                *code = zk__call_finish(zs, c[i], rc[i], *v < 0 ? "create" : "set",
+                                        paths[done + i], &e);
+            if (*code == 0)
+                *v = *v < 0 ? 0 : c[i]->stat.version;
+            if (r == 0 && *code < 0)
+                r = chc_err_set(err, *code, "%s", e.code ? e.msg : "out of memory");
+            zk__call_put(c[i]);
+        }
+        done += m;
+    }
+    free(c);
+    free(rc);
+    return r;
+}
+
 int zk_set(struct zk_session *zs, const char *path, const void *data, size_t len, int version,
            struct zk_stat *stat, struct chc_err *err)
 {

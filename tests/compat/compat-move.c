@@ -159,7 +159,7 @@ static void copy_piece(struct ctx *c, size_t i, unsigned k, unsigned splits)
              fixed.buf);
     chc_buf_reset(&b);
     p.dest_shard = 1;
-    if (sql_copy_select(&p, c->cols.cast, &b, &err) < 0)
+    if (sql_copy_select(&p, c->cols.copy, c->cols.cast, &b, &err) < 0)
         gen_fail(c->e->name, err.msg);
     gen_emit(nm(c, "copy pipe SELECT %s piece %u, shard 2 (sql_copy_select)", c->lits[i], k),
              &(struct gen_rec){.format = "Native", .save = "pipe"}, b.buf);

@@ -39,8 +39,8 @@ def source(cluster):
     return 2 * ROWS
 
 
-def source_rows_read(cluster, marker):
-    """Rows the source servers read for chcopier's SELECTs of db.src since
+def source_rows_read(cluster, marker, src='src'):
+    """Rows the source servers read for chcopier's SELECTs of db.SRC since
     the query whose text holds `marker` (system.query_log)."""
     total = 0
     for n in cluster.src_nodes:
@@ -49,7 +49,7 @@ def source_rows_read(cluster, marker):
                              f"WHERE query LIKE '%{marker}%' AND query NOT LIKE '%query_log%'")
         total += int(cluster.q(n, "SELECT sum(read_rows) FROM system.query_log WHERE type = 2 "
                                   f"AND event_time >= '{since}' AND query LIKE 'SELECT%' "
-                                  "AND query LIKE '%src%' AND query NOT LIKE '%system.%'"))
+                                  f"AND query LIKE '%{src}%' AND query NOT LIKE '%system.%'"))
     return total
 
 
@@ -58,8 +58,8 @@ def mark(cluster, marker):
         cluster.query(n, f"SELECT '{marker}'")
 
 
-def copy(cluster, chcopier, name, *args, splits=2):
-    xml = taskxml.task_xml(cluster, [table('t', 'src', name, ENGINE.replace('TABLE', name), 'id',
+def copy(cluster, chcopier, name, *args, splits=2, src='src'):
+    xml = taskxml.task_xml(cluster, [table('t', src, name, ENGINE.replace('TABLE', name), 'id',
                                            number_of_splits=splits)])
     mark(cluster, f'start {name}')
     return chcopier.work(f'/chc/{name}', '--task-file', taskxml.write(chcopier.path(f'{name}.xml'), xml),
@@ -114,6 +114,23 @@ def test_both_routings_place_rows_alike(cluster, routed, filtered):
         b = cluster.q(n, 'SELECT count(), sum(cityHash64(id, d, s)) FROM db.filtered')
         assert a == b, (n.name, a, b)
 
+
+def test_copy_groups_read_only_their_own_partitions(cluster, chcopier, source):
+    """--min-piece-rows below a partition's size: every partition is its own
+    copy group, read by its own SELECT. Each must read its partition, not
+    the whole shard: the pipe path's SELECT aliased its CASTs with the
+    columns' names and filtered beside them, so the partition key could not
+    prune and each of the 4 groups scanned all of the shard (5x, not 2x)."""
+    for n in cluster.src_nodes:  # a table of its own: the rows read are only this copy's
+        cluster.query(n, 'CREATE TABLE IF NOT EXISTS db.src_grouped AS db.src')
+        cluster.query(n, 'INSERT INTO db.src_grouped SELECT * FROM db.src')
+    r = copy(cluster, chcopier, 'grouped', '--min-piece-rows', 15000, splits=1, src='src_grouped')
+    assert r.rc == 0, r
+    ratio = source_rows_read(cluster, 'start grouped', 'src_grouped') / source
+    print(f'source rows read per row copied, one partition per copy group: {ratio:.3f}')
+    assert 1.9 <= ratio <= 2.2, ratio
+    v = verify(cluster, 'db.src_grouped', 'db.grouped', 'toYYYYMM(d)', placement='id')
+    assert v, v.report()
 
 def assembly_of(name, lit):
     """The partition's own assembly table: <name>_assembly_<FNV-1a of the literal>."""

@@ -228,3 +228,38 @@ def test_frozen_worker_while_another_finishes(cluster, chcopier, source, at):
     assert rc1 is not None, 'the thawed worker exits within 120 s'
     v = verify(cluster, 'db.src', f'db.{name}', 'toYYYYMM(d)')
     assert v, v.report()
+
+
+def stopped(pid, timeout=120):
+    """Wait until process PID is stopped (state T): it reached its :stop point."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        with open(f'/proc/{pid}/stat') as f:
+            if f.read().rsplit(')', 1)[1].split()[0] in ('T', 't'):
+                return True
+        time.sleep(0.05)
+    return False
+
+
+def test_worker_frozen_before_its_replace_exits_0_once_thawed(cluster, chcopier, source):
+    """Worker 1 freezes itself right before a REPLACE round (its move locks
+    checked, the statements not yet sent) past its 3 s session; worker 2
+    takes the partitions over, finishes the task and drops the staging
+    tables. Thawed, worker 1's statements name tables that are gone: that is
+    news of its lost session, not a refusal, so it exits 0 (it exited 1 in
+    the chaos run, 'Table ..._piece_0 doesn't exist'), and nothing it sent
+    changed the destination."""
+    zk = zk_xml_with_session(cluster, chcopier.path('zk3s.xml'), 3000)
+    name = 'frzrepl'
+    path = task(cluster, chcopier, name, replicated(name))
+    w1 = chcopier.worker(path, '--min-piece-rows', '0', '--retry-delay-ms', '200',
+                         '--fault-point', 'before_replace:stop', zk_xml=zk, base_dir=f'logs-{name}')
+    assert stopped(w1.pid), 'worker 1 reaches before_replace and stops itself'
+    w2 = chcopier.worker(path, '--min-piece-rows', '0', '--retry-delay-ms', '200', zk_xml=zk,
+                         base_dir=f'logs-{name}')
+    assert w2.wait(300) == 0, w2.output()[-2000:]
+    w1.cont()
+    rc1 = w1.wait(120)
+    assert rc1 == 0, w1.output()[-2000:]
+    v = verify(cluster, 'db.src', f'db.{name}', 'toYYYYMM(d)')
+    assert v, v.report()

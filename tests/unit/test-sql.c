@@ -91,9 +91,9 @@ TEST(copy_pipe_one_partition_unrouted)
     struct chc_err e = CHC_ERR_INIT;
     struct chc_buf sel = CHC_BUF_INIT, ins = CHC_BUF_INIT;
 
-    ASSERT_OK(sql_copy_select(&p, "CAST(`id` AS UInt64) AS `id`", &sel, &e));
-    ASSERT_STREQ(sel.buf, "SELECT CAST(`id` AS UInt64) AS `id` FROM `db`.`hits` WHERE "
-                          "((toYYYYMM(d)) = 201803) AND (1) FORMAT Native");
+    ASSERT_OK(sql_copy_select(&p, "`id`", "CAST(`id` AS UInt64) AS `id`", &sel, &e));
+    ASSERT_STREQ(sel.buf, "SELECT CAST(`id` AS UInt64) AS `id` FROM (SELECT `id` FROM `db`.`hits` "
+                          "WHERE ((toYYYYMM(d)) = 201803) AND (1)) FORMAT Native");
     ASSERT_OK(sql_copy_insert(&p, "`id`", &ins));
     ASSERT_STREQ(ins.buf, "INSERT INTO `dbx`.`hits2_piece_0` (`id`) FORMAT Native");
     chc_buf_reset(&ins);

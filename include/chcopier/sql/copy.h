@@ -54,9 +54,13 @@ int sql_remote(const struct cfg_replica *src, const char *db, const char *table,
 int sql_copy_pull(const struct sql_piece *p, const char *columns, const struct cfg_replica *src,
                   const struct cfg_settings *const *pull, size_t n_pull, struct chc_buf *out,
                   struct chc_err *err);
-/* The pipe path's two statements. */
-int sql_copy_select(const struct sql_piece *p, const char *cast_columns, struct chc_buf *out,
-                    struct chc_err *err);
+/* The pipe path's two statements. The SELECT filters in a subquery, on the
+ * source's own columns as the pull path does: the CASTs are aliased with the
+ * columns' names, and a WHERE beside them would read those aliases, which
+ * ClickHouse cannot match to the partition key (a copy group read every
+ * partition of the shard, not only its own). */
+int sql_copy_select(const struct sql_piece *p, const char *columns, const char *cast_columns,
+                    struct chc_buf *out, struct chc_err *err);
 int sql_copy_insert(const struct sql_piece *p, const char *columns, struct chc_buf *out);
 
 /* "chc-<def hash>-<partition hash>-<k>-": every query of a piece starts so;

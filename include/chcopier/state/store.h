@@ -42,6 +42,10 @@ int st_part_get(const struct st_table *t, const char *part, struct chc_buf *out,
 /* Only over *version (-1: create); *version gets the new one. */
 int st_part_write(const struct st_table *t, const char *part, const char *state, int *version,
                   struct chc_err *err);
+/* st_part_write of n partitions pipelined (about one round trip instead of
+ * n): versions[i] as *version there. Returns the first failure. */
+int st_part_write_many(const struct st_table *t, const char *const *parts,
+                       const char *const *states, size_t n, int *versions, struct chc_err *err);
 
 /* Read many <t>/parts/<part>[/<k>] nodes pipelined (about one round trip):
  * k ST_PART_STATE reads the partition's state. codes[i] 0 or

@@ -95,6 +95,13 @@ int zk_get(struct zk_session *zs, const char *path, struct chc_buf *out, struct 
  * failure other than CHC_EZK_NONODE (the others may then be unread). */
 int zk_get_many(struct zk_session *zs, const char *const *paths, size_t n, struct chc_buf *outs,
                 int *codes, struct chc_err *err);
+/* Write n nodes pipelined, as zk_get_many reads them: node i is created
+ * (persistent) when versions[i] < 0, else set to datas[i] over version
+ * versions[i]; each write that succeeds leaves the node's new version in
+ * versions[i] (0 for a create), codes[i] its outcome. Returns the first
+ * failure (the writes after it were still sent and answered). */
+int zk_write_many(struct zk_session *zs, const char *const *paths, const char *const *datas,
+                  size_t n, int *versions, int *codes, struct chc_err *err);
 int zk_set(struct zk_session *zs, const char *path, const void *data, size_t len, int version,
            struct zk_stat *stat, struct chc_err *err);
 int zk_delete(struct zk_session *zs, const char *path, int version, struct chc_err *err);
