@@ -131,77 +131,119 @@ static int source_parts(struct worker *w, struct tstate *ts, size_t s, struct ch
     return r;
 }
 
-/* Shard s's discovery in batches of DISCOVER_BATCH source partitions, the
- * answers one after another in out. 1 when a batch was refused (a key
- * ClickHouse cannot prune by exceeds its limit, a readonly profile refuses
- * the limit, a partition value system.parts does not name as a literal of
- * the key's type: a Date shows as its day number): discover in one
- * statement. */
-static int batched(struct worker *w, struct tstate *ts, size_t s, const struct ch_rows *parts,
-                   const char *key, struct chc_buf *out, struct chc_err *err)
-{
-    size_t n = ch_rows_count(parts), i, j, m, batch = discover_batch();
-    const char *lits[DISCOVER_BATCH];
-    struct chc_buf sql = CHC_BUF_INIT, ans = CHC_BUF_INIT;
-    int r = 0;
+/* A shard discovered in batches: its source partitions, its partition
+ * key, the next batch's first partition. */
+struct shard_batches {
+    struct ch_rows *parts;
+    char *key;
+    size_t next;
+    int active;
+};
 
-    for (i = 0; r == 0 && i < n; i += m) {
-        unsigned long long marks = 0;
-        m = n - i < batch ? n - i : batch;
-        for (j = 0; j < m; j++) {
-            lits[j] = ch_rows_str(parts, i + j, 0);
-            marks += strtoull(ch_rows_str(parts, i + j, 1), NULL, 10);
-        }
-        chc_buf_reset(&sql);
-        chc_buf_reset(&ans);
-        r = sql_discover_in(ts->tb, ts->sums_key ? ts->cols.hash_src : NULL, key, lits, m,
-                            (2 * marks + 1) * GRANULE, &sql) < 0
-                ? oom(err)
-                : nodes__query(w, ts->src_rep[s], SIDE_PULL, sql.buf, &ans, err);
-        if (r == 0)
-            r = chc_buf_add(out, ans.buf ? ans.buf : "", ans.len) < 0 || chc_buf_addch(out, ',') < 0
-                    ? oom(err)
-                    : 0;
+/* The statement for shard b's next batch (advances b->next). */
+static int batch_sql(const struct tstate *ts, struct shard_batches *b, struct chc_buf *sql)
+{
+    size_t n = ch_rows_count(b->parts), batch = discover_batch(), m, j;
+    const char *lits[DISCOVER_BATCH];
+    unsigned long long marks = 0;
+
+    m = n - b->next < batch ? n - b->next : batch;
+    for (j = 0; j < m; j++) {
+        lits[j] = ch_rows_str(b->parts, b->next + j, 0);
+        marks += strtoull(ch_rows_str(b->parts, b->next + j, 1), NULL, 10);
     }
-    /* Anything but an unreachable server or no memory: one statement (a
-     * server exception here is no reason to think it would pass again). */
-    if (r < 0 && r != -ENOMEM && r != CHC_ECH_CONN && r != CHC_EZK_EXPIRED) {
-        chc_log_info("table '%s': source shard %zu: discovery in batches refused (%.300s); "
-                     "discovering in one statement", ts->tb->name, s + 1, err->msg);
-        r = 1;
-    }
-    chc_buf_release(&sql);
-    chc_buf_release(&ans);
-    return r;
+    b->next += m;
+    chc_buf_reset(sql);
+    return sql_discover_in(ts->tb, ts->sums_key ? ts->cols.hash_src : NULL, b->key, lits, m,
+                           (2 * marks + 1) * GRANULE, sql);
 }
 
-/* Shards with many partitions, read in batches: done[s] = 1 for those. */
+/* One round: the next batch of every active shard with batches left, at
+ * once, each answer appended to its out[s]. 1 when every batch is read. */
+static int batch_round(struct worker *w, struct tstate *ts, struct shard_batches *sb,
+                       struct chc_buf *out, struct chc_err *err)
+{
+    size_t S = ts->tb->pull->n_shards, s, m = 0;
+    const struct cfg_replica **reps = calloc(S, sizeof(*reps));
+    struct chc_buf *sql = calloc(S, sizeof(*sql)), *ans = calloc(S, sizeof(*ans));
+    const char **sqls = calloc(S, sizeof(*sqls));
+    enum side *pull = calloc(S, sizeof(*pull)); /* source: settings_pull */
+    size_t *idx = calloc(S, sizeof(*idx));
+    int r = reps && sql && ans && sqls && pull && idx ? 0 : oom(err);
+
+    for (s = 0; r == 0 && s < S; s++) {
+        if (!sb[s].active || sb[s].next >= ch_rows_count(sb[s].parts))
+            continue;
+        chc_buf_init(&sql[m], 0);
+        chc_buf_init(&ans[m], 0);
+        r = batch_sql(ts, &sb[s], &sql[m]) < 0 ? oom(err) : 0;
+        sqls[m] = sql[m].buf;
+        reps[m] = ts->src_rep[s];
+        idx[m++] = s;
+    }
+    if (r == 0 && m > 0)
+        r = nodes__multi(w, reps, m, sqls, NULL, ans, pull, err);
+    for (s = 0; r == 0 && s < m; s++)
+        r = chc_buf_add(&out[idx[s]], ans[s].buf ? ans[s].buf : "", ans[s].len) < 0 ||
+                    chc_buf_addch(&out[idx[s]], ',') < 0
+                ? oom(err)
+                : 0;
+    for (s = 0; sql && ans && s < m; s++) {
+        chc_buf_release(&sql[s]);
+        chc_buf_release(&ans[s]);
+    }
+    free(reps);
+    free(sql);
+    free(ans);
+    free(sqls);
+    free(pull);
+    free(idx);
+    return r == 0 && m == 0 ? 1 : r;
+}
+
+/* Shards with many partitions, read in batches (the shards' batches at
+ * once, round by round): done[s] = 1 for those. A refused batch (a key
+ * ClickHouse cannot prune by exceeds its limit, a readonly profile refuses
+ * the limit, a partition value system.parts does not name as a literal of
+ * the key's type: a Date shows as its day number) sends every shard back
+ * to the one statement. */
 static int discover_batches(struct worker *w, struct tstate *ts, struct chc_buf *out, char *done,
                             struct chc_err *err)
 {
-    size_t s;
-    int r = 0;
+    size_t S = ts->tb->pull->n_shards, s, any = 0;
+    struct shard_batches *sb = calloc(S, sizeof(*sb));
+    int r = sb ? 0 : oom(err);
 
-    for (s = 0; r == 0 && s < ts->tb->pull->n_shards; s++) {
-        struct ch_rows *parts = NULL;
-        char *key = NULL;
-        r = source_parts(w, ts, s, &parts, &key, err);
-        if (r == 0 && key && ch_rows_count(parts) > 2 * discover_batch() &&
-            ch_rows_ncols(parts) >= 2) {
+    for (s = 0; r == 0 && s < S; s++) {
+        r = source_parts(w, ts, s, &sb[s].parts, &sb[s].key, err);
+        sb[s].active = r == 0 && sb[s].key && ch_rows_ncols(sb[s].parts) >= 2 &&
+                       ch_rows_count(sb[s].parts) > 2 * discover_batch();
+        any += (size_t)sb[s].active;
+        if (sb[s].active)
             chc_log_info("table '%s': source shard %zu: %zu partitions, discovering them in "
-                         "batches of %zu", ts->tb->name, s + 1, ch_rows_count(parts),
+                         "batches of %zu", ts->tb->name, s + 1, ch_rows_count(sb[s].parts),
                          discover_batch());
-            r = batched(w, ts, s, parts, key, &out[s], err);
-            done[s] = r == 0;
-            if (r == 1) {
-                chc_buf_reset(&out[s]);
-                r = 0;
-            }
-        }
-        ch_rows_free(parts);
-        free(key);
     }
-    return r;
+    while (r == 0 && any)
+        r = batch_round(w, ts, sb, out, err);
+    /* Anything but an unreachable server or no memory: one statement (a
+     * server exception here is no reason to think it would pass again). */
+    if (r < 0 && r != -ENOMEM && r != CHC_ECH_CONN && r != CHC_EZK_EXPIRED) {
+        chc_log_info("table '%s': discovery in batches refused (%.300s); discovering in one "
+                     "statement", ts->tb->name, err->msg);
+        for (s = 0; s < S; s++)
+            if (sb[s].active)
+                chc_buf_reset(&out[s]);
+        any = 0;
+        r = 0;
+    }
+    for (s = 0; sb && s < S; s++) {
+        done[s] = any && sb[s].active && r >= 0;
+        ch_rows_free(sb[s].parts);
+        free(sb[s].key);
+    }
+    free(sb);
+    return r < 0 ? r : 0;
 }
 
 /* The discovery statement on every source shard not done[] at once; out[s]
