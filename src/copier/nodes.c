@@ -189,6 +189,38 @@ int nodes__fanout(struct worker *w, const struct cfg_replica *const *reps, size_
     return nodes__multi(w, reps, n, NULL, sql, NULL, NULL, err);
 }
 
+/* How long a KILL QUERY ... SYNC may wait for what it kills. */
+#define KILL_TIMEOUT_MS 30000
+
+int nodes__kill(struct worker *w, const struct cfg_replica *const *reps, size_t n,
+                const char *sql, struct chc_err *err)
+{
+    struct chc_err *errs = calloc(n ? n : 1, sizeof(*errs));
+    size_t i;
+    int r = errs ? nodes__each(w, reps, n, sql, SIDE_PUSH, KILL_TIMEOUT_MS, NULL, errs, err)
+                 : oom(err);
+
+    for (i = 0; r == 0 && i < n; i++) {
+        if (!errs[i].code)
+            continue;
+        /* A query stuck inside the server (seen after a ZooKeeper restart: a
+         * replicated insert that never returns) cannot be killed, and a
+         * KILL ... SYNC waits for it forever. Go on: rows it may still
+         * write land in staging only, where the partition's staging check
+         * finds them before anything reaches the destination. */
+        if (errs[i].code == CHC_ECH_CONN && strstr(errs[i].msg, "timed out")) {
+            chc_log_warn("%s:%d: a query of ours is still running %d s after KILL QUERY (%s); "
+                         "going on: rows it may still write are caught by the staging check",
+                         reps[i]->host, reps[i]->http_port, KILL_TIMEOUT_MS / 1000,
+                         errs[i].msg);
+            continue;
+        }
+        r = chc_err_set(err, errs[i].code, "%s", errs[i].msg);
+    }
+    free(errs);
+    return r;
+}
+
 int nodes__drops(struct worker *w, const struct cfg_replica *const *reps, size_t n,
                  const char *const *sqls, const char *sql, struct chc_err *err)
 {

@@ -43,6 +43,12 @@ int nodes__each(struct worker *w, const struct cfg_replica *const *reps, size_t 
 /* One statement on n nodes at once (push side), every one must succeed. */
 int nodes__fanout(struct worker *w, const struct cfg_replica *const *reps, size_t n,
                   const char *sql, struct chc_err *err);
+/* KILL QUERY ... SYNC on n nodes at once: as nodes__fanout, but a node
+ * where the kill is still waiting after 30 s is logged and let go (what it
+ * waits for cannot be killed; rows it may still write land in staging,
+ * where the staging check catches them). */
+int nodes__kill(struct worker *w, const struct cfg_replica *const *reps, size_t n,
+                const char *sql, struct chc_err *err);
 /* Statements that drop staging data (sqls[i] on reps[i], or sql on all),
  * as nodes__multi with SIDE_DROP. A refusal for size (Code 359,
  * max_table_size_to_drop / max_partition_size_to_drop on a server that

@@ -132,7 +132,7 @@ static int clean_piece(struct worker *w, struct tstate *ts, size_t part, unsigne
         sql_kill(prefix.buf, &sql) < 0)
         r = oom(err);
     else
-        r = nodes__fanout(w, treps, ts->n_targets, sql.buf, err);
+        r = nodes__kill(w, treps, ts->n_targets, sql.buf, err);
     if (r == 0) {
         wk__fault_point(w, "during_cleanup");
         r = drop_group(w, ts, part, k, err);
@@ -615,7 +615,7 @@ void piece__jobs_abort(struct worker *w)
                 chc_buf_addf(&prefix, "%zu-%zu-", j->shard + 1, q) < 0 ||
                 sql_kill(prefix.buf, &sql) < 0)
                 break;
-            if (nodes__query(w, j->ts->targets[q].rep, SIDE_PUSH, sql.buf, NULL, &err) < 0)
+            if (nodes__kill(w, &j->ts->targets[q].rep, 1, sql.buf, &err) < 0)
                 chc_log_warn("cannot stop our copy on %s: %s, ignoring",
                              j->ts->targets[q].rep->host, err.msg);
         }
