@@ -19,7 +19,6 @@
 #include "discover.h"
 #include "nodes.h"
 #include "piece.h"
-#include "preflight.h"
 #include "routing.h"
 #include "tables.h"
 #include "tstate.h"
@@ -163,7 +162,7 @@ static int print_tables(const struct plan_view *v, struct chc_err *err)
     r = sql_table_uuid(v->ts->w->o->task_path, tb, &uuid) < 0 ? oom(err) : 0;
     if (r == 0)
         r = tables__create_sql(tb, v->src_cols, tb->table_push, SQL_TABLE_DESTINATION,
-                               sql_needs_uuid(tb, preflight__version(v->ts, v->ts->targets[0].rep))
+                               sql_needs_uuid(tb, tstate__version(v->ts, v->ts->targets[0].rep))
                                    ? uuid.buf
                                    : NULL,
                                &sql, err);

@@ -106,28 +106,21 @@ static int source_parts(struct worker *w, struct tstate *ts, size_t s, struct ch
                         char **key, struct chc_err *err)
 {
     const struct cfg_table *tb = ts->tb;
-    struct chc_buf sql = CHC_BUF_INIT, out = CHC_BUF_INIT;
+    struct chc_buf sql = CHC_BUF_INIT;
     struct ch_rows *facts = NULL;
     int r = sql_source_partitions(tb, &sql) < 0 ? oom(err) : 0;
 
     if (r == 0)
-        r = nodes__query(w, ts->src_rep[s], SIDE_PULL, sql.buf, &out, err);
-    if (r == 0 && out.len)
-        r = ch_tsv_parse(out.buf, out.len, parts, err);
+        r = nodes__rows(w, ts->src_rep[s], SIDE_PULL, sql.buf, parts, err);
     chc_buf_reset(&sql);
-    chc_buf_reset(&out);
     if (r == 0)
         r = sql_table_facts(tb->database_pull, tb->table_pull, &sql) < 0 ? oom(err) : 0;
     if (r == 0)
-        r = nodes__query(w, ts->src_rep[s], SIDE_PULL, sql.buf, &out, err);
-    if (r == 0 && out.len)
-        r = ch_tsv_parse(out.buf, out.len, &facts, err);
-    if (r == 0 && facts && ch_rows_ncols(facts) >= 2 && ch_rows_str(facts, 0, 1) &&
-        ch_rows_str(facts, 0, 1)[0])
+        r = nodes__rows(w, ts->src_rep[s], SIDE_PULL, sql.buf, &facts, err);
+    if (r == 0 && ch_rows_ncols(facts) >= 2 && ch_rows_str(facts, 0, 1)[0])
         *key = chc_strdup(ch_rows_str(facts, 0, 1));
     ch_rows_free(facts);
     chc_buf_release(&sql);
-    chc_buf_release(&out);
     return r;
 }
 

@@ -280,6 +280,20 @@ int nodes__probe_versions(struct worker *w, const struct cfg_replica *const *rep
     return r;
 }
 
+int nodes__rows(struct worker *w, const struct cfg_replica *rep, enum side side,
+                const char *sql, struct ch_rows **ret, struct chc_err *err)
+{
+    struct chc_buf out = CHC_BUF_INIT;
+    int r;
+
+    *ret = NULL;
+    r = nodes__query(w, rep, side, sql, &out, err);
+    if (r == 0 && out.len)
+        r = ch_tsv_parse(out.buf, out.len, ret, err);
+    chc_buf_release(&out);
+    return r;
+}
+
 /* Describe a table: name, type, default kind, default expression. */
 int nodes__describe(struct worker *w, const struct cfg_replica *rep, enum side side,
                     const char *db, const char *table, struct ch_rows **ret,

@@ -63,6 +63,10 @@ int nodes__probe_versions(struct worker *w, const struct cfg_replica *const *rep
 /* Every replica of cluster c (free the array). */
 int nodes__of_cluster(const struct cfg_cluster *c, const struct cfg_replica ***ret,
                       size_t *ret_n);
+/* One statement on rep, its TabSeparated answer as rows; *ret NULL when
+ * it printed nothing (ch_rows_count(NULL) is 0). */
+int nodes__rows(struct worker *w, const struct cfg_replica *rep, enum side side,
+                const char *sql, struct ch_rows **ret, struct chc_err *err);
 /* DESCRIBE TABLE db.table on rep, as rows. */
 int nodes__describe(struct worker *w, const struct cfg_replica *rep, enum side side,
                     const char *db, const char *table, struct ch_rows **ret,

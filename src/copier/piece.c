@@ -27,7 +27,6 @@
 #include "chcopier/state/layout.h"
 #include "nodes.h"
 #include "piece.h"
-#include "preflight.h"
 #include "routing.h"
 #include "tables.h"
 #include "tstate.h"
@@ -229,7 +228,7 @@ static void sink_params(const struct tstate *ts, const struct sink *to, struct c
 
     for (i = 0; to->via_route && i + 1 < CH_SETTINGS_MAX; i++)
         if (!p->settings[i]) {
-            p->settings[i] = dialect_route_settings(preflight__version(ts, to->rep));
+            p->settings[i] = dialect_route_settings(tstate__version(ts, to->rep));
             break;
         }
 }

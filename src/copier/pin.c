@@ -12,7 +12,6 @@
 #include "chcopier/state/layout.h"
 #include "chcopier/zk/zk.h"
 #include "pin.h"
-#include "preflight.h"
 #include "tstate.h"
 #include "wk.h"
 
@@ -61,7 +60,7 @@ static int apply(struct tstate *ts, const struct chc_buf *rec, struct chc_err *e
                                "(ZooKeeper <table>/staging) do not name a replica of "
                                "destination shard %zu of cluster '%s'",
                                ts->tb->name, t + 1, c->name);
-        if (!preflight__alive(ts, rep))
+        if (!tstate__alive(ts, rep))
             return chc_err_set(err, CHC_ECH_CONN, "table '%s': destination shard %zu stages "
                                "on replica %s:%d (pinned for this table), which does not "
                                "answer; waiting for it",

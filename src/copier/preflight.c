@@ -60,30 +60,6 @@ static int node_add(struct tstate *ts, const struct cfg_replica *rep)
     return 0;
 }
 
-const struct node *preflight__node(const struct tstate *ts, const struct cfg_replica *rep)
-{
-    size_t i;
-
-    for (i = 0; i < ts->n_nodes; i++)
-        if (ts->nodes[i].rep == rep)
-            return &ts->nodes[i];
-    return NULL;
-}
-
-int preflight__alive(const struct tstate *ts, const struct cfg_replica *rep)
-{
-    const struct node *n = preflight__node(ts, rep);
-
-    return n && n->alive;
-}
-
-unsigned preflight__version(const struct tstate *ts, const struct cfg_replica *rep)
-{
-    const struct node *n = preflight__node(ts, rep);
-
-    return n && n->alive ? n->ver : 0;
-}
-
 /* SELECT version() on every replica of both clusters, at once. */
 static int probe(struct worker *w, struct tstate *ts, struct chc_err *err)
 {
@@ -148,7 +124,7 @@ static int dead_list(const struct tstate *ts, const struct cfg_shard *sh, struct
     int r = 0;
 
     for (j = 0; r == 0 && j < sh->n_replicas; j++) {
-        const struct node *nd = preflight__node(ts, &sh->replicas[j]);
+        const struct node *nd = tstate__node(ts, &sh->replicas[j]);
         r = chc_buf_addf(b, "%s%s:%d (%.120s)", j ? "; " : "", sh->replicas[j].host,
                          sh->replicas[j].http_port, nd ? nd->why : "");
     }
@@ -183,7 +159,7 @@ static int choose_sources(struct worker *w, struct tstate *ts, struct chc_err *e
         ts->src_rep[s] = NULL;
         for (j = 0; j < sh->n_replicas; j++) {
             const struct cfg_replica *rep = &sh->replicas[j];
-            if (!preflight__alive(ts, rep))
+            if (!tstate__alive(ts, rep))
                 continue;
             if (!ts->src_rep[s] || (plan_is_local_host(rep->host, w->host) &&
                                     !plan_is_local_host(ts->src_rep[s]->host, w->host)))
@@ -216,7 +192,7 @@ static int choose_targets(struct worker *w, struct tstate *ts, struct chc_err *e
         size_t got = 0;
         for (j = 0; j < sh->n_replicas && !(replicated && got); j++) {
             const struct cfg_replica *rep = &sh->replicas[j];
-            if (!preflight__alive(ts, rep)) {
+            if (!tstate__alive(ts, rep)) {
                 if (!replicated && !w->o->allow_dead_replicas)
                     r = chc_err_set(err, CHC_EPREFLIGHT,
                                     "table '%s': destination shard %zu replica %s:%d does not "
@@ -224,7 +200,7 @@ static int choose_targets(struct worker *w, struct tstate *ts, struct chc_err *e
                                     "that replica would miss its copy; start it, or pass "
                                     "--allow-dead-replicas to copy without it",
                                     ts->tb->name, i + 1, rep->host, rep->http_port,
-                                    preflight__node(ts, rep)->why);
+                                    tstate__node(ts, rep)->why);
                 continue;
             }
             ts->targets[ts->n_targets].shard = i;
@@ -302,7 +278,7 @@ int preflight__push_nodes(const struct tstate *ts, const struct cfg_replica ***r
     if (nodes__of_cluster(ts->tb->push, ret, ret_n) < 0)
         return -ENOMEM;
     for (i = 0; i < *ret_n; i++)
-        if (preflight__alive(ts, (*ret)[i]))
+        if (tstate__alive(ts, (*ret)[i]))
             (*ret)[n++] = (*ret)[i];
     *ret_n = n;
     return 0;
@@ -385,19 +361,12 @@ out:
 static int table_facts(struct worker *w, const struct cfg_replica *rep, enum side side,
                        const char *db, const char *table, struct ch_rows **ret, struct chc_err *err)
 {
-    struct chc_buf sql = CHC_BUF_INIT, out = CHC_BUF_INIT;
+    struct chc_buf sql = CHC_BUF_INIT;
     int r;
 
     *ret = NULL;
-    r = sql_table_facts(db, table, &sql);
-    if (r < 0)
-        r = oom(err);
-    else
-        r = nodes__query(w, rep, side, sql.buf, &out, err);
-    if (r == 0 && out.len)
-        r = ch_tsv_parse(out.buf, out.len, ret, err);
+    r = sql_table_facts(db, table, &sql) < 0 ? oom(err) : nodes__rows(w, rep, side, sql.buf, ret, err);
     chc_buf_release(&sql);
-    chc_buf_release(&out);
     return r;
 }
 

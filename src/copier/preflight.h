@@ -21,11 +21,6 @@ int preflight__nodes(struct worker *w, struct tstate *ts, struct chc_err *err);
 int preflight__run(struct worker *w, struct tstate *ts, struct chc_err *err);
 /* After a refused statement: the element at fault, or 0. */
 int preflight__diagnose(struct worker *w, struct tstate *ts, struct chc_err *err);
-/* The probe's answer for rep (NULL if rep was not probed). */
-const struct node *preflight__node(const struct tstate *ts, const struct cfg_replica *rep);
-int preflight__alive(const struct tstate *ts, const struct cfg_replica *rep);
-/* Its version as sql/dialect.h compares them (0: unknown). */
-unsigned preflight__version(const struct tstate *ts, const struct cfg_replica *rep);
 /* Live nodes of the push cluster. */
 int preflight__push_nodes(const struct tstate *ts, const struct cfg_replica ***ret,
                           size_t *ret_n);

@@ -18,7 +18,6 @@
 #include "chcopier/state/layout.h"
 #include "chcopier/zk/zk.h"
 #include "nodes.h"
-#include "preflight.h"
 #include "routing.h"
 #include "tstate.h"
 #include "wk.h"
@@ -42,7 +41,7 @@ static void eligible(const struct tstate *ts, char *why, size_t cap)
     for (i = 0; i < c->n_shards && !why[0]; i++) {
         const struct cfg_shard *sh = &c->shards[i];
         for (j = 0; j < sh->n_replicas && !why[0]; j++)
-            if (!preflight__alive(ts, &sh->replicas[j]))
+            if (!tstate__alive(ts, &sh->replicas[j]))
                 snprintf(why, cap, "destination replica %s:%d does not answer",
                          sh->replicas[j].host, sh->replicas[j].http_port);
         if (!why[0] && sh->n_replicas > 1 && !sh->internal_replication != !replicated)

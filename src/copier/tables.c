@@ -112,14 +112,12 @@ static int columns_signature(const struct ch_rows *cols, struct chc_buf *out)
 int tables__show_create(struct worker *w, const struct cfg_replica *rep,
                         const struct cfg_table *tb, char **ret, struct chc_err *err)
 {
-    struct chc_buf sql = CHC_BUF_INIT, out = CHC_BUF_INIT;
+    struct chc_buf sql = CHC_BUF_INIT;
     struct ch_rows *rows = NULL;
     int r = sql_show_create(tb->database_push, tb->table_push, &sql) < 0 ? oom(err) : 0;
 
     if (r == 0)
-        r = nodes__query(w, rep, SIDE_PUSH, sql.buf, &out, err);
-    if (r == 0)
-        r = ch_tsv_parse(out.buf ? out.buf : "", out.len, &rows, err);
+        r = nodes__rows(w, rep, SIDE_PUSH, sql.buf, &rows, err);
     if (r == 0 && ch_rows_count(rows) != 1)
         r = chc_err_set(err, CHC_EPARSE, "SHOW CREATE TABLE %s.%s printed %zu rows",
                         tb->database_push, tb->table_push, ch_rows_count(rows));
@@ -131,7 +129,6 @@ int tables__show_create(struct worker *w, const struct cfg_replica *rep,
         chc_err_prefix(err, "table '%s': the destination's definition", tb->name);
     ch_rows_free(rows);
     chc_buf_release(&sql);
-    chc_buf_release(&out);
     return r;
 }
 
@@ -235,7 +232,7 @@ static int destination_sqls(struct worker *w, struct tstate *ts, const struct ch
     int r = sql_table_uuid(w->o->task_path, tb, &uuid) < 0 ? oom(err) : 0;
 
     for (i = 0; r == 0 && i < n; i++) {
-        int need = sql_needs_uuid(tb, preflight__version(ts, nodes[i]));
+        int need = sql_needs_uuid(tb, tstate__version(ts, nodes[i]));
         r = tables__create_sql(tb, src_cols, tb->table_push, SQL_TABLE_DESTINATION,
                                need ? uuid.buf : NULL, &sqls[i], err);
     }
@@ -343,22 +340,19 @@ int tables__drop_assemblies(struct worker *w, const struct cfg_table *tb,
                             const struct cfg_replica *const *reps, size_t n, int dry,
                             struct chc_err *err)
 {
-    struct chc_buf list = CHC_BUF_INIT, out = CHC_BUF_INIT, sql = CHC_BUF_INIT;
+    struct chc_buf list = CHC_BUF_INIT, sql = CHC_BUF_INIT;
     struct ch_rows *rows = NULL;
     size_t i, j;
     int r = sql_list_assemblies(tb, &list) < 0 ? oom(err) : 0;
 
     for (i = 0; r == 0 && i < n; i++) {
-        chc_buf_reset(&out);
-        r = nodes__query(w, reps[i], SIDE_PUSH, list.buf, &out, err);
+        r = nodes__rows(w, reps[i], SIDE_PUSH, list.buf, &rows, err);
         if (r < 0 && dry) { /* naming what would go: an unreachable node is told, not fatal */
             printf("cannot list the assemblies on %s:%d: %s\n", reps[i]->host,
                    reps[i]->http_port, err->msg);
             r = 0;
             continue;
         }
-        if (r == 0)
-            r = ch_tsv_parse(out.buf ? out.buf : "", out.len, &rows, err);
         for (j = 0; r == 0 && j < ch_rows_count(rows); j++) {
             chc_buf_reset(&sql);
             if (sql_drop_table(tb->database_push, ch_rows_str(rows, j, 0), &sql) < 0) {
@@ -374,7 +368,6 @@ int tables__drop_assemblies(struct worker *w, const struct cfg_table *tb,
         rows = ch_rows_free(rows);
     }
     chc_buf_release(&list);
-    chc_buf_release(&out);
     chc_buf_release(&sql);
     return r;
 }

@@ -24,6 +24,30 @@
 
 #include "base/banned.h"
 
+const struct node *tstate__node(const struct tstate *ts, const struct cfg_replica *rep)
+{
+    size_t i;
+
+    for (i = 0; i < ts->n_nodes; i++)
+        if (ts->nodes[i].rep == rep)
+            return &ts->nodes[i];
+    return NULL;
+}
+
+int tstate__alive(const struct tstate *ts, const struct cfg_replica *rep)
+{
+    const struct node *n = tstate__node(ts, rep);
+
+    return n && n->alive;
+}
+
+unsigned tstate__version(const struct tstate *ts, const struct cfg_replica *rep)
+{
+    const struct node *n = tstate__node(ts, rep);
+
+    return n && n->alive ? n->ver : 0;
+}
+
 void tstate__metric(struct worker *w, const struct tstate *ts, const char *name, const char *key,
                     const char *value, double v, enum wk_metric_op op)
 {

@@ -144,6 +144,11 @@ static inline size_t group_pieces(const struct tstate *ts, size_t lead)
 
 struct st_table tstate__st(const struct tstate *ts);
 /* The index of partition `lit`, added if new. */
+/* The preflight probe's answer for rep (NULL if rep was not probed). */
+const struct node *tstate__node(const struct tstate *ts, const struct cfg_replica *rep);
+int tstate__alive(const struct tstate *ts, const struct cfg_replica *rep);
+/* Its version as sql/dialect.h compares them (0: unknown or not alive). */
+unsigned tstate__version(const struct tstate *ts, const struct cfg_replica *rep);
 /* wk__metric labelled with ts's table (ts NULL: no table). */
 void tstate__metric(struct worker *w, const struct tstate *ts, const char *name, const char *key,
                     const char *value, double v, enum wk_metric_op op);

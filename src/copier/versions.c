@@ -15,22 +15,12 @@
 
 #include "base/banned.h"
 
-static const struct node *node_of(const struct tstate *ts, const struct cfg_replica *rep)
+/* rep's version as the log names it. */
+static const char *version_name(const struct tstate *ts, const struct cfg_replica *rep)
 {
-    static const struct node none = {.version = "unknown"};
-    size_t i;
+    const struct node *n = tstate__node(ts, rep);
 
-    for (i = 0; i < ts->n_nodes; i++)
-        if (ts->nodes[i].rep == rep)
-            return &ts->nodes[i];
-    return &none;
-}
-
-static unsigned version_of(const struct tstate *ts, const struct cfg_replica *rep)
-{
-    const struct node *n = node_of(ts, rep);
-
-    return n->alive ? n->ver : 0;
+    return n ? n->version : "unknown";
 }
 
 /* "18.16.1 on h1:8123, h2:8123; 26.7.2.1 on h3:8123": every live node's
@@ -66,13 +56,13 @@ void versions__choose_path(const struct tstate *ts, int *pipe)
     for (t = 0; !*pipe && t < ts->n_targets; t++)
         for (s = 0; !*pipe && s < ts->tb->pull->n_shards; s++) {
             const struct cfg_replica *d = ts->targets[t].rep, *src = ts->src_rep[s];
-            if (dialect_remote_ok(version_of(ts, d), version_of(ts, src), why,
+            if (dialect_remote_ok(tstate__version(ts, d), tstate__version(ts, src), why,
                                   sizeof(why)))
                 continue;
             chc_log_warn("table '%s': %s:%d (%s) cannot read %s:%d (%s) through remote(): %s; "
                          "copying through this worker (data path pipe)",
-                         ts->tb->name, d->host, d->http_port, node_of(ts, d)->version,
-                         src->host, src->http_port, node_of(ts, src)->version, why);
+                         ts->tb->name, d->host, d->http_port, version_name(ts, d),
+                         src->host, src->http_port, version_name(ts, src), why);
             *pipe = 1;
         }
 }
