@@ -92,6 +92,14 @@ def test_random_copy_and_move_faults(cluster, chcopier, source):
     assert v, v.report()
 
 
+def die_once_assembled(cluster, chcopier, t):
+    """Task T set up, and a first worker dead right after it recorded its
+    batch's assemblies."""
+    setup_task(cluster, chcopier, t)
+    r = chcopier.work(f'/chc/{t}', '--fault-point', 'after_assembled_record', base_dir=f'logs-{t}')
+    assert r.rc == 99, f'the first worker dies once the assemblies are recorded: {r}'
+
+
 def replace_on_shard_2_only(cluster, t):
     """What a worker that died in the middle of a REPLACE round leaves: the
     REPLACE of every assembled partition ran on shard 2's staging node
@@ -118,9 +126,7 @@ def test_replace_ran_on_one_shard_and_its_assembly_was_lost(cluster, chcopier, s
     'what was there'). Shard by shard, shard 2 is seen replaced and only
     shard 1 is."""
     t = 'fh1'
-    setup_task(cluster, chcopier, t)
-    r = chcopier.work(f'/chc/{t}', '--fault-point', 'after_assembled_record', base_dir=f'logs-{t}')
-    assert r.rc == 99, f'the first worker dies once the assemblies are recorded: {r}'
+    die_once_assembled(cluster, chcopier, t)
     for a in replace_on_shard_2_only(cluster, t).values():
         cluster.query('d2r1', f'DROP TABLE db.{a}')
     r2 = chcopier.work(f'/chc/{t}', base_dir=f'logs-{t}')
@@ -134,9 +140,7 @@ def test_half_moved_partition_is_not_copied_again(cluster, chcopier, source):
     again would double shard 2's rows, so the worker stops with the
     partition named, and no row is doubled."""
     t = 'fh2'
-    setup_task(cluster, chcopier, t)
-    r = chcopier.work(f'/chc/{t}', '--fault-point', 'after_assembled_record', base_dir=f'logs-{t}')
-    assert r.rc == 99, f'the first worker dies once the assemblies are recorded: {r}'
+    die_once_assembled(cluster, chcopier, t)
     for a in replace_on_shard_2_only(cluster, t).values():
         cluster.query('d1r1', f'DROP TABLE db.{a}')
     r2 = chcopier.work(f'/chc/{t}', '--retry-delay-ms', 100, '--max-shard-partition-piece-tries-for-alter', 1,
