@@ -93,29 +93,27 @@ int dialect_parse_version(const char *s, unsigned *ret, struct chc_err *err)
     return 0;
 }
 
+/* The renamed settings, by enum dialect_setting: the name from `since` on,
+ * and the old one, which every later version keeps as an alias. */
+static const struct {
+    const char *cur, *old;
+    enum dialect_feature since;
+} renames[] = {
+    [DIALECT_SET_FOREGROUND_INSERT] = {"distributed_foreground_insert", "insert_distributed_sync",
+                                       DIALECT_FOREGROUND_INSERT},
+    [DIALECT_SET_ALTER_SYNC] = {"alter_sync", "replication_alter_partitions_sync",
+                                DIALECT_ALTER_SYNC},
+};
+
 const char *dialect_setting_name(unsigned v, enum dialect_setting s)
 {
-    switch (s) {
-    case DIALECT_SET_FOREGROUND_INSERT:
-        return dialect_has(v, DIALECT_FOREGROUND_INSERT) ? "distributed_foreground_insert"
-                                                         : "insert_distributed_sync";
-    case DIALECT_SET_ALTER_SYNC:
-        return dialect_has(v, DIALECT_ALTER_SYNC) ? "alter_sync"
-                                                  : "replication_alter_partitions_sync";
-    }
-    CHC_BUG("dialect setting %d", (int)s);
-    return NULL;
+    if ((size_t)s >= sizeof(renames) / sizeof(renames[0]))
+        CHC_BUG("dialect setting %d", (int)s);
+    return dialect_has(v, renames[s].since) ? renames[s].cur : renames[s].old;
 }
 
 const char *dialect_known_name(unsigned v, const char *name)
 {
-    static const struct {
-        const char *cur, *old;
-        enum dialect_feature since;
-    } renames[] = {
-        {"distributed_foreground_insert", "insert_distributed_sync", DIALECT_FOREGROUND_INSERT},
-        {"alter_sync", "replication_alter_partitions_sync", DIALECT_ALTER_SYNC},
-    };
     size_t i;
 
     for (i = 0; name && i < sizeof(renames) / sizeof(renames[0]); i++)
