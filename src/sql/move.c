@@ -180,7 +180,6 @@ int sql_discover_in(const struct cfg_table *tb, const char *hash, const char *sr
                     struct chc_buf *out)
 {
     const char *pb = tb->engine->partition_by;
-    size_t i;
     int r = chc_buf_addf(out, "SELECT %s%s%s AS _p, count(), ", pb ? "(" : "", pb ? pb : "1",
                          pb ? ")" : "");
 
@@ -190,12 +189,11 @@ int sql_discover_in(const struct cfg_table *tb, const char *hash, const char *sr
         r = chc_buf_addstr(out, " FROM ");
     if (r == 0)
         r = sql_table_ref(tb->database_pull, tb->table_pull, out);
-    if (r == 0 && src_key && n > 0)
-        r = chc_buf_addf(out, " WHERE (%s) IN (", src_key);
-    for (i = 0; r == 0 && src_key && i < n; i++)
-        r = chc_buf_addf(out, "%s%s", i ? ", " : "", lits[i]);
-    if (r == 0 && src_key && n > 0)
-        r = chc_buf_addch(out, ')');
+    if (r == 0 && src_key && n > 0) {
+        r = chc_buf_addstr(out, " WHERE ");
+        if (r == 0)
+            r = plan_in_list(src_key, lits, n, out);
+    }
     if (r == 0 && tb->where_condition)
         r = chc_buf_addf(out, " %s (%s)", src_key && n > 0 ? "AND" : "WHERE",
                          tb->where_condition);

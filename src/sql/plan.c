@@ -96,12 +96,16 @@ int plan_partition_filter(const struct cfg_table *tb, const char *literal, struc
 int plan_partition_set_filter(const struct cfg_table *tb, const char *const *literals, size_t n,
                               struct chc_buf *out)
 {
-    size_t i;
-    int r;
-
     if (n == 1 || !tb->engine->partition_by)
         return plan_partition_filter(tb, n ? literals[0] : PLAN_UNPARTITIONED, out);
-    r = chc_buf_addf(out, "(%s) IN (", tb->engine->partition_by);
+    return plan_in_list(tb->engine->partition_by, literals, n, out);
+}
+
+int plan_in_list(const char *expr, const char *const *literals, size_t n, struct chc_buf *out)
+{
+    size_t i;
+    int r = chc_buf_addf(out, "(%s) IN (", expr);
+
     for (i = 0; r == 0 && i < n; i++)
         r = chc_buf_addf(out, "%s%s", i ? ", " : "", literals[i]);
     return r == 0 ? chc_buf_addch(out, ')') : r;

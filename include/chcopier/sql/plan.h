@@ -36,6 +36,8 @@ int plan_partition_filter(const struct cfg_table *tb, const char *literal, struc
  * one literal gives plan_partition_filter's expression. */
 int plan_partition_set_filter(const struct cfg_table *tb, const char *const *literals, size_t n,
                               struct chc_buf *out);
+/* "(<expr>) IN (<literals>, ...)" (n >= 1). */
+int plan_in_list(const char *expr, const char *const *literals, size_t n, struct chc_buf *out);
 
 /* Copy groups: consecutive small partitions are copied together, one piece
  * reading them all, so that a source partitioned more coarsely than the
