@@ -122,20 +122,32 @@ const char *dialect_known_name(unsigned v, const char *name)
     return NULL;
 }
 
+/* A routed INSERT's settings. receive_timeout reaches the Distributed
+ * table's inserts on the other shards too (the initiator sends its settings
+ * with them): a part left waiting for blocks or for a table lock ends in
+ * ROUTE_RECEIVE_TIMEOUT seconds instead of the server's 300. ClickHouse
+ * 18.16's table locks are FIFO, so two routed copies holding a shard's
+ * staging table while a staging DROP PARTITION queues on each of their other
+ * shards wait for each other until one of them times out (seen in a test:
+ * 312 s). A copy that times out is dirty and is copied again. */
+#define ROUTE_RECEIVE_TIMEOUT "60"
+
 const struct cfg_settings *dialect_route_settings(unsigned v)
 {
     static struct cfg_setting old[] = {
         {.name = (char *)"insert_distributed_sync", .value = (char *)"1"},
         {.name = (char *)"prefer_localhost_replica", .value = (char *)"0"},
         {.name = (char *)"load_balancing", .value = (char *)"in_order"},
+        {.name = (char *)"receive_timeout", .value = (char *)ROUTE_RECEIVE_TIMEOUT},
     };
     static struct cfg_setting cur[] = {
         {.name = (char *)"distributed_foreground_insert", .value = (char *)"1"},
         {.name = (char *)"prefer_localhost_replica", .value = (char *)"0"},
         {.name = (char *)"load_balancing", .value = (char *)"in_order"},
+        {.name = (char *)"receive_timeout", .value = (char *)ROUTE_RECEIVE_TIMEOUT},
     };
-    static const struct cfg_settings set_old = {.items = old, .n = 3};
-    static const struct cfg_settings set_cur = {.items = cur, .n = 3};
+    static const struct cfg_settings set_old = {.items = old, .n = 4};
+    static const struct cfg_settings set_cur = {.items = cur, .n = 4};
 
     return dialect_has(v, DIALECT_FOREGROUND_INSERT) ? &set_cur : &set_old;
 }

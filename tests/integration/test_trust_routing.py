@@ -24,6 +24,7 @@ import pytest
 
 from harness import taskxml
 from harness.chcopier import wait_for
+from harness.cluster import QueryError
 from harness.taskxml import rmt, table
 from harness.verify import verify
 
@@ -165,3 +166,27 @@ def test_worker_on_a_finished_table_exits_0(cluster, chcopier, source):
         cluster.start_node('d2r1')
     assert r.rc == 0, r
     assert 'is already done' in chcopier.logs('logs-fin2')
+
+
+def test_routed_insert_remote_part_obeys_receive_timeout(cluster):
+    """chcopier's routed copies send receive_timeout (dialect_route_settings,
+    unit-tested): the Distributed table forwards it to its inserts on the
+    other shards, so a remote part left waiting (for blocks, or for a
+    staging table lock behind a queued DROP PARTITION: ClickHouse 18.16's
+    locks are FIFO, and two routed copies can hold each other's shards for
+    the server's 300 s) ends within it. Here the blocks come 2 s apart: with
+    the server's default the insert completes, with receive_timeout=1 the
+    remote part gives up after 1 s."""
+    for n in cluster.dst_nodes:
+        cluster.query(n, 'CREATE DATABASE IF NOT EXISTS rt')
+        cluster.query(n, 'CREATE TABLE rt.t (id UInt64) ENGINE = MergeTree ORDER BY id')
+    cluster.query('d1r1', 'CREATE TABLE rt.dist AS rt.t ENGINE = Distributed(destination, rt, t, id)')
+    slow = 'INSERT INTO rt.dist SELECT number FROM system.numbers WHERE sleepEachRow(2) = 0 LIMIT 3'
+    base = dict(insert_distributed_sync=1, prefer_localhost_replica=0, load_balancing='in_order',
+                max_block_size=1, min_insert_block_size_rows=0, min_insert_block_size_bytes=0)
+    cluster.query('d1r1', slow, settings=base)
+    t0 = time.monotonic()
+    with pytest.raises(QueryError, match='Timeout exceeded while receiving data from client'):
+        cluster.query('d1r1', slow, settings=dict(base, receive_timeout=1))
+    print(f'# the routed insert failed after {time.monotonic() - t0:.1f} s (its next block after '
+          'the remote part gave up)')

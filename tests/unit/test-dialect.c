@@ -1,6 +1,7 @@
 /* test-dialect.c — the table of version-dependent behaviour (sql/dialect.h):
  * version parsing, each feature at the version before and at the first
  * version with it, and the settings and data path picked per node or pair. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "chcopier/config/task.h"
@@ -92,15 +93,17 @@ TEST(route_settings)
     const struct cfg_settings *old = dialect_route_settings(ver("18.16.1"));
     const struct cfg_settings *cur = dialect_route_settings(ver("26.7.2.1"));
 
-    ASSERT(old->n == 3 && !strcmp(old->items[0].name, "insert_distributed_sync") &&
+    ASSERT(old->n == 4 && !strcmp(old->items[0].name, "insert_distributed_sync") &&
            !strcmp(old->items[0].value, "1"));
     ASSERT(!strcmp(old->items[1].name, "prefer_localhost_replica") &&
            !strcmp(old->items[1].value, "0"));
     ASSERT(!strcmp(old->items[2].name, "load_balancing") &&
            !strcmp(old->items[2].value, "in_order"));
-    ASSERT(cur->n == 3 && !strcmp(cur->items[0].name, "distributed_foreground_insert") &&
+    ASSERT(!strcmp(old->items[3].name, "receive_timeout") && atoi(old->items[3].value) == 60);
+    ASSERT(cur->n == 4 && !strcmp(cur->items[0].name, "distributed_foreground_insert") &&
            !strcmp(cur->items[0].value, "1"));
     ASSERT(!strcmp(cur->items[2].name, "load_balancing"));
+    ASSERT(!strcmp(cur->items[3].name, "receive_timeout") && atoi(cur->items[3].value) == 60);
     ASSERT(dialect_route_settings(0) == old);
 }
 
