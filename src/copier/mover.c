@@ -312,9 +312,10 @@ static void batch_recorded(struct batch *b)
  * Each step is one round of concurrent statements for the whole batch.
  * Returns the number of partitions moved, or < 0. */
 /* The batch's staging data, now moved and verified, is dropped from every
- * staging node in one round (not with --safe-mode): each piece table's
- * partitions in one ALTER, each partition's assembly table. Best effort:
- * what stays is dropped with the staging tables at the end. */
+ * staging node (not with --safe-mode): each piece table's partitions in one
+ * ALTER, each partition's assembly table, in the background
+ * (nodes__bg_drops). Best effort: what stays is dropped with the staging
+ * tables at the end. */
 static int release_sqls(const struct tstate *ts, const struct batch *b, struct chc_buf *sql,
                         size_t *ns)
 {
@@ -357,8 +358,10 @@ static void release(struct worker *w, struct tstate *ts, struct batch *b)
             reps[q] = ts->targets[t].rep;
             sqls[q++] = sql[i].buf;
         }
+    /* Not waited for: the next batch goes on while a drop waits for the
+     * piece table's lock (a copy into it still running). */
     if (r == 0 && q > 0)
-        r = nodes__drops(w, reps, q, sqls, NULL, &e);
+        r = nodes__bg_drops(w, reps, q, sqls, &e);
     if (r < 0)
         chc_log_warn("table '%s': cannot drop the staging data of moved partitions (%s); it "
                      "goes with the staging tables at the end",

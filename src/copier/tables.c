@@ -383,6 +383,7 @@ int tables__drop_helpers(struct worker *w, struct tstate *ts, struct chc_err *er
     unsigned k;
     int r = 0;
 
+    nodes__bg_wait(w, 0); /* the released partitions' drops end first */
     if (preflight__push_nodes(ts, &treps, &n) < 0)
         return oom(err);
     r = routing__drop(w, ts, treps, n, err);

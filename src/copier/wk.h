@@ -54,6 +54,7 @@ struct cfg_zk;
 struct chc_metrics;
 struct chc_options;
 struct job;
+struct nodes_bg;
 struct tstate;
 struct zk_session;
 
@@ -70,6 +71,7 @@ struct worker {
     char hostkey[128];    /* "<boot id>/<pid namespace>": whose pids we can see */
     struct chc_buf claim; /* data of our claims: id and hostkey (state/codec.h) */
     struct job *jobs;     /* piece copies in flight: piece.c's alone */
+    struct nodes_bg *bg;  /* drops nobody waits for: nodes.c's alone */
     size_t n_jobs;
     unsigned cap;         /* --max-pieces-in-flight */
     unsigned long slot_seq;
