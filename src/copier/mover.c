@@ -410,6 +410,9 @@ static int move_batch(struct worker *w, struct tstate *ts, const size_t *parts, 
         r = mv_record(w, ts, &b, "done", NULL, err);
     if (r >= 0)
         release(w, ts, &b);
+    /* The point is after the drops, not after queueing them. */
+    if (r >= 0 && wk__fault_armed(w, "after_release"))
+        nodes__bg_wait(w, 0);
     if (r >= 0)
         wk__fault_point(w, "after_release");
     for (i = 0; r >= 0 && i < b.n; i++) {

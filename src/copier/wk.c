@@ -64,6 +64,14 @@ void wk__sleep(struct worker *w, unsigned ms)
     uv_timer_stop(&w->sleeper);
 }
 
+int wk__fault_armed(const struct worker *w, const char *name)
+{
+    const char *fp = w->o->fault_point;
+    size_t n = strlen(name);
+
+    return fp && !strncmp(fp, name, n) && (!fp[n] || fp[n] == ':');
+}
+
 void wk__fault_point(const struct worker *w, const char *name)
 {
     const char *fp = w->o->fault_point;

@@ -133,6 +133,8 @@ void wk__sleep(struct worker *w, unsigned ms);
  * NAME:stop: SIGSTOP ourselves there (a frozen worker), carry on when
  * continued. */
 void wk__fault_point(const struct worker *w, const char *name);
+/* Does --fault-point name this point (with or without a suffix)? */
+int wk__fault_armed(const struct worker *w, const char *name);
 /* Testing (--copy/move-fault-probability): 1 with probability p. The draw is
  * a hash of --fault-seed and `what` (the piece or partition and its
  * attempt), so a seed decides which attempts fail, whatever the timing. */
