@@ -2,7 +2,7 @@
  *
  * Owns the clause splitter, the table of *MergeTree variants with their
  * argument counts, and the rebuilding of the clause for the destination and
- * its non-replicated staging twin. The tokens come from engine-lex.c. It
+ * its non-replicated staging twin. The tokens come from lex.c. It
  * does not understand expressions: it finds their boundaries and keeps their
  * source text, so what ClickHouse sees is what the user wrote.
  * Pure: no I/O, no logging, no regexes.
@@ -16,7 +16,7 @@
 #include "chcopier/base/buf.h"
 #include "chcopier/base/err.h"
 #include "chcopier/config/engine.h"
-#include "config/engine-lex.h"
+#include "chcopier/config/lex.h"
 
 #include "base/banned.h"
 
@@ -55,17 +55,17 @@ static const struct {
 /* The clause keyword starting at token i, or -1; *ret_ntok gets its length.
  * At the first token of an expression only two-word keywords count, so
  * "ORDER BY ttl" orders by a column named ttl, as in ClickHouse. */
-static int clause_at(const struct parser *p, size_t i, int expr_start, size_t *ret_ntok)
+static int clause_at(const struct cfg_lexer *p, size_t i, int expr_start, size_t *ret_ntok)
 {
     int c;
 
-    if (i >= p->n || p->toks[i].type != TOK_WORD || p->toks[i].depth != 0)
+    if (i >= p->n || p->toks[i].type != CFG_TOK_WORD || p->toks[i].depth != 0)
         return -1;
     for (c = 0; c < _CL_MAX; c++) {
-        if (!engine__tok_is_word(p, i, clauses[c].w1))
+        if (!cfg_tok_is_word(p, i, clauses[c].w1))
             continue;
         if (clauses[c].w2) {
-            if (i + 1 < p->n && engine__tok_is_word(p, i + 1, clauses[c].w2)) {
+            if (i + 1 < p->n && cfg_tok_is_word(p, i + 1, clauses[c].w2)) {
                 *ret_ntok = 2;
                 return c;
             }
@@ -113,25 +113,25 @@ static const struct family *family_find(const char *base)
  * ------------------------------------------------------------------------- */
 
 /* Fill e->key_columns from the key expression tokens [first, last]. */
-static int split_key(struct parser *p, size_t first, size_t last, const char *what,
+static int split_key(struct cfg_lexer *p, size_t first, size_t last, const char *what,
                      struct engine_info *e)
 {
-    struct span *items = NULL;
+    struct cfg_span *items = NULL;
     size_t n = 0, k, open = 0;
     int r, list = 0;
 
-    if (p->toks[first].type == TOK_OPEN && engine__tok_is_char(p, first, '(') &&
+    if (p->toks[first].type == CFG_TOK_OPEN && cfg_tok_is_char(p, first, '(') &&
         p->toks[first].match == last) {
         open = first;
         list = 1;
-    } else if (last > first + 1 && engine__tok_is_word(p, first, "tuple") &&
-               p->toks[first + 1].type == TOK_OPEN && engine__tok_is_char(p, first + 1, '(') &&
+    } else if (last > first + 1 && cfg_tok_is_word(p, first, "tuple") &&
+               p->toks[first + 1].type == CFG_TOK_OPEN && cfg_tok_is_char(p, first + 1, '(') &&
                p->toks[first + 1].match == last) {
         open = first + 1;
         list = 1;
     }
     if (list) {
-        r = engine__split_list(p, open + 1, last, p->toks[open].depth + 1, what, &items, &n);
+        r = cfg_lex_split(p, open + 1, last, p->toks[open].depth + 1, what, &items, &n);
         if (r < 0)
             goto fail;
     } else {
@@ -152,7 +152,7 @@ static int split_key(struct parser *p, size_t first, size_t last, const char *wh
         }
     }
     for (k = 0; k < n; k++) {
-        e->key_columns[k] = engine__span_dup(p, items[k].first, items[k].last);
+        e->key_columns[k] = cfg_span_dup(p, items[k].first, items[k].last);
         if (!e->key_columns[k]) {
             r = chc_err_set(p->err, -ENOMEM, "out of memory");
             goto fail;
@@ -202,15 +202,15 @@ struct engine_info *engine_free(struct engine_info *e)
 
 /* What engine_parse() has found so far. */
 struct found {
-    struct parser p;
+    struct cfg_lexer p;
     struct engine_info *e;
     const struct family *fam;
-    struct span *args;        /* the list after the engine name */
+    struct cfg_span *args;        /* the list after the engine name */
     size_t nargs;
     size_t own_first;         /* args[own_first..] are the engine's own */
     int seen[_CL_MAX];        /* each clause: given */
     size_t kw_at[_CL_MAX];    /* each clause: byte offset of its keyword */
-    struct span ex[_CL_MAX];  /* each clause: its expression */
+    struct cfg_span ex[_CL_MAX];  /* each clause: its expression */
 };
 
 /* The variant of e (a known *MergeTree), or an error naming what was written. */
@@ -218,7 +218,7 @@ static int find_family(struct found *f, const char *name, size_t name_len)
 {
     const char *mt = "mergetree";
     size_t mtl = strlen(mt);
-    char buf[SNIP_MAX + 4];
+    char buf[CFG_SNIP_MAX + 4];
 
     f->fam = family_find(f->e->base_name);
     if (f->fam)
@@ -230,25 +230,25 @@ static int find_family(struct found *f, const char *name, size_t name_len)
                            "ReplacingMergeTree, SummingMergeTree, AggregatingMergeTree, "
                            "CollapsingMergeTree, VersionedCollapsingMergeTree, "
                            "GraphiteMergeTree or CoalescingMergeTree",
-                           engine__snip(name, name_len, buf));
+                           cfg_lex_snip(name, name_len, buf));
     return chc_err_set(f->p.err, CHC_ECONFIG,
                        "engine '%s' is not supported: only *MergeTree engines can be a "
                        "copy destination",
-                       engine__snip(name, name_len, buf));
+                       cfg_lex_snip(name, name_len, buf));
 }
 
 /* Step 2: "ENGINE [=] name"; *pos is left on the token after the name. */
 static int parse_name(struct found *f, size_t *pos)
 {
-    struct parser *p = &f->p;
+    struct cfg_lexer *p = &f->p;
     struct engine_info *e;
     const char *name;
     size_t i = 0, k, name_len;
-    char buf[SNIP_MAX + 4];
+    char buf[CFG_SNIP_MAX + 4];
 
-    if (engine__tok_is_word(p, 0, "ENGINE")) {
+    if (cfg_tok_is_word(p, 0, "ENGINE")) {
         i = 1;
-        if (i < p->n && engine__tok_is_char(p, i, '='))
+        if (i < p->n && cfg_tok_is_char(p, i, '='))
             i++;
     }
     if (i >= p->n || clause_at(p, i, 0, &k) >= 0)
@@ -256,15 +256,15 @@ static int parse_name(struct found *f, size_t *pos)
                            "missing engine name: write e.g. ENGINE = MergeTree ORDER BY (key)");
     name = p->text + p->toks[i].start;
     name_len = p->toks[i].end - p->toks[i].start;
-    if (p->toks[i].type != TOK_WORD || (name[0] >= '0' && name[0] <= '9'))
+    if (p->toks[i].type != CFG_TOK_WORD || (name[0] >= '0' && name[0] <= '9'))
         return chc_err_set(p->err, CHC_EPARSE,
                            "expected an engine name at byte offset %zu, got '%s': write e.g. "
                            "ENGINE = MergeTree ORDER BY (key)",
-                           p->toks[i].start, engine__tok_snip(p, i, buf));
+                           p->toks[i].start, cfg_tok_snip(p, i, buf));
     e = f->e = calloc(1, sizeof(*e));
     if (!e)
         return chc_err_set(p->err, -ENOMEM, "out of memory");
-    e->name = engine__span_dup(p, i, i);
+    e->name = cfg_span_dup(p, i, i);
     if (!e->name)
         return chc_err_set(p->err, -ENOMEM, "out of memory");
     if (name_len > strlen(REPLICATED) && strncmp(name, REPLICATED, strlen(REPLICATED)) == 0)
@@ -280,15 +280,15 @@ static int parse_name(struct found *f, size_t *pos)
  * it (registerStorageMergeTree's rules), and e->args. */
 static int parse_args(struct found *f, size_t *pos)
 {
-    struct parser *p = &f->p;
+    struct cfg_lexer *p = &f->p;
     struct engine_info *e = f->e;
     size_t i = *pos, nargs;
     int r;
 
-    if (i < p->n && p->toks[i].type == TOK_OPEN && engine__tok_is_char(p, i, '(')) {
+    if (i < p->n && p->toks[i].type == CFG_TOK_OPEN && cfg_tok_is_char(p, i, '(')) {
         size_t close = p->toks[i].match;
 
-        r = engine__split_list(p, i + 1, close, p->toks[i].depth + 1, "engine argument",
+        r = cfg_lex_split(p, i + 1, close, p->toks[i].depth + 1, "engine argument",
                                &f->args, &f->nargs);
         if (r < 0)
             return r;
@@ -296,12 +296,12 @@ static int parse_args(struct found *f, size_t *pos)
     }
     nargs = f->nargs;
     if (e->replicated) {
-        if (nargs >= 2 && engine__span_is_string(p, &f->args[0]) &&
-            engine__span_is_string(p, &f->args[1])) {
-            r = engine__unquote(p, f->args[0].first, "zookeeper_path", &e->zk_path);
+        if (nargs >= 2 && cfg_span_is_string(p, &f->args[0]) &&
+            cfg_span_is_string(p, &f->args[1])) {
+            r = cfg_lex_unquote(p, f->args[0].first, "zookeeper_path", &e->zk_path);
             if (r < 0)
                 return r;
-            r = engine__unquote(p, f->args[1].first, "replica_name", &e->replica_name);
+            r = cfg_lex_unquote(p, f->args[1].first, "replica_name", &e->replica_name);
             if (r < 0)
                 return r;
             if (!e->zk_path[0] || !e->replica_name[0])
@@ -310,7 +310,7 @@ static int parse_args(struct found *f, size_t *pos)
                                    "and 'replica_name', or neither to use the server defaults",
                                    e->name, e->zk_path[0] ? "replica_name" : "zookeeper_path");
             f->own_first = 2;
-        } else if (!(nargs == 0 || !engine__span_is_literal(p, &f->args[0]) ||
+        } else if (!(nargs == 0 || !cfg_span_is_literal(p, &f->args[0]) ||
                      (nargs == 1 && strcmp(f->fam->name, "GraphiteMergeTree") == 0))) {
             return chc_err_set(p->err, CHC_ECONFIG,
                                "engine '%s' needs two string arguments ('zookeeper_path', "
@@ -320,7 +320,7 @@ static int parse_args(struct found *f, size_t *pos)
         }
     }
     if (f->own_first < nargs)
-        e->args = engine__span_dup(p, f->args[f->own_first].first, f->args[nargs - 1].last);
+        e->args = cfg_span_dup(p, f->args[f->own_first].first, f->args[nargs - 1].last);
     else
         e->args = chc_strdup("");
     if (!e->args)
@@ -333,15 +333,15 @@ static int parse_args(struct found *f, size_t *pos)
  * an expression can end with begins (or the end). */
 static int clause_expr(struct found *f, int c, size_t i, size_t *ret_end)
 {
-    struct parser *p = &f->p;
+    struct cfg_lexer *p = &f->p;
     size_t j, k;
-    char buf[SNIP_MAX + 4];
+    char buf[CFG_SNIP_MAX + 4];
 
     for (j = i; j < p->n; j++) {
         if (p->toks[j].depth != 0)
             continue;
         if (j == i ? clause_at(p, j, 1, &k) >= 0
-                   : engine__tok_ends_expr(p, j - 1) && clause_at(p, j, 0, &k) >= 0)
+                   : cfg_tok_ends_expr(p, j - 1) && clause_at(p, j, 0, &k) >= 0)
             break;
     }
     if (j == i)
@@ -349,15 +349,15 @@ static int clause_expr(struct found *f, int c, size_t i, size_t *ret_end)
                            "%s at byte offset %zu has no expression: write one after it or "
                            "remove the clause",
                            clauses[c].name, f->kw_at[c]);
-    if (!engine__tok_ends_expr(p, j - 1))
+    if (!cfg_tok_ends_expr(p, j - 1))
         return chc_err_set(p->err, CHC_EPARSE,
                            "%s expression ends with '%s' at byte offset %zu: complete the "
                            "expression",
-                           clauses[c].name, engine__tok_snip(p, j - 1, buf),
+                           clauses[c].name, cfg_tok_snip(p, j - 1, buf),
                            p->toks[j - 1].start);
     if (clauses[c].single) {
         for (k = i; k < j; k++) {
-            if (p->toks[k].type == TOK_COMMA && p->toks[k].depth == 0)
+            if (p->toks[k].type == CFG_TOK_COMMA && p->toks[k].depth == 0)
                 return chc_err_set(p->err, CHC_EPARSE,
                                    "%s at byte offset %zu has a top-level comma at byte "
                                    "offset %zu: wrap a list in parentheses, e.g. %s (a, b)",
@@ -372,8 +372,8 @@ static int clause_expr(struct found *f, int c, size_t i, size_t *ret_end)
 /* Step 4: clauses from token i to the end, each once, in any order. */
 static int parse_clauses(struct found *f, size_t i)
 {
-    struct parser *p = &f->p;
-    char buf[SNIP_MAX + 4];
+    struct cfg_lexer *p = &f->p;
+    char buf[CFG_SNIP_MAX + 4];
     size_t j = 0, k;
     int r, c;
 
@@ -383,7 +383,7 @@ static int parse_clauses(struct found *f, size_t i)
             return chc_err_set(p->err, CHC_EPARSE,
                                "unexpected '%s' at byte offset %zu: expected PARTITION BY, "
                                "ORDER BY, PRIMARY KEY, SAMPLE BY, TTL, SETTINGS or COMMENT",
-                               engine__tok_snip(p, i, buf), p->toks[i].start);
+                               cfg_tok_snip(p, i, buf), p->toks[i].start);
         if (f->seen[c])
             return chc_err_set(p->err, CHC_EPARSE,
                                "duplicate %s at byte offset %zu (first at byte offset %zu): "
@@ -446,7 +446,7 @@ static int store_clauses(struct found *f)
     for (c = 0; c < _CL_MAX; c++) {
         if (!f->seen[c])
             continue;
-        *fields[c] = engine__span_dup(&f->p, f->ex[c].first, f->ex[c].last);
+        *fields[c] = cfg_span_dup(&f->p, f->ex[c].first, f->ex[c].last);
         if (!*fields[c])
             return chc_err_set(f->p.err, -ENOMEM, "out of memory");
     }
@@ -477,7 +477,7 @@ int engine_parse(const char *text, struct engine_info **ret, struct chc_err *err
     int r;
 
     f.p.len = strlen(f.p.text);
-    r = engine__lex(&f.p);
+    r = cfg_lex(&f.p);
     if (r < 0)
         goto fail;
     if (f.p.n == 0) {

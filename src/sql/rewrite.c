@@ -1,19 +1,21 @@
 /* rewrite.c — CREATE statements made from what the server prints
  * (sql/rewrite.h): the staging twin of SHOW CREATE TABLE, the destination's
- * UUID. Pure: no I/O, no logging. The scanner knows ClickHouse quoting
- * ('...', "...", `...`, backslash escapes, doubled quotes) and bracket
- * nesting, and nothing of expressions: everything but the table name and
- * the engine's name and replication arguments is kept byte for byte.
+ * UUID. Pure: no I/O, no logging. The tokens are config/lex.h's (ClickHouse
+ * quoting, comments and bracket nesting); nothing of expressions is
+ * understood: everything but the table name and the engine's name and
+ * replication arguments is kept byte for byte.
  */
 #include <ctype.h>
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "chcopier/base/buf.h"
 #include "chcopier/base/hash.h"
 #include "chcopier/config/engine.h"
+#include "chcopier/config/lex.h"
 #include "chcopier/config/task.h"
 #include "chcopier/sql/ddl.h"
 #include "chcopier/sql/dialect.h"
@@ -30,195 +32,121 @@ int sql_show_create(const char *db, const char *table, struct chc_buf *out)
     return r == 0 ? chc_buf_addstr(out, " FORMAT TabSeparated") : r;
 }
 
-static int is_word(char c)
+/* Token i is an identifier, bare or quoted. */
+static int is_ident(const struct cfg_lexer *p, size_t i)
 {
-    return isalnum((unsigned char)c) || c == '_';
+    return i < p->n && (p->toks[i].type == CFG_TOK_WORD || p->toks[i].type == CFG_TOK_QIDENT);
 }
 
-static const char *skip_ws(const char *p)
+/* The first token after "CREATE TABLE [db.]name [UUID '...']"; -1 if the
+ * text does not start so. */
+static int after_name(const struct cfg_lexer *p, size_t *ret)
 {
-    while (isspace((unsigned char)*p))
-        p++;
-    return p;
-}
+    size_t i = 3;
 
-/* Past the quoted token at p ('...', "..." or `...`); NULL if unterminated. */
-static const char *skip_quoted(const char *p)
-{
-    char q = *p++;
-
-    for (; *p; p++) {
-        if (*p == '\\' && p[1]) {
-            p++;
-        } else if (*p == q) {
-            if (p[1] != q)
-                return p + 1;
-            p++;
-        }
+    if (!cfg_tok_is_word(p, 0, "CREATE") || !cfg_tok_is_word(p, 1, "TABLE") || !is_ident(p, 2))
+        return -1;
+    if (cfg_tok_is_char(p, i, '.')) {
+        if (!is_ident(p, i + 1))
+            return -1;
+        i += 2;
     }
-    return NULL;
-}
-
-/* Past an identifier (quoted or bare); NULL if none is at p. */
-static const char *skip_ident(const char *p)
-{
-    if (*p == '`' || *p == '"')
-        return skip_quoted(p);
-    if (!is_word(*p) || isdigit((unsigned char)*p))
-        return NULL;
-    while (is_word(*p))
-        p++;
-    return p;
-}
-
-/* Is the keyword kw (any case) at p, as a whole word? */
-static int word_at(const char *p, const char *kw)
-{
-    size_t n = strlen(kw);
-
-    return !strncasecmp(p, kw, n) && !is_word(p[n]);
-}
-
-/* The top-level ENGINE keyword of s (outside quotes and brackets). */
-static const char *find_engine(const char *s)
-{
-    const char *p = s;
-    int depth = 0;
-
-    while (p && *p) {
-        if (*p == '\'' || *p == '"' || *p == '`') {
-            p = skip_quoted(p);
-        } else if (*p == '(' || *p == '[') {
-            depth++;
-            p++;
-        } else if (*p == ')' || *p == ']') {
-            depth--;
-            p++;
-        } else if (depth == 0 && (p == s || !is_word(p[-1])) && word_at(p, "ENGINE")) {
-            return p;
-        } else {
-            p++;
-        }
+    if (cfg_tok_is_word(p, i, "UUID")) {
+        if (i + 1 >= p->n || p->toks[i + 1].type != CFG_TOK_STRING)
+            return -1;
+        i += 2;
     }
-    return NULL;
+    *ret = i;
+    return i < p->n ? 0 : -1;
 }
 
-#define MAX_ARGS 32
-
-/* The arguments of the call whose '(' is at p: spans [a[i], b[i]) trimmed,
- * *ret_end past its ')'. -1 if unbalanced or too many. */
-static int split_args(const char *p, const char **a, const char **b, size_t *n,
-                      const char **ret_end)
+/* The engine's name token: after the top-level ENGINE [=] from token i;
+ * 0 if there is none. */
+static size_t engine_name(const struct cfg_lexer *p, size_t i)
 {
-    const char *start = ++p;
-    int depth = 0;
-
-    *n = 0;
-    while (p && *p) {
-        if (*p == '\'' || *p == '"' || *p == '`') {
-            p = skip_quoted(p);
-            continue;
-        }
-        if (*p == '(' || *p == '[')
-            depth++;
-        if (depth == 0 && (*p == ',' || *p == ')')) {
-            const char *x = skip_ws(start), *y = p;
-            while (y > x && isspace((unsigned char)y[-1]))
-                y--;
-            if (*n == MAX_ARGS || (x == y && (*p == ',' || *n > 0)))
-                return -1;
-            if (x < y) {
-                a[*n] = x;
-                b[(*n)++] = y;
-            }
-            if (*p == ')') {
-                *ret_end = p + 1;
-                return 0;
-            }
-            start = p + 1;
-        }
-        if (*p == ')' || *p == ']')
-            depth--;
-        p++;
-    }
-    return -1;
+    for (; i < p->n; i++)
+        if (p->toks[i].depth == 0 && cfg_tok_is_word(p, i, "ENGINE"))
+            break;
+    if (++i < p->n && cfg_tok_is_char(p, i, '='))
+        i++;
+    return i < p->n && p->toks[i].type == CFG_TOK_WORD ? i : 0;
 }
 
-static int is_string_literal(const char *a, const char *b)
+/* "<base>(<args but the two replication ones>)" for the Replicated engine
+ * named by token e; *ret_after: the first byte after its arguments. */
+static int plain_engine(struct cfg_lexer *p, size_t e, struct chc_buf *out, size_t *ret_after)
 {
-    return *a == '\'' && skip_quoted(a) == b;
-}
-
-/* "<base>(<args but the two replication ones>)<after>" for the engine
- * named [ns, ne) (a Replicated one). */
-static int plain_engine(const char *ns, const char *ne, struct chc_buf *out,
-                        const char **ret_after, struct chc_err *err)
-{
-    const char *a[MAX_ARGS], *b[MAX_ARGS], *after = ne;
+    const struct cfg_tok *t = &p->toks[e];
+    const size_t skip = strlen("Replicated");
+    struct cfg_span *a = NULL;
     size_t n = 0, i, drop;
-    int r;
+    int r = 0;
 
-    if (*ne == '(' && split_args(ne, a, b, &n, &after) < 0)
-        return chc_err_set(err, CHC_EPARSE, "cannot read the arguments of %.*s", (int)(ne - ns),
-                           ns);
-    drop = n >= 2 && is_string_literal(a[0], b[0]) && is_string_literal(a[1], b[1]) ? 2 : 0;
-    r = chc_buf_addf(out, "%.*s(", (int)(ne - ns - strlen("Replicated")), ns + strlen("Replicated"));
+    *ret_after = t->end;
+    if (e + 1 < p->n && p->toks[e + 1].type == CFG_TOK_OPEN && cfg_tok_is_char(p, e + 1, '(')) {
+        r = cfg_lex_split(p, e + 2, p->toks[e + 1].match, t->depth + 1, "engine argument", &a,
+                          &n);
+        *ret_after = p->toks[p->toks[e + 1].match].end;
+    }
+    drop = n >= 2 && cfg_span_is_string(p, &a[0]) && cfg_span_is_string(p, &a[1]) ? 2 : 0;
+    if (r == 0 && chc_buf_addf(out, "%.*s(", (int)(t->end - t->start - skip),
+                               p->text + t->start + skip) < 0)
+        r = -ENOMEM;
     for (i = drop; r == 0 && i < n; i++)
-        r = chc_buf_addf(out, "%s%.*s", i > drop ? ", " : "", (int)(b[i] - a[i]), a[i]);
-    if (r == 0)
-        r = chc_buf_addch(out, ')');
-    *ret_after = after;
-    return r < 0 ? chc_err_set(err, r, "out of memory") : 0;
+        if (chc_buf_addf(out, "%s%.*s", i > drop ? ", " : "",
+                         (int)(p->toks[a[i].last].end - p->toks[a[i].first].start),
+                         p->text + p->toks[a[i].first].start) < 0)
+            r = -ENOMEM;
+    if (r == 0 && chc_buf_addch(out, ')') < 0)
+        r = -ENOMEM;
+    free(a);
+    return r == -ENOMEM ? chc_err_set(p->err, r, "out of memory") : r;
 }
 
 int sql_staging_from_show(const char *show, const char *db, const char *table,
                           struct chc_buf *out, struct chc_err *err)
 {
-    const char *p = skip_ws(show), *rest, *eng, *ns, *ne, *after;
-    size_t len0 = out->len, nlen;
-    int r;
+    struct cfg_lexer p = {.text = show, .len = strlen(show), .err = err};
+    size_t len0 = out->len, rest, e, after, nlen;
+    const char *name;
+    int r = cfg_lex(&p);
 
-    if (!word_at(p, "CREATE") || !word_at(skip_ws(p + 6), "TABLE"))
-        return chc_err_set(err, CHC_EPARSE, "SHOW CREATE TABLE did not print a CREATE TABLE: "
-                           "'%.60s'", show);
-    p = skip_ident(skip_ws(skip_ws(p + 6) + 5));
-    if (p && *p == '.')
-        p = skip_ident(p + 1);
-    if (p && word_at(skip_ws(p), "UUID")) {
-        p = skip_ws(skip_ws(p) + 4);
-        p = *p == '\'' ? skip_quoted(p) : NULL;
-    }
-    rest = p ? skip_ws(p) : NULL;
-    eng = rest ? find_engine(rest) : NULL;
-    if (!eng)
-        return chc_err_set(err, CHC_EPARSE, "cannot find the ENGINE of '%.60s'", show);
-    ns = skip_ws(eng + 6);
-    if (*ns == '=')
-        ns = skip_ws(ns + 1);
-    for (ne = ns; is_word(*ne); ne++)
-        ;
-    nlen = (size_t)(ne - ns);
-    if (nlen < 9 || strncmp(ne - 9, "MergeTree", 9))
-        return chc_err_set(err, CHC_ECONFIG, "the engine %.*s is not a *MergeTree: it cannot have "
-                           "staging tables", (int)(nlen ? nlen : 1), nlen ? ns : "?");
-    r = chc_buf_addstr(out, "CREATE TABLE IF NOT EXISTS ");
-    if (r == 0)
-        r = sql_table_ref(db, table, out);
-    if (r == 0)
-        r = chc_buf_addf(out, " %.*s", (int)(ns - rest), rest);
     if (r < 0) {
-        r = chc_err_set(err, r, "out of memory");
-        goto fail;
+        chc_err_prefix(err, "cannot read what SHOW CREATE TABLE printed");
+        goto out;
     }
-    after = ns;
-    if (!strncmp(ns, "Replicated", strlen("Replicated")))
-        r = plain_engine(ns, ne, out, &after, err);
-    if (r == 0 && chc_buf_addstr(out, after) < 0)
+    if (after_name(&p, &rest) < 0) {
+        r = chc_err_set(err, CHC_EPARSE, "SHOW CREATE TABLE did not print a CREATE TABLE: "
+                        "'%.60s'", show);
+        goto out;
+    }
+    e = engine_name(&p, rest);
+    if (!e) {
+        r = chc_err_set(err, CHC_EPARSE, "cannot find the ENGINE of '%.60s'", show);
+        goto out;
+    }
+    name = show + p.toks[e].start;
+    nlen = p.toks[e].end - p.toks[e].start;
+    if (nlen < 9 || strncmp(name + nlen - 9, "MergeTree", 9)) {
+        r = chc_err_set(err, CHC_ECONFIG, "the engine %.*s is not a *MergeTree: it cannot have "
+                        "staging tables", (int)nlen, name);
+        goto out;
+    }
+    r = chc_buf_addstr(out, "CREATE TABLE IF NOT EXISTS ") < 0 ||
+                sql_table_ref(db, table, out) < 0 ||
+                chc_buf_addf(out, " %.*s", (int)(p.toks[e].start - p.toks[rest].start),
+                             show + p.toks[rest].start) < 0
+            ? chc_err_set(err, -ENOMEM, "out of memory")
+            : 0;
+    after = p.toks[e].start;
+    if (r == 0 && !strncmp(name, "Replicated", strlen("Replicated")))
+        r = plain_engine(&p, e, out, &after);
+    if (r == 0 && chc_buf_addstr(out, show + after) < 0)
         r = chc_err_set(err, -ENOMEM, "out of memory");
-    if (r == 0)
-        return 0;
-fail:
-    chc_buf_setlen(out, len0);
+out:
+    if (r < 0)
+        chc_buf_setlen(out, len0);
+    free(p.toks);
     return r;
 }
 

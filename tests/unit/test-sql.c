@@ -356,6 +356,11 @@ TEST(staging_from_show_create)
                "'/clickhouse/tables/{shard}/t', '{replica}', d, (k, d), 8192)",
                "CREATE TABLE IF NOT EXISTS `dbx`.`hits2_piece_0` ( d Date,  k UInt64) ENGINE = "
                "MergeTree(d, (k, d), 8192)");
+    /* UTF-8 inside quotes (a comment, a default) is text like any other */
+    staging_is("CREATE TABLE db.t (`v` String DEFAULT '\xc3\xa9t\xc3\xa9') ENGINE = "
+               "ReplicatedMergeTree('/p/{shard}', '{replica}') ORDER BY v COMMENT '\xd1\x82'",
+               "CREATE TABLE IF NOT EXISTS `dbx`.`hits2_piece_0` (`v` String DEFAULT "
+               "'\xc3\xa9t\xc3\xa9') ENGINE = MergeTree() ORDER BY v COMMENT '\xd1\x82'");
     /* non-replicated: only the name changes */
     staging_is("CREATE TABLE db.t (`v` Int8) ENGINE = SummingMergeTree((v)) ORDER BY v",
                "CREATE TABLE IF NOT EXISTS `dbx`.`hits2_piece_0` (`v` Int8) ENGINE = "

@@ -1,4 +1,4 @@
-/* engine-lex.c — the tokenizer for ClickHouse SQL fragments (engine-lex.h).
+/* lex.c — the tokenizer for ClickHouse SQL fragments (config/lex.h).
  *
  * Owns the token rules of ClickHouse's Lexer.cpp as far as an ENGINE clause
  * needs them: quotes and their escapes, comments, bracket matching, and the
@@ -14,7 +14,7 @@
 
 #include "chcopier/base/buf.h"
 #include "chcopier/base/err.h"
-#include "config/engine-lex.h"
+#include "chcopier/config/lex.h"
 
 #include "base/banned.h"
 
@@ -29,10 +29,10 @@ static int is_space(unsigned char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
 
-/* See engine-lex.h. */
-const char *engine__snip(const char *s, size_t n, char *out)
+/* See config/lex.h. */
+const char *cfg_lex_snip(const char *s, size_t n, char *out)
 {
-    size_t i, k = n > SNIP_MAX ? SNIP_MAX : n;
+    size_t i, k = n > CFG_SNIP_MAX ? CFG_SNIP_MAX : n;
 
     for (i = 0; i < k; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -46,15 +46,15 @@ const char *engine__snip(const char *s, size_t n, char *out)
     return out;
 }
 
-const char *engine__tok_snip(const struct parser *p, size_t i, char *out)
+const char *cfg_tok_snip(const struct cfg_lexer *p, size_t i, char *out)
 {
-    return engine__snip(p->text + p->toks[i].start, p->toks[i].end - p->toks[i].start, out);
+    return cfg_lex_snip(p->text + p->toks[i].start, p->toks[i].end - p->toks[i].start, out);
 }
 
-static int push_tok(struct parser *p, enum tok_type type, size_t start, size_t end,
+static int push_tok(struct cfg_lexer *p, enum cfg_tok_type type, size_t start, size_t end,
                     size_t depth)
 {
-    struct tok *t;
+    struct cfg_tok *t;
 
     if (p->n == p->alloc) {
         size_t n = p->alloc ? p->alloc * 2 : 64;
@@ -81,7 +81,7 @@ static char closer_of(char open)
 
 /* Skip a quoted token starting at s[i] (the opening quote); ClickHouse rules:
  * a backslash escapes the next byte, a doubled quote stands for itself. */
-static int lex_quoted(struct parser *p, size_t *pos)
+static int lex_quoted(struct cfg_lexer *p, size_t *pos)
 {
     const char *s = p->text;
     size_t i = *pos + 1;
@@ -109,7 +109,7 @@ static int lex_quoted(struct parser *p, size_t *pos)
     }
 }
 
-/* The open brackets of engine__lex(): indexes of their tokens, innermost last. */
+/* The open brackets of cfg_lex(): indexes of their tokens, innermost last. */
 struct brackets {
     size_t *v;
     size_t n, alloc;
@@ -119,7 +119,7 @@ struct brackets {
  * past it), 0 if none starts there, CHC_EPARSE for an unterminated block
  * comment. p->text[p->len] is the terminating NUL, so looking one byte ahead
  * is safe. */
-static int skip_comment(struct parser *p, size_t *pos)
+static int skip_comment(struct cfg_lexer *p, size_t *pos)
 {
     const char *s = p->text;
     size_t i = *pos, st = i;
@@ -159,7 +159,7 @@ static int skip_comment(struct parser *p, size_t *pos)
 }
 
 /* The opening bracket at byte st, at the given depth. */
-static int open_bracket(struct parser *p, struct brackets *b, size_t st, size_t depth)
+static int open_bracket(struct cfg_lexer *p, struct brackets *b, size_t st, size_t depth)
 {
     if (b->n == b->alloc) {
         size_t n = b->alloc ? b->alloc * 2 : 16;
@@ -171,11 +171,11 @@ static int open_bracket(struct parser *p, struct brackets *b, size_t st, size_t 
         b->alloc = n;
     }
     b->v[b->n++] = p->n;
-    return push_tok(p, TOK_OPEN, st, st + 1, depth);
+    return push_tok(p, CFG_TOK_OPEN, st, st + 1, depth);
 }
 
 /* The closing bracket at byte st: it must match the innermost open one. */
-static int close_bracket(struct parser *p, struct brackets *b, size_t st, size_t *depth)
+static int close_bracket(struct cfg_lexer *p, struct brackets *b, size_t st, size_t *depth)
 {
     const char *s = p->text;
     unsigned char c = (unsigned char)s[st];
@@ -194,26 +194,26 @@ static int close_bracket(struct parser *p, struct brackets *b, size_t st, size_t
                            s[p->toks[open].start], p->toks[open].start, c, st);
     (*depth)--;
     p->toks[open].match = p->n;
-    return push_tok(p, TOK_CLOSE, st, st + 1, *depth);
+    return push_tok(p, CFG_TOK_CLOSE, st, st + 1, *depth);
 }
 
 /* The innermost bracket still open at the end of the text. */
-static int unclosed(struct parser *p, const struct brackets *b)
+static int unclosed(struct cfg_lexer *p, const struct brackets *b)
 {
     const char *s = p->text;
     size_t open = b->v[b->n - 1];
-    char buf[SNIP_MAX + 4];
+    char buf[CFG_SNIP_MAX + 4];
 
     return chc_err_set(p->err, CHC_EPARSE,
                        "unbalanced parentheses: '%c' at byte offset %zu is never closed "
                        "(near '%s'): add the closing '%c'",
                        s[p->toks[open].start], p->toks[open].start,
-                       engine__snip(s + p->toks[open].start, p->len - p->toks[open].start, buf),
+                       cfg_lex_snip(s + p->toks[open].start, p->len - p->toks[open].start, buf),
                        closer_of(s[p->toks[open].start]));
 }
 
 /* Any other byte at st: a comma, an operator, or an error. */
-static int other_char(struct parser *p, unsigned char c, size_t st, size_t depth)
+static int other_char(struct cfg_lexer *p, unsigned char c, size_t st, size_t depth)
 {
     if (c == ';')
         return chc_err_set(p->err, CHC_EPARSE,
@@ -225,10 +225,10 @@ static int other_char(struct parser *p, unsigned char c, size_t st, size_t depth
                            "unexpected byte 0x%02x at byte offset %zu: only ASCII text is "
                            "allowed outside quotes",
                            c, st);
-    return push_tok(p, c == ',' ? TOK_COMMA : TOK_OP, st, st + 1, depth);
+    return push_tok(p, c == ',' ? CFG_TOK_COMMA : CFG_TOK_OP, st, st + 1, depth);
 }
 
-int engine__lex(struct parser *p)
+int cfg_lex(struct cfg_lexer *p)
 {
     const char *s = p->text;
     struct brackets b = {0};
@@ -251,7 +251,7 @@ int engine__lex(struct parser *p)
         if (c == '\'' || c == '"' || c == '`') {
             r = lex_quoted(p, &i);
             if (r == 0)
-                r = push_tok(p, c == '\'' ? TOK_STRING : TOK_QIDENT, st, i, depth);
+                r = push_tok(p, c == '\'' ? CFG_TOK_STRING : CFG_TOK_QIDENT, st, i, depth);
             if (r < 0)
                 goto fail;
             continue;
@@ -259,7 +259,7 @@ int engine__lex(struct parser *p)
         if (is_word_char(c)) {
             while (i < p->len && is_word_char((unsigned char)s[i]))
                 i++;
-            r = push_tok(p, TOK_WORD, st, i, depth);
+            r = push_tok(p, CFG_TOK_WORD, st, i, depth);
             if (r < 0)
                 goto fail;
             continue;
@@ -292,49 +292,49 @@ fail:
  * Token predicates and spans
  * ------------------------------------------------------------------------- */
 
-int engine__tok_is_word(const struct parser *p, size_t i, const char *w)
+int cfg_tok_is_word(const struct cfg_lexer *p, size_t i, const char *w)
 {
-    const struct tok *t = &p->toks[i];
+    const struct cfg_tok *t = &p->toks[i];
     size_t n = strlen(w);
 
-    return t->type == TOK_WORD && t->end - t->start == n &&
+    return t->type == CFG_TOK_WORD && t->end - t->start == n &&
            strncasecmp(p->text + t->start, w, n) == 0;
 }
 
-int engine__tok_is_char(const struct parser *p, size_t i, char c)
+int cfg_tok_is_char(const struct cfg_lexer *p, size_t i, char c)
 {
-    const struct tok *t = &p->toks[i];
+    const struct cfg_tok *t = &p->toks[i];
 
     return t->end - t->start == 1 && p->text[t->start] == c;
 }
 
 /* Can an expression end with this token? Words, literals, quoted identifiers
  * and closing brackets can; operators and commas cannot. */
-int engine__tok_ends_expr(const struct parser *p, size_t i)
+int cfg_tok_ends_expr(const struct cfg_lexer *p, size_t i)
 {
-    enum tok_type t = p->toks[i].type;
+    enum cfg_tok_type t = p->toks[i].type;
 
-    return t == TOK_WORD || t == TOK_STRING || t == TOK_QIDENT || t == TOK_CLOSE;
+    return t == CFG_TOK_WORD || t == CFG_TOK_STRING || t == CFG_TOK_QIDENT || t == CFG_TOK_CLOSE;
 }
 
 /* A literal in ClickHouse's sense, as far as engine arguments go: a string
  * or a number. */
-int engine__span_is_literal(const struct parser *p, const struct span *a)
+int cfg_span_is_literal(const struct cfg_lexer *p, const struct cfg_span *a)
 {
-    const struct tok *t = &p->toks[a->first];
+    const struct cfg_tok *t = &p->toks[a->first];
 
     if (a->first != a->last)
         return 0;
-    return t->type == TOK_STRING ||
-           (t->type == TOK_WORD && p->text[t->start] >= '0' && p->text[t->start] <= '9');
+    return t->type == CFG_TOK_STRING ||
+           (t->type == CFG_TOK_WORD && p->text[t->start] >= '0' && p->text[t->start] <= '9');
 }
 
-int engine__span_is_string(const struct parser *p, const struct span *a)
+int cfg_span_is_string(const struct cfg_lexer *p, const struct cfg_span *a)
 {
-    return a->first == a->last && p->toks[a->first].type == TOK_STRING;
+    return a->first == a->last && p->toks[a->first].type == CFG_TOK_STRING;
 }
 
-char *engine__span_dup(const struct parser *p, size_t first, size_t last)
+char *cfg_span_dup(const struct cfg_lexer *p, size_t first, size_t last)
 {
     return chc_strndup(p->text + p->toks[first].start,
                        p->toks[last].end - p->toks[first].start);
@@ -342,10 +342,10 @@ char *engine__span_dup(const struct parser *p, size_t first, size_t last)
 
 /* Split tokens [from, to) at commas of the given depth into *ret_items. An
  * empty range gives no items; an empty item is an error. */
-int engine__split_list(struct parser *p, size_t from, size_t to, size_t depth,
-                       const char *what, struct span **ret_items, size_t *ret_n)
+int cfg_lex_split(struct cfg_lexer *p, size_t from, size_t to, size_t depth,
+                       const char *what, struct cfg_span **ret_items, size_t *ret_n)
 {
-    struct span *items = NULL;
+    struct cfg_span *items = NULL;
     size_t j, n = 0, ncommas = 0, cur = from;
     int r;
 
@@ -355,13 +355,13 @@ int engine__split_list(struct parser *p, size_t from, size_t to, size_t depth,
         return 0;
     }
     for (j = from; j < to; j++)
-        if (p->toks[j].type == TOK_COMMA && p->toks[j].depth == depth)
+        if (p->toks[j].type == CFG_TOK_COMMA && p->toks[j].depth == depth)
             ncommas++;
     items = calloc(ncommas + 1, sizeof(*items));
     if (!items)
         return chc_err_set(p->err, -ENOMEM, "out of memory");
     for (j = from; j <= to; j++) {
-        if (j < to && !(p->toks[j].type == TOK_COMMA && p->toks[j].depth == depth))
+        if (j < to && !(p->toks[j].type == CFG_TOK_COMMA && p->toks[j].depth == depth))
             continue;
         if (j == cur) {
             size_t at = j < to ? p->toks[j].start : p->toks[j - 1].end;
@@ -386,7 +386,7 @@ fail:
 
 /* Decode the string literal token i (quotes, backslash escapes, doubled
  * quotes) into a new string. */
-int engine__unquote(struct parser *p, size_t i, const char *what, char **ret)
+int cfg_lex_unquote(struct cfg_lexer *p, size_t i, const char *what, char **ret)
 {
     const char *s = p->text + p->toks[i].start + 1;
     const char *end = p->text + p->toks[i].end - 1;
