@@ -3,6 +3,7 @@
  * while the ZooKeeper session that our claims hang on is alive.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -254,6 +255,13 @@ int nodes__drops(struct worker *w, const struct cfg_replica *const *reps, size_t
         chc_err_clear(err);
         r = nodes__multi(w, reps, n, sqls, sql, NULL, sides, err);
         code = r < 0 ? strstr(err->msg, "Code: ") : NULL;
+    }
+    /* Still racing (the other drop waits for a lock): a transient failure,
+     * which the caller's retries wait out, not a refusal. */
+    if (code && drop_race(ch_parse_exception_code(code)) && r != CHC_ECH_EXCEPTION) {
+        char msg[CHC_ERR_MSG_MAX];
+        snprintf(msg, sizeof(msg), "%s", err->msg);
+        r = chc_err_set(err, CHC_ECH_EXCEPTION, "%s", msg);
     }
     if (code && ch_parse_exception_code(code) == 359)
         chc_err_prefix(err, "staging data is too big to drop under the server's "
