@@ -79,7 +79,7 @@ void wk__fault_point(const struct worker *w, const char *name)
     static int stopped;
     unsigned tries;
 
-    if (!fp || strncmp(fp, name, n))
+    if (!wk__fault_armed(w, name))
         return;
     if (!fp[n]) {
         chc_log_warn("fault point '%s' reached: exiting abruptly", name);
