@@ -137,24 +137,37 @@ int sql_sums_assemblies(const struct cfg_table *tb, const char *const *lits, siz
     return r;
 }
 
+/* "multiIf(_p = a, 1, _p = b, 2, ..., 0)": evaluated once per partition
+ * found, not once per row (32 comparisons a row cost a third of the
+ * statement's time on 18.16). */
+static int sums_index(const char *const *lits, size_t n, struct chc_buf *out)
+{
+    size_t i;
+    int r = chc_buf_addstr(out, "multiIf(");
+
+    for (i = 0; r == 0 && i < n; i++)
+        r = chc_buf_addf(out, "_p = %s, %zu, ", lits[i], i + 1);
+    return r == 0 ? chc_buf_addstr(out, "0)") : r;
+}
+
 int sql_sums(const struct cfg_table *tb, const char *const *lits, size_t n, const char *db,
              const char *table, const char *hash, int with_where, struct chc_buf *out)
 {
-    size_t i;
+    int many = n > 1 && tb->engine->partition_by;
     int r;
 
     if (n < 1 || n > SQL_SUMS_MAX)
         CHC_BUG("checksum query over %zu partitions", n);
-    r = chc_buf_addstr(out, n == 1 ? "SELECT 1" : "SELECT multiIf(");
-    for (i = 0; r == 0 && n > 1 && i < n; i++) {
-        r = plan_partition_filter(tb, lits[i], out);
+    if (many) {
+        r = chc_buf_addstr(out, "SELECT ");
         if (r == 0)
-            r = chc_buf_addf(out, ", %zu, ", i + 1);
+            r = sums_index(lits, n, out);
+        if (r == 0)
+            r = chc_buf_addf(out, " AS _i, sum(_c), sum(_h) FROM (SELECT (%s) AS _p, count() AS _c, "
+                             "ifNull(sum(%s), 0) AS _h FROM ", tb->engine->partition_by, hash);
+    } else {
+        r = chc_buf_addf(out, "SELECT 1 AS _i, count(), ifNull(sum(%s), 0) FROM ", hash);
     }
-    if (r == 0 && n > 1)
-        r = chc_buf_addstr(out, "0)");
-    if (r == 0)
-        r = chc_buf_addf(out, " AS _i, count(), ifNull(sum(%s), 0) FROM ", hash);
     if (r == 0)
         r = sql_table_ref(db, table, out);
     if (r == 0)
@@ -165,8 +178,10 @@ int sql_sums(const struct cfg_table *tb, const char *const *lits, size_t n, cons
         r = chc_buf_addch(out, ')');
     if (r == 0 && with_where && tb->where_condition)
         r = chc_buf_addf(out, " AND (%s)", tb->where_condition);
+    if (r == 0 && many)
+        r = chc_buf_addstr(out, " GROUP BY _p)");
     if (r == 0)
-        r = chc_buf_addstr(out, " GROUP BY _i FORMAT TabSeparated");
+        r = chc_buf_addstr(out, " GROUP BY _i ORDER BY _i FORMAT TabSeparated");
     return r;
 }
 

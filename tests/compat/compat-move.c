@@ -250,20 +250,34 @@ static void move_partition(struct ctx *c, size_t i)
     chc_buf_release(&b);
 }
 
-/* Every partition at once: source and destination agree. */
+/* Every partition at once: a line per partition, in order, each equal to
+ * discovery's ("1\t<rows>\t<sum>" with its own index). */
+static char *all_expected(const struct ctx *c)
+{
+    struct chc_buf x = CHC_BUF_INIT;
+    size_t i;
+
+    for (i = 0; i < c->n_lits; i++)
+        gen_oom(chc_buf_addf(&x, "%s%zu%s", i ? "\\n" : "", i + 1, c->expect[i] + 1));
+    return chc_buf_take(&x, NULL);
+}
+
+/* Every partition at once: source and destination agree with discovery. */
 static void totals(struct ctx *c)
 {
     struct chc_buf b = CHC_BUF_INIT;
     const struct cfg_table *tb = c->tb;
     const char *const *lits = (const char *const *)c->lits;
+    char *all = all_expected(c);
 
-    gen_emit_buf(nm(c, "sums of all %zu partitions on the source (sql_sums)", c->n_lits),
-                 &(struct gen_rec){.save = "all"}, &b,
+    gen_emit_buf(nm(c, "sums of all %zu partitions on the source = discovery's (sql_sums)",
+                    c->n_lits),
+                 &(struct gen_rec){.save = "all", .expect = all}, &b,
                  sql_sums(tb, lits, c->n_lits, tb->database_pull, tb->table_pull,
                           c->cols.hash_src, 1, &b));
     gen_emit_buf(nm(c, "sums of all %zu partitions on the destination = the source's (sql_sums)",
                     c->n_lits),
-                 &(struct gen_rec){.same = "all"}, &b,
+                 &(struct gen_rec){.same = "all", .expect = all}, &b,
                  sql_sums(tb, lits, c->n_lits, tb->database_push, tb->table_push,
                           c->cols.hash_dst, 0, &b));
     gen_emit_buf(nm(c, "sums of all partitions' assemblies after release (sql_sums_assemblies)"),
@@ -272,6 +286,7 @@ static void totals(struct ctx *c)
                                            "sum names a table that does not exist"},
                  &b, sql_sums_assemblies(tb, lits, c->n_lits, c->cols.hash_dst, &b));
     chc_buf_release(&b);
+    free(all);
 }
 
 /* Cleaning and the end of a table task: what `chcopier clean` and the last

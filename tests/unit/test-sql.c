@@ -480,12 +480,21 @@ TEST(sums_and_discovery)
     ASSERT_OK(sql_sums(&t->tables[0], one, 1, "db", "hits", "cityHash64(id)", 1, &b));
     ASSERT_STREQ(b.buf, "SELECT 1 AS _i, count(), ifNull(sum(cityHash64(id)), 0) FROM "
                         "`db`.`hits` WHERE ((toYYYYMM(d)) = 201801) AND (x > 1) GROUP BY _i "
-                        "FORMAT TabSeparated");
+                        "ORDER BY _i FORMAT TabSeparated");
     chc_buf_reset(&b);
     ASSERT_OK(sql_sums(&t->tables[0], two, 2, "dbx", "hits2", "h", 0, &b));
-    ASSERT_STREQ(b.buf, "SELECT multiIf((toYYYYMM(d)) = 201801, 1, (toYYYYMM(d)) = 201802, 2, "
-                        "0) AS _i, count(), ifNull(sum(h), 0) FROM `dbx`.`hits2` WHERE "
-                        "((toYYYYMM(d)) IN (201801, 201802)) GROUP BY _i FORMAT TabSeparated");
+    ASSERT_STREQ(b.buf, "SELECT multiIf(_p = 201801, 1, _p = 201802, 2, 0) AS _i, sum(_c), "
+                        "sum(_h) FROM (SELECT (toYYYYMM(d)) AS _p, count() AS _c, "
+                        "ifNull(sum(h), 0) AS _h FROM `dbx`.`hits2` WHERE ((toYYYYMM(d)) IN "
+                        "(201801, 201802)) GROUP BY _p) GROUP BY _i ORDER BY _i "
+                        "FORMAT TabSeparated");
+    chc_buf_reset(&b);
+    ASSERT_OK(sql_sums(&t->tables[0], two, 2, "db", "hits", "h", 1, &b));
+    ASSERT_STREQ(b.buf, "SELECT multiIf(_p = 201801, 1, _p = 201802, 2, 0) AS _i, sum(_c), "
+                        "sum(_h) FROM (SELECT (toYYYYMM(d)) AS _p, count() AS _c, "
+                        "ifNull(sum(h), 0) AS _h FROM `db`.`hits` WHERE ((toYYYYMM(d)) IN "
+                        "(201801, 201802)) AND (x > 1) GROUP BY _p) GROUP BY _i "
+                        "ORDER BY _i FORMAT TabSeparated");
     chc_buf_reset(&b);
     ASSERT_OK(sql_sums_assemblies(&t->tables[0], two, 2, "h", &b));
     ASSERT_STREQ(b.buf, "SELECT 1 AS _i, count(), ifNull(sum(h), 0) FROM "

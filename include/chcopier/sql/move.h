@@ -35,10 +35,12 @@ int sql_release_pieces(const struct cfg_table *tb, unsigned k, const char *const
                        struct chc_buf *out);
 
 /* Count and checksum of n (1..32) partitions in one statement:
- * "SELECT multiIf(<p> = a, 1, <p> = b, 2, ..., 0) AS _i, count(),
- *  ifNull(sum(<hash>), 0) FROM db.table WHERE <p> IN (a, b, ...)
- *  [AND (<where>)] GROUP BY _i FORMAT TabSeparated"; partitions without rows
- * give no line. */
+ * "SELECT multiIf(_p = a, 1, _p = b, 2, ..., 0) AS _i, sum(_c), sum(_h)
+ *  FROM (SELECT (<p>) AS _p, count() AS _c, ifNull(sum(<hash>), 0) AS _h
+ *  FROM db.table WHERE (<p>) IN (a, b, ...) [AND (<where>)] GROUP BY _p)
+ *  GROUP BY _i ORDER BY _i FORMAT TabSeparated" (one partition: "SELECT 1
+ *  AS _i, count(), ... WHERE (<p>) = a ... GROUP BY _i ..."); partitions
+ * without rows give no line. Sums of UInt64 wrap modulo 2^64 either way. */
 #define SQL_SUMS_MAX 32
 int sql_sums(const struct cfg_table *tb, const char *const *lits, size_t n, const char *db,
              const char *table, const char *hash, int with_where, struct chc_buf *out);
