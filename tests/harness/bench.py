@@ -38,7 +38,9 @@ binary, build nothing), BENCH_BUILD_DIR (build-bench),
 BENCH_CLICKHOUSE_COPIER (/usr/bin/clickhouse-copier), BENCH_ZKCLI
 (/usr/share/zookeeper/bin/zkCli.sh), BENCH_GNU_TIME (/usr/bin/time; empty:
 peak RSS sampled from /proc/<pid>/status every 0.1 s, CPU from the rusage
-wait4() returns), CHQ_LONG (s, timeout of the long queries, 900).
+wait4() returns), CHQ_LONG (s, timeout of the long queries, 900),
+BENCH_SETTLE (s between a run's end and the next run's start, 90; see
+settle_fs()).
 """
 
 import os
@@ -91,6 +93,8 @@ class Bench:
         self.zkcli_bin = os.environ.get('BENCH_ZKCLI') or '/usr/share/zookeeper/bin/zkCli.sh'
         self.gnu_time = os.environ.get('BENCH_GNU_TIME', '/usr/bin/time')
         self.long = int(os.environ.get('CHQ_LONG') or 900)
+        self.settle = env_int('BENCH_SETTLE', 90)
+        self.churned = time.monotonic()  # the last run's end (see settle_fs)
         if self.workers > 2:
             raise Fail('BENCH_WORKERS must be 1 or 2')
         if self.rows < 2 * 181:
@@ -243,27 +247,28 @@ class Bench:
     def wl_label(wl):
         return {'a': 'a: monthly', 'b': 'b: daily', 'c': 'c: kill -9', 'd': 'd: 4 shards'}[wl]
 
-    def write_task(self, wl, path):
+    def write_task(self, wl, path, db):
         """The cluster's remote_servers plus chcopier's <http_port> per replica
         (clickhouse-copier ignores it). No XML comments: clickhouse-copier
         18.16 breaks on a comment containing "--". number_of_splits is
-        ignored by clickhouse-copier 18.16."""
+        ignored by clickhouse-copier 18.16. The destination is db (one per
+        run, see retire())."""
         t = self.wl_table(wl)
         tail = f'PARTITION BY {self.wl_pkey(wl)} ORDER BY (CounterID, EventDate, intHash32(UserID))'
-        engine = (f"ENGINE = ReplicatedMergeTree('/clickhouse/tables/{{cluster}}/{{shard}}/{DB}_{t}', '{{replica}}') "
+        engine = (f"ENGINE = ReplicatedMergeTree('/clickhouse/tables/{{cluster}}/{{shard}}/{db}_{t}', '{{replica}}') "
                   + tail)
         push, extra = 'destination', None
         if wl == 'd':
             # One replica per shard, each its own ZooKeeper path. Not plain
             # MergeTree: clickhouse-copier 18.16 dies of SIGSEGV at start on a
             # non-replicated destination engine.
-            engine = (f"ENGINE = ReplicatedMergeTree('/clickhouse/tables/flat/{{replica}}/{DB}_{t}', "
+            engine = (f"ENGINE = ReplicatedMergeTree('/clickhouse/tables/flat/{{replica}}/{db}_{t}', "
                       f"'{{replica}}') {tail}")
             push = 'destination_flat'
             extra = {push: [{'replicas': [(HOST, n.tcp, n.http)], 'internal_replication': False}
                            for n in self.cl.dst_nodes]}
         xml = taskxml.task_xml(self.cl, [taskxml.table('table_hits', 'hits', t, engine, 'intHash64(UserID)',
-                                                       src_db=DB, dst_db=DB, number_of_splits=self.splits,
+                                                       src_db=DB, dst_db=db, number_of_splits=self.splits,
                                                        cluster_push=push)],
                                max_workers=self.max_workers, root='yandex', extra_clusters=extra)
         taskxml.write(path, xml)
@@ -281,26 +286,43 @@ class Bench:
                 return
             time.sleep(0.5)
 
-    def reset_destination(self):
-        """Drop every table in DB on every destination node (destination,
-        chcopier's staging tables, anything else) and make sure the replicated
-        tables' ZooKeeper metadata went with them. clickhouse-copier 18.16
-        does not create the destination database (it retries DROP PARTITION
-        forever without it), so create that for both copiers."""
+    def settle_fs(self):
+        """Wait until BENCH_SETTLE s have passed since the previous run
+        ended (or the source was generated). ext4 without a journal (this
+        VM's root) skips the inodes freed in the last 60 s (85 s while
+        their inode table block is dirty) when it allocates one, looking
+        each of them up (the kernel's recently_deleted()): a run that
+        starts right after another run freed files (its own temporary
+        files, a teardown) creates its parts' files slower, whichever copier
+        it is. perf saw 15-30 % of the servers' CPU there in such runs."""
+        left = self.churned + self.settle - time.monotonic()
+        if left > 0:
+            self.note(f'settling {left:.0f} s (BENCH_SETTLE): freed inodes cost ext4 for a minute')
+            time.sleep(left)
+
+    def retire(self, db=None):
+        """Detach every table of the earlier runs' destination databases on
+        every destination node, and create db there (clickhouse-copier 18.16
+        does not create the destination database: it retries DROP PARTITION
+        forever without it). Each run copies into a database of its own and
+        nothing is dropped until the cluster goes: this VM's ext4 has no
+        journal, and such an ext4 skips, scanning past each of them, the
+        inodes freed in the last minute or so when it allocates new ones
+        (the kernel's recently_deleted()). A run that started right after
+        the previous run's tables were dropped spent up to a third of the
+        servers' CPU allocating inodes (perf: recently_deleted,
+        find_get_block_common), more after clickhouse-copier's many small
+        parts than after chcopier's: a cost of the script, not of the copier
+        that happened to run next. A copier's own drops during its run still
+        count."""
         for n in self.cl.dst_nodes:
-            for t in self.q(n, f"SELECT name FROM system.tables WHERE database = '{DB}' FORMAT TSVRaw").split('\n'):
-                if t:
-                    self.q(n, f'DROP TABLE IF EXISTS {DB}.`{t}`')
-            self.q(n, f'CREATE DATABASE IF NOT EXISTS {DB}')
-        for s in range(1, self.cl.dst_shards + 1):
-            try:
-                left = self.q('s1', f"SELECT name FROM system.zookeeper WHERE path = '/clickhouse/tables/destination/{s}' "
-                                    f"AND name LIKE '{DB}\\\\_%' FORMAT TSVRaw").split()
-            except QueryError:
-                left = []
-            for t in left:
-                self.note(f'removing leftover ZooKeeper metadata /clickhouse/tables/destination/{s}/{t}')
-                self.zkcli('deleteall', f'/clickhouse/tables/destination/{s}/{t}')
+            got = self.q(n, f"SELECT database, name FROM system.tables WHERE database LIKE '{DB}_%' "
+                            'FORMAT TSVRaw')
+            for line in got.splitlines():
+                d, t = line.split('\t')
+                self.q(n, f'DETACH TABLE `{d}`.`{t}`')
+            if db:
+                self.q(n, f'CREATE DATABASE IF NOT EXISTS `{db}`')
 
     def upload(self, tp, path):
         """Write the description with zkCli (clickhouse-copier 18.16 has no
@@ -314,21 +336,46 @@ class Bench:
     def query_log(self, since, until):
         """From every server's system.query_log (the lab's servers log
         queries) over [since, until] (epoch s): rows the source servers read,
-        and CPU seconds of the verification queries (a count and a checksum
-        per partition: chcopier's discovery and its sums, on the source and
-        on the staging nodes)."""
-        read, cpu_us = 0, 0
+        and CPU seconds of the queries by role: 'verify' (a count and a
+        checksum per partition: chcopier's discovery and its sums, on the
+        source and on the staging nodes), 'read' (the source's other queries:
+        the copy's reads), 'write' (the destination's INSERTs: routed copies
+        and the inserts they forward) and 'ddl' (the destination's other
+        statements: staging tables, ATTACH/REPLACE/DROP, counts). A query's
+        CPU is what its own threads used: work the server does in the
+        background (replication fetches, merges, sends of Distributed
+        inserts, part removal) is in no query."""
+        read = 0
+        roles = dict(read=0, write=0, verify=0, ddl=0)
         where = (f'type = 2 AND event_time BETWEEN toDateTime({int(since)}) AND toDateTime({int(until) + 1}) '
                  "AND query NOT LIKE '%system.%'")
         cpu = ("arraySum(arrayFilter((v, k) -> k IN ('UserTimeMicroseconds', 'SystemTimeMicroseconds'), "
                'ProfileEvents.Values, ProfileEvents.Names))')
+        role = ("multiIf(query LIKE '%ifNull(sum(%', 'verify', {src}, 'read', "
+                "query LIKE 'INSERT%', 'write', 'ddl')")
         for n in self.cl.nodes:
             self.q(n, 'SYSTEM FLUSH LOGS')
+            src = '1' if n.cluster == 'source' else '0'
             if n.cluster == 'source':
                 read += int(self.q(n, f'SELECT sum(read_rows) FROM system.query_log WHERE {where}'))
-            cpu_us += int(self.q(n, f'SELECT sum({cpu}) FROM system.query_log WHERE {where} '
-                                    "AND query LIKE '%count(), ifNull(sum(%'"))
-        return read, cpu_us / 1e6
+            got = self.q(n, f'SELECT {role.format(src=src)} AS r, sum({cpu}) FROM system.query_log '
+                            f'WHERE {where} GROUP BY r FORMAT TSV')
+            for line in got.splitlines():
+                k, v = line.split('\t')
+                roles[k] += int(v) / 1e6
+        return read, roles
+
+    @staticmethod
+    def roles(roles, cpu0, cpu1, worker):
+        """CPU seconds of a run by role: the queries' (query_log), 'bg' =
+        the ClickHouse servers' CPU (/proc) in no query, 'zk' = ZooKeeper's,
+        'worker' = the copier processes'."""
+        d = {k: (cpu1.get(k, 0) - cpu0.get(k, 0)) / CLK_TCK for k in cpu1}
+        zk = d.pop('zk', 0.0)
+        out = dict(roles)
+        out['bg'] = max(0.0, sum(d.values()) - sum(roles.values()))
+        out.update(zk=zk, worker=worker or 0.0)
+        return out
 
     @staticmethod
     def routing(logs):
@@ -429,18 +476,18 @@ class Bench:
 
     # ------------------------------------------------------------ one run
 
-    def verify(self, wl, rd):
+    def verify(self, wl, rd, db):
         """Every destination replica against the source (harness.verify),
         and every row on the shard its sharding key routes it to."""
         table = self.wl_table(wl)
         ok = True
         for n in self.cl.dst_nodes if wl != 'd' else []:
             try:
-                self.cl.query(n, f'SYSTEM SYNC REPLICA {DB}.{table}', timeout=300)
+                self.cl.query(n, f'SYSTEM SYNC REPLICA {db}.{table}', timeout=300)
             except QueryError as e:
                 self.note(f'FAIL: {n.name}: SYSTEM SYNC REPLICA failed: {str(e)[:300]}')
                 ok = False
-        v = verify(self.cl, f'{DB}.hits', f'{DB}.{table}', self.wl_pkey(wl), unique='UserID',
+        v = verify(self.cl, f'{DB}.hits', f'{db}.{table}', self.wl_pkey(wl), unique='UserID',
                    placement='intHash64(UserID)', replica_wait=60, flat=wl == 'd')
         with open(f'{rd}/dst-r1.tsv', 'w') as f:
             f.write(''.join(f'{p}\t{c}\t{s}\n' for p, (c, s) in v.destination.items()))
@@ -465,9 +512,11 @@ class Bench:
         os.makedirs(f'{rd}/logs', exist_ok=True)
         self.say(f'workload {wl}: {copier}, {self.workers} worker(s), task {tp}')
         t = time.monotonic()
-        self.reset_destination()
+        db = f'{DB}_{wl}_{tag}'
+        self.retire(db)
         self.wait_idle()
-        shutil.copy(f'{self.dir}/task-{wl}.xml', f'{rd}/task.xml')
+        self.settle_fs()
+        self.write_task(wl, f'{rd}/task.xml', db)
         self.upload(tp, f'{rd}/task.xml')
         if copier == 'clickhouse-copier':
             cmd = [self.cc_bin, '--config', cl.zookeeper_xml, '--task-path', tp, '--base-dir', f'{rd}/logs']
@@ -477,7 +526,7 @@ class Bench:
                 cmd += ['--data-path', 'pipe']
         taskxml.write(f'{rd}/command', ' '.join(shlex.quote(c) for c in cmd) + '\n')
         load = ' '.join(open('/proc/loadavg').read().split()[:3])
-        self.note(f'prepared in {time.monotonic() - t:.1f} s (drop destination, wait idle, upload); load average {load}')
+        self.note(f'prepared in {time.monotonic() - t:.1f} s (detach the last run, wait idle, upload); load average {load}')
         self.procs = []
         epoch0 = time.time()
         cpu0 = cl.server_cpu()
@@ -508,9 +557,11 @@ class Bench:
         for k, p in enumerate(procs, 1):
             rcs.append('killed' if k in killed else self.wait(p) if p.returncode is None else p.returncode)
         end = time.monotonic()
+        self.churned = end
         cpu1 = cl.server_cpu()
         m1 = self.machine_cpu()
-        srcread, vcpu = self.query_log(epoch0, time.time())
+        srcread, roles = self.query_log(epoch0, time.time())
+        vcpu = roles['verify']
         self.procs = []
         wall = end - start
         self.note(f"wall {wall:.2f} s, exit code(s): {' '.join(map(str, rcs))}")
@@ -535,7 +586,7 @@ class Bench:
             self.note(f'note: {errs} error-level lines in {rd}/logs/*/log.log')
         if status == 'ok':
             t = time.monotonic()
-            if not self.verify(wl, rd):
+            if not self.verify(wl, rd, db):
                 status = 'FAIL'
             self.note(f'verified in {time.monotonic() - t:.1f} s')
         if status != 'ok':
@@ -550,7 +601,8 @@ class Bench:
                                  cpu='n/a' if sumcpu is None else f'{sumcpu:.2f}', scpu=f'{scpu:.2f}',
                                  left=self.count_left(tp), tp=tp, status=status, other=f'{other:.2f}',
                                  sread=f'{srcread / self.rows:.2f}', vshare=vshare,
-                                 route=self.routing(logs) if copier.startswith('chcopier') else '-'))
+                                 route=self.routing(logs) if copier.startswith('chcopier') else '-',
+                                 roles=self.roles(roles, cpu0, cpu1, sumcpu)))
         with open(f'{self.dir}/results.tsv', 'a') as f:
             r = self.results[-1]
             f.write('\t'.join(str(r[k]) for k in ('wl', 'copier')) + f'\t{self.workers}\t{wall:.3f}\t' +
@@ -602,6 +654,14 @@ class Bench:
                        f"{r['rss']:>7} {r['cpu']:>6} {r['scpu']:>7} {r['vshare']:>6} {r['sread'] + 'x':>8} "
                        f"{r['route']:>11} {r['left']:>7} {self.zk_creates(r['tp']):>7} {r['other']:>6}  "
                        f"{r['status']}")
+        out.append('')
+        out.append(f"{'CPU s by role':<30} {'read':>6} {'write':>6} {'verify':>6} {'ddl':>6} {'bg':>6} "
+                   f"{'zk':>6} {'worker':>6} {'total':>6}")
+        keys = ('read', 'write', 'verify', 'ddl', 'bg', 'zk', 'worker')
+        for r in self.results:
+            ro = r['roles']
+            out.append(f"{self.wl_label(r['wl']):<12} {r['copier']:<17} " +
+                       ' '.join(f'{ro[k]:6.2f}' for k in keys) + f' {sum(ro[k] for k in keys):6.2f}')
         how = 'GNU time' if self.gnu_time else 'VmHWM sampled from /proc'
         out.append(f"""
 ratio = chcopier rows/s / clickhouse-copier rows/s on the same workload.
@@ -615,7 +675,14 @@ routed rows to destination shards (its log); zk left = nodes
 under the task path afterwards; zk crt = create operations under it in
 ZooKeeper's transaction log (both exclude the task path and its description);
 other = cores busy with processes outside this benchmark during the run
-(anything above ~0.1 on this 2-core box skews the timings).""")
+(anything above ~0.1 on this 2-core box skews the timings).
+CPU s by role: the CPU seconds the servers' queries used (system.query_log)
+reading the source (read: the copy's SELECTs), inserting into the
+destination (write: copies and the inserts a Distributed table forwards),
+verifying (verify: counts and checksums, both sides) and the destination's
+other statements (ddl: staging tables, ATTACH/REPLACE/DROP); bg = the
+servers' CPU in no query (replication fetches, merges, Distributed sends,
+part removal); zk = ZooKeeper; worker = the copier processes.""")
         for wl in self.workloads:
             cc = base(wl)
             for c in ('chcopier', 'chcopier-pipe'):
@@ -674,17 +741,17 @@ other = cores busy with processes outside this benchmark during the run
                 raise Fail(f'cluster up failed: {e}') from None
             self.note(f'up: {len(self.cl.nodes)} ClickHouse servers + ZooKeeper (base port {self.cl.base}) in {took:.1f}s')
             self.source()
+            self.churned = time.monotonic()
             open(f'{self.dir}/results.tsv', 'w').close()
             self.zkcli('create', '/bench', '')
             for wl in self.workloads:
-                self.write_task(wl, f'{self.dir}/task-{wl}.xml')
                 src = sums(self.cl, self.cl.src_all(DB, 'hits'), self.wl_pkey(wl), 'cityHash64(*)')
                 taskxml.write(f'{self.dir}/src-{wl}.tsv', ''.join(f'{p}\t{c}\t{s}\n' for p, (c, s) in src.items()))
                 for c in self.copiers:
                     if c == 'chcopier-pipe' and wl != 'a':
                         continue
                     self.run(wl, c)
-            self.reset_destination()
+            self.retire()
             self.dump_txn_log()
             self.report()
             ok = not self.failed
