@@ -431,20 +431,21 @@ int nodes__rows(struct worker *w, const struct cfg_replica *rep, enum side side,
     return r;
 }
 
-/* Describe a table: name, type, default kind, default expression. */
+/* Describe a table: name, type, default kind, default expression. Unlike
+ * nodes__rows, never NULL: an empty answer is a table of no columns. */
 int nodes__describe(struct worker *w, const struct cfg_replica *rep, enum side side,
                     const char *db, const char *table, struct ch_rows **ret,
                     struct chc_err *err)
 {
-    struct chc_buf sql = CHC_BUF_INIT, out = CHC_BUF_INIT;
+    struct chc_buf sql = CHC_BUF_INIT;
     int r = sql_describe(db, table, &sql) < 0 ? oom(err) : 0;
 
+    *ret = NULL;
     if (r == 0)
-        r = nodes__query(w, rep, side, sql.buf, &out, err);
-    if (r == 0)
-        r = ch_tsv_parse(out.buf, out.len, ret, err);
+        r = nodes__rows(w, rep, side, sql.buf, ret, err);
+    if (r == 0 && !*ret)
+        r = ch_tsv_parse("", 0, ret, err);
     chc_buf_release(&sql);
-    chc_buf_release(&out);
     return r;
 }
 
