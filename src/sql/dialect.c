@@ -132,22 +132,20 @@ const char *dialect_known_name(unsigned v, const char *name)
  * 312 s). A copy that times out is dirty and is copied again. */
 #define ROUTE_RECEIVE_TIMEOUT "60"
 
+/* What every routed copy sends besides its foreground-insert setting. */
+#define ROUTE_COMMON                                                                   \
+    {.name = (char *)"prefer_localhost_replica", .value = (char *)"0"},                \
+        {.name = (char *)"load_balancing", .value = (char *)"in_order"},               \
+        {.name = (char *)"receive_timeout", .value = (char *)ROUTE_RECEIVE_TIMEOUT}
+
 const struct cfg_settings *dialect_route_settings(unsigned v)
 {
     static struct cfg_setting old[] = {
-        {.name = (char *)"insert_distributed_sync", .value = (char *)"1"},
-        {.name = (char *)"prefer_localhost_replica", .value = (char *)"0"},
-        {.name = (char *)"load_balancing", .value = (char *)"in_order"},
-        {.name = (char *)"receive_timeout", .value = (char *)ROUTE_RECEIVE_TIMEOUT},
-    };
+        {.name = (char *)"insert_distributed_sync", .value = (char *)"1"}, ROUTE_COMMON};
     static struct cfg_setting cur[] = {
-        {.name = (char *)"distributed_foreground_insert", .value = (char *)"1"},
-        {.name = (char *)"prefer_localhost_replica", .value = (char *)"0"},
-        {.name = (char *)"load_balancing", .value = (char *)"in_order"},
-        {.name = (char *)"receive_timeout", .value = (char *)ROUTE_RECEIVE_TIMEOUT},
-    };
-    static const struct cfg_settings set_old = {.items = old, .n = 4};
-    static const struct cfg_settings set_cur = {.items = cur, .n = 4};
+        {.name = (char *)"distributed_foreground_insert", .value = (char *)"1"}, ROUTE_COMMON};
+    static const struct cfg_settings set_old = {.items = old, .n = sizeof(old) / sizeof(old[0])};
+    static const struct cfg_settings set_cur = {.items = cur, .n = sizeof(cur) / sizeof(cur[0])};
 
     return dialect_has(v, DIALECT_FOREGROUND_INSERT) ? &set_cur : &set_old;
 }
