@@ -68,10 +68,11 @@ class Fail(Exception):
     """The benchmark cannot go on: exit 1 with the message."""
 
 
-def env_int(name, default):
+def env_int(name, default, zero=False):
+    """A positive integer from the environment (zero=True: or 0)."""
     v = os.environ.get(name) or str(default)
-    if not re.fullmatch(r'[1-9][0-9]*', v):
-        raise Fail(f"{name} must be a positive integer (got '{v}')")
+    if not re.fullmatch(r'0|[1-9][0-9]*' if zero else r'[1-9][0-9]*', v):
+        raise Fail(f"{name} must be a {'non-negative' if zero else 'positive'} integer (got '{v}')")
     return int(v)
 
 
@@ -93,7 +94,7 @@ class Bench:
         self.zkcli_bin = os.environ.get('BENCH_ZKCLI') or '/usr/share/zookeeper/bin/zkCli.sh'
         self.gnu_time = os.environ.get('BENCH_GNU_TIME', '/usr/bin/time')
         self.long = int(os.environ.get('CHQ_LONG') or 900)
-        self.settle = env_int('BENCH_SETTLE', 90)
+        self.settle = env_int('BENCH_SETTLE', 90, zero=True)
         self.churned = time.monotonic()  # the last run's end (see settle_fs)
         if self.workers > 2:
             raise Fail('BENCH_WORKERS must be 1 or 2')
@@ -300,29 +301,22 @@ class Bench:
             self.note(f'settling {left:.0f} s (BENCH_SETTLE): freed inodes cost ext4 for a minute')
             time.sleep(left)
 
-    def retire(self, db=None):
+    def retire(self, db):
         """Detach every table of the earlier runs' destination databases on
         every destination node, and create db there (clickhouse-copier 18.16
         does not create the destination database: it retries DROP PARTITION
         forever without it). Each run copies into a database of its own and
-        nothing is dropped until the cluster goes: this VM's ext4 has no
-        journal, and such an ext4 skips, scanning past each of them, the
-        inodes freed in the last minute or so when it allocates new ones
-        (the kernel's recently_deleted()). A run that started right after
-        the previous run's tables were dropped spent up to a third of the
-        servers' CPU allocating inodes (perf: recently_deleted,
-        find_get_block_common), more after clickhouse-copier's many small
-        parts than after chcopier's: a cost of the script, not of the copier
-        that happened to run next. A copier's own drops during its run still
-        count."""
+        nothing is dropped until the cluster goes: dropping the last run's
+        tables would free their files right before the next run, which then
+        pays for them (settle_fs()); a copier's own drops during its run
+        still count."""
         for n in self.cl.dst_nodes:
             got = self.q(n, f"SELECT database, name FROM system.tables WHERE database LIKE '{DB}_%' "
                             'FORMAT TSVRaw')
             for line in got.splitlines():
                 d, t = line.split('\t')
                 self.q(n, f'DETACH TABLE `{d}`.`{t}`')
-            if db:
-                self.q(n, f'CREATE DATABASE IF NOT EXISTS `{db}`')
+            self.q(n, f'CREATE DATABASE IF NOT EXISTS `{db}`')
 
     def upload(self, tp, path):
         """Write the description with zkCli (clickhouse-copier 18.16 has no
@@ -751,7 +745,6 @@ part removal); zk = ZooKeeper; worker = the copier processes.""")
                     if c == 'chcopier-pipe' and wl != 'a':
                         continue
                     self.run(wl, c)
-            self.retire()
             self.dump_txn_log()
             self.report()
             ok = not self.failed
