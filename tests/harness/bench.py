@@ -39,7 +39,7 @@ BENCH_CLICKHOUSE_COPIER (/usr/bin/clickhouse-copier), BENCH_ZKCLI
 (/usr/share/zookeeper/bin/zkCli.sh), BENCH_GNU_TIME (/usr/bin/time; empty:
 peak RSS sampled from /proc/<pid>/status every 0.1 s, CPU from the rusage
 wait4() returns), CHQ_LONG (s, timeout of the long queries, 900),
-BENCH_SETTLE (s between a run's end and the next run's start, 90; see
+BENCH_PERF=1 (perf record -a -g each run into its perf.data), BENCH_SETTLE (s between a run's end and the next run's start, 90; see
 settle_fs()).
 """
 
@@ -56,7 +56,7 @@ import time
 
 from . import ROOT, taskxml, workload
 from .chcopier import read
-from .cluster import HOST, Cluster, ClusterError, QueryError
+from .cluster import HOST, Cluster, ClusterError, QueryError, read_pid
 from .verify import sums, verify
 
 PROG = 'bench'
@@ -460,6 +460,27 @@ class Bench:
             return p.hwm, p.usage.ru_utime + p.usage.ru_stime
         return None, None
 
+    def perf_start(self, rd):
+        """BENCH_PERF=1: record the whole machine (perf record -a -g) for the
+        run into <run dir>/perf.data, to see where the servers' CPU goes;
+        <run dir>/pids names the process of each server."""
+        if os.environ.get('BENCH_PERF') != '1':
+            return None
+        cl = self.cl
+        with open(f'{rd}/pids', 'w') as f:
+            for name, pf in [(n.name, n.pid_file) for n in cl.nodes] + [('zk', cl.zk_pid_file)]:
+                f.write(f'{read_pid(pf)} {name}\n')
+        p = subprocess.Popen(['perf', 'record', '-a', '-g', '-q', '-o', f'{rd}/perf.data'],
+                             stdout=subprocess.DEVNULL, stderr=open(f'{rd}/perf.err', 'w'))
+        time.sleep(0.5)
+        return p
+
+    @staticmethod
+    def perf_stop(p):
+        if p is not None:
+            p.send_signal(signal.SIGINT)
+            p.wait()
+
     def kill_at(self, copier):
         """Half of the same copier's undisturbed run (workload a) in this
         bench run, else BENCH_KILL_AT."""
@@ -525,6 +546,7 @@ class Bench:
         epoch0 = time.time()
         cpu0 = cl.server_cpu()
         m0 = self.machine_cpu()
+        perf = self.perf_start(rd)
         start = time.monotonic()
         procs = [self.launch(rd, k, cmd) for k in range(1, self.workers + 1)]
         killed = set()
@@ -551,6 +573,7 @@ class Bench:
         for k, p in enumerate(procs, 1):
             rcs.append('killed' if k in killed else self.wait(p) if p.returncode is None else p.returncode)
         end = time.monotonic()
+        self.perf_stop(perf)
         self.churned = end
         cpu1 = cl.server_cpu()
         m1 = self.machine_cpu()
