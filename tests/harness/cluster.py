@@ -961,6 +961,19 @@ standaloneEnabled=true
         self._wait(f'ClickHouse server {n.name} (http port {n.http})', lambda: self.select1(n),
                    n.pid_file, self._t_wait + timeout, n.name)
 
+    def set_server_setting(self, name, setting, value):
+        """Give one ClickHouse server's config SETTING (a top-level element
+        its config already has, e.g. max_table_size_to_drop) VALUE and
+        restart it: for what 18.16 only reads from its config."""
+        n = self.node(name)
+        text = open(n.config).read()
+        new, k = re.subn(rf'<{setting}>[^<]*</{setting}>', f'<{setting}>{value}</{setting}>', text)
+        if k != 1:
+            raise ClusterError(f'{n.config}: no single <{setting}> to change')
+        self.stop_node(name)
+        _write(n.config, new)
+        self.start_node(name)
+
     def stop_zk(self, sig=signal.SIGTERM):
         if os.path.exists(self.zk_pid_file):
             self._term_wait([(self.zk_pid_file, self.zk_cfg)], sig)

@@ -14,7 +14,9 @@ exactly-once before its fix.
   - the partition list split into chunks reads back whole;
   - a worker frozen (SIGSTOP) past its session at 30 % and 70 % of a copy,
     while a second worker finishes, then thawed: the destination is exact
-    and the thawed worker exits.
+    and the thawed worker exits;
+  - a staging node that refuses to drop staging data for its size (18.16,
+    Code 359): the run says so and fails, the next one finishes.
 """
 
 import re
@@ -28,7 +30,7 @@ from harness import taskxml
 from harness.chcopier import wait_for
 from harness.cluster import QueryError
 from harness.taskxml import rmt, table
-from harness.verify import verify
+from harness.verify import staging_tables, verify
 
 SRC_ROWS = 40000
 
@@ -261,5 +263,35 @@ def test_worker_frozen_before_its_replace_exits_0_once_thawed(cluster, chcopier,
     w1.cont()
     rc1 = w1.wait(120)
     assert rc1 == 0, w1.output()[-2000:]
+    v = verify(cluster, 'db.src', f'db.{name}', 'toYYYYMM(d)')
+    assert v, v.report()
+
+
+def test_staging_too_big_to_drop_on_18_16(cluster, chcopier, source):
+    """A staging node whose max_table_size_to_drop and
+    max_partition_size_to_drop are 1 byte (18.16 takes them from its config
+    only, 50 GB by default, so a big partition meets this): every partition
+    still moves and verifies, the worker then exits non-zero naming the limit
+    and what to do, and the staging tables stay; once the limit is raised, a
+    second run drops them and ends with the destination exact."""
+    node = cluster.dst_replica_nodes(1)[0]
+    name = 'toobig'
+    path = task(cluster, chcopier, name, replicated(name))
+    cluster.set_server_setting(node.name, 'max_table_size_to_drop', 1)
+    cluster.set_server_setting(node.name, 'max_partition_size_to_drop', 1)
+    try:
+        r = chcopier.work(path, '--retry-delay-ms', 100, '--max-table-tries', 1, timeout=240,
+                          base_dir=f'logs-{name}')
+        print(f'# first run: exit {r.rc}; {r.err.strip()[:400]}')
+        assert r.rc not in (0, None), r
+        assert 'max_table_size_to_drop' in r.err and 'run chcopier again' in r.err, r.err[-2000:]
+        assert staging_tables(cluster, 'db', name).get(node.name), 'the staging tables stay for the next run'
+        v = verify(cluster, 'db.src', f'db.{name}', 'toYYYYMM(d)', staging=False)
+        assert v, v.report()
+    finally:
+        cluster.set_server_setting(node.name, 'max_table_size_to_drop', 0)
+        cluster.set_server_setting(node.name, 'max_partition_size_to_drop', 0)
+    r = chcopier.work(path, '--retry-delay-ms', 100, timeout=240, base_dir=f'logs-{name}')
+    assert r.rc == 0, r
     v = verify(cluster, 'db.src', f'db.{name}', 'toYYYYMM(d)')
     assert v, v.report()
