@@ -14,6 +14,7 @@
 #include "chcopier/config/task.h"
 #include "chcopier/copier/worker.h"
 #include "chcopier/sql/plan.h"
+#include "chcopier/state/codec.h"
 #include "chcopier/state/layout.h"
 #include "chcopier/state/taskstore.h"
 #include "chcopier/zk/zk.h"
@@ -62,12 +63,52 @@ static int status_open(struct worker *w, const struct cfg_table *tb, struct tsta
     return r;
 }
 
+/* The state nodes nodes[0..n) in one pipelined round (a table of 100 k
+ * partitions: one round trip, not 100 k): outs[i] their text, "" when
+ * absent (*absent[i] set). */
+static int status_read(struct tstate *ts, const struct st_node *nodes, size_t n,
+                       struct chc_buf **ret, unsigned char **absent, struct chc_err *err)
+{
+    struct st_table t = tstate__st(ts);
+    struct chc_buf *outs = calloc(n + 1, sizeof(*outs));
+    int *codes = calloc(n + 1, sizeof(*codes));
+    size_t i;
+    int r = outs && codes && (*absent = calloc(n + 1, 1)) ? 0 : oom(err);
+
+    for (i = 0; outs && i < n; i++)
+        chc_buf_init(&outs[i], 0);
+    if (r == 0 && n)
+        r = st_read_many(&t, nodes, n, outs, codes, err);
+    for (i = 0; r == 0 && i < n; i++) {
+        if (codes[i] == CHC_EZK_NONODE)
+            (*absent)[i] = 1;
+        else if (codes[i] < 0)
+            r = chc_err_set(err, codes[i], "reading the state of partition %s failed",
+                            nodes[i].part);
+    }
+    free(codes);
+    *ret = outs;
+    return r;
+}
+
+static void status_free(struct chc_buf *outs, size_t n, unsigned char *absent)
+{
+    size_t i;
+
+    for (i = 0; outs && i < n; i++)
+        chc_buf_release(&outs[i]);
+    free(outs);
+    free(absent);
+}
+
 /* Partitions done (and their rows) or moving, from parts/<p>. */
 static int status_parts(struct tstate *ts, struct table_status *st, struct chc_err *err)
 {
-    struct chc_buf data = CHC_BUF_INIT;
+    struct st_node *nodes = calloc(ts->n_parts + 1, sizeof(*nodes));
+    struct chc_buf *outs = NULL;
+    unsigned char *absent = NULL;
     size_t i;
-    int r = 0;
+    int r = nodes ? 0 : oom(err);
 
     st->parts_total = ts->n_parts;
     st->rows_total = 0;
@@ -75,72 +116,96 @@ static int status_parts(struct tstate *ts, struct table_status *st, struct chc_e
         st->rows_total = ts->parts[i].rows < 0 || st->rows_total < 0
                              ? -1
                              : st->rows_total + ts->parts[i].rows;
+    for (i = 0; nodes && i < ts->n_parts; i++)
+        nodes[i] = (struct st_node){ts->parts[i].zname, ST_PART_STATE};
+    if (r == 0)
+        r = status_read(ts, nodes, ts->n_parts, &outs, &absent, err);
     for (i = 0; r == 0 && i < ts->n_parts; i++) {
         unsigned long long rows = 0, hash = 0;
-        r = tstate__part_get(ts, i, &data, NULL, err);
-        if (r < 0)
-            break;
-        if (sscanf(data.buf, "done %llu %llu", &rows, &hash) == 2) {
+        if (absent[i])
+            continue;
+        if (sscanf(outs[i].buf, "done %llu %llu", &rows, &hash) == 2) {
             ts->parts[i].done = 1;
             st->parts_done++;
             st->rows_verified += rows;
-        } else if (data.len) {
+        } else if (outs[i].len) {
             st->parts_moving++;
         }
     }
-    chc_buf_release(&data);
+    status_free(outs, ts->n_parts, absent);
+    free(nodes);
     return r;
 }
 
-/* Pieces of one copy group (one partition, or several small ones) not yet
- * moved: copied, staged rows, last failure. */
-static int status_group(struct tstate *ts, size_t lead, struct piece_state *ps,
-                        struct table_status *st, struct chc_err *err)
+/* One piece of a copy group not yet moved (data: its state, NULL when
+ * absent): copied, staged rows, last failure. */
+static int status_piece(struct tstate *ts, size_t lead, unsigned k, const char *data,
+                        struct piece_state *ps, struct table_status *st, struct chc_err *err)
 {
-    long long staged = 0, moved = 0;
-    size_t sh, m;
-    unsigned k;
-    int r;
+    size_t sh, S = ts->tb->pull->n_shards;
 
-    for (k = 0; k < ts->parts[lead].splits; k++) {
-        r = tstate__piece_read(ts, lead, k, ps, err);
-        if (r < 0)
-            return r;
-        for (sh = 0; sh < ts->tb->pull->n_shards; sh++)
-            st->pieces_done += group_on_shard(ts, lead, sh) && ps->done[sh];
-        staged += ps->rows;
-        if (ps->error[0]) {
-            chc_secrets_mask_str(ps->error, sizeof(ps->error), 0);
-            st->failing++;
-            snprintf(st->last_error, sizeof(st->last_error), "partition %.100s piece %u: %.240s",
-                     ts->parts[lead].lit, k, ps->error);
-        }
+    if (!data)
+        st_piece_absent(ps, S);
+    else if (st_piece_decode(data, S, ps) < 0)
+        return chc_err_set(err, CHC_ESTATE, "bad state of piece %u of partition %s", k,
+                           ts->parts[lead].lit);
+    for (sh = 0; sh < S; sh++)
+        st->pieces_done += group_on_shard(ts, lead, sh) && ps->done[sh];
+    st->rows_staged += (unsigned long long)(ps->rows > 0 ? ps->rows : 0);
+    if (ps->error[0]) {
+        chc_secrets_mask_str(ps->error, sizeof(ps->error), 0);
+        st->failing++;
+        snprintf(st->last_error, sizeof(st->last_error), "partition %.100s piece %u: %.240s",
+                 ts->parts[lead].lit, k, ps->error);
     }
-    /* Members already moved are counted as verified, not staged. */
+    return 0;
+}
+
+/* Rows of a group's members already moved: verified, not staged. */
+static void status_unstage(const struct tstate *ts, size_t lead, unsigned long long before,
+                           struct table_status *st)
+{
+    unsigned long long staged = st->rows_staged - before, moved = 0;
+    size_t m;
+
     for (m = lead; m < lead + ts->parts[lead].n_group; m++)
         if (ts->parts[m].done && ts->parts[m].rows > 0)
-            moved += ts->parts[m].rows;
-    st->rows_staged += (unsigned long long)(staged > moved ? staged - moved : 0);
-    return 0;
+            moved += (unsigned long long)ts->parts[m].rows;
+    st->rows_staged = before + (staged > moved ? staged - moved : 0);
 }
 
 static int status_pieces(struct tstate *ts, struct table_status *st, struct chc_err *err)
 {
-    unsigned char *done = calloc(ts->tb->pull->n_shards, 1);
+    unsigned char *done = calloc(ts->tb->pull->n_shards, 1), *absent = NULL;
     struct piece_state ps = {.done = done, .started = -1, .version = -1};
-    size_t i, n_on;
-    int r = done ? 0 : oom(err);
+    struct st_node *nodes = calloc(ts->n_parts * ts->splits + 1, sizeof(*nodes));
+    struct chc_buf *outs = NULL;
+    size_t i, n = 0, j = 0;
+    unsigned k;
+    int r = done && nodes ? 0 : oom(err);
 
     for (i = 0; r == 0 && i < ts->n_parts; i++) {
         if (ts->parts[i].lead != i)
             continue;
-        n_on = group_pieces(ts, i);
-        st->pieces_total += n_on;
+        st->pieces_total += group_pieces(ts, i);
         if (group_done(ts, i))
-            st->pieces_done += n_on;
+            st->pieces_done += group_pieces(ts, i);
         else
-            r = status_group(ts, i, &ps, st, err);
+            for (k = 0; k < ts->parts[i].splits; k++)
+                nodes[n++] = (struct st_node){ts->parts[i].zname, k};
     }
+    if (r == 0)
+        r = status_read(ts, nodes, n, &outs, &absent, err);
+    for (i = 0; r == 0 && i < ts->n_parts; i++) {
+        unsigned long long before = st->rows_staged;
+        if (ts->parts[i].lead != i || group_done(ts, i))
+            continue;
+        for (k = 0; r == 0 && k < ts->parts[i].splits; k++, j++)
+            r = status_piece(ts, i, k, absent[j] ? NULL : outs[j].buf, &ps, st, err);
+        status_unstage(ts, i, before, st);
+    }
+    status_free(outs, n, absent);
+    free(nodes);
     free(done);
     return r;
 }
@@ -179,41 +244,85 @@ static void status_speed(struct worker *w, struct tstate *ts, const struct zk_st
     chc_buf_release(&path);
 }
 
-/* One claim in flight, as text and JSON. */
-static int flight_add(struct table_status *st, const char *part, const char *what,
-                      const char *holder)
+/* One claim in flight: locks/<part>#<what> held by the worker holder. */
+struct flight {
+    char *part;
+    char what[24];   /* piece number or "move" */
+    char holder[512];
+};
+
+static int flight_cmp(const void *a, const void *b)
 {
-    const char *kind = strcmp(what, "move") ? "piece " : "";
-    int r = chc_buf_addf(&st->flight_text, "    partition %s %s%s held by %s\n", part, kind, what,
-                         holder);
+    const struct flight *x = a, *y = b;
+    int c = strcmp(x->holder, y->holder);
+
+    if (c == 0)
+        c = (strcmp(x->what, "move") == 0) - (strcmp(y->what, "move") == 0);
+    return c ? c : strcmp(x->part, y->part);
+}
+
+static int flight_json(struct table_status *st, const struct flight *f)
+{
+    const char *kind = strcmp(f->what, "move") ? "piece " : "";
+    int r = chc_buf_addf(&st->flight_json, "%s{\"partition\":\"", st->n_flight ? "," : "");
 
     if (r == 0)
-        r = chc_buf_addf(&st->flight_json, "%s{\"partition\":\"", st->n_flight ? "," : "");
+        r = chc_buf_add_json(&st->flight_json, f->part);
     if (r == 0)
-        r = chc_buf_add_json(&st->flight_json, part);
+        r = chc_buf_addf(&st->flight_json, "\",\"what\":\"%s%s\",\"worker\":\"", kind, f->what);
     if (r == 0)
-        r = chc_buf_addf(&st->flight_json, "\",\"what\":\"%s%s\",\"worker\":\"", kind, what);
-    if (r == 0)
-        r = chc_buf_add_json(&st->flight_json, holder);
+        r = chc_buf_add_json(&st->flight_json, f->holder);
     if (r == 0)
         r = chc_buf_addstr(&st->flight_json, "\"}");
     st->n_flight++;
     return r;
 }
 
-/* Claims in flight: locks/<partition>#<k|move> hold the worker id. */
+/* Text: a line per piece; a worker's moves (a batch of up to 32
+ * partitions) on one line, naming the first few. fs sorted by flight_cmp. */
+static int flight_text(struct table_status *st, const struct flight *fs, size_t n)
+{
+    size_t i = 0, j, k;
+    int r = 0;
+
+    while (r == 0 && i < n) {
+        if (strcmp(fs[i].what, "move")) {
+            r = chc_buf_addf(&st->flight_text, "    partition %s piece %s held by %s\n",
+                             fs[i].part, fs[i].what, fs[i].holder);
+            i++;
+            continue;
+        }
+        for (j = i; j < n && !strcmp(fs[j].what, "move") && !strcmp(fs[j].holder, fs[i].holder);)
+            j++;
+        r = chc_buf_addf(&st->flight_text, "    moving %zu partition%s held by %s: ", j - i,
+                         j - i == 1 ? "" : "s", fs[i].holder);
+        for (k = i; r == 0 && k < j && k < i + 4; k++)
+            r = chc_buf_addf(&st->flight_text, "%s%s", k > i ? ", " : "", fs[k].part);
+        if (r == 0)
+            r = chc_buf_addf(&st->flight_text, j - i > 4 ? ", ... (%zu more)\n" : "\n",
+                             j - i - 4);
+        i = j;
+    }
+    return r;
+}
+
+/* Claims in flight: locks/<partition>#<k|move> hold the worker's claim
+ * (its id, then its host key). */
 static int status_flight(struct worker *w, struct tstate *ts, struct table_status *st,
                          struct chc_err *err)
 {
-    struct chc_buf part = CHC_BUF_INIT, lp = CHC_BUF_INIT, holder = CHC_BUF_INIT;
-    char **locks = NULL;
-    size_t n_locks = 0, i;
+    struct chc_buf lp = CHC_BUF_INIT, holder = CHC_BUF_INIT, part = CHC_BUF_INIT;
+    struct flight *fs = NULL;
+    char **locks = NULL, key[128];
+    size_t n_locks = 0, n = 0, i;
     int r = st_path_tnode(ts->zroot, ST_LOCKS, NULL, &lp) < 0 ? oom(err) : 0;
 
     if (r == 0)
         r = zk_children(w->zs, lp.buf, &locks, &n_locks, err);
     if (r == CHC_EZK_NONODE)
         r = 0;
+    if (r == 0 && n_locks && !(fs = calloc(n_locks, sizeof(*fs))))
+        r = oom(err);
     for (i = 0; r == 0 && i < n_locks; i++) {
         char *hash = strrchr(locks[i], '#');
         if (!hash)
@@ -224,9 +333,21 @@ static int status_flight(struct worker *w, struct tstate *ts, struct table_statu
             r = oom(err);
         } else if (zk_get(w->zs, lp.buf, &holder, NULL, NULL) == 0) {
             chc_buf_setlen(&part, (size_t)(strrchr(part.buf, '#') - part.buf));
-            r = flight_add(st, part.buf, hash + 1, holder.buf) < 0 ? oom(err) : 0;
+            snprintf(fs[n].what, sizeof(fs[n].what), "%s", hash + 1);
+            st_claim_decode(holder.buf, fs[n].holder, sizeof(fs[n].holder), key, sizeof(key));
+            fs[n].part = chc_strdup(part.buf);
+            r = fs[n++].part ? 0 : oom(err);
         }
     }
+    if (n)
+        qsort(fs, n, sizeof(*fs), flight_cmp);
+    for (i = 0; r == 0 && i < n; i++)
+        r = flight_json(st, &fs[i]) < 0 ? oom(err) : 0;
+    if (r == 0 && flight_text(st, fs, n) < 0)
+        r = oom(err);
+    for (i = 0; i < n; i++)
+        free(fs[i].part);
+    free(fs);
     chc_strv_free(locks, n_locks);
     chc_buf_release(&part);
     chc_buf_release(&lp);

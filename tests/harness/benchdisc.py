@@ -15,6 +15,11 @@ bd.dst_<N> (ReplicatedMergeTree, number_of_splits 1). Timed:
             discovery, the partition list published to ZooKeeper, the
             first refresh of the copy state and one claim
 
+  copy      (BENCHD_COPY=1) two workers started together on the same task
+            (it resumes from the discover step's state) until they exit:
+            every partition copied, moved and verified; the destination's
+            row count is then checked against the source's
+
 and printed per partition (microseconds) with the ratio to the smallest
 size's per-partition cost: about 1 when the step is linear, growing with N
 when it is not. The worker's log (debug) is kept under BENCHD_DIR for the
@@ -25,7 +30,8 @@ Env: BENCHD_SIZES ("1000 10000 100000"), BENCHD_ROWS_PER (1), BENCHD_DIR
 build-release/chcopier), BENCHD_BINARIES ("NAME=PATH ...": several
 chcopier builds timed one after the other on the same source tables, e.g.
 before and after a change; default "chcopier=$CHCOPIER"), BENCHD_TIMEOUT (s per timed command, 1800),
-BENCHD_KEEP=1 (keep the cluster's data).
+BENCHD_KEEP=1 (keep the cluster's data), BENCHD_COPY=1 (also time the
+whole copy).
 Exit 0 when every timed command ran as expected, 1 otherwise, 2 bad usage.
 """
 
@@ -102,22 +108,48 @@ def measure(cl, binary, d, n, timeout, name):
                                 timeout)
     if rc != 99:
         res['problems'].append(f'worker exit {rc}, not 99 at after_claim (see {d}/work-{n}.out)')
+    if os.environ.get('BENCHD_COPY') == '1':
+        copy(cl, binary, common, d, n, timeout, res)
     return res
 
 
+def copy(cl, binary, common, d, n, timeout, res):
+    """res['copy']: two workers from their start to the last exit."""
+    t0 = time.monotonic()
+    ps = [subprocess.Popen([binary, *common, '--base-dir', os.path.join(d, f'logs-{n}')],
+                           stdout=open(os.path.join(d, f'copy{k}-{n}.out'), 'w'), stderr=subprocess.STDOUT,
+                           stdin=subprocess.DEVNULL) for k in (1, 2)]
+    rcs = []
+    for p in ps:
+        try:
+            rcs.append(p.wait(timeout=max(1.0, timeout - (time.monotonic() - t0))))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            rcs.append(p.wait())
+    res['copy'] = time.monotonic() - t0
+    if rcs != [0, 0]:
+        res['problems'].append(f'copy: worker exits {rcs} (see {d}/copy*-{n}.out)')
+        return
+    src = sum(int(cl.query(x, f'SELECT count() FROM bd.src_{n}')) for x in cl.src_nodes)
+    dst = sum(int(cl.query(x, f'SELECT count() FROM bd.dst_{n}')) for x in cl.dst_nodes)
+    if src != dst:
+        res['problems'].append(f'copy: the destination holds {dst} rows, the source {src}')
+
+
 def report(rows):
-    base = None
+    copied = os.environ.get('BENCHD_COPY') == '1'
     print(f"{'binary':>10} {'partitions':>10} {'plan s':>9} {'us/part':>9} {'ratio':>6} {'discover s':>11} {'us/part':>9} "
-          f"{'ratio':>6}")
+          f"{'ratio':>6}" + (f" {'copy s':>9} {'us/part':>9} {'ratio':>6}" if copied else ''))
     bases = {}
     for name, n, res in rows:
-        if 'plan' not in res or 'discover' not in res:
+        keys = ('plan', 'discover', 'copy') if copied else ('plan', 'discover')
+        if not all(k in res for k in keys):
             print(f'{name:>10} {n:>10} (failed)')
             continue
-        pp, dp = res['plan'] / n * 1e6, res['discover'] / n * 1e6
-        base = bases.setdefault(name, (pp, dp))
-        print(f"{name:>10} {n:>10} {res['plan']:>9.2f} {pp:>9.1f} {pp / base[0]:>6.2f} {res['discover']:>11.2f} "
-              f'{dp:>9.1f} {dp / base[1]:>6.2f}', flush=True)
+        per = [res[k] / n * 1e6 for k in keys]
+        base = bases.setdefault(name, per)
+        print(f'{name:>10} {n:>10}' + ''.join(f' {res[k]:>{11 if k == "discover" else 9}.2f} {u:>9.1f} {u / b:>6.2f}'
+                                              for k, u, b in zip(keys, per, base)), flush=True)
 
 
 def main(argv=None):
@@ -153,8 +185,8 @@ def main(argv=None):
                     print(f'# {name} {n}: PROBLEM: {p}', flush=True)
                     failed = True
                 rows.append((name, n, res))
-                print(f"# {name} {n}: plan {res.get('plan', 0):.2f} s, discover {res.get('discover', 0):.2f} s",
-                      flush=True)
+                print(f"# {name} {n}: plan {res.get('plan', 0):.2f} s, discover {res.get('discover', 0):.2f} s"
+                      + (f", copy {res['copy']:.2f} s" if 'copy' in res else ''), flush=True)
         print()
         report(sorted(rows, key=lambda x: ([b[0] for b in binaries].index(x[0]), x[1])))
     except (ClusterError, OSError) as e:

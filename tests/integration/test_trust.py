@@ -15,6 +15,7 @@ exactly-once before its fix.
   - a worker frozen (SIGSTOP) past its session at 30 % and 70 % of a copy,
     while a second worker finishes, then thawed: the destination is exact
     and the thawed worker exits;
+  - `status` names the holder of a claim by its worker id alone;
   - a staging node that refuses to drop staging data for its size (18.16,
     Code 359): the run says so and fails, the next one finishes.
 """
@@ -263,6 +264,37 @@ def test_worker_frozen_before_its_replace_exits_0_once_thawed(cluster, chcopier,
     w1.cont()
     rc1 = w1.wait(120)
     assert rc1 == 0, w1.output()[-2000:]
+    v = verify(cluster, 'db.src', f'db.{name}', 'toYYYYMM(d)')
+    assert v, v.report()
+
+
+def test_status_names_the_holders_of_claims_in_flight(cluster, chcopier, source):
+    """A worker stops itself holding its move locks (before_replace:stop);
+    `status` names it by its id alone, in the text (one line for the
+    worker's batch of moves) and in the JSON, and a claim's other lines
+    (its host key) stay out (they were printed raw). Then the worker is
+    killed and another finishes the task."""
+    name = 'heldby'
+    path = task(cluster, chcopier, name, replicated(name))
+    w1 = chcopier.worker(path, '--min-piece-rows', '0', '--fault-point', 'before_replace:stop',
+                         base_dir=f'logs-{name}')
+    try:
+        assert stopped(w1.pid), 'the worker reaches before_replace and stops itself'
+        wid = re.search(r'worker (\S+) starting', chcopier.logs(f'logs-{name}')).group(1)
+        text = chcopier.run('status', *chcopier.common(path))
+        print(text.out)
+        assert text.rc == 0, text
+        assert re.search(rf'^    moving \d+ partitions? held by {re.escape(wid)}: \d{{6}}', text.out, re.M), text.out
+        assert 'hostkey' not in text.out, text.out
+        js = chcopier.status(path)
+        flight = js['tables'][0]['in_flight']
+        assert all(f['worker'] == wid for f in flight), flight
+        assert any(f['what'] == 'move' for f in flight), flight
+    finally:
+        w1.kill()
+        w1.wait()
+    r = chcopier.work(path, '--retry-delay-ms', 100, timeout=240, base_dir=f'logs-{name}')
+    assert r.rc == 0, r
     v = verify(cluster, 'db.src', f'db.{name}', 'toYYYYMM(d)')
     assert v, v.report()
 
