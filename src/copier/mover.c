@@ -32,6 +32,7 @@
 #include "mover.h"
 #include "batch.h"
 #include "checks.h"
+#include "drops.h"
 #include "nodes.h"
 #include "routing.h"
 #include "sums.h"
@@ -341,6 +342,7 @@ static int release_sqls(const struct tstate *ts, const struct batch *b, struct c
 static void release(struct worker *w, struct tstate *ts, struct batch *b)
 {
     struct chc_err e = CHC_ERR_INIT;
+    struct chc_buf gate = CHC_BUF_INIT;
     size_t cap = ts->splits + MOVE_BATCH, ns = 0, q = 0, i, t;
     struct chc_buf *sql = calloc(cap, sizeof(*sql));
     const struct cfg_replica **reps = calloc(cap * ts->n_targets, sizeof(*reps));
@@ -361,7 +363,7 @@ static void release(struct worker *w, struct tstate *ts, struct batch *b)
     /* Not waited for: the next batch goes on while a drop waits for the
      * piece table's lock (a copy into it still running). */
     if (r == 0 && q > 0)
-        r = nodes__bg_drops(w, reps, q, sqls, &e);
+        r = tstate__drop_gate(ts, &gate) < 0 ? oom(&e) : drops__queue(w, gate.buf, reps, q, sqls, &e);
     if (r < 0)
         chc_log_warn("table '%s': cannot drop the staging data of moved partitions (%s); it "
                      "goes with the staging tables at the end",
@@ -372,6 +374,7 @@ out:
     free(sql);
     free(reps);
     free(sqls);
+    chc_buf_release(&gate);
 }
 
 static int move_batch(struct worker *w, struct tstate *ts, const size_t *parts, size_t n,
@@ -412,7 +415,7 @@ static int move_batch(struct worker *w, struct tstate *ts, const size_t *parts, 
         release(w, ts, &b);
     /* The point is after the drops, not after queueing them. */
     if (r >= 0 && wk__fault_armed(w, "after_release"))
-        nodes__bg_wait(w, 0);
+        drops__wait(w, 0);
     if (r >= 0)
         wk__fault_point(w, "after_release");
     for (i = 0; r >= 0 && i < b.n; i++) {

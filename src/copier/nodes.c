@@ -38,9 +38,8 @@ void nodes__params(struct ch_query_params *p, const struct cfg_replica *rep, con
     p->settings[2] = NULL;
 }
 
-/* nodes__params, and for a drop the node's settings for it. */
-static void params(const struct worker *w, struct ch_query_params *p,
-                   const struct cfg_replica *rep, const char *sql, enum side side)
+void nodes__side_params(const struct worker *w, struct ch_query_params *p,
+                        const struct cfg_replica *rep, const char *sql, enum side side)
 {
     nodes__params(p, rep, sql, w->task, side);
     if (side == SIDE_DROP)
@@ -53,7 +52,7 @@ int nodes__query(struct worker *w, const struct cfg_replica *rep, enum side side
     struct ch_query_params p;
     int r;
 
-    params(w, &p, rep, sql, side);
+    nodes__side_params(w, &p, rep, sql, side);
     chc_log_trace("%s:%d: %s", rep->host, rep->http_port, sql);
     if (out)
         chc_buf_reset(out); /* out receives this query's body only */
@@ -99,7 +98,7 @@ static int run_all(struct worker *w, const struct cfg_replica *const *reps, size
                                 "statements not sent", n - started, n);
                 break;
             }
-            params(w, &p, reps[i], sqls ? sqls[i] : sql, sides ? sides[i] : SIDE_PUSH);
+            nodes__side_params(w, &p, reps[i], sqls ? sqls[i] : sql, sides ? sides[i] : SIDE_PUSH);
             if (timeout_ms > 0) {
                 p.timeout_ms = timeout_ms;
                 p.connect_timeout_ms = timeout_ms < 5000 ? timeout_ms : 5000;
@@ -223,8 +222,7 @@ int nodes__kill(struct worker *w, const struct cfg_replica *const *reps, size_t 
     return r;
 }
 
-/* The errors two drops of the same staging data racing each other give. */
-static int drop_race(long code)
+int nodes__drop_race(long code)
 {
     return code == 60 || code == 1000 || code == 49;
 }
@@ -250,7 +248,7 @@ int nodes__drops(struct worker *w, const struct cfg_replica *const *reps, size_t
      * when the other's drop wins between its check and its lock, or "File
      * not found" (Code 1000) for a part a concurrent DROP PARTITION removed.
      * Drops are idempotent: again, and the table is gone. */
-    for (tries = 0; code && tries < 3 && drop_race(ch_parse_exception_code(code)); tries++) {
+    for (tries = 0; code && tries < 3 && nodes__drop_race(ch_parse_exception_code(code)); tries++) {
         wk__sleep(w, 100u << tries);
         chc_err_clear(err);
         r = nodes__multi(w, reps, n, sqls, sql, NULL, sides, err);
@@ -258,7 +256,7 @@ int nodes__drops(struct worker *w, const struct cfg_replica *const *reps, size_t
     }
     /* Still racing (the other drop waits for a lock): a transient failure,
      * which the caller's retries wait out, not a refusal. */
-    if (code && drop_race(ch_parse_exception_code(code)) && r != CHC_ECH_EXCEPTION) {
+    if (code && nodes__drop_race(ch_parse_exception_code(code)) && r != CHC_ECH_EXCEPTION) {
         char msg[CHC_ERR_MSG_MAX];
         snprintf(msg, sizeof(msg), "%s", err->msg);
         r = chc_err_set(err, CHC_ECH_EXCEPTION, "%s", msg);
@@ -270,124 +268,6 @@ int nodes__drops(struct worker *w, const struct cfg_replica *const *reps, size_t
                        "or raise the limit, and run chcopier again to finish");
     free(sides);
     return r;
-}
-
-/* Statements whose answer nobody waits for (nodes.h): a queue, at most
- * BG_INFLIGHT running. Owned by the worker through w->bg. */
-#define BG_INFLIGHT 8
-
-struct bg_item {
-    const struct cfg_replica *rep;
-    char *sql;
-};
-
-struct nodes_bg {
-    struct worker *w;
-    struct bg_item *queue;
-    size_t head, n, cap;
-    struct {
-        struct ch_query *q;
-        const struct cfg_replica *rep;
-    } run[BG_INFLIGHT];
-    size_t n_run;
-};
-
-static void bg_pump(struct nodes_bg *bg);
-
-static void bg_cb(struct ch_query *q, void *data)
-{
-    struct nodes_bg *bg = data;
-    size_t i;
-
-    for (i = 0; i < bg->n_run && bg->run[i].q != q; i++)
-        ;
-    if (i == bg->n_run)
-        CHC_BUG("a dropped statement not in the running list");
-    /* A race with another drop of the same data (drop_race): gone anyway. */
-    if (ch_query_status(q) < 0 && ch_query_status(q) != CHC_ECANCELED &&
-        !drop_race(ch_query_exception_code(q)))
-        chc_log_warn("%s:%d: cannot drop the staging data of a moved partition (%s); it goes "
-                     "with the staging tables at the end",
-                     bg->run[i].rep->host, bg->run[i].rep->http_port, ch_query_error(q)->msg);
-    bg->run[i] = bg->run[--bg->n_run];
-    ch_query_free(q);
-    bg_pump(bg);
-}
-
-/* Start queued statements while there is room. */
-static void bg_pump(struct nodes_bg *bg)
-{
-    struct chc_err e = CHC_ERR_INIT;
-    struct ch_query_params p;
-
-    while (bg->n_run < BG_INFLIGHT && bg->head < bg->n) {
-        struct bg_item *it = &bg->queue[bg->head++];
-        params(bg->w, &p, it->rep, it->sql, SIDE_DROP);
-        chc_log_trace("%s:%d: %s", it->rep->host, it->rep->http_port, it->sql);
-        bg->run[bg->n_run].rep = it->rep;
-        if (ch_query_start(bg->w->ch, &p, bg_cb, bg, &bg->run[bg->n_run].q, &e) == 0)
-            bg->n_run++;
-        else
-            chc_log_warn("%s:%d: cannot send '%s': %s", it->rep->host, it->rep->http_port,
-                         it->sql, e.msg);
-        free(it->sql);
-        it->sql = NULL;
-    }
-    if (bg->head == bg->n) /* drained: reuse the queue from its start */
-        bg->head = bg->n = 0;
-}
-
-int nodes__bg_drops(struct worker *w, const struct cfg_replica *const *reps, size_t n,
-                    const char *const *sqls, struct chc_err *err)
-{
-    struct nodes_bg *bg = w->bg;
-    size_t i;
-
-    if (!bg) {
-        bg = calloc(1, sizeof(*bg));
-        if (!bg)
-            return oom(err);
-        bg->w = w;
-        w->bg = bg;
-    }
-    if (bg->n + n > bg->cap) {
-        size_t cap = (bg->n + n) * 2;
-        struct bg_item *q = realloc(bg->queue, cap * sizeof(*q));
-        if (!q)
-            return oom(err);
-        bg->queue = q;
-        bg->cap = cap;
-    }
-    for (i = 0; i < n; i++) {
-        bg->queue[bg->n].rep = reps[i];
-        bg->queue[bg->n].sql = chc_strndup(sqls[i], strlen(sqls[i]));
-        if (!bg->queue[bg->n].sql)
-            return oom(err);
-        bg->n++;
-    }
-    bg_pump(bg);
-    return 0;
-}
-
-void nodes__bg_wait(struct worker *w, int cancel)
-{
-    struct nodes_bg *bg = w->bg;
-    size_t i;
-
-    if (!bg)
-        return;
-    if (cancel) {
-        for (i = bg->head; i < bg->n; i++)
-            free(bg->queue[i].sql);
-        bg->head = bg->n = 0;
-        for (i = 0; i < bg->n_run; i++)
-            ch_query_cancel(bg->run[i].q);
-    }
-    while (bg->n_run > 0 || bg->head < bg->n)
-        uv_run(&w->loop, UV_RUN_ONCE);
-    free(bg->queue);
-    free(bg);
-    w->bg = NULL;
 }
 
 int nodes__probe_versions(struct worker *w, const struct cfg_replica *const *reps, size_t n,

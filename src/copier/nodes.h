@@ -53,18 +53,14 @@ int nodes__kill(struct worker *w, const struct cfg_replica *const *reps, size_t 
  * as nodes__multi with SIDE_DROP. A refusal for size (Code 359,
  * max_table_size_to_drop / max_partition_size_to_drop on a server that
  * takes no query setting for it) says so and what to do. */
+/* The errors two drops of the same staging data racing each other give
+ * (Code 60, 1000, 49): the data is gone either way. */
+int nodes__drop_race(long code);
+/* nodes__params, and for a drop (SIDE_DROP) the node's settings for it. */
+void nodes__side_params(const struct worker *w, struct ch_query_params *p,
+                        const struct cfg_replica *rep, const char *sql, enum side side);
 int nodes__drops(struct worker *w, const struct cfg_replica *const *reps, size_t n,
                  const char *const *sqls, const char *sql, struct chc_err *err);
-/* Drops whose answer nobody waits for (the release of moved partitions'
- * staging data): sqls[i] on reps[i], queued and sent at most 8 at a time
- * while the loop runs; a failure is logged (the staging tables go at the
- * table's end anyway). -ENOMEM only. */
-int nodes__bg_drops(struct worker *w, const struct cfg_replica *const *reps, size_t n,
-                    const char *const *sqls, struct chc_err *err);
-/* Run the loop until every such drop has ended (cancel: abandon them
- * first), then free the queue. Before the staging tables are dropped and
- * before the client goes. */
-void nodes__bg_wait(struct worker *w, int cancel);
 /* Ask reps[0..n) their version() (bounded, at once) and remember the
  * answers (wk__version_set) so that statements follow them; a node that
  * does not answer keeps 0 (unknown). < 0 only for ENOMEM. */

@@ -25,6 +25,7 @@
 #include "chcopier/state/protocol.h"
 #include "chcopier/config/task.h"
 #include "chcopier/state/layout.h"
+#include "drops.h"
 #include "nodes.h"
 #include "piece.h"
 #include "routing.h"
@@ -93,6 +94,7 @@ static int drop_group(struct worker *w, struct tstate *ts, size_t part, unsigned
     struct chc_buf *stmt = calloc(ng, sizeof(*stmt));
     const struct cfg_replica **reps = calloc(nq + 1, sizeof(*reps));
     const char **sqls = calloc(nq + 1, sizeof(*sqls));
+    struct chc_buf gate = CHC_BUF_INIT;
     int r = stmt && reps && sqls ? 0 : -ENOMEM;
 
     for (i = 0; stmt && i < ng; i++)
@@ -104,12 +106,15 @@ static int drop_group(struct worker *w, struct tstate *ts, size_t part, unsigned
             sqls[q++] = stmt[i].buf;
         }
     }
-    r = r < 0 ? oom(err) : nodes__drops(w, reps, q, sqls, NULL, err);
+    if (r == 0)
+        r = tstate__drop_gate(ts, &gate);
+    r = r < 0 ? oom(err) : drops__run(w, gate.buf, reps, q, sqls, NULL, err);
     for (i = 0; stmt && i < ng; i++)
         chc_buf_release(&stmt[i]);
     free(stmt);
     free(reps);
     free(sqls);
+    chc_buf_release(&gate);
     return r;
 }
 

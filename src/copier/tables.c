@@ -29,6 +29,7 @@
 #include "chcopier/config/task.h"
 #include "chcopier/zk/zk.h"
 #include "discover.h"
+#include "drops.h"
 #include "nodes.h"
 #include "pin.h"
 #include "preflight.h"
@@ -378,12 +379,12 @@ int tables__drop_assemblies(struct worker *w, const struct cfg_table *tb,
 int tables__drop_helpers(struct worker *w, struct tstate *ts, struct chc_err *err)
 {
     const struct cfg_replica **treps = NULL;
-    struct chc_buf sql = CHC_BUF_INIT, name = CHC_BUF_INIT;
+    struct chc_buf sql = CHC_BUF_INIT, name = CHC_BUF_INIT, gate = CHC_BUF_INIT;
     size_t n = 0;
     unsigned k;
     int r = 0;
 
-    nodes__bg_wait(w, 0); /* the released partitions' drops end first */
+    drops__wait(w, 0); /* the released partitions' drops end first */
     if (preflight__push_nodes(ts, &treps, &n) < 0)
         return oom(err);
     r = routing__drop(w, ts, treps, n, err);
@@ -395,17 +396,20 @@ int tables__drop_helpers(struct worker *w, struct tstate *ts, struct chc_err *er
         r = k < ts->splits ? plan_piece_table(ts->tb, k, &name) : plan_assembly_table(ts->tb, &name);
         if (r == 0)
             r = sql_drop_table(ts->tb->database_push, name.buf, &sql);
+        if (r == 0)
+            r = tstate__drop_gate(ts, &gate);
         if (r < 0) {
             r = oom(err);
             break;
         }
-        r = nodes__drops(w, treps, n, NULL, sql.buf, err);
+        r = drops__run(w, gate.buf, treps, n, NULL, sql.buf, err);
     }
     if (r < 0 && r != -ENOMEM)
         chc_err_prefix(err, "table '%s': dropping the staging tables", ts->tb->name);
     free(treps);
     chc_buf_release(&sql);
     chc_buf_release(&name);
+    chc_buf_release(&gate);
     return r;
 }
 

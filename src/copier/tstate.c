@@ -61,6 +61,11 @@ struct st_table tstate__st(const struct tstate *ts)
     return t;
 }
 
+int tstate__drop_gate(const struct tstate *ts, struct chc_buf *out)
+{
+    return st_path_tnode(ts->zroot, ST_LOCKS, "drops", out);
+}
+
 /* The index of partition `lit`, added if new. */
 int tstate__add_part(struct tstate *ts, const char *lit, struct chc_err *err)
 {

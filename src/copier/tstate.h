@@ -143,6 +143,8 @@ static inline size_t group_pieces(const struct tstate *ts, size_t lead)
 }
 
 struct st_table tstate__st(const struct tstate *ts);
+/* The table's drop gate, <t>/locks/drops (drops.h). */
+int tstate__drop_gate(const struct tstate *ts, struct chc_buf *out);
 /* The index of partition `lit`, added if new. */
 /* The preflight probe's answer for rep (NULL if rep was not probed). */
 const struct node *tstate__node(const struct tstate *ts, const struct cfg_replica *rep);

@@ -7,6 +7,8 @@
  * src/copier, bottom to top (each file uses only those below it):
  *   wk.c         this context
  *   nodes.c      statements on one or many ClickHouse nodes
+ *   drops.c      drops of staging data through a table's drop gate, and
+ *                the queue of releases nobody waits for
  *   tstate.c     a table's state as the coordinator holds it
  *   versions.c   what the nodes' versions decide (sql/dialect.h applied)
  *   preflight.c  the checks before anything is written
@@ -71,7 +73,7 @@ struct worker {
     char hostkey[128];    /* "<boot id>/<pid namespace>": whose pids we can see */
     struct chc_buf claim; /* data of our claims: id and hostkey (state/codec.h) */
     struct job *jobs;     /* piece copies in flight: piece.c's alone */
-    struct nodes_bg *bg;  /* drops nobody waits for: nodes.c's alone */
+    struct nodes_bg *bg;  /* drops nobody waits for: drops.c's alone */
     size_t n_jobs;
     unsigned cap;         /* --max-pieces-in-flight */
     unsigned long slot_seq;

@@ -28,6 +28,7 @@
 #include "chcopier/copier/worker.h"
 #include "chcopier/zk/zk.h"
 #include "mover.h"
+#include "drops.h"
 #include "nodes.h"
 #include "piece.h"
 #include "preflight.h"
@@ -466,7 +467,7 @@ static int process_table(struct worker *w, const struct cfg_table *tb, struct ch
                              (double)(now_ms() - t0) / 1000.0, ts->n_parts);
         }
         piece__jobs_abort(w);
-        nodes__bg_wait(w, r < 0);
+        drops__wait(w, r < 0);
         tstate__free(ts);
     } while (r == RESTART);
     return r;
@@ -529,7 +530,7 @@ int worker_run(const struct chc_options *o, const struct cfg_zk *zkcfg, struct z
         chc_log_status(NULL);
     chc_log_info("every table task is done");
 out:
-    nodes__bg_wait(&w, 1);
+    drops__wait(&w, 1);
     wk__close(&w);
     zk_session_free(w.zs);
     return r;

@@ -15,6 +15,8 @@ exactly-once before its fix.
   - a worker frozen (SIGSTOP) past its session at 30 % and 70 % of a copy,
     while a second worker finishes, then thawed: the destination is exact
     and the thawed worker exits;
+  - a worker frozen while it holds a table's drop gate delays the others'
+    drops until its session expires, nothing more;
   - `status` names the holder of a claim by its worker id alone;
   - a staging node that refuses to drop staging data for its size (18.16,
     Code 359): the run says so and fails, the next one finishes.
@@ -264,6 +266,33 @@ def test_worker_frozen_before_its_replace_exits_0_once_thawed(cluster, chcopier,
     w1.cont()
     rc1 = w1.wait(120)
     assert rc1 == 0, w1.output()[-2000:]
+    v = verify(cluster, 'db.src', f'db.{name}', 'toYYYYMM(d)')
+    assert v, v.report()
+
+
+def test_frozen_holder_of_the_drop_gate(cluster, chcopier, source):
+    """Session timeout 3 s. Worker 1 stops itself right after taking the
+    table's drop gate (with_drop_gate:stop), its first release not sent;
+    worker 2's drops wait for the gate until worker 1's session expires,
+    then it finishes the task. Thawed, worker 1 exits 0 and the destination
+    is exact: a frozen holder delays the drops, never stops them or the
+    copy."""
+    zk = zk_xml_with_session(cluster, chcopier.path('zk3s.xml'), 3000)
+    name = 'gate'
+    path = task(cluster, chcopier, name, replicated(name))
+    w1 = chcopier.worker(path, '--min-piece-rows', '0', '--retry-delay-ms', '200',
+                         '--fault-point', 'with_drop_gate:stop-expired', zk_xml=zk, base_dir=f'logs-{name}')
+    assert stopped(w1.pid), 'worker 1 takes the drop gate and stops itself'
+    gate = f'{_zroot(cluster, path)}/locks/drops'
+    holder = cluster.zk_get(gate)
+    assert holder.startswith(re.search(r'worker (\S+) starting', w1.output() + chcopier.logs(f'logs-{name}')).group(1))
+    w2 = chcopier.worker(path, '--min-piece-rows', '0', '--retry-delay-ms', '200', zk_xml=zk,
+                         base_dir=f'logs-{name}')
+    assert w2.wait(300) == 0, w2.output()[-2000:]
+    w1.cont()
+    rc1 = w1.wait(120)
+    assert rc1 == 0, w1.output()[-2000:]
+    assert not cluster.zk_exists(gate)
     v = verify(cluster, 'db.src', f'db.{name}', 'toYYYYMM(d)')
     assert v, v.report()
 
