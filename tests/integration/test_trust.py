@@ -246,6 +246,28 @@ def stopped(pid, timeout=120):
     return False
 
 
+def frozen_while_another_finishes(cluster, chcopier, name, point, while_frozen=None):
+    """Session timeout 3 s. Worker 1 stops itself at fault point POINT
+    (WHILE_FROZEN(path, w1) then runs); worker 2 finishes the task; thawed,
+    worker 1 must exit 0, and the destination must be exact."""
+    zk = zk_xml_with_session(cluster, chcopier.path('zk3s.xml'), 3000)
+    path = task(cluster, chcopier, name, replicated(name))
+    w1 = chcopier.worker(path, '--min-piece-rows', '0', '--retry-delay-ms', '200',
+                         '--fault-point', point, zk_xml=zk, base_dir=f'logs-{name}')
+    assert stopped(w1.pid), f'worker 1 reaches {point} and stops itself'
+    if while_frozen:
+        while_frozen(path, w1)
+    w2 = chcopier.worker(path, '--min-piece-rows', '0', '--retry-delay-ms', '200', zk_xml=zk,
+                         base_dir=f'logs-{name}')
+    assert w2.wait(300) == 0, w2.output()[-2000:]
+    w1.cont()
+    rc1 = w1.wait(120)
+    assert rc1 == 0, w1.output()[-2000:]
+    v = verify(cluster, 'db.src', f'db.{name}', 'toYYYYMM(d)')
+    assert v, v.report()
+    return path
+
+
 def test_worker_frozen_before_its_replace_exits_0_once_thawed(cluster, chcopier, source):
     """Worker 1 freezes itself right before a REPLACE round (its move locks
     checked, the statements not yet sent) past its 3 s session; worker 2
@@ -254,47 +276,23 @@ def test_worker_frozen_before_its_replace_exits_0_once_thawed(cluster, chcopier,
     news of its lost session, not a refusal, so it exits 0 (it exited 1 in
     the chaos run, 'Table ..._piece_0 doesn't exist'), and nothing it sent
     changed the destination."""
-    zk = zk_xml_with_session(cluster, chcopier.path('zk3s.xml'), 3000)
-    name = 'frzrepl'
-    path = task(cluster, chcopier, name, replicated(name))
-    w1 = chcopier.worker(path, '--min-piece-rows', '0', '--retry-delay-ms', '200',
-                         '--fault-point', 'before_replace:stop', zk_xml=zk, base_dir=f'logs-{name}')
-    assert stopped(w1.pid), 'worker 1 reaches before_replace and stops itself'
-    w2 = chcopier.worker(path, '--min-piece-rows', '0', '--retry-delay-ms', '200', zk_xml=zk,
-                         base_dir=f'logs-{name}')
-    assert w2.wait(300) == 0, w2.output()[-2000:]
-    w1.cont()
-    rc1 = w1.wait(120)
-    assert rc1 == 0, w1.output()[-2000:]
-    v = verify(cluster, 'db.src', f'db.{name}', 'toYYYYMM(d)')
-    assert v, v.report()
+    frozen_while_another_finishes(cluster, chcopier, 'frzrepl', 'before_replace:stop')
 
 
 def test_frozen_holder_of_the_drop_gate(cluster, chcopier, source):
-    """Session timeout 3 s. Worker 1 stops itself right after taking the
-    table's drop gate (with_drop_gate:stop), its first release not sent;
-    worker 2's drops wait for the gate until worker 1's session expires,
-    then it finishes the task. Thawed, worker 1 exits 0 and the destination
-    is exact: a frozen holder delays the drops, never stops them or the
-    copy."""
-    zk = zk_xml_with_session(cluster, chcopier.path('zk3s.xml'), 3000)
-    name = 'gate'
-    path = task(cluster, chcopier, name, replicated(name))
-    w1 = chcopier.worker(path, '--min-piece-rows', '0', '--retry-delay-ms', '200',
-                         '--fault-point', 'with_drop_gate:stop-expired', zk_xml=zk, base_dir=f'logs-{name}')
-    assert stopped(w1.pid), 'worker 1 takes the drop gate and stops itself'
-    gate = f'{_zroot(cluster, path)}/locks/drops'
-    holder = cluster.zk_get(gate)
-    assert holder.startswith(re.search(r'worker (\S+) starting', w1.output() + chcopier.logs(f'logs-{name}')).group(1))
-    w2 = chcopier.worker(path, '--min-piece-rows', '0', '--retry-delay-ms', '200', zk_xml=zk,
-                         base_dir=f'logs-{name}')
-    assert w2.wait(300) == 0, w2.output()[-2000:]
-    w1.cont()
-    rc1 = w1.wait(120)
-    assert rc1 == 0, w1.output()[-2000:]
-    assert not cluster.zk_exists(gate)
-    v = verify(cluster, 'db.src', f'db.{name}', 'toYYYYMM(d)')
-    assert v, v.report()
+    """Worker 1 stops itself right after taking the table's drop gate
+    (with_drop_gate:stop-expired), its first release not sent; worker 2's
+    drops wait for the gate until worker 1's 3 s session expires, then it
+    finishes the task. Thawed, worker 1 sends nothing under the gate it
+    lost and exits 0; the destination is exact: a frozen holder delays the
+    drops, never stops them or the copy."""
+    def holds_the_gate(path, w1):
+        wid = re.search(r'worker (\S+) starting', chcopier.logs('logs-gate')).group(1)
+        assert cluster.zk_get(f'{_zroot(cluster, path)}/locks/drops').startswith(wid + '\n')
+
+    path = frozen_while_another_finishes(cluster, chcopier, 'gate', 'with_drop_gate:stop-expired',
+                                         holds_the_gate)
+    assert not cluster.zk_exists(f'{_zroot(cluster, path)}/locks/drops')
 
 
 def test_status_names_the_holders_of_claims_in_flight(cluster, chcopier, source):
