@@ -182,7 +182,8 @@ static void bg_cb(struct ch_query *q, void *data)
 }
 
 /* A round: the queued drops for one node under the gate, at most
- * BG_INFLIGHT at once; the next node's once they all ended. */
+ * BG_INFLIGHT at once; the next node's once they all ended. Drops queued
+ * without a gate join any round. */
 static void bg_pump(struct nodes_bg *bg)
 {
     struct chc_err e = CHC_ERR_INIT;
@@ -196,7 +197,8 @@ static void bg_pump(struct nodes_bg *bg)
         return;
     for (i = bg->head; i < bg->n && bg->n_run < BG_INFLIGHT; i++) {
         struct bg_item *it = &bg->queue[i];
-        if (!it->sql || it->rep != bg->cur || !same_gate(it->gate, bg->held))
+        /* Drops that need no gate go whenever there is room. */
+        if (!it->sql || (it->gate && (it->rep != bg->cur || !same_gate(it->gate, bg->held))))
             continue;
         nodes__side_params(bg->w, &p, it->rep, it->sql, SIDE_DROP);
         chc_log_trace("%s:%d: %s", it->rep->host, it->rep->http_port, it->sql);

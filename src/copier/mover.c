@@ -315,10 +315,11 @@ static void batch_recorded(struct batch *b)
 /* The batch's staging data, now moved and verified, is dropped from every
  * staging node (not with --safe-mode): each piece table's partitions in one
  * ALTER, each partition's assembly table, in the background
- * (nodes__bg_drops). Best effort: what stays is dropped with the staging
- * tables at the end. */
+ * (drops__queue): the piece tables' through the drop gate, the assemblies'
+ * (no copy writes to them) without. Best effort: what stays is dropped with
+ * the staging tables at the end. sql[0, np) are the piece tables'. */
 static int release_sqls(const struct tstate *ts, const struct batch *b, struct chc_buf *sql,
-                        size_t *ns)
+                        size_t *np, size_t *ns)
 {
     const char *lits[MOVE_BATCH];
     size_t i, n;
@@ -332,6 +333,7 @@ static int release_sqls(const struct tstate *ts, const struct batch *b, struct c
         if (n)
             r = sql_release_pieces(ts->tb, k, lits, n, &sql[(*ns)++]);
     }
+    *np = *ns;
     for (i = 0; r == 0 && i < b->n; i++)
         if (b->mv[i].active)
             r = sql_move_step(ts->tb, MOVE_RELEASE_ASSEMBLY, ts->parts[b->mv[i].part].lit, 0,
@@ -343,7 +345,8 @@ static void release(struct worker *w, struct tstate *ts, struct batch *b)
 {
     struct chc_err e = CHC_ERR_INIT;
     struct chc_buf gate = CHC_BUF_INIT;
-    size_t cap = ts->splits + MOVE_BATCH, ns = 0, q = 0, i, t;
+    size_t cap = ts->splits + MOVE_BATCH, np = 0, ns = 0, q, i, t;
+    int pass;
     struct chc_buf *sql = calloc(cap, sizeof(*sql));
     const struct cfg_replica **reps = calloc(cap * ts->n_targets, sizeof(*reps));
     const char **sqls = calloc(cap * ts->n_targets, sizeof(*sqls));
@@ -353,17 +356,21 @@ static void release(struct worker *w, struct tstate *ts, struct batch *b)
         chc_buf_init(&sql[i], 0);
     if (w->o->safe_mode)
         goto out;
-    if (r == 0 && release_sqls(ts, b, sql, &ns) < 0)
+    if (r == 0 && release_sqls(ts, b, sql, &np, &ns) < 0)
         r = oom(&e);
-    for (i = 0; r == 0 && i < ns; i++)
-        for (t = 0; t < ts->n_targets; t++) {
-            reps[q] = ts->targets[t].rep;
-            sqls[q++] = sql[i].buf;
-        }
+    if (r == 0 && tstate__drop_gate(ts, &gate) < 0)
+        r = oom(&e);
     /* Not waited for: the next batch goes on while a drop waits for the
      * piece table's lock (a copy into it still running). */
-    if (r == 0 && q > 0)
-        r = tstate__drop_gate(ts, &gate) < 0 ? oom(&e) : drops__queue(w, gate.buf, reps, q, sqls, &e);
+    for (pass = 0; r == 0 && pass < 2; pass++) {
+        for (q = 0, i = pass ? np : 0; i < (pass ? ns : np); i++)
+            for (t = 0; t < ts->n_targets; t++) {
+                reps[q] = ts->targets[t].rep;
+                sqls[q++] = sql[i].buf;
+            }
+        if (q > 0)
+            r = drops__queue(w, pass ? NULL : gate.buf, reps, q, sqls, &e);
+    }
     if (r < 0)
         chc_log_warn("table '%s': cannot drop the staging data of moved partitions (%s); it "
                      "goes with the staging tables at the end",
