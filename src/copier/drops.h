@@ -1,13 +1,13 @@
 /* drops.h — dropping staging data without deadlocking ClickHouse 18.16.
  *
  * A DROP PARTITION (or DROP TABLE) of a piece table waits for the table's
- * write lock, and 18.16's table locks are fair: once a writer waits, new
- * readers queue behind it. A Distributed copy on staging node A holds A's
- * piece table (its local part) while it opens B's (the rows it forwards);
- * one on B holds B's while it opens A's. With a drop waiting on A and
- * another on B, each copy waits for a lock queued behind a drop that waits
- * for the other copy: a deadlock that only the servers' 60 s receive
- * timeout breaks, failing both copies (seen at 10 000 partitions).
+ * write lock, and 18.16's table locks are fair: once a drop waits, later
+ * INSERTs queue behind it. A Distributed copy forwards rows to the other
+ * staging node as an INSERT that holds that node's piece table while it
+ * waits for them. With drops waiting on two staging nodes, the copies
+ * started on each can end up waiting for each other behind them: a
+ * deadlock that only the servers' 60 s receive timeout broke, failing a
+ * copy (seen at 10 000 partitions, docs/design.md "The drop gate").
  *
  * So the drops of a table's staging data go through its drop gate, the
  * ephemeral node <t>/locks/drops: whoever holds it sends drops to one
