@@ -102,17 +102,23 @@ static void bg_compact(struct nodes_bg *bg)
         bg->head = bg->n = 0;
 }
 
-static void bg_abandon(struct nodes_bg *bg, const char *why)
+/* Forget every drop not sent yet. */
+static void bg_clear(struct nodes_bg *bg)
 {
     size_t i;
 
-    chc_log_warn("cannot drop the staging data of moved partitions (%s); it goes with the "
-                 "staging tables at the end", why);
     for (i = bg->head; i < bg->n; i++) {
         free(bg->queue[i].sql);
         free(bg->queue[i].gate);
     }
     bg->head = bg->n = 0;
+}
+
+static void bg_abandon(struct nodes_bg *bg, const char *why)
+{
+    chc_log_warn("cannot drop the staging data of moved partitions (%s); it goes with the "
+                 "staging tables at the end", why);
+    bg_clear(bg);
 }
 
 /* Between rounds: let go of the gate (others wait for it), then take it
@@ -134,26 +140,25 @@ static int bg_round(struct nodes_bg *bg)
         return 0;
     first = &bg->queue[bg->head];
     if (first->gate) {
-        r = st_claim(&c, first->gate, &e);
-        if (r < 0 && r != CHC_EZK_NODEEXISTS && ++bg->failures >= GATE_GIVE_UP) {
+        char *gate = chc_strdup(first->gate);
+        if (!gate) {
+            bg_abandon(bg, "out of memory");
+            return 0;
+        }
+        r = st_claim(&c, gate, &e);
+        if (r == 0) {
+            bg->failures = 0;
+            wk__fault_point(bg->w, "with_drop_gate");
+            if (!zk_session_expired(bg->w->zs)) /* else frozen since: not ours any more */
+                bg->held = gate;
+        } else if (r != CHC_EZK_NODEEXISTS && ++bg->failures >= GATE_GIVE_UP) {
+            free(gate);
             bg_abandon(bg, e.msg);
             return 0;
         }
-        if (r < 0) {
+        if (!bg->held) {
+            free(gate);
             uv_timer_start(&bg->retry, retry_cb, GATE_RETRY_MS, 0);
-            return 0;
-        }
-        bg->failures = 0;
-        wk__fault_point(bg->w, "with_drop_gate");
-        if (zk_session_expired(bg->w->zs)) { /* frozen since: not ours any more */
-            uv_timer_start(&bg->retry, retry_cb, GATE_RETRY_MS, 0);
-            return 0;
-        }
-        bg->held = chc_strdup(first->gate);
-        if (!bg->held) { /* cannot remember it: give it back */
-            char *p = chc_strdup(first->gate);
-            gate_release(bg->w, &p);
-            bg_abandon(bg, "out of memory");
             return 0;
         }
     }
@@ -338,11 +343,7 @@ void drops__wait(struct worker *w, int cancel)
     if (!bg)
         return;
     if (cancel) {
-        for (i = bg->head; i < bg->n; i++) {
-            free(bg->queue[i].sql);
-            free(bg->queue[i].gate);
-        }
-        bg->head = bg->n = 0;
+        bg_clear(bg);
         for (i = 0; i < bg->n_run; i++)
             ch_query_cancel(bg->run[i].q);
     }

@@ -49,16 +49,16 @@ int nodes__fanout(struct worker *w, const struct cfg_replica *const *reps, size_
  * where the staging check catches them). */
 int nodes__kill(struct worker *w, const struct cfg_replica *const *reps, size_t n,
                 const char *sql, struct chc_err *err);
-/* Statements that drop staging data (sqls[i] on reps[i], or sql on all),
- * as nodes__multi with SIDE_DROP. A refusal for size (Code 359,
- * max_table_size_to_drop / max_partition_size_to_drop on a server that
- * takes no query setting for it) says so and what to do. */
 /* The errors two drops of the same staging data racing each other give
  * (Code 60, 1000, 49): the data is gone either way. */
 int nodes__drop_race(long code);
 /* nodes__params, and for a drop (SIDE_DROP) the node's settings for it. */
 void nodes__side_params(const struct worker *w, struct ch_query_params *p,
                         const struct cfg_replica *rep, const char *sql, enum side side);
+/* Statements that drop staging data (sqls[i] on reps[i], or sql on all),
+ * as nodes__multi with SIDE_DROP. A refusal for size (Code 359,
+ * max_table_size_to_drop / max_partition_size_to_drop on a server that
+ * takes no query setting for it) says so and what to do. */
 int nodes__drops(struct worker *w, const struct cfg_replica *const *reps, size_t n,
                  const char *const *sqls, const char *sql, struct chc_err *err);
 /* Ask reps[0..n) their version() (bounded, at once) and remember the

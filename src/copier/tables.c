@@ -385,8 +385,10 @@ int tables__drop_helpers(struct worker *w, struct tstate *ts, struct chc_err *er
     int r = 0;
 
     drops__wait(w, 0); /* the released partitions' drops end first */
-    if (preflight__push_nodes(ts, &treps, &n) < 0)
+    if (tstate__drop_gate(ts, &gate) < 0 || preflight__push_nodes(ts, &treps, &n) < 0) {
+        chc_buf_release(&gate);
         return oom(err);
+    }
     r = routing__drop(w, ts, treps, n, err);
     if (r == 0)
         r = tables__drop_assemblies(w, ts->tb, treps, n, 0, err);
@@ -396,8 +398,6 @@ int tables__drop_helpers(struct worker *w, struct tstate *ts, struct chc_err *er
         r = k < ts->splits ? plan_piece_table(ts->tb, k, &name) : plan_assembly_table(ts->tb, &name);
         if (r == 0)
             r = sql_drop_table(ts->tb->database_push, name.buf, &sql);
-        if (r == 0)
-            r = tstate__drop_gate(ts, &gate);
         if (r < 0) {
             r = oom(err);
             break;
