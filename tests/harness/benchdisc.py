@@ -116,9 +116,11 @@ def measure(cl, binary, d, n, timeout, name):
 def copy(cl, binary, common, d, n, timeout, res):
     """res['copy']: two workers from their start to the last exit."""
     t0 = time.monotonic()
+    outs = [open(os.path.join(d, f'copy{k}-{n}.out'), 'w') for k in (1, 2)]
     ps = [subprocess.Popen([binary, *common, '--base-dir', os.path.join(d, f'logs-{n}')],
-                           stdout=open(os.path.join(d, f'copy{k}-{n}.out'), 'w'), stderr=subprocess.STDOUT,
-                           stdin=subprocess.DEVNULL) for k in (1, 2)]
+                           stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL) for f in outs]
+    for f in outs:  # the children have their own copies
+        f.close()
     rcs = []
     for p in ps:
         try:
